@@ -1,0 +1,67 @@
+"""Run a command and measure wall time and the peak memory of its whole process tree.
+
+Peers and our own tool both spread work over child processes, so the peak RSS that matters is
+the sum over the tree, sampled from /proc (Linux) while the command runs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Measured", "run_measured"]
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class Measured:
+    seconds: float
+    peak_rss_bytes: int
+    stdout: str
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(parent, []).append(int(entry.name))
+    return tree
+
+
+def _tree_rss(root: int) -> int:
+    tree, total, stack = _children(), 0, [root]
+    while stack:
+        pid = stack.pop()
+        with suppress(OSError, IndexError, ValueError):  # the process may have just ended
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+        stack.extend(tree.get(pid, []))
+    return total
+
+
+def run_measured(command: Sequence[str], *, env: dict[str, str] | None = None,
+                 interval: float = 0.05) -> Measured:
+    """Run ``command`` to completion; raise CalledProcessError (with its stderr) on failure."""
+    started = time.perf_counter()
+    process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, _tree_rss(process.pid))
+        time.sleep(interval)
+    out, err = process.communicate()
+    seconds = time.perf_counter() - started
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, list(command), out, err)
+    return Measured(seconds, peak, out)

@@ -1,0 +1,209 @@
+"""``tokenize_file`` on real and broken inputs: clear errors, rejects, nothing half-written."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tokenizer.catalog import load_schema
+from tokenizer.encodings_file import read_encodings
+from tokenizer.errors import InputError, InvalidRowsError, SecretError
+from tokenizer.keys import read_secret
+from tokenizer.pipeline import rejects_path_for, tokenize_file
+
+from .golden import case
+
+GOLDEN = case("febrl4b_with_invalid_rows")
+SCHEMA = load_schema(GOLDEN.schema_path)
+
+
+def _write_csv(path, header, rows, encoding="utf-8"):
+    with path.open("w", encoding=encoding, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _leftovers(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_missing_columns_are_named(tmp_path) -> None:
+    header, rows = GOLDEN.rows()
+    keep = [c for c in header if c not in ("surname", "postcode")]
+    source = _write_csv(tmp_path / "short.csv", keep, [[r[c] for c in keep] for r in rows[:5]])
+    with pytest.raises(InputError) as raised:
+        tokenize_file(source, SCHEMA, GOLDEN.secret, tmp_path / "out.parquet")
+    message = str(raised.value)
+    assert "short.csv" in message and "surname" in message and "postcode" in message
+    assert not (tmp_path / "out.parquet").exists() and _leftovers(tmp_path) == []
+
+
+def test_empty_file_and_missing_file(tmp_path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="empty.csv"):
+        tokenize_file(empty, SCHEMA, GOLDEN.secret, tmp_path / "out.parquet")
+    with pytest.raises(InputError, match="nowhere.csv"):
+        tokenize_file(tmp_path / "nowhere.csv", SCHEMA, GOLDEN.secret, tmp_path / "out.parquet")
+    assert list(tmp_path.iterdir()) == [empty]
+
+
+def test_header_only_file_gives_an_empty_encodings_file(tmp_path) -> None:
+    header, _ = GOLDEN.rows()
+    source = _write_csv(tmp_path / "header.csv", header, [])
+    report = tokenize_file(source, SCHEMA, GOLDEN.secret, tmp_path / "out.parquet")
+    assert report.records_read == 0 and report.rejected == 0
+    assert len(read_encodings(tmp_path / "out.parquet")) == 0
+
+
+def test_bad_text_encoding_rejects_only_that_row(tmp_path) -> None:
+    header, rows = GOLDEN.rows()
+    source = tmp_path / "latin1.csv"
+    lines = [",".join(header)] + [",".join(r[c] for c in header) for r in rows[:4]]
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    data = data.replace(rows[2]["surname"].encode(), rows[2]["surname"].encode() + b"\xe9")
+    source.write_bytes(data)
+    report = tokenize_file(source, SCHEMA, GOLDEN.secret, tmp_path / "out.parquet")
+    assert report.records_written == 3 and report.rejected == 1
+    with report.rejects_path.open(encoding="utf-8") as handle:
+        (reject,) = list(csv.DictReader(handle))
+    assert reject["row"] == "3"
+    assert "UTF-8" in reject["reason"] or "utf-8" in reject["reason"]
+    expected = GOLDEN.expected_clks()
+    written = read_encodings(tmp_path / "out.parquet")
+    assert [bytes(c) for c in written.clks] == [expected[0], expected[1], expected[3]]
+
+
+def test_ragged_rows_are_rejected_with_their_row_number(tmp_path) -> None:
+    header, rows = GOLDEN.rows()
+    lines = [",".join(header)] + [",".join(r[c] for c in header) for r in rows[:3]]
+    lines.insert(2, "only,three,fields")
+    (tmp_path / "ragged.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = tokenize_file(tmp_path / "ragged.csv", SCHEMA, GOLDEN.secret,
+                           tmp_path / "out.parquet")
+    assert report.rejected == 1 and report.records_written == 3
+    with report.rejects_path.open(encoding="utf-8") as handle:
+        (reject,) = list(csv.DictReader(handle))
+    assert reject["row"] == "2" and "only,three,fields" in reject["raw_text"]
+    written = read_encodings(tmp_path / "out.parquet")
+    assert written.record_ids == ["1", "3", "4"]
+
+
+def test_strict_writes_nothing_and_names_the_first_bad_row(tmp_path) -> None:
+    out = tmp_path / "out.parquet"
+    with pytest.raises(InvalidRowsError) as raised:
+        tokenize_file(GOLDEN.invalid_path, SCHEMA, GOLDEN.secret, out, strict=True)
+    message = str(raised.value)
+    assert "86 invalid" in message and "row 1:" in message
+    assert not out.exists()
+    assert rejects_path_for(out).exists()  # the list of what to fix stays at the site
+
+
+def test_stale_rejects_file_is_removed_when_a_rerun_is_clean(tmp_path) -> None:
+    out = tmp_path / "out.parquet"
+    tokenize_file(GOLDEN.invalid_path, SCHEMA, GOLDEN.secret, out)
+    assert rejects_path_for(out).exists()
+    tokenize_file(GOLDEN.data_path, SCHEMA, GOLDEN.secret, out)
+    assert not rejects_path_for(out).exists()
+
+
+def test_interrupted_run_leaves_nothing_and_keeps_an_older_output(tmp_path) -> None:
+    out = tmp_path / "out.parquet"
+    tokenize_file(GOLDEN.data_path, SCHEMA, GOLDEN.secret, out)
+    before = out.read_bytes()
+
+    def interrupt(records_done: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tokenize_file(GOLDEN.data_path, SCHEMA, GOLDEN.secret, out, chunk_size=100,
+                      on_chunk=interrupt)
+    assert out.read_bytes() == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_parquet_input_and_id_column(tmp_path) -> None:
+    header, rows = GOLDEN.rows()
+    table = pa.table({c: [r[c] for r in rows] for c in header})
+    pq.write_table(table, tmp_path / "in.parquet")
+    report = tokenize_file(tmp_path / "in.parquet", SCHEMA, GOLDEN.secret,
+                           tmp_path / "out.parquet", id_column="rec_id", chunk_size=333)
+    written = read_encodings(tmp_path / "out.parquet")
+    assert report.records_written == len(rows)
+    assert written.record_ids == [r["rec_id"] for r in rows]
+    assert [bytes(c) for c in written.clks] == GOLDEN.expected_clks()
+
+
+def test_parquet_with_integer_columns_is_read_as_text(tmp_path) -> None:
+    header, rows = GOLDEN.rows()
+    columns = {c: [r[c] for r in rows[:50]] for c in header}
+    columns["postcode"] = [int(v) for v in columns["postcode"]]  # 0800 would lose its 0
+    pq.write_table(pa.table(columns), tmp_path / "typed.parquet")
+    report = tokenize_file(tmp_path / "typed.parquet", SCHEMA, GOLDEN.secret,
+                           tmp_path / "out.parquet")
+    expected = GOLDEN.expected_clks()[:50]
+    same_text = [str(int(r["postcode"])) == r["postcode"] for r in rows[:50]]
+    written = dict(zip(read_encodings(tmp_path / "out.parquet").record_ids,
+                       read_encodings(tmp_path / "out.parquet").clks, strict=True))
+    for i, same in enumerate(same_text):
+        if same:
+            assert bytes(written[str(i + 1)]) == expected[i]
+    assert report.records_read == 50
+
+
+def test_empty_record_id_is_rejected(tmp_path) -> None:
+    header, rows = GOLDEN.rows()
+    rows[1]["rec_id"] = ""
+    source = _write_csv(tmp_path / "ids.csv", header, [[r[c] for c in header] for r in rows[:3]])
+    report = tokenize_file(source, SCHEMA, GOLDEN.secret, tmp_path / "out.parquet",
+                           id_column="rec_id")
+    assert report.rejected == 1
+    with report.rejects_path.open(encoding="utf-8") as handle:
+        (reject,) = list(csv.DictReader(handle))
+    assert reject["row"] == "2" and reject["fields"] == "rec_id"
+
+
+def test_secret_sources(tmp_path, monkeypatch) -> None:
+    with pytest.raises(SecretError, match="exactly one"):
+        read_secret()
+    with pytest.raises(SecretError, match="exactly one"):
+        read_secret(file=tmp_path / "s", env="X")
+    with pytest.raises(SecretError, match="does not exist"):
+        read_secret(file=tmp_path / "absent")
+    (tmp_path / "empty").write_bytes(b"")
+    with pytest.raises(SecretError, match="is empty"):
+        read_secret(file=tmp_path / "empty")
+    monkeypatch.delenv("PPRL_TEST_SECRET", raising=False)
+    with pytest.raises(SecretError, match="not set"):
+        read_secret(env="PPRL_TEST_SECRET")
+    monkeypatch.setenv("PPRL_TEST_SECRET", "")
+    with pytest.raises(SecretError, match="is empty"):
+        read_secret(env="PPRL_TEST_SECRET")
+    monkeypatch.setenv("PPRL_TEST_SECRET", "correct horse")
+    assert read_secret(env="PPRL_TEST_SECRET") == b"correct horse"
+    (tmp_path / "with-newline").write_bytes(b"correct horse\n")
+    assert read_secret(file=tmp_path / "with-newline") == b"correct horse\n"
+
+
+def test_workers_do_not_change_the_output(tmp_path) -> None:
+    header, rows = GOLDEN.rows()
+    _, invalid = GOLDEN.rows(GOLDEN.invalid_path)
+    mixed = rows[:1000] + invalid[:30] + rows[1000:]
+    source = _write_csv(tmp_path / "mixed.csv", header, [[r[c] for c in header] for r in mixed])
+    outputs = []
+    for workers, chunk in ((1, 65536), (2, 97), (2, 1)):
+        out = tmp_path / f"out-{workers}-{chunk}.parquet"
+        report = tokenize_file(source, SCHEMA, GOLDEN.secret, out, workers=workers,
+                               chunk_size=chunk, id_column="rec_id")
+        assert report.rejected == 30
+        data = read_encodings(out)
+        outputs.append((data.record_ids, data.clks.tobytes(),
+                        rejects_path_for(out).read_text(encoding="utf-8")))
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert os.listdir(tmp_path).count("mixed.csv") == 1

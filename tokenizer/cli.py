@@ -1,0 +1,176 @@
+"""``pprl tokenize``, ``pprl describe`` and ``pprl schemas``: the provider's commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .catalog import load_schema, shipped_schema_text, shipped_schemas
+from .encodings_file import EncodingSet, read_encodings
+from .errors import InvalidRowsError, TokenizerError
+from .keys import read_secret
+from .parallel import default_workers
+from .pipeline import tokenize_file
+
+__all__ = ["tokenize_command", "describe_command", "schemas_command"]
+
+
+def _fail(error: Exception) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+@click.command("tokenize")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--schema", "schema_ref", required=True, metavar="NAME|FILE",
+              help="Shipped schema name (see `pprl schemas`) or a linkage-schema v3 JSON file.")
+@click.option("--secret-file", type=click.Path(path_type=Path),
+              help="File whose bytes are the linkage secret shared by the project's providers.")
+@click.option("--secret-env", metavar="VAR",
+              help="Environment variable holding the linkage secret (UTF-8).")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Encodings file to write (rejected rows go to OUTPUT.rejects.csv).")
+@click.option("--format", "output_format", type=click.Choice(["parquet", "clkhash-json"]),
+              default="parquet", show_default=True,
+              help="Parquet encodings file, or clkhash's {\"clks\": [...]} JSON.")
+@click.option("--id-column", metavar="COLUMN",
+              help="Column holding the record id (a site pseudonym, never an MRN). "
+                   "Default: the data-row number, 1 for the first row after the header.")
+@click.option("--strict", is_flag=True, help="Fail, writing nothing, if any row is invalid.")
+@click.option("--provider", metavar="LABEL", help="Provider label stored in the file metadata.")
+@click.option("--encoding", default="utf-8", show_default=True,
+              help="Text encoding of a CSV input.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=65536, show_default=True,
+              help="Records per chunk; bounds memory, never changes the output.")
+@click.option("--workers", type=click.IntRange(min=1), default=default_workers,
+              show_default="all cores", help="Encoding processes.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: only on a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's report as JSON.")
+def tokenize_command(input_path: Path, schema_ref: str, secret_file: Path | None,
+                     secret_env: str | None, output: Path, output_format: str,
+                     id_column: str | None, strict: bool, provider: str | None, encoding: str,
+                     chunk_size: int, workers: int, progress: bool | None,
+                     as_json: bool = False) -> None:
+    """Encode the identifiers in INPUT (CSV or Parquet) into CLKs.
+
+    Run it inside the provider's network: the output holds no identifier and can be uploaded;
+    the linkage secret never leaves the site and is never taken from the command line.
+    """
+    try:
+        secret = read_secret(file=secret_file, env=secret_env)
+        schema = load_schema(schema_ref)
+        report = tokenize_file(input_path, schema, secret, output,
+                               output_format=output_format,  # type: ignore[arg-type]
+                               id_column=id_column, strict=strict, chunk_size=chunk_size,
+                               provider=provider, encoding=encoding, progress=progress,
+                               workers=workers)
+    except InvalidRowsError as e:
+        raise _fail(e) from e
+    except TokenizerError as e:
+        raise _fail(e) from e
+    if as_json:
+        click.echo(json.dumps({
+            "output": str(report.output), "records_read": report.records_read,
+            "records_written": report.records_written, "rejected": report.rejected,
+            "rejects_file": str(report.rejects_path) if report.rejects_path else None,
+            "seconds": round(report.seconds, 4),
+            "records_per_second": round(report.records_per_second),
+            "schema_fingerprint": schema.fingerprint}))
+        return
+    click.echo(f"{report.output}: {report.records_written:,} encodings from "
+               f"{report.records_read:,} records in {report.seconds:.1f} s "
+               f"({report.records_per_second:,.0f} records/s)")
+    if report.rejected:
+        click.echo(f"{report.rejected:,} invalid rows skipped, each with its reason, in "
+                   f"{report.rejects_path}. That file holds identifiers: keep it at the site.",
+                   err=True)
+
+
+def _histogram(popcounts: np.ndarray, length: int, bins: int = 16, width: int = 40) -> list[str]:
+    if len(popcounts) == 0:
+        return ["(no encodings)"]
+    low, high = int(popcounts.min()), int(popcounts.max())
+    edges = np.linspace(low, high + 1, min(bins, high - low + 1) + 1)
+    counts, _ = np.histogram(popcounts, bins=edges)
+    peak = max(int(counts.max()), 1)
+    lines = []
+    for count, start, stop in zip(counts, edges[:-1], edges[1:], strict=True):
+        label = f"{int(np.ceil(start)):>5}-{int(np.ceil(stop)) - 1:<5}"
+        bar = "#" * max(int(round(width * count / peak)), 1 if count else 0)
+        lines.append(f"  {label} {bar} {count:,}")
+    return lines
+
+
+def _summary(path: Path, data: EncodingSet) -> dict[str, object]:
+    pops = data.popcounts.astype(np.int64)
+    meta = data.metadata
+    return {
+        "file": str(path),
+        "format": meta.source_format,
+        "records": len(data),
+        "l": meta.bloom_filter_bits,
+        "schema_fingerprint": meta.schema_fingerprint,
+        "provider": meta.provider,
+        "tool_version": meta.tool_version,
+        "popcount": {
+            "min": int(pops.min()) if len(pops) else None,
+            "mean": round(float(pops.mean()), 2) if len(pops) else None,
+            "max": int(pops.max()) if len(pops) else None,
+            "fill": round(float(pops.mean()) / meta.bloom_filter_bits, 4)
+            if len(pops) and meta.bloom_filter_bits else None,
+        },
+    }
+
+
+@click.command("describe")
+@click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def describe_command(path: Path, as_json: bool) -> None:
+    """Summarise an encodings file (Parquet or clkhash JSON): count, l, schema fingerprint,
+    popcount histogram."""
+    try:
+        data = read_encodings(path)
+    except TokenizerError as e:
+        raise _fail(e) from e
+    summary = _summary(path, data)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    pop = summary["popcount"]
+    assert isinstance(pop, dict)
+    click.echo(f"file                {path}")
+    click.echo(f"format              {summary['format']}")
+    click.echo(f"records             {summary['records']:,}")
+    click.echo(f"l (bits)            {summary['l']}")
+    click.echo(f"schema fingerprint  {summary['schema_fingerprint'] or '(none: clkhash JSON)'}")
+    if summary["provider"]:
+        click.echo(f"provider            {summary['provider']}")
+    if summary["tool_version"]:
+        click.echo(f"made by             pprl-imaging {summary['tool_version']}")
+    if pop["mean"] is not None:
+        click.echo(f"popcount            min {pop['min']}  mean {pop['mean']}  max {pop['max']}"
+                   f"  (fill {pop['fill']:.1%})")
+    click.echo("popcount histogram")
+    for line in _histogram(data.popcounts, data.metadata.bloom_filter_bits):
+        click.echo(line)
+
+
+@click.command("schemas")
+@click.argument("name", required=False)
+def schemas_command(name: str | None) -> None:
+    """List the shipped linkage schemas, or print one (to copy and adapt)."""
+    if name is None:
+        for shipped in shipped_schemas():
+            schema = load_schema(shipped.name)
+            columns = ", ".join(f.identifier for f in schema.hashed_features)
+            click.echo(f"{shipped.name}\n  {shipped.description}\n  columns: {columns}\n"
+                       f"  l={schema.bloom_filter_bits}  fingerprint {schema.fingerprint}\n")
+        return
+    try:
+        sys.stdout.write(shipped_schema_text(name))
+    except TokenizerError as e:
+        raise _fail(e) from e

@@ -1,0 +1,223 @@
+"""``pprl tokenize``: identifiers file in, encodings file (and rejects file) out.
+
+Streams the input in chunks, so memory is bounded by the chunk size and the caches, and the
+output does not depend on the chunk size. Invalid rows go to ``OUT.rejects.csv`` with the
+field and reason; that file holds identifiers and must stay at the site.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm import tqdm
+
+from .encoder import ClkEncoder, EncodedChunk
+from .encodings_file import (
+    AtomicFile,
+    EncodingsMetadata,
+    EncodingsWriter,
+    OutputFormat,
+    tool_version,
+)
+from .errors import InvalidRowsError
+from .ngram_kernel import warm_up
+from .parallel import InOrderWorker, encode_chunks
+from .readers import RecordChunk, open_records
+from .schema_model import Schema
+
+__all__ = ["TokenizeReport", "tokenize_file", "rejects_path_for"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenizeReport:
+    """What a tokenize run did."""
+
+    input: Path
+    output: Path
+    records_read: int
+    records_written: int
+    rejected: int
+    rejects_path: Path | None
+    seconds: float
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records_read / self.seconds if self.seconds else 0.0
+
+
+def rejects_path_for(output: Path) -> Path:
+    return output.with_name(output.name + ".rejects.csv")
+
+
+class _RejectsWriter:
+    """Rejected rows with their original values, created only when the first one arrives."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        self.columns = list(columns)
+        self.count = 0
+        self.first: str | None = None
+        self._file = AtomicFile(path)
+        self._handle: IO[str] | None = None
+        self._writer: csv.DictWriter[str] | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._file.target
+
+    def add(self, row: int, fields: str, reason: str, values: dict[str, str]) -> None:
+        if self._writer is None:
+            self._handle = self._file.temp.open("w", encoding="utf-8", newline="")
+            self._writer = csv.DictWriter(
+                self._handle, ["row", "fields", "reason", *self.columns, "raw_text"])
+            self._writer.writeheader()
+        self._writer.writerow({"row": row, "fields": fields, "reason": reason, **values})
+        self.count += 1
+        if self.first is None:
+            self.first = f"row {row}: {fields or 'row'} {reason}".strip()
+
+    def finish(self) -> Path | None:
+        """Commit the file, or remove a stale one from an earlier run if nothing was rejected."""
+        if self._handle is None:
+            with suppress(FileNotFoundError):
+                self._file.target.unlink()
+            return None
+        self._handle.close()
+        self._file.commit()
+        return self._file.target
+
+    def discard(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        self._file.discard()
+
+
+def _record_ids(chunk: RecordChunk, id_column: str | None) -> pa.Array:
+    if id_column is None:
+        return pa.array(chunk.rows, pa.int64()).cast(pa.string())
+    return pc.fill_null(chunk.columns[id_column], "")
+
+
+def _write_rejects(rejects: _RejectsWriter, chunk: RecordChunk,
+                   reasons: dict[int, tuple[str, str]]) -> None:
+    for bad in chunk.malformed:
+        rejects.add(bad.row, "", bad.reason, {"raw_text": bad.text})
+    if not reasons:
+        return
+    picked = sorted(reasons)
+    take = pa.array(picked, pa.int64())
+    values = {name: column.take(take).to_pylist() for name, column in chunk.columns.items()}
+    for j, index in enumerate(picked):
+        fields, reason = reasons[index]
+        rejects.add(int(chunk.rows[index]), fields, reason,
+                    {name: vals[j] for name, vals in values.items()})
+
+
+def _write_chunk(writer: EncodingsWriter, rejects: _RejectsWriter, chunk: RecordChunk,
+                 encoded: EncodedChunk, id_column: str | None) -> None:
+    reasons = {r.index: (";".join(r.fields), r.describe()) for r in encoded.rejects}
+    ids = _record_ids(chunk, id_column)
+    id_ok = pc.not_equal(ids, "").to_numpy(zero_copy_only=False)
+    for index in np.flatnonzero(~id_ok & encoded.valid).tolist():
+        reasons[index] = (str(id_column), f"{id_column} (the record id) is empty")
+    keep = id_ok[encoded.valid]
+    writer.write(ids.filter(pa.array(encoded.valid & id_ok)), encoded.clks[keep],
+                 encoded.popcounts[keep])
+    _write_rejects(rejects, chunk, reasons)
+
+
+def tokenize_file(
+    input_path: str | Path,
+    schema: Schema,
+    secret: bytes,
+    output_path: str | Path,
+    *,
+    output_format: OutputFormat = "parquet",
+    id_column: str | None = None,
+    strict: bool = False,
+    chunk_size: int = 65536,
+    provider: str | None = None,
+    encoding: str = "utf-8",
+    progress: bool | None = None,
+    workers: int = 1,
+    on_chunk: Callable[[int], None] | None = None,
+) -> TokenizeReport:
+    """Tokenize every record of ``input_path`` into ``output_path``.
+
+    Args:
+        schema: the linkage schema all providers of the project share.
+        secret: the linkage secret (bytes); never logged.
+        id_column: column holding the record id (a site pseudonym); default: the data-row
+            number, 1 for the first row after the header.
+        strict: any invalid row makes the run fail, and no encodings file is written.
+        progress: show a progress bar; default: only when stderr is a terminal.
+        workers: processes encoding chunks in parallel; the output does not depend on it.
+
+    Raises:
+        InputError: the input cannot be read or lacks columns.
+        InvalidRowsError: ``strict`` and at least one row was invalid.
+    """
+    started = time.perf_counter()
+    threading.Thread(target=warm_up, name="pprl-warm-up", daemon=True).start()
+    input_path, output_path = Path(input_path), Path(output_path)
+    required = ClkEncoder.columns_of(schema)
+    columns = list(dict.fromkeys(([id_column] if id_column else []) + required))
+    reader = open_records(input_path, columns, chunk_size=chunk_size, encoding=encoding)
+    meta = EncodingsMetadata(schema.bloom_filter_bits, schema.fingerprint, provider,
+                             tool_version(), schema.canonical_json)
+    writer = EncodingsWriter(output_path, meta, output_format)
+    rejects = _RejectsWriter(rejects_path_for(output_path), columns)
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=reader.total_rows, unit="rec", unit_scale=True, disable=not show,
+               desc=f"tokenizing {input_path.name}", file=sys.stderr)
+    read = 0
+    chunks: deque[RecordChunk] = deque()
+
+    def feature_columns() -> Iterator[dict[str, pa.Array]]:
+        for chunk in reader:
+            chunks.append(chunk)
+            yield {c: chunk.columns[c] for c in required}
+
+    def write(chunk: RecordChunk, encoded: EncodedChunk) -> None:
+        _write_chunk(writer, rejects, chunk, encoded, id_column)
+        bar.update(len(chunk) + len(chunk.malformed))
+
+    try:
+        # Reading and encoding run here and on the encoder threads; writing on its own
+        # thread, so the three overlap.
+        with InOrderWorker(write, capacity=2) as background:
+            for encoded in encode_chunks(schema, secret, feature_columns(), workers):
+                chunk = chunks.popleft()
+                read += len(chunk) + len(chunk.malformed)
+                background.put(chunk, encoded)
+                if on_chunk is not None:
+                    on_chunk(read)
+    except BaseException:
+        writer.discard()
+        rejects.discard()
+        raise
+    finally:
+        bar.close()
+    if strict and rejects.count:
+        writer.discard()
+        raise InvalidRowsError(str(input_path), rejects.count, rejects.first or "",
+                               str(rejects.finish()))
+    writer.commit()
+    rejects_file = rejects.finish()
+    return TokenizeReport(input_path, output_path, read, writer.count, rejects.count,
+                          rejects_file, time.perf_counter() - started)
+
