@@ -23,6 +23,12 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
                  "Summarise an encodings file: count, l, fingerprint, popcounts."),
     "schemas": ("tokenizer.cli", "schemas_command",
                 "List the shipped linkage schemas or print one."),
+    "link": ("linker.cli", "link_command",
+             "Link two or more providers' encodings into entities."),
+    "dedup": ("linker.cli", "dedup_command",
+              "Find duplicate records within one provider's encodings."),
+    "evaluate": ("linker.cli", "evaluate_command",
+                 "Precision, recall, F1 of a linkage run against ground truth."),
     "demo": ("api.demo", "demo_command",
              "Run the whole job end to end on built-in sample data."),
 }

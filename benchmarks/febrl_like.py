@@ -93,3 +93,26 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def make_linked_pair(count: int, seed: int = 0, overlap: float = 0.5,
+                     typo_rate: float = 0.1) -> tuple[pa.Table, pa.Table]:
+    """Two providers' FEBRL-like tables: B holds a re-typed copy of ``overlap`` of A's people
+    (same rec_id, fresh typos) and new people; deterministic for a seed."""
+    first = make_febrl_like(count, seed)
+    rng = np.random.default_rng(seed + 1)
+    shared = int(count * overlap)
+    picked = np.sort(rng.choice(count, shared, replace=False))
+    copy = {name: np.array(first.column(name).to_pylist(), dtype=object)[picked]
+            for name in FEBRL_COLUMNS}
+    for name in ("given_name", "surname", "address_1", "address_2", "suburb"):
+        column = copy[name]
+        for i in np.flatnonzero(rng.random(shared) < typo_rate):
+            column[i] = _typo(column[i], rng)
+    fresh = make_febrl_like(count - shared, seed + 2)
+    fresh_ids = np.char.add("rec-", np.arange(count, 2 * count - shared).astype(str))
+    second = pa.concat_tables([
+        pa.table({name: pa.array(copy[name], pa.string()) for name in FEBRL_COLUMNS}),
+        fresh.set_column(0, "rec_id", pa.array(fresh_ids.astype(object), pa.string())),
+    ])
+    return first, second.take(pa.array(rng.permutation(count)))

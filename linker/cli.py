@@ -1,0 +1,156 @@
+"""``pprl link``, ``pprl dedup`` and ``pprl evaluate``: the data manager's commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+from tqdm import tqdm
+
+from tokenizer.errors import TokenizerError
+from tokenizer.parallel import default_workers
+
+from .blocking import LshBlocking
+from .clkset import LinkageInputError, load_clk_sets
+from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
+from .link import DEFAULT_THRESHOLD, link_sets
+from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
+from .similarity import CpuBackend
+
+__all__ = ["link_command", "dedup_command", "evaluate_command"]
+
+_threshold = click.option(
+    "--threshold", type=click.FloatRange(0.0, 1.0), default=DEFAULT_THRESHOLD,
+    show_default=True, help="Smallest Dice coefficient for a candidate pair.")
+_output = click.option("-o", "--output", "folder", required=True,
+                       type=click.Path(file_okay=False, path_type=Path),
+                       help="Folder for matches.parquet, entities.parquet and run.json.")
+_workers = click.option("--workers", type=click.IntRange(min=1), default=default_workers,
+                        show_default="all cores", help="Threads comparing CLKs.")
+_blocking = click.option(
+    "--blocking", type=click.Choice(["none", "lsh"]), default="none", show_default=True,
+    help="lsh: compare only pairs sharing an LSH band of CLK bits (faster on large inputs, "
+         "may lose some matches; measure with `pprl evaluate`).")
+
+
+def _run(paths: tuple[Path, ...], folder: Path, threshold: float, dedup: list[bool] | None,
+         workers: int, blocking: str, command: str) -> None:
+    try:
+        sets = load_clk_sets(paths)
+    except (TokenizerError, LinkageInputError) as e:
+        raise click.ClickException(str(e)) from e
+    dedup_flags = dedup if dedup is not None else [False] * len(sets)
+    rows = sum(len(sets[i]) for i in range(len(sets)) for j in range(i + 1, len(sets)))
+    rows += sum(len(s) for s, d in zip(sets, dedup_flags, strict=True) if d)
+    started = time.perf_counter()
+    bar = tqdm(total=rows, unit="rec", disable=not sys.stderr.isatty(), file=sys.stderr,
+               desc=command)
+    def progress(done_rows: int, pairs_so_far: int) -> None:
+        bar.update(done_rows)
+        elapsed = time.perf_counter() - started
+        bar.set_postfix_str(f"{pairs_so_far / max(elapsed, 1e-9):.3g} pairs/s")
+
+    result = link_sets(sets, threshold, dedup=dedup_flags, backend=CpuBackend(workers),
+                       blocking=LshBlocking() if blocking == "lsh" else None,
+                       progress=progress)
+    bar.close()
+    info = {"command": command, "threshold": threshold, "blocking": blocking,
+            "inputs": [{"file": s.source, "party": s.party, "records": len(s),
+                        "deduplicated": d} for s, d in zip(sets, dedup_flags, strict=True)],
+            "l": sets[0].length if sets else None,
+            "schema_fingerprint": sets[0].fingerprint if sets else None,
+            "entities": result.entity_count}
+    write_results(folder, result, info)
+    stats = result.stats
+    pairs_per_s = stats["pairs_total"] / max(float(stats["seconds"]), 1e-9)
+    click.echo(f"{folder}: {stats['links']:,} links, {result.entity_count:,} entities from "
+               f"{sum(len(s) for s in sets):,} records; {stats['pairs_total']:,} pairs in "
+               f"{stats['seconds']} s ({pairs_per_s:.3g} pairs/s; "
+               f"{stats['pruned_share']:.1%} skipped by popcount, "
+               f"{stats['stopped_halfway_share']:.1%} of the rest stopped halfway)")
+
+
+@click.command("link")
+@click.argument("paths", metavar="A B [C ...]", nargs=-1, required=True,
+                type=click.Path(path_type=Path))
+@_threshold
+@_output
+@click.option("--dedup", "dedup_parties", multiple=True, metavar="PARTY",
+              help="Also deduplicate within this party (repeatable; 'all' for every party).")
+@_workers
+@_blocking
+def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
+                 dedup_parties: tuple[str, ...], workers: int, blocking: str) -> None:
+    """Link the encodings files of two or more providers into entities.
+
+    An entity holds at most one record per provider, unless that provider is deduplicated
+    with --dedup. Files must come from the same schema (fingerprint) and length.
+    """
+    if len(paths) < 2:
+        raise click.UsageError("give at least two encodings files (use `pprl dedup` for one)")
+    dedup = None
+    if dedup_parties:
+        try:
+            parties = [s.party for s in load_clk_sets(paths)]
+        except (TokenizerError, LinkageInputError) as e:
+            raise click.ClickException(str(e)) from e
+        unknown = set(dedup_parties) - set(parties) - {"all"}
+        if unknown:
+            raise click.UsageError(f"--dedup names unknown parties {sorted(unknown)}; "
+                                   f"parties: {parties}")
+        dedup = [("all" in dedup_parties) or p in dedup_parties for p in parties]
+    _run(paths, folder, threshold, dedup, workers, blocking, "link")
+
+
+@click.command("dedup")
+@click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
+@_threshold
+@_output
+@_workers
+@_blocking
+def dedup_command(path: Path, threshold: float, folder: Path, workers: int,
+                  blocking: str) -> None:
+    """Find records of the same person within one provider's encodings file."""
+    _run((path,), folder, threshold, [True], workers, blocking, "dedup")
+
+
+@click.command("evaluate")
+@click.argument("folder", metavar="OUTDIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--truth", required=True, type=click.Path(path_type=Path),
+              help="CSV or Parquet with columns party, record_id, true_id.")
+@click.option("--plot", type=click.Path(path_type=Path),
+              help="PNG of precision/recall against the threshold (default: OUTDIR/quality.png).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def evaluate_command(folder: Path, truth: Path, plot: Path | None, as_json: bool) -> None:
+    """Precision, recall and F1 of a linkage run against ground truth."""
+    for name in (MATCHES, ENTITIES, RUN):
+        if not (folder / name).is_file():
+            raise click.ClickException(f"{folder} holds no {name}: is it a `pprl link` output?")
+    try:
+        known = read_truth(truth)
+    except TokenizerError as e:
+        raise click.ClickException(str(e)) from e
+    run = json.loads((folder / RUN).read_text(encoding="utf-8"))
+    quality = evaluate_entities(read_entities(folder), known)
+    thresholds = np.round(np.arange(run["threshold"], 1.0 + 1e-9, 0.01), 4)
+    curve = threshold_curve(read_matches(folder), quality.actual, known, thresholds)
+    plot_path = plot or folder / "quality.png"
+    plot_curve(curve, run["threshold"], plot_path)
+    summary = {"threshold": run["threshold"], "precision": round(quality.precision, 6),
+               "recall": round(quality.recall, 6), "f1": round(quality.f1, 6),
+               "true_positives": quality.true_positives, "predicted_links": quality.predicted,
+               "true_links": quality.actual, "plot": str(plot_path),
+               "curve": [{"threshold": t, "precision": round(q.precision, 6),
+                          "recall": round(q.recall, 6)} for t, q in curve]}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"threshold {run['threshold']}: precision {quality.precision:.4f}  "
+               f"recall {quality.recall:.4f}  F1 {quality.f1:.4f}  "
+               f"({quality.true_positives:,} of {quality.predicted:,} predicted links are "
+               f"true; {quality.actual:,} true links)")
+    click.echo(f"precision/recall curve: {plot_path}")

@@ -1,0 +1,122 @@
+"""CLK sets as the linker holds them: packed uint64 words plus popcounts (design.md).
+
+The linker reads encodings files only; it never sees an identifier or the linkage secret.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tokenizer.encodings_file import EncodingSet, read_encodings
+
+__all__ = ["ClkSet", "LinkageInputError", "load_clk_sets", "pack_words"]
+
+
+class LinkageInputError(ValueError):
+    """Inputs that cannot be linked together (different schema or length, duplicate ids)."""
+
+
+def pack_words(clks: np.ndarray) -> np.ndarray:
+    """uint8 CLK bytes (n, bytes) as uint64 words (n, ceil(bytes / 8)), zero-padded.
+
+    AND and popcount do not depend on byte order, so any consistent packing will do.
+    """
+    n, width = clks.shape
+    words = -(-width // 8)
+    padded = np.zeros((n, words * 8), dtype=np.uint8)
+    padded[:, :width] = clks
+    return padded.view(np.uint64)
+
+
+@dataclass(frozen=True)
+class ClkSet:
+    """One party's CLKs.
+
+    Attributes:
+        words: uint64 array (n, l/64), contiguous.
+        popcounts: int32 array (n,).
+        record_ids: the party's record ids (site pseudonyms), one per row.
+        length: l in bits.
+        fingerprint: schema fingerprint, None for clkhash JSON input.
+        party: label (provider label from the file, else the file name).
+        source: where it was read from, for messages.
+    """
+
+    words: np.ndarray
+    popcounts: np.ndarray
+    record_ids: list[str]
+    length: int
+    fingerprint: str | None
+    party: str
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.record_ids)
+
+    @classmethod
+    def from_arrays(cls, clks: np.ndarray, record_ids: Sequence[str] | None = None, *,
+                    length: int | None = None, party: str = "party",
+                    fingerprint: str | None = None, source: str = "<memory>") -> ClkSet:
+        """From uint8 CLK bytes (n, bytes); record ids default to positions."""
+        words = np.ascontiguousarray(pack_words(np.asarray(clks, dtype=np.uint8)))
+        popcounts = np.bitwise_count(words).sum(axis=1, dtype=np.int32)
+        ids = [str(i) for i in range(len(clks))] if record_ids is None else list(record_ids)
+        return cls(words, popcounts, ids, length or clks.shape[1] * 8, fingerprint, party,
+                   source)
+
+    @classmethod
+    def from_encodings(cls, data: EncodingSet, source: str, party: str) -> ClkSet:
+        return cls.from_arrays(data.clks, data.record_ids, length=data.metadata.bloom_filter_bits,
+                               party=party, fingerprint=data.metadata.schema_fingerprint,
+                               source=source)
+
+
+def load_clk_sets(paths: Sequence[str | Path]) -> list[ClkSet]:
+    """Read encodings files and check they can be linked together.
+
+    Raises:
+        LinkageInputError: different schema fingerprints or lengths (naming both files),
+            duplicate record ids within a file, or the same party label twice.
+        InputError: a file cannot be read.
+    """
+    sets: list[ClkSet] = []
+    for path in map(Path, paths):
+        data = read_encodings(path)
+        party = data.metadata.provider or path.name.split(".")[0]
+        sets.append(ClkSet.from_encodings(data, str(path), party))
+    _check_compatible(sets)
+    return sets
+
+
+def _check_compatible(sets: Sequence[ClkSet]) -> None:
+    if not sets:
+        return
+    first = sets[0]
+    for other in sets[1:]:
+        if other.length != first.length:
+            raise LinkageInputError(
+                f"{other.source} has l={other.length} bits but {first.source} has "
+                f"l={first.length}: encodings of different lengths cannot be compared")
+        if (first.fingerprint and other.fingerprint
+                and other.fingerprint != first.fingerprint):
+            raise LinkageInputError(
+                f"{other.source} was made with schema {other.fingerprint[:16]}... but "
+                f"{first.source} with schema {first.fingerprint[:16]}...: every provider "
+                f"must tokenize with the same schema")
+    seen: dict[str, str] = {}
+    for clk_set in sets:
+        if clk_set.party in seen:
+            raise LinkageInputError(
+                f"{clk_set.source} and {seen[clk_set.party]} have the same party label "
+                f"{clk_set.party!r}; give each provider its own --provider label")
+        seen[clk_set.party] = clk_set.source
+        counts = Counter(clk_set.record_ids)
+        if len(counts) != len(clk_set.record_ids):
+            dupes = sorted(i for i, c in counts.items() if c > 1)
+            raise LinkageInputError(f"{clk_set.source} has {len(dupes)} duplicate record "
+                                    f"id(s), for example {dupes[:3]}")

@@ -1,0 +1,181 @@
+"""The linker on FEBRL4 and constructed data: quality, solving rules, blocking, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from linker.blocking import LshBlocking, blocking_quality
+from linker.clkset import ClkSet
+from linker.evaluate import evaluate_entities
+from linker.link import DEFAULT_THRESHOLD, link_sets
+from linker.results import write_results
+from linker.similarity import CpuBackend, candidate_pairs
+from tokenizer.encodings_file import EncodingsMetadata, EncodingsWriter
+
+from .linker_data import febrl4_sets, febrl4_true_pairs, febrl_person, random_clks
+
+
+def _truth(sets: tuple[ClkSet, ...]) -> dict[tuple[str, str], str]:
+    return {(s.party, r): febrl_person(r) for s in sets for r in s.record_ids}
+
+
+def _entities_table(result):
+    import pyarrow as pa
+
+    rows = [(f"E{e}", p, r) for p, ids, es in zip(result.parties, result.record_ids,
+                                                  result.entity_of, strict=True)
+            for r, e in zip(ids, es.tolist(), strict=True)]
+    return pa.table({"entity_id": [x[0] for x in rows], "party": [x[1] for x in rows],
+                     "record_id": [x[2] for x in rows]})
+
+
+def test_febrl4_quality_target_at_default_threshold() -> None:
+    sets = febrl4_sets()
+    result = link_sets(sets, DEFAULT_THRESHOLD, backend=CpuBackend(2))
+    quality = evaluate_entities(_entities_table(result), _truth(sets))
+    assert quality.actual == 5000
+    assert quality.precision >= 0.999, quality
+    assert quality.recall >= 0.995, quality
+
+
+def test_results_do_not_depend_on_workers_or_tiles() -> None:
+    a, b = febrl4_sets()
+    one = candidate_pairs(a, b, 0.6, backend=CpuBackend(1, tile_rows=4096))
+    two = candidate_pairs(a, b, 0.6, backend=CpuBackend(2, tile_rows=37))
+    for field in ("left", "right", "score"):
+        assert np.array_equal(getattr(one, field), getattr(two, field))
+
+
+def test_lsh_blocking_pair_completeness_and_reduction_are_measured() -> None:
+    a, b = febrl4_sets()
+    quality = blocking_quality(a, b, febrl4_true_pairs(), LshBlocking())
+    assert quality.true_pairs == 5000
+    assert quality.pair_completeness >= 0.93, quality
+    assert quality.reduction_ratio >= 0.99, quality
+    blocked = candidate_pairs(a, b, 0.8, blocking=LshBlocking())
+    full = candidate_pairs(a, b, 0.8)
+    full_pairs = set(zip(full.left.tolist(), full.right.tolist(), strict=True))
+    assert set(zip(blocked.left.tolist(), blocked.right.tolist(), strict=True)) <= full_pairs
+    assert blocked.compared < 0.01 * blocked.total
+
+
+def test_multi_party_entities_hold_one_record_per_party() -> None:
+    rng = np.random.default_rng(11)
+    base = random_clks(rng, 300, 1024, (0.3, 0.45))
+    parties = []
+    for k, noise in enumerate((0.0, 0.03, 0.06)):
+        copy = base ^ np.packbits(rng.random((300, 1024)) < noise, axis=1)
+        keep = rng.random(300) < 0.8  # each party holds 80% of the people
+        parties.append(ClkSet.from_arrays(copy[keep], [f"{k}-{i}" for i in np.flatnonzero(keep)],
+                                          party=f"p{k}"))
+    result = link_sets(parties, 0.75)
+    for entity in range(result.entity_count):
+        members = [p for p, es in enumerate(result.entity_of) for e in es.tolist()
+                   if e == entity]
+        assert len(members) == len(set(members))
+    truth = {(s.party, r): r.split("-")[1] for s in parties for r in s.record_ids}
+    quality = evaluate_entities(_entities_table(result), truth)
+    assert quality.precision > 0.99 and quality.recall > 0.97
+
+
+def test_deduplication_finds_planted_duplicates() -> None:
+    rng = np.random.default_rng(5)
+    people = random_clks(rng, 400, 1024, (0.3, 0.45))
+    dupes = rng.choice(400, 60, replace=False)
+    copies = people[dupes] ^ np.packbits(rng.random((60, 1024)) < 0.02, axis=1)
+    clks = np.vstack([people, copies])
+    ids = [f"r{i}" for i in range(400)] + [f"d{i}" for i in dupes.tolist()]
+    single = ClkSet.from_arrays(clks, ids, party="clinic")
+    result = link_sets([single], 0.8, dedup=[True])
+    entity = result.entity_of[0]
+    assert result.entity_count == 400
+    for k, person in enumerate(dupes.tolist()):
+        assert entity[400 + k] == entity[person]
+
+
+def test_same_inputs_same_outputs(tmp_path) -> None:
+    sets = febrl4_sets()
+    outputs = []
+    for run in range(2):
+        folder = tmp_path / f"run{run}"
+        write_results(folder, link_sets(sets, 0.7), {"threshold": 0.7})
+        outputs.append(((folder / "matches.parquet").read_bytes(),
+                        (folder / "entities.parquet").read_bytes()))
+    assert outputs[0] == outputs[1]
+
+
+def test_empty_inputs_give_empty_results() -> None:
+    empty = ClkSet.from_arrays(np.zeros((0, 128), np.uint8), party="x")
+    a, _ = febrl4_sets()
+    result = link_sets([empty, a], 0.8)
+    assert len(result.score) == 0 and len(result.entity_of[0]) == 0
+    assert result.entity_count == len(a)
+
+
+# --- CLI -------------------------------------------------------------------------------
+
+def pprl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True,
+                            text=True, timeout=300)
+    if check and result.returncode:
+        raise AssertionError(f"{args} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def _write(path, clks: ClkSet, fingerprint: str | None = None, length: int | None = None):
+    meta = EncodingsMetadata(length or clks.length, fingerprint or clks.fingerprint, clks.party)
+    writer = EncodingsWriter(path, meta)
+    raw = clks.words.view(np.uint8)[:, : (length or clks.length) // 8]
+    writer.write(clks.record_ids, raw, np.bitwise_count(raw).sum(axis=1))
+    writer.commit()
+    return path
+
+
+def test_cli_link_evaluate_and_dedup(tmp_path) -> None:
+    a, b = febrl4_sets()
+    fa, fb = _write(tmp_path / "a.parquet", a), _write(tmp_path / "b.parquet", b)
+    truth = tmp_path / "truth.csv"
+    truth.write_text("party,record_id,true_id\n" + "".join(
+        f"{s.party},{r},{febrl_person(r)}\n" for s in (a, b) for r in s.record_ids))
+    out = tmp_path / "out"
+    linked = pprl("link", str(fa), str(fb), "-o", str(out))
+    assert "links" in linked.stdout and "pairs/s" in linked.stdout
+    matches = pq.read_table(out / "matches.parquet")
+    assert matches.column_names == ["party_a", "record_a", "party_b", "record_b", "score"]
+    entities = pq.read_table(out / "entities.parquet")
+    assert entities.column_names == ["entity_id", "party", "record_id"]
+    assert entities.num_rows == 10000
+    report = json.loads(pprl("evaluate", str(out), "--truth", str(truth), "--json").stdout)
+    assert report["precision"] >= 0.999 and report["recall"] >= 0.995
+    assert (out / "quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = pprl("evaluate", str(out), "--truth", str(truth)).stdout
+    assert "precision" in text and "recall" in text and "F1" in text
+    deduped = pprl("dedup", str(fa), "-o", str(tmp_path / "dd"), "--threshold", "0.9")
+    assert "entities" in deduped.stdout
+
+
+def test_cli_refuses_mismatched_inputs(tmp_path) -> None:
+    a, b = febrl4_sets()
+    fa = _write(tmp_path / "a.parquet", a)
+    other = _write(tmp_path / "other.parquet", b, fingerprint="0" * 64)
+    result = pprl("link", str(fa), str(other), "-o", str(tmp_path / "o"), check=False)
+    assert result.returncode == 1
+    assert "a.parquet" in result.stderr and "other.parquet" in result.stderr
+    assert "same schema" in result.stderr
+    short = _write(tmp_path / "short.parquet", b, length=512)
+    result = pprl("link", str(fa), str(short), "-o", str(tmp_path / "o"), check=False)
+    assert result.returncode == 1 and "l=512" in result.stderr and "l=1024" in result.stderr
+    assert not (tmp_path / "o").exists()
+    one = pprl("link", str(fa), "-o", str(tmp_path / "o"), check=False)
+    assert one.returncode == 2 and "at least two" in one.stderr
+
+
+@pytest.mark.parametrize("command", ["link", "dedup", "evaluate"])
+def test_linker_commands_have_help(command: str) -> None:
+    assert f"Usage: pprl {command}" in pprl(command, "--help").stdout
