@@ -16,7 +16,8 @@ import numpy as np
 from .clkset import ClkSet
 from .dice_kernel import min_counts, pair_counts
 
-__all__ = ["LshBlocking", "blocked_pairs", "blocking_quality"]
+__all__ = ["LshBlocking", "BlockingQuality", "blocked_pairs", "blocked_candidates",
+           "blocking_quality"]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -23,7 +24,8 @@ __all__ = ["write_results", "read_matches", "read_entities", "MATCHES", "ENTITIE
 MATCHES, ENTITIES, RUN = "matches.parquet", "entities.parquet", "run.json"
 
 
-def _ids(result: LinkResult, parties, records) -> pa.Array:  # type: ignore[no-untyped-def]
+def _ids(result: LinkResult, parties: np.ndarray, records: np.ndarray) -> pa.Array:
+    """Record ids of (party index, record index) pairs."""
     return pa.array([result.record_ids[p][r] for p, r in zip(parties.tolist(), records.tolist(),
                                                                strict=True)], pa.string())
 
@@ -39,7 +41,7 @@ def write_results(folder: Path, result: LinkResult, run_info: dict[str, Any]) ->
         "score": pa.array(result.score, pa.float64()),
     })
     width = max(len(str(max(result.entity_count - 1, 0))), 6)
-    entity_rows = {"entity_id": [], "party": [], "record_id": []}  # type: dict[str, list[str]]
+    entity_rows: dict[str, list[str]] = {"entity_id": [], "party": [], "record_id": []}
     for party, ids, entities in zip(result.parties, result.record_ids, result.entity_of,
                                     strict=True):
         entity_rows["entity_id"] += [f"E{e:0{width}d}" for e in entities.tolist()]
