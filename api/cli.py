@@ -29,6 +29,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
               "Find duplicate records within one provider's encodings."),
     "evaluate": ("linker.cli", "evaluate_command",
                  "Precision, recall, F1 of a linkage run against ground truth."),
+    "synth": ("benchmarks.synth", "synth_command",
+              "Generate a synthetic population and its providers' extracts with truth."),
     "demo": ("api.demo", "demo_command",
              "Run the whole job end to end on built-in sample data."),
 }

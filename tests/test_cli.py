@@ -12,7 +12,7 @@ import pytest
 from .golden import case
 
 GOLDEN = case("febrl4b_with_invalid_rows")
-COMMANDS = ["tokenize", "describe", "schemas", "demo", "link", "dedup", "evaluate"]
+COMMANDS = ["tokenize", "describe", "schemas", "demo", "link", "dedup", "evaluate", "synth"]
 
 
 def pprl(*args: str, env: dict[str, str] | None = None, check: bool = True
@@ -103,8 +103,10 @@ def test_schemas_lists_and_prints_shipped_schemas() -> None:
 
 
 def test_demo_runs_end_to_end(tmp_path) -> None:
-    result = pprl("demo", "--dir", str(tmp_path / "demo"))
-    assert "5,000 encodings" in result.stdout and "popcount histogram" in result.stdout
-    assert "precision 1.0000" in result.stdout and "recall 0.99" in result.stdout
-    assert (tmp_path / "demo" / "provider_a.clks.parquet").is_file()
+    result = pprl("demo", "--dir", str(tmp_path / "demo"), "--people", "4000")
+    assert result.stdout.count("encodings from") == 3
+    assert "popcount histogram" in result.stdout and "links" in result.stdout
+    quality = result.stdout.split("precision ")[1].split()
+    assert float(quality[0]) > 0.97 and float(quality[2]) > 0.8
+    assert (tmp_path / "demo" / "linkage" / "entities.parquet").is_file()
     assert oct((tmp_path / "demo" / "linkage.secret").stat().st_mode & 0o777) == "0o600"

@@ -1,0 +1,165 @@
+"""A synthetic US-like population with known truth: people, households and twins.
+
+Names come from Faker's en_US tables, which carry US frequency weights (Census surnames, SSA
+given names by sex); addresses from a pool of Faker addresses with real state/ZIP pairs.
+Everything is drawn with numpy from a seed, so a population is reproducible and a million
+people take seconds. Defaults and their sources:
+
+- household sizes 1..5+: 28/35/15/13/9 % (US Census Bureau, ACS 2022, table S2501 rounded);
+- race/ethnicity: White 57.8, Hispanic 18.7, Black 12.1, Asian 5.9, other 5.5 % (2020 Census);
+- twins: 3.1 % of people born as twins (CDC NVSS 2019: 31.1 twin births per 1,000 births);
+- birth years 1930-2023, weighted towards the working ages (assumed, a flat-topped pyramid).
+Given names depend on sex, not on birth year: Faker has no per-year tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["PopulationConfig", "make_population", "name_pools", "address_pool"]
+
+RACE_ETHNICITY = {"white": 0.578, "hispanic": 0.187, "black": 0.121, "asian": 0.059,
+                  "other": 0.055}
+HOUSEHOLD_SIZES = {1: 0.28, 2: 0.35, 3: 0.15, 4: 0.13, 5: 0.09}
+TWIN_SHARE = 0.031
+_ADDRESS_POOL = 50_000
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    people: int = 100_000
+    seed: int = 0
+    twin_share: float = TWIN_SHARE
+
+
+@dataclass(frozen=True)
+class NamePools:
+    female: np.ndarray
+    female_p: np.ndarray
+    male: np.ndarray
+    male_p: np.ndarray
+    surnames: np.ndarray
+    surnames_p: np.ndarray
+
+
+def _weighted(table: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    names = np.array([n.lower() for n in table], dtype=object)
+    weights = np.array(list(table.values()), dtype=np.float64)
+    return names, weights / weights.sum()
+
+
+@lru_cache(maxsize=1)
+def name_pools() -> NamePools:
+    """Frequency-weighted given names by sex and surnames (Faker en_US)."""
+    from faker.providers.person.en_US import Provider
+
+    female, female_p = _weighted(Provider.first_names_female)
+    male, male_p = _weighted(Provider.first_names_male)
+    surnames, surnames_p = _weighted(Provider.last_names)
+    return NamePools(female, female_p, male, male_p, surnames, surnames_p)
+
+
+@lru_cache(maxsize=4)
+def address_pool(seed: int = 0, size: int = _ADDRESS_POOL) -> pa.Table:
+    """Street addresses with city, state and a ZIP code of that state (Faker en_US)."""
+    from faker import Faker
+
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    states = [fake.state_abbr(include_territories=False) for _ in range(size)]
+    return pa.table({
+        "address": [fake.street_address().lower() for _ in range(size)],
+        "city": [fake.city().lower() for _ in range(size)],
+        "state": [s.lower() for s in states],
+        "zip": [fake.zipcode_in_state(s) for s in states],
+    })
+
+
+def _household_sizes(rng: np.random.Generator, people: int) -> np.ndarray:
+    sizes = np.array(list(HOUSEHOLD_SIZES))
+    probs = np.array(list(HOUSEHOLD_SIZES.values()))
+    drawn = rng.choice(sizes, size=people, p=probs / probs.sum())
+    ends = np.cumsum(drawn)
+    count = int(np.searchsorted(ends, people)) + 1
+    drawn = drawn[:count]
+    drawn[-1] -= int(ends[count - 1] - people)
+    return drawn[drawn > 0]
+
+
+def _birth_dates(rng: np.random.Generator, count: int) -> np.ndarray:
+    years = np.arange(1930, 2024)
+    weight = np.clip((years - 1925) / 30, 0, 1) * np.clip((2030 - years) / 15, 0.6, 1)
+    year = rng.choice(years, size=count, p=weight / weight.sum())
+    day = rng.integers(0, 365, size=count)
+    return (year - 1970).astype("datetime64[Y]").astype("datetime64[D]") + day
+
+
+def _digits(rng: np.random.Generator, count: int, width: int) -> np.ndarray:
+    return np.char.zfill(rng.integers(0, 10**width, size=count).astype(str), width)
+
+
+def make_population(config: PopulationConfig = PopulationConfig()) -> pa.Table:
+    """One row per person: person_id, given_name, surname, sex, date_of_birth (YYYY-MM-DD),
+    race_ethnicity, address, city, state, zip, phone, ssn, household_id, twin_of (or -1)."""
+    rng = np.random.default_rng(config.seed)
+    n = config.people
+    pools = name_pools()
+    sizes = _household_sizes(rng, n)
+    household = np.repeat(np.arange(len(sizes)), sizes)
+    first_in_household = np.r_[0, np.cumsum(sizes)[:-1]]
+    sex = np.where(rng.random(n) < 0.508, "f", "m")  # Census 2020: 50.8% female
+    given = np.empty(n, dtype=object)
+    female = sex == "f"
+    given[female] = rng.choice(pools.female, size=int(female.sum()), p=pools.female_p)
+    given[~female] = rng.choice(pools.male, size=int((~female).sum()), p=pools.male_p)
+    # Households share a surname and an address (a share of adults keep their own surname).
+    family_name = rng.choice(pools.surnames, size=len(sizes), p=pools.surnames_p)
+    surname = family_name[household]
+    own_name = rng.random(n) < 0.15
+    surname[own_name] = rng.choice(pools.surnames, size=int(own_name.sum()), p=pools.surnames_p)
+    addresses = address_pool(config.seed)
+    home = rng.integers(0, addresses.num_rows, size=len(sizes))[household]
+    dob = _birth_dates(rng, n)
+    race_names = np.array(list(RACE_ETHNICITY))
+    race_p = np.array(list(RACE_ETHNICITY.values()))
+    race = rng.choice(race_names, size=len(sizes), p=race_p / race_p.sum())[household]
+    # Twins: the next person of a household of two or more is born the same day, with the
+    # same surname, and gets a different given name of their sex.
+    twin_of = np.full(n, -1, dtype=np.int64)
+    candidates = first_in_household[sizes >= 2]
+    twins = candidates[rng.random(len(candidates)) < config.twin_share / 2 * n / max(
+        len(candidates), 1)]
+    twin_of[twins + 1] = twins
+    dob[twins + 1] = dob[twins]
+    surname[twins + 1] = surname[twins]
+    for t in (twins + 1).tolist():
+        pool, p = (pools.female, pools.female_p) if sex[t] == "f" else (pools.male, pools.male_p)
+        while given[t] == given[t - 1]:
+            given[t] = rng.choice(pool, p=p)
+    phone = np.char.add(np.char.add(rng.integers(201, 990, size=n).astype(str),
+                                    rng.integers(200, 1000, size=n).astype(str)),
+                        _digits(rng, n, 4))
+    ssn = np.char.add(np.char.add(rng.integers(1, 900, size=n).astype(str).astype("U3"),
+                                  _digits(rng, n, 2)), _digits(rng, n, 4))
+    ssn = np.char.zfill(ssn, 9)
+    take = pa.array(home)
+    return pa.table({
+        "person_id": pa.array(np.arange(n), pa.int64()),
+        "given_name": pa.array(given, pa.string()),
+        "surname": pa.array(surname, pa.string()),
+        "sex": pa.array(sex, pa.string()),
+        "date_of_birth": pa.array(dob.astype(str), pa.string()),
+        "race_ethnicity": pa.array(race, pa.string()),
+        "address": addresses.column("address").take(take),
+        "city": addresses.column("city").take(take),
+        "state": addresses.column("state").take(take),
+        "zip": addresses.column("zip").take(take),
+        "phone": pa.array(phone, pa.string()),
+        "ssn": pa.array(ssn, pa.string()),
+        "household_id": pa.array(household, pa.int64()),
+        "twin_of": pa.array(twin_of, pa.int64()),
+    })
