@@ -9,12 +9,15 @@ assumed: blocking is off by default.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from .clkset import ClkSet
 from .dice_kernel import min_counts, pair_counts
+
+_BATCH_PAIRS = 1 << 22
 
 __all__ = ["LshBlocking", "BlockingQuality", "blocked_pairs", "blocked_candidates",
            "blocking_quality"]
@@ -34,21 +37,23 @@ class LshBlocking:
                          for _ in range(self.bands)])
 
 
-def _band_keys(clks: ClkSet, positions: np.ndarray) -> np.ndarray:
+def _band_keys(clks: ClkSet, positions: np.ndarray, rows: int = 1 << 15) -> np.ndarray:
     """uint64 key per record and band from the sampled bits (packing order is irrelevant,
-    it only has to be the same for every party)."""
+    it only has to be the same for every party). Works on row chunks to bound memory."""
     bytes_view = clks.words.view(np.uint8)
-    keys = np.zeros((len(clks), positions.shape[0]), dtype=np.uint64)
-    for band, picks in enumerate(positions):
-        for k, p in enumerate(picks.tolist()):
-            bit = (bytes_view[:, p // 8] >> np.uint8(7 - p % 8)) & np.uint8(1)
-            keys[:, band] |= bit.astype(np.uint64) << np.uint64(k)
+    shifts = np.arange(positions.shape[1], dtype=np.uint64)
+    keys = np.empty((len(clks), positions.shape[0]), dtype=np.uint64)
+    for start in range(0, len(clks), rows):
+        bits = np.unpackbits(bytes_view[start:start + rows], axis=1)[:, positions]
+        keys[start:start + rows] = (bits.astype(np.uint64) << shifts).sum(axis=2,
+                                                                          dtype=np.uint64)
     return keys
 
 
-def _pairs_with_equal_keys(a_keys: np.ndarray, b_keys: np.ndarray | None
-                           ) -> tuple[np.ndarray, np.ndarray]:
-    """All (i, j) with a_keys[i] == b_keys[j] (i < j within one set when b_keys is None)."""
+def _pairs_with_equal_keys(a_keys: np.ndarray, b_keys: np.ndarray | None,
+                           batch: int = _BATCH_PAIRS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """All (i, j) with a_keys[i] == b_keys[j] (i < j within one set when b_keys is None), in
+    batches of at most ``batch`` pairs, so memory stays bounded however big a bucket is."""
     same = b_keys is None
     b_keys = a_keys if b_keys is None else b_keys
     a_order, b_order = np.argsort(a_keys, kind="stable"), np.argsort(b_keys, kind="stable")
@@ -57,42 +62,63 @@ def _pairs_with_equal_keys(a_keys: np.ndarray, b_keys: np.ndarray | None
     b_first = np.searchsorted(b_sorted, shared, side="left")
     b_count = np.searchsorted(b_sorted, shared, side="right") - b_first
     sizes = a_count * b_count
-    total = int(sizes.sum())
-    group = np.repeat(np.arange(len(shared)), sizes)
-    within = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    left = a_order[a_first[group] + within // b_count[group]]
-    right = b_order[b_first[group] + within % b_count[group]]
-    if same:
-        keep = left < right
-        left, right = left[keep], right[keep]
-    return left, right
+    ends = np.cumsum(sizes)
+    total = int(ends[-1]) if len(ends) else 0
+    for start in range(0, total, batch):
+        flat = np.arange(start, min(start + batch, total), dtype=np.int64)
+        group = np.searchsorted(ends, flat, side="right")
+        within = flat - (ends[group] - sizes[group])
+        left = a_order[a_first[group] + within // b_count[group]]
+        right = b_order[b_first[group] + within % b_count[group]]
+        if same:
+            keep = left < right
+            left, right = left[keep], right[keep]
+        yield left, right
+
+
+def _band_pairs(a: ClkSet, b: ClkSet | None, blocking: LshBlocking
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    positions = blocking.positions(a.length)
+    a_keys = _band_keys(a, positions)
+    b_keys = None if b is None else _band_keys(b, positions)
+    for band in range(blocking.bands):
+        yield from _pairs_with_equal_keys(a_keys[:, band],
+                                          None if b_keys is None else b_keys[:, band])
 
 
 def blocked_pairs(a: ClkSet, b: ClkSet | None, blocking: LshBlocking
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (i, j) pairs sharing at least one band."""
-    positions = blocking.positions(a.length)
-    a_keys = _band_keys(a, positions)
-    b_keys = None if b is None else _band_keys(b, positions)
-    width = len(a) if b is None else len(b)
-    codes = []
-    for band in range(blocking.bands):
-        left, right = _pairs_with_equal_keys(a_keys[:, band],
-                                             None if b_keys is None else b_keys[:, band])
-        codes.append(left.astype(np.int64) * width + right)
+    """Distinct (i, j) pairs sharing at least one band (all in memory: for measuring)."""
+    width = max(len(a) if b is None else len(b), 1)
+    codes = [left * width + right for left, right in _band_pairs(a, b, blocking)]
     unique = np.unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
-    return unique // max(width, 1), unique % max(width, 1)
+    return unique // width, unique % width
 
 
 def blocked_candidates(a: ClkSet, b: ClkSet | None, threshold: float,
                        blocking: LshBlocking) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(left, right, AND count, pairs compared) of blocked pairs reaching ``threshold``."""
-    left, right = blocked_pairs(a, b, blocking)
+    """(left, right, AND count, pairs compared) of blocked pairs reaching ``threshold``.
+
+    Streams the bands' pairs batch by batch and keeps only those that pass, so memory is
+    bounded by the batch and the result. A pair sharing several bands is compared once per
+    band (``compared`` counts every comparison).
+    """
     other = a if b is None else b
-    counts = pair_counts(a.words, other.words, left, right)
+    width = max(len(other), 1)
     needed = min_counts(threshold, a.length)
-    keep = counts >= needed[a.popcounts[left].astype(np.int64) + other.popcounts[right]]
-    return left[keep], right[keep], counts[keep], len(left)
+    codes, counts = [], []
+    compared = 0
+    for left, right in _band_pairs(a, b, blocking):
+        count = pair_counts(a.words, other.words, left, right)
+        keep = count >= needed[a.popcounts[left].astype(np.int64) + other.popcounts[right]]
+        codes.append(left[keep] * width + right[keep])
+        counts.append(count[keep])
+        compared += len(left)
+    if not codes:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, 0
+    unique, first = np.unique(np.concatenate(codes), return_index=True)
+    return unique // width, unique % width, np.concatenate(counts)[first], compared
 
 
 @dataclass(frozen=True)

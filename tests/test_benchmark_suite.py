@@ -1,0 +1,35 @@
+"""The benchmark suite's tiny run (what CI can afford): every part runs, peers included, and
+writes its table, JSON, plots and Markdown."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.oracle
+
+
+def test_tiny_suite_runs_every_part(tmp_path) -> None:
+    out = tmp_path / "results"
+    markdown = tmp_path / "BENCHMARKS.md"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.suite", "--max-size", "2000",
+                           "--out", str(out), "--markdown", str(markdown)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    encoding = json.loads((out / "encoding.json").read_text())
+    assert encoding["identical_clks"] is True
+    matching = json.loads((out / "matching.json").read_text())
+    assert matching["same_candidate_count"] is True
+    e2e = json.loads((out / "end_to_end.json").read_text())
+    assert e2e["results"][0]["precision"] > 0.9
+    quality = {(r["case"], r["tool"]): r
+               for r in json.loads((out / "quality.json").read_text())["results"]}
+    assert quality[("FEBRL4, 2 parties", "pprl (CLKs)")]["precision"] >= 0.999
+    assert ("synthetic imaging-claims", "Splink 4 (cleartext)") in quality
+    for plot in ("throughput.png", "precision_recall.png"):
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
+    text = markdown.read_text()
+    assert "## encoding" in text and "## quality" in text and "Splink" in text
