@@ -1,0 +1,146 @@
+"""Python client of the linkage service (what the `pprl project/upload/run/...` commands use).
+
+    client = Client("http://127.0.0.1:8000", token=os.environ["PPRL_TOKEN"])
+    run = client.start_run(project_id, threshold=0.75)
+    run = client.wait(project_id, run["id"])
+    mapping = client.party_entities(project_id, run["id"], "ehr")
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["Client", "ServiceError"]
+
+_TERMINAL = ("done", "failed", "cancelled")
+
+
+class ServiceError(Exception):
+    """The service answered with an error status; ``status`` and the service's message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class Client:
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ServiceError(response.status_code, str(detail))
+        return response.json()
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/health")
+        return result
+
+    def create_project(self, name: str, schema: str | dict[str, Any], parties: list[str],
+                       dedup: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/projects", json={
+            "name": name, "schema": schema, "parties": parties, "dedup": dedup})
+        return result
+
+    def project(self, project_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/projects/{project_id}")
+        return result
+
+    def create_reader_token(self, project_id: str, party: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/projects/{project_id}/tokens",
+                                            json={"role": "reader", "party": party})
+        return result
+
+    def upload(self, project_id: str, party: str, path: str | Path) -> dict[str, Any]:
+        """Stream an encodings file (Parquet, or clkhash JSON if it ends in .json)."""
+        path = Path(path)
+        media = ("application/json" if path.suffix.lower() == ".json"
+                 else "application/vnd.apache.parquet")
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as handle:
+                while block := handle.read(1 << 20):
+                    yield block
+
+        result: dict[str, Any] = self._call(
+            "PUT", f"/projects/{project_id}/parties/{party}/encodings", content=chunks(),
+            headers={"Content-Type": media, "Content-Length": str(path.stat().st_size)})
+        return result
+
+    def start_run(self, project_id: str, threshold: float = 0.65,
+                  blocking: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/projects/{project_id}/runs",
+                                            json={"threshold": threshold,
+                                                  "blocking": blocking})
+        return result
+
+    def run(self, project_id: str, run_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/projects/{project_id}/runs/{run_id}")
+        return result
+
+    def cancel(self, project_id: str, run_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST",
+                                            f"/projects/{project_id}/runs/{run_id}/cancel")
+        return result
+
+    def wait(self, project_id: str, run_id: int, *, timeout: float = 3600.0,
+             poll: float = 0.5, on_update: Callable[[dict[str, Any]], None] | None = None
+             ) -> dict[str, Any]:
+        """Poll until the run is done, failed or cancelled (TimeoutError after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.run(project_id, run_id)
+            if on_update is not None:
+                on_update(run)
+            if run["state"] in _TERMINAL:
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} still {run['state']} after {timeout} s")
+            time.sleep(poll)
+
+    def _pages(self, path: str, page_size: int, **params: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self._call("GET", path, params={**params, "offset": len(items),
+                                                   "limit": page_size})
+            items += page["items"]
+            if not page["items"] or len(items) >= page["total"]:
+                return items
+
+    def matches(self, project_id: str, run_id: int, page_size: int = 10_000
+                ) -> list[dict[str, Any]]:
+        return self._pages(f"/projects/{project_id}/runs/{run_id}/matches", page_size)
+
+    def groups(self, project_id: str, run_id: int, min_size: int = 2,
+               page_size: int = 10_000) -> list[dict[str, Any]]:
+        return self._pages(f"/projects/{project_id}/runs/{run_id}/groups", page_size,
+                           min_size=min_size)
+
+    def party_entities(self, project_id: str, run_id: int, party: str,
+                       page_size: int = 10_000) -> list[dict[str, Any]]:
+        return self._pages(f"/projects/{project_id}/runs/{run_id}/parties/{party}/entities",
+                           page_size)
+
+    def audit(self, project_id: str, page_size: int = 1000) -> list[dict[str, Any]]:
+        return self._pages(f"/projects/{project_id}/audit", page_size)

@@ -1,0 +1,227 @@
+"""Commands that talk to a running service: ``pprl project``, ``upload``, ``run``, ``status``,
+``results``, ``audit``. Each has ``--json`` for scripts.
+
+The API token comes from ``--token-file`` or an environment variable (``PPRL_TOKEN`` unless
+``--token-env`` names another); never from the command line.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import httpx
+
+from .client import Client, ServiceError
+
+__all__ = ["project_group", "upload_command", "run_command", "status_command",
+           "results_command", "audit_command"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _read_token(token_file: Path | None, token_env: str) -> str:
+    if token_file is not None:
+        token = token_file.read_text(encoding="utf-8").strip()
+        if not token:
+            raise click.UsageError(f"token file {token_file} is empty")
+        return token
+    token = os.environ.get(token_env, "").strip()
+    if not token:
+        raise click.UsageError(f"no API token: set {token_env} or give --token-file")
+    return token
+
+
+def _connection(command: F) -> F:
+    """--url, --token-file, --token-env, --json; passes a ``client`` and ``as_json``."""
+
+    @click.option("--url", envvar="PPRL_URL", default="http://127.0.0.1:8000",
+                  show_default=True, help="The service. [env: PPRL_URL]")
+    @click.option("--token-file", type=click.Path(dir_okay=False, exists=True,
+                                                  path_type=Path),
+                  help="File holding your API token.")
+    @click.option("--token-env", default="PPRL_TOKEN", show_default=True,
+                  help="Environment variable holding your API token.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+    @functools.wraps(command)
+    def wrapper(url: str, token_file: Path | None, token_env: str, **kwargs: Any) -> Any:
+        with Client(url, _read_token(token_file, token_env)) as client:
+            try:
+                return command(client=client, **kwargs)
+            except ServiceError as e:
+                raise click.ClickException(str(e)) from e
+            except httpx.TransportError as e:  # refused, unreachable, timed out
+                raise click.ClickException(f"{url}: {e}") from e
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _emit(value: Any, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(value, indent=2) if as_json else text)
+
+
+@click.group("project")
+def project_group() -> None:
+    """Create and inspect linkage projects."""
+
+
+@project_group.command("create")
+@click.option("--name", required=True, help="What the project is for.")
+@click.option("--schema", "schema_ref", default="person", show_default=True,
+              help="Shipped schema name or a linkage-schema v3 JSON file.")
+@click.option("--party", "parties", multiple=True, required=True,
+              help="Party label (repeat: --party imaging --party ehr --party claims).")
+@click.option("--dedup", is_flag=True, help="Also deduplicate within each party.")
+@_connection
+def project_create_command(client: Client, as_json: bool, name: str, schema_ref: str,
+                           parties: tuple[str, ...], dedup: bool) -> None:
+    """Create a project (service administrator token). Prints the owner token and one upload
+    token per party: they are shown only now."""
+    path = Path(schema_ref)
+    schema: str | dict[str, Any] = (json.loads(path.read_text(encoding="utf-8"))
+                                    if path.is_file() else schema_ref)
+    created = client.create_project(name, schema, list(parties), dedup)
+    project = created["project"]
+    lines = [f"project {project['id']} ({project['name']}), schema "
+             f"{project['schema_fingerprint'][:16]}..., l={project['bloom_filter_bits']}",
+             f"owner token:  {created['owner_token']}"]
+    lines += [f"upload token {p}: {t}" for p, t in created["upload_tokens"].items()]
+    lines.append("These tokens are shown only once; hand each upload token to its party.")
+    _emit(created, as_json, "\n".join(lines))
+
+
+@project_group.command("show")
+@click.argument("project_id")
+@_connection
+def project_show_command(client: Client, as_json: bool, project_id: str) -> None:
+    """A project's parties, schema and uploads."""
+    project = client.project(project_id)
+    uploads = ", ".join(f"{p}: {'-' if n is None else f'{n:,} records'}"
+                        for p, n in project["uploads"].items())
+    _emit(project, as_json, f"{project['id']} {project['name']} dedup={project['dedup']} "
+                            f"l={project['bloom_filter_bits']}\nuploads: {uploads}")
+
+
+@project_group.command("reader-token")
+@click.argument("project_id")
+@click.option("--party", required=True, help="The party whose results the reader may read.")
+@_connection
+def project_reader_command(client: Client, as_json: bool, project_id: str,
+                           party: str) -> None:
+    """Make a token that reads one party's record -> entity mapping (owner token)."""
+    created = client.create_reader_token(project_id, party)
+    _emit(created, as_json, created["token"])
+
+
+@click.command("upload")
+@click.argument("project_id")
+@click.argument("party")
+@click.argument("path", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@_connection
+def upload_command(client: Client, as_json: bool, project_id: str, party: str,
+                   path: Path) -> None:
+    """Upload a party's encodings file (its upload token): Parquet from `pprl tokenize`, or
+    clkhash JSON (.json)."""
+    upload = client.upload(project_id, party, path)
+    _emit(upload, as_json, f"uploaded {upload['records']:,} records for {party} "
+                           f"(upload {upload['id']}, sha256 {upload['sha256'][:16]}...)")
+
+
+def _describe_run(run: dict[str, Any]) -> str:
+    text = f"run {run['id']}: {run['state']} ({run['stage']}, {run['progress']:.0%})"
+    if run.get("error"):
+        text += f": {run['error']}"
+    stats = run.get("stats") or {}
+    if stats:
+        text += (f"; {stats.get('links', 0):,} links, {stats.get('entities', 0):,} entities "
+                 f"from {stats.get('records', 0):,} records")
+    return text
+
+
+@click.command("run")
+@click.argument("project_id")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.65,
+              show_default=True, help="Dice similarity a pair needs.")
+@click.option("--blocking", is_flag=True, help="LSH blocking (faster, may lose matches).")
+@click.option("--wait", is_flag=True, help="Wait until the run has finished.")
+@_connection
+def run_command(client: Client, as_json: bool, project_id: str, threshold: float,
+                blocking: bool, wait: bool) -> None:
+    """Start a linkage run on every party's latest upload (owner token)."""
+    run = client.start_run(project_id, threshold, blocking)
+    if wait:
+        def show(update: dict[str, Any]) -> None:
+            if not as_json and sys.stderr.isatty():
+                click.echo("\r" + _describe_run(update), nl=False, err=True)
+
+        run = client.wait(project_id, run["id"], on_update=show)
+    _emit(run, as_json, _describe_run(run))
+    if run["state"] in ("failed", "cancelled"):
+        sys.exit(1)
+
+
+@click.command("status")
+@click.argument("project_id")
+@click.argument("run_id", type=int)
+@click.option("--cancel", is_flag=True, help="Cancel the run.")
+@_connection
+def status_command(client: Client, as_json: bool, project_id: str, run_id: int,
+                   cancel: bool) -> None:
+    """A run's state, stage and progress (owner token)."""
+    run = client.cancel(project_id, run_id) if cancel else client.run(project_id, run_id)
+    _emit(run, as_json, _describe_run(run))
+
+
+@click.command("results")
+@click.argument("project_id")
+@click.argument("run_id", type=int)
+@click.option("--party", help="One party's record -> entity mapping (party, reader or owner).")
+@click.option("--matches", "what", flag_value="matches", help="Links with scores (owner).")
+@click.option("--groups", "what", flag_value="groups", help="Entities and members (owner).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write CSV here instead of printing.")
+@_connection
+def results_command(client: Client, as_json: bool, project_id: str, run_id: int,
+                    party: str | None, what: str | None, output: Path | None) -> None:
+    """A finished run's results. Every read is recorded in the project's audit log."""
+    if party is None and what is None:
+        raise click.UsageError("give --party LABEL, --matches or --groups")
+    if party is not None:
+        rows = client.party_entities(project_id, run_id, party)
+    elif what == "matches":
+        rows = client.matches(project_id, run_id)
+    else:
+        rows = [{"entity": g["entity"], "party": m["party"], "record_id": m["record_id"]}
+                for g in client.groups(project_id, run_id) for m in g["members"]]
+    if output is not None:
+        temp = output.with_name(f".{output.name}.tmp")
+        with temp.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["empty"])
+            writer.writeheader()
+            writer.writerows(rows)
+        temp.replace(output)
+        click.echo(f"{len(rows):,} rows written to {output}", err=True)
+    elif as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["empty"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@click.command("audit")
+@click.argument("project_id")
+@_connection
+def audit_command(client: Client, as_json: bool, project_id: str) -> None:
+    """The project's audit log (owner token)."""
+    events = client.audit(project_id)
+    _emit(events, as_json, "\n".join(
+        f"{e['id']:>6} {e['at']:.3f} {e['role']:<6} {e['actor']:<16} {e['action']:<14} "
+        f"{json.dumps(e['detail'], sort_keys=True)}" for e in events))

@@ -1,0 +1,138 @@
+"""Request and response bodies of the service (what the OpenAPI docs show, with examples)."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ProjectCreate", "ProjectCreated", "ProjectOut", "TokenCreate", "TokenCreated",
+           "UploadOut", "RunCreate", "RunOut", "Page", "MatchOut", "MemberOut", "GroupOut",
+           "PartyEntityOut", "AuditEventOut", "Health"]
+
+_LABEL = r"^[a-z][a-z0-9_-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+
+
+class ProjectCreate(_Strict):
+    name: str = Field(min_length=1, max_length=200, examples=["imaging-ehr-claims 2026"])
+    schema_: str | dict[str, Any] = Field(
+        alias="schema", examples=["person"],
+        description="A shipped schema name (`pprl schemas`) or a linkage-schema v3 object.")
+    parties: list[str] = Field(min_length=1, max_length=32,
+                               examples=[["imaging", "ehr", "claims"]],
+                               description="Party labels, lower case, unique.")
+    dedup: bool = Field(False, description="Also find duplicates within each party.")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ProjectOut(BaseModel):
+    id: str
+    name: str
+    schema_fingerprint: str
+    bloom_filter_bits: int
+    parties: list[str]
+    dedup: bool
+    created_at: float
+    uploads: dict[str, int | None] = Field(
+        description="Per party, the record count of its latest upload (null: none yet).")
+
+
+class ProjectCreated(BaseModel):
+    project: ProjectOut
+    owner_token: str = Field(description="Shown once; stored only as a hash.")
+    upload_tokens: dict[str, str] = Field(description="Per party; shown once.")
+
+
+class TokenCreate(_Strict):
+    role: Literal["reader"] = "reader"
+    party: str = Field(pattern=_LABEL, examples=["ehr"])
+
+
+class TokenCreated(BaseModel):
+    token: str = Field(description="Shown once; stored only as a hash.")
+    role: str
+    party: str
+
+
+class UploadOut(BaseModel):
+    id: int
+    party: str
+    records: int
+    size_bytes: int
+    sha256: str
+    source_format: str
+    created_at: float
+
+
+class RunCreate(_Strict):
+    threshold: float = Field(0.65, gt=0.0, le=1.0, examples=[0.75],
+                             description="Dice similarity a pair needs to be a candidate.")
+    blocking: bool = Field(False, description="LSH blocking: faster on large inputs, may "
+                                              "lose some matches.")
+
+
+class RunOut(BaseModel):
+    id: int
+    project_id: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    stage: str
+    progress: float = Field(ge=0.0, le=1.0)
+    threshold: float
+    blocking: bool
+    attempt: int
+    error: str | None
+    stats: dict[str, Any] | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    total: int
+    offset: int
+    items: list[T]
+
+
+class MatchOut(BaseModel):
+    party_a: str
+    record_a: str
+    party_b: str
+    record_b: str
+    score: float
+
+
+class MemberOut(BaseModel):
+    party: str
+    record_id: str
+
+
+class GroupOut(BaseModel):
+    entity: str
+    members: list[MemberOut]
+
+
+class PartyEntityOut(BaseModel):
+    record_id: str
+    entity: str = Field(description="Entity pseudonym, keyed per project.")
+
+
+class AuditEventOut(BaseModel):
+    id: int
+    at: float
+    actor: str
+    role: str
+    action: str
+    detail: dict[str, Any]

@@ -1,0 +1,152 @@
+"""A real linkage service for the tests: `pprl serve` in its own process over HTTP, on a
+fresh SQLite file or (when PPRL_TEST_DATABASE_URL is set) a fresh PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, make_url, text
+
+from benchmarks.synth import synthesize
+from tokenizer.catalog import load_schema
+from tokenizer.pipeline import tokenize_file
+
+PPRL = [sys.executable, "-c", "from api.cli import main; main()"]
+PARTIES = ("imaging", "ehr", "claims")
+SECRET = b"service tests: the linkage secret all three providers share"
+
+
+def database_kinds() -> list[str]:
+    return ["sqlite"] + (["postgresql"] if os.environ.get("PPRL_TEST_DATABASE_URL") else [])
+
+
+@contextmanager
+def fresh_database(kind: str, data_dir: Path) -> Iterator[str]:
+    """A database URL nobody else uses; a PostgreSQL one is dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{data_dir / 'pprl.db'}"
+        return
+    server = make_url(os.environ["PPRL_TEST_DATABASE_URL"])
+    name = f"pprl_test_{secrets.token_hex(6)}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Service:
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+    admin_token: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def pprl(self, *args: str, token: str | None = None, check: bool = True
+             ) -> subprocess.CompletedProcess[str]:
+        """Run a `pprl` command against this service; the token travels in PPRL_TOKEN."""
+        env = {**self.env, "PPRL_URL": self.url}
+        if token is not None:
+            env["PPRL_TOKEN"] = token
+        result = subprocess.run([*PPRL, *args], env=env, capture_output=True, text=True,
+                                timeout=300)
+        if check and result.returncode != 0:
+            raise AssertionError(f"pprl {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def start_worker(self, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.data_dir / f"worker-{time.monotonic_ns()}.log").open("wb")
+        return subprocess.Popen([*PPRL, "worker", "--data-dir", str(self.data_dir), *args],
+                                env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+
+@contextmanager
+def running_service(kind: str, data_dir: Path, *, workers: int = 1,
+                    max_upload_bytes: int = 8 << 20, lease_seconds: float = 3.0
+                    ) -> Iterator[Service]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with fresh_database(kind, data_dir) as database_url:
+        env = {**os.environ, "PPRL_DATABASE_URL": database_url,
+               "PPRL_MAX_UPLOAD_BYTES": str(max_upload_bytes),
+               "PPRL_RUN_LEASE_SECONDS": str(lease_seconds)}
+        env.pop("PPRL_TOKEN", None)
+        port = free_port()
+        log = data_dir / "serve.log"
+        process = subprocess.Popen(
+            [*PPRL, "serve", "--data-dir", str(data_dir), "--port", str(port),
+             "--workers", str(workers)], env=env, stdout=log.open("wb"),
+            stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url, process, log)
+            admin = subprocess.run([*PPRL, "admin", "token", "--data-dir", str(data_dir)],
+                                   env=env, capture_output=True, text=True, check=True)
+            yield Service(url, data_dir, env, admin.stdout.strip(), process, log)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"pprl serve exited:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"pprl serve did not answer within 60 s:\n{log.read_text()}")
+
+
+def make_providers(folder: Path, people: int, seed: int = 3) -> dict[str, Path]:
+    """Synthetic extracts of the three providers, tokenized with the `person` schema;
+    ``folder/truth.csv`` holds the truth."""
+    synthesize(folder, people, seed)
+    schema = load_schema("person")
+    outputs = {}
+    for party in PARTIES:
+        output = folder / f"{party}.clks.parquet"
+        tokenize_file(folder / f"{party}.parquet", schema, SECRET, output,
+                      id_column="record_id", provider=party, workers=1, progress=False)
+        outputs[party] = output
+    return outputs
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 120.0, poll: float = 0.05
+             ) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(poll)
+    raise AssertionError(f"condition not met within {timeout} s")

@@ -1,0 +1,116 @@
+"""Every endpoint, called with no token, broken tokens and every wrong role, answers 401 or
+403; the right roles get through. The table below is the access policy, written from the
+issue, not read from the code; it must name every operation the service publishes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.client import Client
+from tests.service_harness import PARTIES, Service
+
+# (method, path) -> roles allowed; "upload:ehr" = the ehr party's upload token, etc.
+POLICY: dict[tuple[str, str], set[str]] = {
+    ("POST", "/projects"): {"admin"},
+    ("GET", "/projects/{project_id}"): {"owner", "upload:ehr", "upload:imaging", "reader:ehr"},
+    ("GET", "/projects/{project_id}/schema"): {"owner", "upload:ehr", "upload:imaging",
+                                               "reader:ehr"},
+    ("POST", "/projects/{project_id}/tokens"): {"owner"},
+    ("PUT", "/projects/{project_id}/parties/{party}/encodings"): {"upload:ehr"},
+    ("GET", "/projects/{project_id}/uploads"): {"owner"},
+    ("POST", "/projects/{project_id}/runs"): {"owner"},
+    ("GET", "/projects/{project_id}/runs"): {"owner"},
+    ("GET", "/projects/{project_id}/runs/{run_id}"): {"owner"},
+    ("POST", "/projects/{project_id}/runs/{run_id}/cancel"): {"owner"},
+    ("GET", "/projects/{project_id}/runs/{run_id}/matches"): {"owner"},
+    ("GET", "/projects/{project_id}/runs/{run_id}/groups"): {"owner"},
+    ("GET", "/projects/{project_id}/runs/{run_id}/parties/{party}/entities"): {
+        "owner", "upload:ehr", "reader:ehr"},
+    ("GET", "/projects/{project_id}/audit"): {"owner"},
+}
+PUBLIC = {("GET", "/health"), ("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/redoc")}
+
+
+@pytest.fixture(scope="module")
+def world(service: Service, provider_files: dict[str, Path]) -> dict:
+    """Two projects; the first with uploads, a finished run and a reader token."""
+    with Client(service.url, service.admin_token) as admin:
+        first = admin.create_project("auth", "person", list(PARTIES))
+        second = admin.create_project("auth-other", "person", list(PARTIES))
+    project_id = first["project"]["id"]
+    for party in PARTIES:
+        with Client(service.url, first["upload_tokens"][party]) as provider:
+            provider.upload(project_id, party, provider_files[party])
+    with Client(service.url, first["owner_token"]) as owner:
+        run = owner.wait(project_id, owner.start_run(project_id, 0.8)["id"])
+        reader = owner.create_reader_token(project_id, "ehr")["token"]
+    assert run["state"] == "done"
+    upload_ehr = first["upload_tokens"]["ehr"]
+    token_id = upload_ehr.split("_")[1]
+    tokens = {
+        "admin": service.admin_token,
+        "owner": first["owner_token"],
+        "upload:ehr": upload_ehr,
+        "upload:imaging": first["upload_tokens"]["imaging"],
+        "reader:ehr": reader,
+        "other-owner": second["owner_token"],
+        "other-upload:ehr": second["upload_tokens"]["ehr"],
+    }
+    broken = {
+        "none": None,
+        "malformed": "not-a-token",
+        "unknown id": "pprl_0123456789abcdef_" + "A" * 43,
+        "wrong secret": f"pprl_{token_id}_" + "B" * 43,
+    }
+    return {"project_id": project_id, "run_id": run["id"], "tokens": tokens,
+            "broken": broken, "ehr_file": provider_files["ehr"]}
+
+
+def _call(service: Service, world: dict, method: str, path: str, token: str | None
+          ) -> httpx.Response:
+    url = service.url + path.format(project_id=world["project_id"], run_id=world["run_id"],
+                                    party="ehr")
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    kwargs: dict = {}
+    if method == "PUT":
+        kwargs["content"] = world["ehr_file"].read_bytes()
+        headers["Content-Type"] = "application/vnd.apache.parquet"
+    elif path == "/projects":
+        kwargs["json"] = {"name": "x", "schema": "person", "parties": ["a", "b"]}
+    elif path.endswith("/tokens"):
+        kwargs["json"] = {"role": "reader", "party": "ehr"}
+    elif path.endswith("/runs") and method == "POST":
+        kwargs["json"] = {"threshold": 0.9}
+    return httpx.request(method, url, headers=headers, timeout=60, **kwargs)
+
+
+def test_policy_names_every_published_operation(service: Service) -> None:
+    spec = httpx.get(f"{service.url}/openapi.json", timeout=30).json()
+    published = {(method.upper(), path) for path, ops in spec["paths"].items() for method in ops}
+    assert published - PUBLIC == set(POLICY)
+
+
+@pytest.mark.parametrize("operation", sorted(POLICY), ids=lambda op: f"{op[0]} {op[1]}")
+def test_operation_refuses_every_wrong_credential(service: Service, world: dict,
+                                                  operation: tuple[str, str]) -> None:
+    method, path = operation
+    for name, token in world["broken"].items():
+        response = _call(service, world, method, path, token)
+        assert response.status_code == 401, (name, response.text)
+        assert response.headers.get("www-authenticate") == "Bearer"
+    allowed = POLICY[operation]
+    for role, token in world["tokens"].items():
+        response = _call(service, world, method, path, token)
+        if role in allowed:
+            assert response.status_code not in (401, 403), (role, response.text)
+            assert response.status_code < 500, (role, response.text)
+        else:
+            assert response.status_code == 403, (role, response.status_code, response.text)
+
+
+def test_health_and_docs_answer_without_a_token(service: Service) -> None:
+    for path in ("/health", "/docs", "/openapi.json"):
+        assert httpx.get(service.url + path, timeout=30).status_code == 200

@@ -1,0 +1,144 @@
+"""The whole service flow over HTTP against a live `pprl serve`: an administrator creates a
+project, three providers upload, the owner runs linkage and reads results, parties read
+their own mapping, and everything lands in the audit log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+
+from api.client import Client, ServiceError
+from linker.clkset import load_clk_sets
+from linker.link import link_sets
+from tests.service_harness import PARTIES, Service
+
+THRESHOLD = 0.75
+
+
+@pytest.fixture(scope="module")
+def linked(service: Service, provider_files: dict[str, Path]) -> dict[str, object]:
+    """A project created with the CLI, uploads by each party's CLI, one finished run."""
+    created = json.loads(service.pprl(
+        "project", "create", "--name", "flow", "--schema", "person", "--dedup",
+        *[a for p in PARTIES for a in ("--party", p)], "--json",
+        token=service.admin_token).stdout)
+    project_id = created["project"]["id"]
+    for party in PARTIES:
+        out = service.pprl("upload", project_id, party, str(provider_files[party]), "--json",
+                           token=created["upload_tokens"][party])
+        assert json.loads(out.stdout)["party"] == party
+    run = json.loads(service.pprl("run", project_id, "--threshold", str(THRESHOLD), "--wait",
+                                  "--json", token=created["owner_token"]).stdout)
+    return {"created": created, "project_id": project_id, "run": run}
+
+
+def _partition(pairs: list[tuple[str, str, str]]) -> set[frozenset[tuple[str, str]]]:
+    """Entities as sets of (party, record_id), whatever the entity ids are."""
+    groups: dict[str, set[tuple[str, str]]] = {}
+    for entity, party, record_id in pairs:
+        groups.setdefault(entity, set()).add((party, record_id))
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_run_gives_the_linkers_entities_and_matches(service: Service, linked: dict,
+                                                    provider_files: dict[str, Path]) -> None:
+    run = linked["run"]
+    assert run["state"] == "done" and run["progress"] == 1.0 and run["attempt"] == 1
+    sets = load_clk_sets([provider_files[p] for p in PARTIES])
+    expected = link_sets(sets, THRESHOLD, dedup=[True] * 3)
+    with Client(service.url, linked["created"]["owner_token"]) as owner:
+        served = [(m["party_a"], m["record_a"], m["party_b"], m["record_b"], m["score"])
+                  for m in owner.matches(linked["project_id"], run["id"], page_size=500)]
+        groups = owner.groups(linked["project_id"], run["id"], min_size=1, page_size=700)
+    names = expected.parties
+    wanted = [(names[pa], expected.record_ids[pa][ra], names[pb], expected.record_ids[pb][rb],
+               s) for pa, ra, pb, rb, s in zip(expected.party_a.tolist(),
+                                               expected.record_a.tolist(),
+                                               expected.party_b.tolist(),
+                                               expected.record_b.tolist(),
+                                               expected.score.tolist(), strict=True)]
+    assert served == wanted
+    assert run["stats"]["links"] == len(wanted)
+    want_partition = _partition([(str(e), p, r) for p, ids, es in
+                                 zip(names, expected.record_ids, expected.entity_of, strict=True)
+                                 for r, e in zip(ids, es.tolist(), strict=True)])
+    assert _partition([(g["entity"], m["party"], m["record_id"]) for g in groups
+                       for m in g["members"]]) == want_partition
+    assert run["stats"]["entities"] == len(want_partition)
+
+
+def test_each_party_reads_its_own_mapping_only(service: Service, linked: dict) -> None:
+    created, project_id, run_id = linked["created"], linked["project_id"], linked["run"]["id"]
+    with Client(service.url, created["owner_token"]) as owner:
+        groups = owner.groups(project_id, run_id, min_size=1)
+        reader_token = owner.create_reader_token(project_id, "claims")["token"]
+    entity_of = {(m["party"], m["record_id"]): g["entity"] for g in groups
+                 for m in g["members"]}
+    for party in PARTIES:
+        with Client(service.url, created["upload_tokens"][party]) as provider:
+            mapping = provider.party_entities(project_id, run_id, party)
+            others = [p for p in PARTIES if p != party]
+            with pytest.raises(ServiceError) as refused:
+                provider.party_entities(project_id, run_id, others[0])
+            assert refused.value.status == 403
+            with pytest.raises(ServiceError) as refused:
+                provider.matches(project_id, run_id)
+            assert refused.value.status == 403
+        assert mapping and all(entity_of[(party, m["record_id"])] == m["entity"]
+                               for m in mapping)
+    with Client(service.url, reader_token) as reader:
+        assert len(reader.party_entities(project_id, run_id, "claims")) == len(
+            [k for k in entity_of if k[0] == "claims"])
+    csv_out = service.pprl("results", project_id, str(run_id), "--party", "claims",
+                           token=reader_token).stdout.splitlines()
+    assert csv_out[0] == "record_id,entity" and len(csv_out) > 1
+
+
+def test_entity_pseudonyms_differ_between_projects(service: Service, linked: dict,
+                                                   provider_files: dict[str, Path]) -> None:
+    with Client(service.url, service.admin_token) as admin:
+        other = admin.create_project("second", "person", list(PARTIES), dedup=True)
+    project_id = other["project"]["id"]
+    for party in PARTIES:
+        with Client(service.url, other["upload_tokens"][party]) as provider:
+            provider.upload(project_id, party, provider_files[party])
+    with Client(service.url, other["owner_token"]) as owner:
+        run = owner.wait(project_id, owner.start_run(project_id, THRESHOLD)["id"])
+        second = owner.groups(project_id, run["id"], min_size=1)
+    with Client(service.url, linked["created"]["owner_token"]) as owner:
+        first = owner.groups(linked["project_id"], linked["run"]["id"], min_size=1)
+    assert _partition([(g["entity"], m["party"], m["record_id"]) for g in first
+                       for m in g["members"]]) == \
+        _partition([(g["entity"], m["party"], m["record_id"]) for g in second
+                    for m in g["members"]])
+    assert not {g["entity"] for g in first} & {g["entity"] for g in second}
+
+
+def test_audit_log_records_every_step_and_cannot_be_rewritten(service: Service,
+                                                              linked: dict) -> None:
+    created, project_id = linked["created"], linked["project_id"]
+    with Client(service.url, created["owner_token"]) as owner:
+        owner.matches(project_id, linked["run"]["id"])
+        events = owner.audit(project_id)
+    actions = [e["action"] for e in events]
+    assert actions[0] == "project.create"
+    assert actions.count("upload") == 3 and "run.create" in actions
+    reads = [e for e in events if e["action"] == "results.read"]
+    assert reads and reads[-1]["detail"]["what"] == "matches"
+    dumped = json.dumps(events)
+    assert created["owner_token"] not in dumped
+    assert not any(t in dumped for t in created["upload_tokens"].values())
+    engine = create_engine(service.env["PPRL_DATABASE_URL"])
+    try:
+        for statement in ("UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events"):
+            with pytest.raises(DBAPIError, match="append-only"), engine.begin() as c:
+                c.execute(text(statement))
+        with engine.connect() as c:
+            stored = c.execute(text("SELECT secret_hash FROM project_tokens")).scalars().all()
+        assert created["owner_token"].rsplit("_", 1)[1] not in stored
+    finally:
+        engine.dispose()

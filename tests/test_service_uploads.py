@@ -1,0 +1,118 @@
+"""Uploads are checked before anything is stored, and a refused upload leaves nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from api.client import Client, ServiceError
+from tests.service_harness import SECRET, Service
+from tokenizer.catalog import load_schema
+from tokenizer.pipeline import tokenize_file
+
+
+@pytest.fixture(scope="module")
+def project(service: Service) -> dict:
+    with Client(service.url, service.admin_token) as admin:
+        return admin.create_project("uploads", "person", ["imaging", "ehr"])
+
+
+def _stored_files(service: Service) -> list[Path]:
+    return sorted(p for folder in ("uploads", "tmp")
+                  for p in (service.data_dir / folder).rglob("*") if p.is_file())
+
+
+def _refused(service: Service, project: dict, path: Path, status: int, match: str) -> None:
+    before = _stored_files(service)
+    with Client(service.url, project["upload_tokens"]["ehr"]) as provider:
+        with pytest.raises(ServiceError) as refused:
+            provider.upload(project["project"]["id"], "ehr", path)
+        assert refused.value.status == status, refused.value.message
+        assert match in refused.value.message
+        assert provider.project(project["project"]["id"])["uploads"]["ehr"] is None
+    assert _stored_files(service) == before
+
+
+def test_encodings_of_another_schema_are_refused_naming_both(
+        service: Service, project: dict, provider_files: dict[str, Path],
+        tmp_path: Path) -> None:
+    """Same length (1024 bits), other schema (febrl): the fingerprints differ."""
+    schema = load_schema("febrl")
+    people = pq.read_table(provider_files["ehr"].parent / "ehr.parquet")
+    columns = {f.identifier: people[f.identifier] if f.identifier in people.column_names
+               else pa.array([""] * people.num_rows) for f in schema.hashed_features}
+    source, other = tmp_path / "febrl-input.parquet", tmp_path / "febrl.clks.parquet"
+    pq.write_table(pa.table({**columns, "record_id": people["record_id"]}), source)
+    tokenize_file(source, schema, SECRET, other, id_column="record_id", workers=1,
+                  progress=False)
+    assert schema.bloom_filter_bits == project["project"]["bloom_filter_bits"]
+    _refused(service, project, other, 422, project["project"]["schema_fingerprint"])
+    _refused(service, project, other, 422, schema.fingerprint)
+
+
+def test_duplicate_record_ids_are_refused(service: Service, project: dict,
+                                          provider_files: dict[str, Path],
+                                          tmp_path: Path) -> None:
+    table = pq.read_table(provider_files["ehr"])
+    doubled = pa.concat_tables([table, table.slice(0, 2)])
+    path = tmp_path / "dupes.parquet"
+    pq.write_table(doubled, path)
+    _refused(service, project, path, 422, "duplicate record_id")
+
+
+def test_corrupt_and_oversized_uploads_are_refused(service: Service, project: dict,
+                                                   tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.parquet"
+    corrupt.write_bytes(b"PAR1" + os.urandom(5000))
+    _refused(service, project, corrupt, 422, "Parquet")
+    huge = tmp_path / "huge.parquet"
+    huge.write_bytes(os.urandom(9 << 20))  # the test service's limit is 8 MiB
+    _refused(service, project, huge, 413, "limit")
+
+
+def test_oversized_upload_without_length_is_stopped_while_streaming(
+        service: Service, project: dict) -> None:
+    before = _stored_files(service)
+
+    def body() -> object:
+        for _ in range(10):
+            yield os.urandom(1 << 20)
+
+    response = httpx.put(
+        f"{service.url}/projects/{project['project']['id']}/parties/ehr/encodings",
+        content=body(), headers={"Authorization": f"Bearer {project['upload_tokens']['ehr']}",
+                                 "Content-Type": "application/vnd.apache.parquet"},
+        timeout=60)
+    assert response.status_code == 413
+    assert _stored_files(service) == before
+
+
+def test_unsupported_content_type_is_refused(service: Service, project: dict) -> None:
+    response = httpx.put(
+        f"{service.url}/projects/{project['project']['id']}/parties/ehr/encodings",
+        content=b"a,b\n1,2\n", timeout=30,
+        headers={"Authorization": f"Bearer {project['upload_tokens']['ehr']}",
+                 "Content-Type": "text/csv"})
+    assert response.status_code == 415
+
+
+def test_clkhash_json_upload_is_accepted_and_replaces_the_previous(
+        service: Service, project: dict, provider_files: dict[str, Path],
+        tmp_path: Path) -> None:
+    source = provider_files["imaging"].parent / "imaging.parquet"
+    as_json = tmp_path / "imaging.json"
+    tokenize_file(source, load_schema("person"), SECRET, as_json, output_format="clkhash-json",
+                  id_column="record_id", workers=1, progress=False)
+    project_id = project["project"]["id"]
+    with Client(service.url, project["upload_tokens"]["imaging"]) as provider:
+        first = provider.upload(project_id, "imaging", provider_files["imaging"])
+        second = provider.upload(project_id, "imaging", as_json)
+        assert second["source_format"] == "clkhash-json"
+        assert second["records"] == first["records"] == pq.read_metadata(
+            provider_files["imaging"]).num_rows
+        assert provider.project(project_id)["uploads"]["imaging"] == second["records"]

@@ -1,0 +1,132 @@
+"""Runs are jobs in the database: a worker killed with SIGKILL mid-run leaves the run to be
+retried with identical results; cancellation stops queued and running runs; concurrent
+workers never execute a run twice."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from api.client import Client, ServiceError
+from linker.clkset import load_clk_sets
+from linker.link import link_sets
+from tests.service_harness import (
+    PARTIES,
+    Service,
+    database_kinds,
+    make_providers,
+    running_service,
+    wait_for,
+)
+
+THRESHOLD = 0.8
+
+
+@pytest.fixture(scope="module")
+def big_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Large enough that a run lasts seconds on 2 cores, so it can be killed mid-way."""
+    return make_providers(tmp_path_factory.mktemp("big"), people=20_000, seed=5)
+
+
+@pytest.fixture(scope="module", params=database_kinds())
+def bare_service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[Service]:
+    """A service with no worker of its own: the tests start and kill workers."""
+    with running_service(request.param, tmp_path_factory.mktemp(f"bare-{request.param}"),
+                         workers=0, lease_seconds=2.0) as live:
+        yield live
+
+
+def _project(service: Service, files: dict[str, Path], dedup: bool) -> tuple[str, str]:
+    with Client(service.url, service.admin_token) as admin:
+        created = admin.create_project("worker", "person", list(PARTIES), dedup=dedup)
+    project_id = created["project"]["id"]
+    for party in PARTIES:
+        with Client(service.url, created["upload_tokens"][party]) as provider:
+            provider.upload(project_id, party, files[party])
+    return project_id, created["owner_token"]
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
+def test_killed_worker_leaves_the_run_retried_with_identical_results(
+        bare_service: Service, big_files: dict[str, Path]) -> None:
+    project_id, owner_token = _project(bare_service, big_files, dedup=True)
+    folder = bare_service.data_dir / "runs" / project_id
+    with Client(bare_service.url, owner_token) as owner:
+        run_id = owner.start_run(project_id, THRESHOLD)["id"]
+        worker = bare_service.start_worker()
+        wait_for(lambda: owner.run(project_id, run_id)["state"] == "running")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        killed = owner.run(project_id, run_id)
+        assert killed["state"] == "running" and killed["attempt"] == 1
+        assert not (folder / str(run_id)).exists()
+        with pytest.raises(ServiceError) as not_yet:
+            owner.matches(project_id, run_id)
+        assert not_yet.value.status == 409
+        replacement = bare_service.start_worker("--poll-seconds", "0.2")
+        try:
+            finished = owner.wait(project_id, run_id, timeout=300)
+        finally:
+            _stop(replacement)
+        served = [(m["party_a"], m["record_a"], m["party_b"], m["record_b"], m["score"])
+                  for m in owner.matches(project_id, run_id)]
+    assert finished["state"] == "done" and finished["attempt"] == 2
+    assert [p.name for p in folder.iterdir()] == [str(run_id)]  # no staging left behind
+    expected = link_sets(load_clk_sets([big_files[p] for p in PARTIES]), THRESHOLD,
+                         dedup=[True] * 3)
+    names, ids = expected.parties, expected.record_ids
+    assert served == [(names[pa], ids[pa][ra], names[pb], ids[pb][rb], s)
+                      for pa, ra, pb, rb, s in zip(
+                          expected.party_a.tolist(), expected.record_a.tolist(),
+                          expected.party_b.tolist(), expected.record_b.tolist(),
+                          expected.score.tolist(), strict=True)]
+
+
+def test_cancel_stops_queued_and_running_runs(bare_service: Service,
+                                              big_files: dict[str, Path]) -> None:
+    project_id, owner_token = _project(bare_service, big_files, dedup=True)
+    with Client(bare_service.url, owner_token) as owner:
+        queued = owner.start_run(project_id, THRESHOLD)["id"]
+        assert owner.cancel(project_id, queued)["state"] == "cancelled"
+        running = owner.start_run(project_id, THRESHOLD)["id"]
+        worker = bare_service.start_worker("--poll-seconds", "0.2")
+        try:
+            wait_for(lambda: owner.run(project_id, running)["state"] == "running")
+            owner.cancel(project_id, running)
+            final = owner.wait(project_id, running, timeout=120)
+        finally:
+            _stop(worker)
+        assert final["state"] == "cancelled"
+        assert owner.run(project_id, queued)["attempt"] == 0  # never handed to a worker
+    assert not (bare_service.data_dir / "runs" / project_id / str(running)).exists()
+
+
+def test_concurrent_workers_execute_each_run_once(bare_service: Service,
+                                                  provider_files: dict[str, Path]) -> None:
+    project_id, owner_token = _project(bare_service, provider_files, dedup=False)
+    thresholds = (0.7, 0.75, 0.8, 0.85, 0.9)
+    with Client(bare_service.url, owner_token) as owner:
+        run_ids = [owner.start_run(project_id, t)["id"] for t in thresholds]
+        workers = [bare_service.start_worker("--poll-seconds", "0.1") for _ in range(2)]
+        try:
+            finals = [owner.wait(project_id, r, timeout=300) for r in run_ids]
+        finally:
+            for worker in workers:
+                _stop(worker)
+    assert [(f["state"], f["attempt"]) for f in finals] == [("done", 1)] * len(run_ids)
+    sets = load_clk_sets([provider_files[p] for p in PARTIES])
+    assert [f["stats"]["links"] for f in finals] == [
+        link_sets(sets, t).stats["links"] for t in thresholds]
