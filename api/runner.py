@@ -54,7 +54,8 @@ class _Control:
 
 def _beat(sessions: sessionmaker[Session], claim: Claim, lease: float, control: _Control
           ) -> None:
-    while not control.done.wait(lease / 3):
+    # often enough for live progress, and well inside the lease
+    while not control.done.wait(min(lease / 3, 2.0)):
         try:
             ours, cancel = heartbeat(sessions, claim, lease, control.stage, control.progress)
         except Exception:  # a database hiccup: try again next beat, the lease has slack

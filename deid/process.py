@@ -1,0 +1,106 @@
+"""De-identify one file: the unit of work each worker process runs.
+
+Everything about a file is decided from the file and the site key alone (its pseudonym, UIDs
+and date offset), so files can be processed in any order and in parallel, and a re-run gives
+the same bytes; only the CLK, which needs every patient at once, is left to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .burned_in import burned_in_reason
+from .dicom_files import is_part10, new_file_meta, read_dataset, write_atomic
+from .errors import UnreadableFileError
+from .identity import identity_of, person_columns
+from .method import mark_deidentified
+from .profile import ProfileOptions
+from .scrub import Scrubber, identifying_terms
+from .site_keys import SiteKeys
+from .transform import PatientContext, Transformer
+
+__all__ = ["FileOutcome", "FileProcessor"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What happened to one input file.
+
+    ``status`` is written, unchanged (an earlier run wrote the same output), not-dicom,
+    quarantined (corrupt or truncated) or withheld (policy: burned-in text, no PatientID).
+    ``columns`` are the normalised identifiers for tokenizing; they stay in memory.
+    """
+
+    source: str
+    status: str
+    reason: str = ""
+    output: str = ""
+    patient: tuple[str, str] | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    pseudonym: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    sop_uid: str = ""
+    modality: str = ""
+    study_date: str = ""
+
+
+class FileProcessor:
+    """Reads, de-identifies and writes files of one run."""
+
+    def __init__(self, in_dir: Path, out_dir: Path, options: ProfileOptions, site_key: bytes,
+                 allow_burned_in: bool) -> None:
+        self.in_dir = in_dir
+        self.out_dir = out_dir
+        self.options = options
+        self.keys = SiteKeys(site_key)
+        self.transformer = Transformer(options, self.keys)
+        self.allow_burned_in = allow_burned_in
+
+    def __call__(self, source: Path) -> FileOutcome:
+        relative = source.relative_to(self.in_dir).as_posix()
+        if not is_part10(source):
+            return FileOutcome(relative, "not-dicom", "no DICOM Part 10 preamble and DICM prefix")
+        try:
+            return self._deidentify(source, relative)
+        except UnreadableFileError as e:
+            return FileOutcome(relative, "quarantined", str(e).replace(str(source), relative))
+        except Exception as e:  # pydicom raises many types on a value it cannot convert
+            log.warning("%s: quarantined", relative, exc_info=True)
+            return FileOutcome(relative, "quarantined", f"an element cannot be read or "
+                                                        f"written ({type(e).__name__})")
+
+    def _deidentify(self, source: Path, relative: str) -> FileOutcome:
+        dataset = read_dataset(source)
+        identity = identity_of(dataset)
+        if not identity.patient_id:
+            return FileOutcome(relative, "withheld", "PatientID is empty: no pseudonym can be "
+                               "given, so the file could not be linked")
+        reason = burned_in_reason(dataset)
+        if reason is not None and not self.allow_burned_in:
+            return FileOutcome(relative, "withheld", f"{reason}; pixel data is not cleaned "
+                               "(use --allow-burned-in after checking the images)")
+        pseudonym = self.keys.pseudonym(identity.issuer, identity.patient_id)
+        patient = PatientContext(pseudonym, self.keys.day_offset(pseudonym),
+                                 Scrubber(identifying_terms(identity)))
+        transfer_syntax = str(dataset.file_meta.TransferSyntaxUID)
+        self.transformer.apply(dataset, patient)
+        mark_deidentified(dataset, self.options, pseudonym)
+        dataset.file_meta = new_file_meta(dataset, transfer_syntax)
+        study, series = str(dataset.get("StudyInstanceUID", "")), str(
+            dataset.get("SeriesInstanceUID", ""))
+        sop = str(dataset.SOPInstanceUID)
+        target = self.out_dir / pseudonym / (study or "no-study") / (series or "no-series")
+        target = target / f"{sop}.dcm"
+        status = "unchanged" if target.exists() else "written"
+        if status == "written":
+            write_atomic(dataset, target)
+        return FileOutcome(
+            relative, status, output=target.relative_to(self.out_dir).as_posix(),
+            patient=identity.key, columns=person_columns(identity), pseudonym=pseudonym,
+            study_uid=study, series_uid=series, sop_uid=sop,
+            modality=str(dataset.get("Modality", "")), study_date=str(dataset.get("StudyDate", "")))

@@ -1,0 +1,172 @@
+"""``pprl deid``: a folder of DICOM files in, de-identified files, manifest and report out.
+
+Files are processed in parallel (each worker needs only the file and the site key); the
+patients' identifiers are then tokenized in one encoder call with the project's schema and
+linkage secret, and the manifest and report are written atomically. Re-running on the same
+folders skips outputs that already exist and gives identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import multiprocessing
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+from tqdm import tqdm
+
+from tokenizer.encoder import ClkEncoder
+from tokenizer.encodings_file import AtomicFile
+from tokenizer.schema_model import Schema
+
+from .errors import DeidError
+from .manifest import ManifestRow, write_manifest
+from .process import FileOutcome, FileProcessor
+from .profile import ProfileOptions
+
+__all__ = ["DeidReport", "deidentify_folder", "report_path_for", "MANIFEST_NAME"]
+
+MANIFEST_NAME = "manifest.parquet"
+_EXPORTED = ("written", "unchanged")
+_processor: FileProcessor | None = None
+
+
+@dataclass(frozen=True)
+class DeidReport:
+    """What a run did; ``outcomes`` in input path order."""
+
+    outcomes: list[FileOutcome]
+    patients: int
+    rejected_patients: int
+    manifest: Path
+    report: Path
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+
+def report_path_for(out_dir: Path) -> Path:
+    """The report lists input file names, which may identify: it goes beside OUT_DIR, not
+    into the folder that is exported."""
+    return out_dir.with_name(out_dir.name + ".deid-report.csv")
+
+
+def _init_worker(processor: FileProcessor) -> None:
+    global _processor
+    _processor = processor
+
+
+def _run_one(path: Path) -> FileOutcome:
+    assert _processor is not None
+    return _processor(path)
+
+
+def _inputs(in_dir: Path, out_dir: Path) -> list[Path]:
+    out = out_dir.resolve()
+    return sorted(p for p in in_dir.rglob("*")
+                  if p.is_file() and out not in p.resolve().parents)
+
+
+def _outcomes(processor: FileProcessor, paths: list[Path], workers: int
+              ) -> Iterator[FileOutcome]:
+    if workers <= 1 or len(paths) < 2 * workers:
+        yield from map(processor, paths)
+        return
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with context.Pool(workers, _init_worker, (processor,)) as pool:
+        yield from pool.imap(_run_one, paths, chunksize=8)
+
+
+def _tokenize(outcomes: list[FileOutcome], schema: Schema, secret: bytes
+              ) -> dict[tuple[str, str], tuple[bytes, int] | str]:
+    """CLK and popcount per patient (from the patient's first file in path order), or the
+    reason the schema rejected the identifiers. Columns the Patient module cannot fill are
+    passed empty, as an empty CSV cell would be."""
+    first: dict[tuple[str, str], dict[str, str]] = {}
+    for outcome in outcomes:
+        if outcome.patient is not None and outcome.patient not in first:
+            first[outcome.patient] = outcome.columns
+    if not first:
+        return {}
+    encoder = ClkEncoder(schema, secret)
+    keys = list(first)
+    encoded = encoder.encode({c: pa.array([first[k].get(c, "") for k in keys], pa.string())
+                              for c in encoder.required_columns})
+    result: dict[tuple[str, str], tuple[bytes, int] | str] = {
+        keys[r.index]: f"identifiers rejected by the schema: {r.describe()}"
+        for r in encoded.rejects}
+    valid = [k for k, ok in zip(keys, encoded.valid.tolist(), strict=True) if ok]
+    for key, clk, popcount in zip(valid, encoded.clks, encoded.popcounts.tolist(), strict=True):
+        result[key] = (clk.tobytes(), int(popcount))
+    return result
+
+
+def _write_report(path: Path, outcomes: list[FileOutcome],
+                  clks: dict[tuple[str, str], tuple[bytes, int] | str]) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["source", "status", "reason", "output"])
+    for o in outcomes:
+        token = clks.get(o.patient) if o.patient is not None else None
+        reason = token if isinstance(token, str) else o.reason
+        writer.writerow([o.source, o.status, reason, o.output])
+    file = AtomicFile(path)
+    file.temp.write_text(text.getvalue(), encoding="utf-8")
+    file.commit()
+
+
+def _remove_stale_temps(out_dir: Path) -> None:
+    """Temporary files of a run that was killed are never outputs: remove them."""
+    for stale in out_dir.rglob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes,
+                      site_key: bytes, options: ProfileOptions, *,
+                      allow_burned_in: bool = False, workers: int = 1,
+                      report_path: Path | None = None, progress: bool | None = None
+                      ) -> DeidReport:
+    """De-identify every file under ``in_dir`` into ``out_dir``.
+
+    Args:
+        secret: the linkage secret shared by the project's providers; keys the CLKs.
+        site_key: this site's own key; keys pseudonyms, UIDs and date shifts.
+        allow_burned_in: export images that may show identifiers in their pixels.
+        workers: processes; the output does not depend on it.
+
+    Raises:
+        DeidError: ``in_dir`` is not a folder.
+    """
+    started = time.perf_counter()
+    if not in_dir.is_dir():
+        raise DeidError(f"input folder {in_dir} does not exist or is not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(out_dir)
+    paths = _inputs(in_dir, out_dir)
+    processor = FileProcessor(in_dir, out_dir, options, site_key, allow_burned_in)
+    show = sys.stderr.isatty() if progress is None else progress
+    outcomes = list(tqdm(_outcomes(processor, paths, workers), total=len(paths), unit="file",
+                         disable=not show, desc=f"de-identifying {in_dir.name}",
+                         file=sys.stderr))
+    clks = _tokenize([o for o in outcomes if o.status in _EXPORTED], schema, secret)
+    rows: list[ManifestRow] = []
+    for o in outcomes:
+        if o.status not in _EXPORTED or o.patient is None:
+            continue
+        token = clks[o.patient]
+        clk, popcount = token if not isinstance(token, str) else (None, None)
+        rows.append((o.pseudonym, clk, popcount, o.study_uid, o.series_uid, o.sop_uid,
+                     o.modality, o.study_date, o.output))
+    manifest = out_dir / MANIFEST_NAME
+    write_manifest(manifest, rows, schema)
+    report = report_path or report_path_for(out_dir)
+    _write_report(report, outcomes, clks)
+    rejected = sum(isinstance(v, str) for v in clks.values())
+    return DeidReport(outcomes, len(clks), rejected, manifest, report,
+                      time.perf_counter() - started)

@@ -1,0 +1,180 @@
+"""Apply the profile to a dataset, in place, recursing into every sequence item.
+
+Public elements follow their Table E.1-1 rule (elements the table does not list are kept, and
+their sequences are still walked); private elements follow the table's private row (removed,
+or under Retain Safe Private looked up in TCIA's knowledge base by their path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+
+from .dates import shift_value
+from .private_tags import PathStep, load_private_dispositions, private_step, public_step
+from .profile import Profile, ProfileOptions, load_profile
+from .scrub import Scrubber
+from .site_keys import SiteKeys
+
+__all__ = ["PatientContext", "Transformer"]
+
+_TEXT_VRS = {"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "UR"}
+_BINARY_NUMBER_VRS = {"US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT"}
+_DUMMY_TEXT = {"DA": "19000101", "DT": "19000101000000", "TM": "000000", "AS": "000D",
+               "DS": "0", "IS": "0"}
+_DUMMY = "ANONYMIZED"
+_HASHABLE_VRS = (_TEXT_VRS - {"PN"}) | {"UI"}
+
+
+@dataclass(frozen=True)
+class PatientContext:
+    """What the transform needs to know about the file's patient."""
+
+    pseudonym: str
+    day_offset: int
+    scrubber: Scrubber
+
+
+def _map_values(element: DataElement, change: Callable[[str], str]) -> None:
+    value = element.value
+    if isinstance(value, (MultiValue, list)):
+        element.value = [change(str(v)) for v in value]
+    elif value is not None and value != "":
+        element.value = change(str(value))
+
+
+def _is_sequence(dataset: Dataset, tag: BaseTag) -> bool:
+    """Whether an element is a sequence, without converting its value."""
+    vr = dataset.get_item(tag).VR
+    if vr is None:  # implicit VR: the data dictionary says (unknown tags are read as UN)
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return False
+    return vr == "SQ"
+
+
+class Transformer:
+    """De-identifies datasets with one set of options and one site key."""
+
+    def __init__(self, options: ProfileOptions, keys: SiteKeys,
+                 profile: Profile | None = None) -> None:
+        self.options = options
+        self.keys = keys
+        self.profile = profile or load_profile()
+        self.private_action = self.profile.private.action(options)
+        self.dispositions = load_private_dispositions() if self.private_action != "X" else {}
+        self._actions = {tag: rule.action(options) for tag, rule in self.profile.exact.items()}
+
+    def apply(self, dataset: Dataset, patient: PatientContext) -> None:
+        self._walk(dataset, patient, ())
+
+    def _action_for(self, tag: int) -> str | None:
+        action = self._actions.get(tag)
+        if action is None and tag not in self._actions:
+            rule = self.profile.rule_for(tag)
+            action = rule.action(self.options) if rule is not None else None
+        return action
+
+    def _walk(self, dataset: Dataset, patient: PatientContext, path: tuple[PathStep, ...]
+              ) -> None:
+        private_kept = False
+        for tag in list(dataset.keys()):
+            if tag.is_private:
+                if not tag.is_private_creator:
+                    private_kept |= self._private(dataset, int(tag), patient, path)
+                continue
+            action = self._action_for(int(tag))
+            if action is None or action == "K":
+                # Kept as read: convert (and walk) sequences only, so other kept values are
+                # written back from their raw bytes.
+                if _is_sequence(dataset, tag):
+                    self._items(dataset[tag], patient, path + (public_step(int(tag)),))
+                continue
+            self._act(dataset, dataset[tag], action, patient, path)
+        self._drop_unused_creators(dataset, private_kept)
+
+    def _items(self, element: DataElement, patient: PatientContext,
+               path: tuple[PathStep, ...]) -> None:
+        for item in element.value or []:
+            self._walk(item, patient, path)
+
+    def _act(self, dataset: Dataset, element: DataElement, action: str,
+             patient: PatientContext, path: tuple[PathStep, ...]) -> None:
+        vr = element.VR
+        if action == "X" or (vr == "UN" and action != "Z"):
+            # An element of unknown VR cannot be shifted, remapped or cleaned: remove it.
+            del dataset[element.tag]
+        elif action == "Z":
+            element.value = Sequence([]) if vr == "SQ" else None
+        elif vr == "SQ":
+            self._items(element, patient, path + (public_step(int(element.tag)),))
+        elif vr == "UI" and action in ("U", "U*", "D", "C"):
+            _map_values(element, self.keys.uid)
+        elif action == "D":
+            element.value = self._dummy(vr)
+        elif action == "C":
+            self._clean(element, patient)
+
+    def _dummy(self, vr: str) -> Any:
+        if vr in _DUMMY_TEXT:
+            return _DUMMY_TEXT[vr]
+        if vr in _TEXT_VRS:
+            return _DUMMY
+        if vr in _BINARY_NUMBER_VRS:
+            return 0
+        return b"\x00\x00"
+
+    def _clean(self, element: DataElement, patient: PatientContext) -> None:
+        vr = element.VR
+        if vr in ("DA", "DT"):
+            _map_values(element, lambda v: shift_value(vr, v, patient.day_offset))
+        elif vr in _TEXT_VRS:
+            _map_values(element, patient.scrubber.clean)
+
+    def _private(self, dataset: Dataset, tag: int, patient: PatientContext,
+                 path: tuple[PathStep, ...]) -> bool:
+        """Handle one private element; True if it stays."""
+        if self.private_action == "X":
+            del dataset[tag]
+            return False
+        creator_tag = (tag & 0xFFFF0000) | ((tag & 0xFF00) >> 8)
+        creator = dataset.get(creator_tag)
+        step = private_step(tag, str(creator.value) if creator is not None else "")
+        disposition = (self.dispositions.get(path + (step,), "d") if creator is not None
+                       else "d")
+        element = dataset[tag]
+        vr = element.VR
+        if disposition == "k":
+            if vr == "SQ":
+                self._items(element, patient, path + (step,))
+            return True
+        if disposition == "h" and vr in _HASHABLE_VRS:
+            _map_values(element, (self.keys.uid if vr == "UI" else
+                                  lambda v: self.keys.hashed_value(v, 16)))
+            return True
+        if disposition == "o" and vr in ("DA", "DT", "TM"):
+            _map_values(element, lambda v: shift_value(vr, v, patient.day_offset))
+            return True
+        del dataset[tag]
+        return False
+
+    @staticmethod
+    def _drop_unused_creators(dataset: Dataset, private_kept: bool) -> None:
+        # Iterating a Dataset yields elements, not tags: keys() is meant.
+        creators = [t for t in dataset.keys() if t.is_private_creator]  # noqa: SIM118
+        if not creators:
+            return
+        used = ({(int(t) >> 16, (int(t) >> 8) & 0xFF) for t in dataset.keys()  # noqa: SIM118
+                 if t.is_private and not t.is_private_creator} if private_kept else set())
+        for tag in creators:
+            if (tag.group, tag.element) not in used:
+                del dataset[tag]

@@ -1,0 +1,182 @@
+"""``pprl deid`` and ``pprl deid-verify`` on real and planted files, as a site runs them."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pydicom
+import pytest
+from click.testing import CliRunner
+
+from api.cli import cli
+from deid.dicom_files import IMPLEMENTATION_CLASS_UID
+from tokenizer.encodings_file import read_encodings
+
+from .deid_data import PLANTED, PLANTED_STRINGS, STUDY_UID, build_input_folder
+
+SECRET = b"project linkage secret"
+SITE_KEY = b"imaging site key, never shared"
+
+
+def deid(in_dir: Path, out_dir: Path, keys: Path, *extra: str) -> str:
+    result = CliRunner().invoke(cli, [
+        "deid", str(in_dir), str(out_dir), "--schema", "person",
+        "--secret-file", str(keys / "secret"), "--site-key-file", str(keys / "site"), *extra])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("deid")
+    (root / "secret").write_bytes(SECRET)
+    (root / "site").write_bytes(SITE_KEY)
+    in_dir = build_input_folder(root / "in")
+    deid(in_dir, root / "out", root, "--retain-safe-private", "--workers", "2")
+    return {"root": root, "in": in_dir, "out": root / "out"}
+
+
+def report(out_dir: Path) -> dict[str, dict[str, str]]:
+    path = out_dir.with_name(out_dir.name + ".deid-report.csv")
+    with path.open(encoding="utf-8") as handle:
+        return {row["source"]: row for row in csv.DictReader(handle)}
+
+
+def output_of(run: dict[str, Path], source: str) -> Path:
+    return run["out"] / report(run["out"])[source]["output"]
+
+
+def test_every_input_is_reported_with_its_outcome(run: dict[str, Path]) -> None:
+    rows = report(run["out"])
+    assert rows["notes.txt"]["status"] == "not-dicom"
+    assert rows["truncated.dcm"]["status"] == "quarantined"
+    assert "PixelData is truncated" in rows["truncated.dcm"]["reason"]
+    assert rows["garbage.dcm"]["status"] == "quarantined"
+    assert rows["cookies/GREYSCALE_IMAGE.dcm"]["status"] == "withheld"  # ultrasound
+    assert "BurnedInAnnotation is YES" in rows["cookies/GREYSCALE_IMAGE.dcm"]["reason"]
+    assert rows["JPEG2000.dcm"]["status"] == "withheld"  # secondary capture
+    for name in ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "planted_1.dcm"):
+        assert rows[name]["status"] == "written"
+    leftovers = [p for p in run["out"].rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_planted_phi_is_gone_from_every_byte(run: dict[str, Path]) -> None:
+    for path in run["out"].rglob("*.dcm"):
+        data = path.read_bytes()
+        assert data[:128] == b"\x00" * 128 and data[128:132] == b"DICM"
+        for planted in PLANTED_STRINGS:
+            assert planted.encode().lower() not in data.lower(), (path.name, planted)
+
+
+def test_identity_replaced_and_method_recorded(run: dict[str, Path]) -> None:
+    ds = pydicom.dcmread(output_of(run, "planted_1.dcm"))
+    assert ds.PatientID == str(ds.PatientName) and len(ds.PatientID) == 32
+    assert ds.PatientIdentityRemoved == "YES"
+    codes = {item.CodeValue for item in ds.DeidentificationMethodCodeSequence}
+    assert codes == {"113100", "113107", "113111"}  # basic, modified dates, safe private
+    assert ds.file_meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert "OtherPatientIDsSequence" not in ds and "PatientAddress" not in ds
+    # OperatorsName is X/Z/D in the table: resolved to D (a dummy), also inside a sequence.
+    assert ds.SourceImageSequence[0].OperatorsName == "ANONYMIZED"
+    # Retain Safe Private: TCIA's KB says MMCPrivate (0019,xx11) is safe; unknown creators go.
+    assert ds[0x00191011].value == "safe value"
+    assert 0x00091001 not in ds and 0x00091002 not in ds and 0x00090010 not in ds
+
+
+def test_dates_shift_per_patient_and_uids_stay_consistent(run: dict[str, Path]) -> None:
+    one = pydicom.dcmread(output_of(run, "planted_1.dcm"))
+    two = pydicom.dcmread(output_of(run, "planted_2.dcm"))
+    assert one.StudyInstanceUID == two.StudyInstanceUID != STUDY_UID
+    assert one.StudyInstanceUID.startswith("2.25.") and len(one.StudyInstanceUID) <= 64
+    assert one.SOPInstanceUID != two.SOPInstanceUID
+    assert one.StudyDate == two.StudyDate != "20200110"
+    # planted: acquisitions on 2020-01-10 and 2020-01-20, nested content date 2020-01-05
+    day = np.datetime64
+    shifted = [day(f"{v[:4]}-{v[4:6]}-{v[6:]}") for v in
+               (one.AcquisitionDate, two.AcquisitionDate, one.SourceImageSequence[0].ContentDate)]
+    assert (shifted[1] - shifted[0]).astype(int) == 10
+    assert (shifted[0] - shifted[2]).astype(int) == 5
+
+
+def test_manifest_maps_pseudonym_to_clk_and_remapped_uids(run: dict[str, Path]) -> None:
+    table = pq.read_table(run["out"] / "manifest.parquet").to_pylist()
+    planted = [r for r in table if r["file"] == report(run["out"])["planted_1.dcm"]["output"]]
+    assert len(table) == 5 and len(planted) == 1
+    row = planted[0]
+    ds = pydicom.dcmread(output_of(run, "planted_1.dcm"))
+    assert row["pseudonym"] == ds.PatientID
+    assert (row["study_instance_uid"], row["sop_instance_uid"], row["study_date"]) == (
+        ds.StudyInstanceUID, ds.SOPInstanceUID, ds.StudyDate)
+    assert row["modality"] == "CT" and len(row["clk"]) == 128
+    assert row["popcount"] == int(np.unpackbits(np.frombuffer(row["clk"], np.uint8)).sum())
+
+
+def test_manifest_clk_equals_tokenize_clk_of_the_ehr_row(run: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    """Linkability: the EHR provider's row for the same person, normalised as documented,
+    tokenized by `pprl tokenize` with the same schema and secret, gives the same CLK."""
+    ehr = tmp_path / "ehr.csv"
+    columns = list(PLANTED)
+    ehr.write_text(",".join(columns) + "\n" + ",".join(PLANTED[c] for c in columns) + "\n")
+    out = tmp_path / "ehr.parquet"
+    result = CliRunner().invoke(cli, ["tokenize", str(ehr), "--schema", "person",
+                                      "--secret-file", str(run["root"] / "secret"),
+                                      "-o", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    ehr_clk = read_encodings(out).clks[0].tobytes()
+    table = pq.read_table(run["out"] / "manifest.parquet").to_pylist()
+    pseudonym = pydicom.dcmread(output_of(run, "planted_1.dcm")).PatientID
+    manifest_clks = {r["clk"] for r in table if r["pseudonym"] == pseudonym}
+    assert manifest_clks == {ehr_clk}
+    others = {r["clk"] for r in table if r["pseudonym"] != pseudonym}
+    assert ehr_clk not in others
+
+
+def test_rerun_resumes_and_gives_identical_output(run: dict[str, Path], tmp_path: Path) -> None:
+    before = {p: p.read_bytes() for p in run["out"].rglob("*") if p.is_file()}
+    output = deid(run["in"], run["out"], run["root"], "--retain-safe-private")
+    assert "5 unchanged" in output
+    after = {p: p.read_bytes() for p in run["out"].rglob("*") if p.is_file()}
+    assert after == before
+    fresh = tmp_path / "fresh"
+    deid(run["in"], fresh, run["root"], "--retain-safe-private")
+    assert {p.relative_to(fresh): p.read_bytes() for p in fresh.rglob("*") if p.is_file()} == {
+        p.relative_to(run["out"]): b for p, b in before.items()}
+
+
+def test_verify_passes_clean_output_and_catches_a_planted_leak(run: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    clean = CliRunner().invoke(cli, ["deid-verify", str(run["in"]), str(run["out"])])
+    assert clean.exit_code == 0, clean.output
+    assert "score 1.0000" in clean.output and "text removed" in clean.output
+    assert "date shifted" in clean.output and "uid consistent" in clean.output
+    leaky = tmp_path / "out"
+    shutil.copytree(run["out"], leaky)
+    shutil.copy(run["out"].with_name("out.deid-report.csv"), tmp_path / "out.deid-report.csv")
+    target = leaky / report(run["out"])["planted_2.dcm"]["output"]
+    ds = pydicom.dcmread(target)
+    ds.SourceImageSequence[0].ImageComments = "seen by Jane Doe"
+    ds.StudyDate = "20200110"
+    ds.save_as(target)
+    result = CliRunner().invoke(cli, ["deid-verify", str(run["in"]), str(leaky)])
+    assert result.exit_code == 1
+    assert "FAIL text retained: ImageComments" in result.output
+    assert "FAIL date retained: StudyDate" in result.output
+
+
+def test_secrets_are_read_from_files_or_env_never_argv(run: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, [
+        "deid", str(run["in"]), str(tmp_path / "o"), "--schema", "person",
+        "--secret-env", "PPRL_TEST_SECRET", "--site-key-env", "PPRL_TEST_SITE"],
+        env={"PPRL_TEST_SECRET": SECRET.decode(), "PPRL_TEST_SITE": ""})
+    assert result.exit_code != 0
+    assert "environment variable PPRL_TEST_SITE is empty" in result.output
+    assert "--site-key-file" in CliRunner().invoke(cli, ["deid", "--help"]).output
+    assert "ORIGINAL_DIR" in CliRunner().invoke(cli, ["deid-verify", "--help"]).output
