@@ -13,6 +13,7 @@ from .db import make_engine, migrate, session_factory
 from .payloads import Health
 from .routes import audit_log, encodings, projects, results, runs
 from .settings import Settings
+from .worker import run_workers
 
 __all__ = ["create_app"]
 
@@ -33,14 +34,18 @@ Only `/health` and the docs answer without a token.
 """
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, worker_processes: int = 0) -> FastAPI:
+    """The app; with ``worker_processes`` it also starts that many run workers on start-up
+    and stops them on shut-down (inside the app's lifespan, which uvicorn completes even
+    when a signal ends it)."""
     settings.prepare()
     engine = make_engine(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate(engine)
-        yield
+        with run_workers(settings, worker_processes):
+            yield
         engine.dispose()
 
     app = FastAPI(title="pprl-imaging linkage service", version=tool_version(),

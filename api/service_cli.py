@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
 from pathlib import Path
 
 import click
@@ -44,26 +43,15 @@ def serve_command(data_dir: Path, host: str, port: int, workers: int,
 
     from .app import create_app
     from .db import make_engine, migrate
-    from .worker import worker_process_main
 
     settings = Settings.from_env(data_dir, lease_seconds=lease_seconds,
                                  max_upload_bytes=max_upload_mb and max_upload_mb << 20)
     settings.prepare()
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    migrate(engine)  # before the workers start, so they find the schema in place
     engine.dispose()
-    spawn = multiprocessing.get_context("spawn")
-    processes = [spawn.Process(target=worker_process_main, args=(settings, 0.5),
-                               name=f"pprl-worker-{i}") for i in range(workers)]
-    for process in processes:
-        process.start()
-    try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.join(timeout=30)
+    uvicorn.run(create_app(settings, worker_processes=workers), host=host, port=port,
+                log_level="info")
 
 
 @click.command("worker")

@@ -8,11 +8,14 @@ run's lease lapses and the next worker to look runs it again from its inputs.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
 import socket
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 from .db import make_engine, migrate, session_factory
@@ -20,7 +23,7 @@ from .jobs import claim_run
 from .runner import execute_run
 from .settings import Settings
 
-__all__ = ["run_worker", "worker_process_main"]
+__all__ = ["run_worker", "run_workers", "worker_process_main"]
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +56,18 @@ def run_worker(settings: Settings, *, poll_seconds: float = 1.0, once: bool = Fa
     return executed
 
 
-def worker_process_main(settings: Settings, poll_seconds: float) -> None:
-    """Entry point of a worker process started by ``pprl serve``: stops on SIGTERM/SIGINT
-    between runs (a run in progress is finished or, if the process is killed, retried)."""
+def _stop_when_orphaned(parent: int, stop: threading.Event) -> None:
+    """A worker of `pprl serve` stops when serve is gone, however it died."""
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            stop.set()
+
+
+def worker_process_main(settings: Settings, poll_seconds: float,
+                        parent: int | None = None) -> None:
+    """Entry point of a worker process: stops on SIGTERM/SIGINT between runs (a run in
+    progress is finished or, if the process is killed, retried), and, when ``parent`` is
+    given, once that process has gone."""
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -63,5 +75,28 @@ def worker_process_main(settings: Settings, poll_seconds: float) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if parent is not None:
+        threading.Thread(target=_stop_when_orphaned, args=(parent, stop), daemon=True,
+                         name="pprl-orphan-watch").start()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run_worker(settings, poll_seconds=poll_seconds, stop=stop)
+
+
+@contextmanager
+def run_workers(settings: Settings, count: int, poll_seconds: float = 0.5) -> Iterator[None]:
+    """``count`` worker processes for the duration of the block."""
+    spawn = multiprocessing.get_context("spawn")
+    processes = [spawn.Process(target=worker_process_main, name=f"pprl-worker-{i}",
+                               args=(settings, poll_seconds, os.getpid()))
+                 for i in range(count)]
+    for process in processes:
+        process.start()
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()

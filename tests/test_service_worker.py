@@ -130,3 +130,36 @@ def test_concurrent_workers_execute_each_run_once(bare_service: Service,
     sets = load_clk_sets([provider_files[p] for p in PARTIES])
     assert [f["stats"]["links"] for f in finals] == [
         link_sets(sets, t).stats["links"] for t in thresholds]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_serve_leaves_no_worker_behind(tmp_path: Path, how: str) -> None:
+    with running_service("sqlite", tmp_path / how, workers=2) as live:
+        wait_for(lambda: len(_children(live.process.pid)) >= 2, timeout=60)
+        workers = _children(live.process.pid)
+        if how == "SIGKILL":
+            live.process.send_signal(signal.SIGKILL)
+            live.process.wait()
+    # SIGTERM: the context's exit stopped serve gracefully
+    wait_for(lambda: not any(_alive(w) for w in workers), timeout=30)
