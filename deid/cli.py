@@ -10,6 +10,7 @@ import click
 from tokenizer.catalog import load_schema
 from tokenizer.errors import TokenizerError
 from tokenizer.keys import read_secret
+from tokenizer.parallel import default_workers
 
 from .errors import DeidError
 from .profile import ProfileOptions
@@ -60,8 +61,8 @@ def _profile_options(func: click.decorators.FC) -> click.decorators.FC:
 @click.option("--report", "report_path", type=click.Path(path_type=Path),
               help="Per-file report (CSV). Default: OUT_DIR.deid-report.csv beside OUT_DIR; it "
                    "names input files, so keep it at the site.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes; the output does not depend on it.")
+@click.option("--workers", type=click.IntRange(min=1), default=default_workers,
+              show_default="all cores", help="Processes; the output does not depend on it.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: only on a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import multiprocessing
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -29,7 +30,8 @@ from .manifest import ManifestRow, write_manifest
 from .process import FileOutcome, FileProcessor
 from .profile import ProfileOptions
 
-__all__ = ["DeidReport", "deidentify_folder", "report_path_for", "MANIFEST_NAME"]
+__all__ = ["DeidReport", "deidentify_folder", "report_path_for", "quarantine_dir_for",
+           "MANIFEST_NAME"]
 
 MANIFEST_NAME = "manifest.parquet"
 _EXPORTED = ("written", "unchanged")
@@ -55,6 +57,26 @@ def report_path_for(out_dir: Path) -> Path:
     """The report lists input file names, which may identify: it goes beside OUT_DIR, not
     into the folder that is exported."""
     return out_dir.with_name(out_dir.name + ".deid-report.csv")
+
+
+def quarantine_dir_for(out_dir: Path) -> Path:
+    """Copies of the inputs that could not be de-identified, beside OUT_DIR (they hold
+    identifiers), under their input paths, for someone to look at."""
+    return out_dir.with_name(out_dir.name + ".quarantine")
+
+
+def _quarantine(in_dir: Path, out_dir: Path, outcomes: list[FileOutcome]) -> None:
+    target_dir = quarantine_dir_for(out_dir)
+    for outcome in outcomes:
+        if outcome.status != "quarantined":
+            continue
+        target = AtomicFile(target_dir / outcome.source)
+        try:
+            shutil.copyfile(in_dir / outcome.source, target.temp)
+        except BaseException:
+            target.discard()
+            raise
+        target.commit()
 
 
 def _init_worker(processor: FileProcessor) -> None:
@@ -163,6 +185,7 @@ def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes
         clk, popcount = token if not isinstance(token, str) else (None, None)
         rows.append((o.pseudonym, clk, popcount, o.study_uid, o.series_uid, o.sop_uid,
                      o.modality, o.study_date, o.output))
+    _quarantine(in_dir, out_dir, outcomes)
     manifest = out_dir / MANIFEST_NAME
     write_manifest(manifest, rows, schema)
     report = report_path or report_path_for(out_dir)

@@ -56,6 +56,11 @@ def test_every_input_is_reported_with_its_outcome(run: dict[str, Path]) -> None:
     assert rows["truncated.dcm"]["status"] == "quarantined"
     assert "PixelData is truncated" in rows["truncated.dcm"]["reason"]
     assert rows["garbage.dcm"]["status"] == "quarantined"
+    quarantine = run["out"].with_name("out.quarantine")
+    assert sorted(p.name for p in quarantine.rglob("*") if p.is_file()) == [
+        "garbage.dcm", "truncated.dcm"]
+    for name in ("garbage.dcm", "truncated.dcm"):
+        assert (quarantine / name).read_bytes() == (run["in"] / name).read_bytes()
     assert rows["cookies/GREYSCALE_IMAGE.dcm"]["status"] == "withheld"  # ultrasound
     assert "BurnedInAnnotation is YES" in rows["cookies/GREYSCALE_IMAGE.dcm"]["reason"]
     assert rows["JPEG2000.dcm"]["status"] == "withheld"  # secondary capture
