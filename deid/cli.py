@@ -94,7 +94,8 @@ def deid_command(in_dir: Path, out_dir: Path, schema_ref: str, secret_file: Path
     except (TokenizerError, DeidError) as e:
         raise click.ClickException(str(e)) from e
     counts = {s: report.count(s) for s in
-              ("written", "unchanged", "not-dicom", "quarantined", "withheld")}
+              ("written", "unchanged", "duplicate", "not-dicom", "quarantined",
+                        "withheld")}
     if as_json:
         click.echo(json.dumps({"files": len(report.outcomes), **counts,
                                "patients": report.patients,
@@ -105,7 +106,8 @@ def deid_command(in_dir: Path, out_dir: Path, schema_ref: str, secret_file: Path
     click.echo(f"{len(report.outcomes):,} files in {report.seconds:.1f} s: "
                + ", ".join(f"{n:,} {s}" for s, n in counts.items())
                + f"; {report.patients:,} patients in {report.manifest}")
-    if counts["quarantined"] or counts["withheld"] or report.rejected_patients:
+    if counts["quarantined"] or counts["withheld"] or counts["duplicate"] \
+            or report.rejected_patients:
         click.echo(f"see {report.report} for the reasons (it names input files: keep it at "
                    "the site)", err=True)
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pydicom
+from pydicom import config
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import generate_fragments
 from pydicom.pixels.utils import get_expected_length
@@ -19,7 +22,8 @@ from pydicom.uid import UID
 
 from .errors import UnreadableFileError
 
-__all__ = ["is_part10", "read_dataset", "write_atomic", "IMPLEMENTATION_CLASS_UID"]
+__all__ = ["is_part10", "lenient_values", "read_dataset", "write_atomic",
+           "IMPLEMENTATION_CLASS_UID"]
 
 # Our own implementation UID, in the 2.25 form, from a fixed name (not from any key).
 IMPLEMENTATION_CLASS_UID = "2.25." + str(
@@ -66,6 +70,20 @@ def _check_pixels(path: Path, dataset: Dataset) -> None:
                                       f"{expected} bytes)")
 
 
+@contextmanager
+def lenient_values() -> Iterator[None]:
+    """Sites' files break value rules (a 122-character LO): such values are read, and
+    de-identified or kept like any other, without a warning per element."""
+    mode = config.settings.reading_validation_mode
+    config.settings.reading_validation_mode = config.IGNORE
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        config.settings.reading_validation_mode = mode
+
+
 def read_dataset(path: Path) -> Dataset:
     """Read a whole Part 10 file, pixel data as raw bytes.
 
@@ -73,12 +91,10 @@ def read_dataset(path: Path) -> Dataset:
         UnreadableFileError: corrupt or truncated, naming the file and what is wrong.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # Values are converted lazily, only where the profile acts on them; elements kept
-            # as they are are written back from their raw bytes. A value that fails to
-            # convert later quarantines the file then (see FileProcessor).
-            dataset = pydicom.dcmread(path)
+        # Values are converted lazily, only where the profile acts on them; elements kept as
+        # they are are written back from their raw bytes. A value that fails to convert
+        # later quarantines the file then (see FileProcessor).
+        dataset = pydicom.dcmread(path)
     except Exception as e:  # pydicom raises many types on damaged input
         raise UnreadableFileError(f"{path}: not readable as DICOM ({type(e).__name__})") from e
     if "SOPInstanceUID" not in dataset or "SOPClassUID" not in dataset:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .burned_in import burned_in_reason
-from .dicom_files import is_part10, new_file_meta, read_dataset, write_atomic
+from .dicom_files import is_part10, lenient_values, new_file_meta, read_dataset, write_atomic
 from .errors import UnreadableFileError
 from .identity import identity_of, person_columns
 from .method import mark_deidentified
@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 class FileOutcome:
     """What happened to one input file.
 
-    ``status`` is written, unchanged (an earlier run wrote the same output), not-dicom,
+    ``status`` is written, unchanged (an earlier run wrote the same output), duplicate
+    (another input of the run has the same SOPInstanceUID and comes first), not-dicom,
     quarantined (corrupt or truncated) or withheld (policy: burned-in text, no PatientID).
     ``columns`` are the normalised identifiers for tokenizing; they stay in memory.
     """
@@ -61,12 +62,14 @@ class FileProcessor:
         self.transformer = Transformer(options, self.keys)
         self.allow_burned_in = allow_burned_in
 
-    def __call__(self, source: Path) -> FileOutcome:
+    def __call__(self, source: Path, overwrite: bool = False) -> FileOutcome:
+        """De-identify ``source``; an existing output is kept unless ``overwrite``."""
         relative = source.relative_to(self.in_dir).as_posix()
         if not is_part10(source):
             return FileOutcome(relative, "not-dicom", "no DICOM Part 10 preamble and DICM prefix")
         try:
-            return self._deidentify(source, relative)
+            with lenient_values():
+                return self._deidentify(source, relative, overwrite)
         except UnreadableFileError as e:
             return FileOutcome(relative, "quarantined", str(e).replace(str(source), relative))
         except Exception as e:  # pydicom raises many types on a value it cannot convert
@@ -74,7 +77,8 @@ class FileProcessor:
             return FileOutcome(relative, "quarantined", f"an element cannot be read or "
                                                         f"written ({type(e).__name__})")
 
-    def _deidentify(self, source: Path, relative: str) -> FileOutcome:
+    def _deidentify(self, source: Path, relative: str, overwrite: bool = False
+                    ) -> FileOutcome:
         dataset = read_dataset(source)
         identity = identity_of(dataset)
         if not identity.patient_id:
@@ -96,7 +100,7 @@ class FileProcessor:
         sop = str(dataset.SOPInstanceUID)
         target = self.out_dir / pseudonym / (study or "no-study") / (series or "no-series")
         target = target / f"{sop}.dcm"
-        status = "unchanged" if target.exists() else "written"
+        status = "unchanged" if target.exists() and not overwrite else "written"
         if status == "written":
             write_atomic(dataset, target)
         return FileOutcome(

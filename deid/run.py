@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -105,6 +105,28 @@ def _outcomes(processor: FileProcessor, paths: list[Path], workers: int
         yield from pool.imap(_run_one, paths, chunksize=8)
 
 
+def _settle_duplicates(processor: FileProcessor, in_dir: Path, outcomes: list[FileOutcome]
+                       ) -> list[FileOutcome]:
+    """Inputs sharing a SOPInstanceUID share an output file: the first in path order owns it
+    (rewritten from it, as parallel workers may have finished in any order), the others are
+    reported as duplicates and not exported."""
+    owner: dict[str, FileOutcome] = {}
+    contested: set[str] = set()
+    settled = []
+    for outcome in outcomes:
+        if outcome.status in _EXPORTED and outcome.output in owner:
+            first = owner[outcome.output]
+            contested.add(first.source)
+            settled.append(replace(outcome, status="duplicate", output="", reason=(
+                f"same SOPInstanceUID as {first.source}, which is exported")))
+            continue
+        if outcome.status in _EXPORTED:
+            owner[outcome.output] = outcome
+        settled.append(outcome)
+    return [replace(processor(in_dir / o.source, overwrite=True), status=o.status)
+            if o.source in contested else o for o in settled]
+
+
 def _tokenize(outcomes: list[FileOutcome], schema: Schema, secret: bytes
               ) -> dict[tuple[str, str], tuple[bytes, int] | str]:
     """CLK and popcount per patient (from the patient's first file in path order), or the
@@ -176,6 +198,7 @@ def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes
     outcomes = list(tqdm(_outcomes(processor, paths, workers), total=len(paths), unit="file",
                          disable=not show, desc=f"de-identifying {in_dir.name}",
                          file=sys.stderr))
+    outcomes = _settle_duplicates(processor, in_dir, outcomes)
     clks = _tokenize([o for o in outcomes if o.status in _EXPORTED], schema, secret)
     rows: list[ManifestRow] = []
     for o in outcomes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import re
-import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID_dictionary
 
+from .dicom_files import lenient_values
 from .errors import DeidError
 from .profile import ProfileOptions, load_profile
 
@@ -161,11 +161,13 @@ def _check_pair(original: Dataset, output: Dataset, uid_map: dict[str, set[str]]
     out_meta = list(_elements(output.file_meta)) if output.get("file_meta") is not None else []
     checks: list[Check] = []
     for path, vr, name, value in out_meta + list(_elements(output)):
-        for text in _strings(value):
-            found.append((name, vr, text))
+        old_vr, old_value = before.get(path, (None, None))
+        # A code string kept as it was is a defined term (Modality "US"), not an identifier
+        # that happens to be spelled the same (an AccessionNumber "US").
+        if not (vr == "CS" and old_vr == "CS" and old_value == value):
+            found.extend((name, vr, text) for text in _strings(value))
         if path not in before or vr == "SQ":
             continue
-        old_vr, old_value = before[path]
         if vr in ("DA", "DT") and _strings(old_value) and any(_strings(old_value)):
             same = _strings(old_value) == _strings(value)
             checks.append(Check("date retained" if same else "date shifted", name))
@@ -193,9 +195,7 @@ def _check_pair(original: Dataset, output: Dataset, uid_map: dict[str, set[str]]
 
 def _read(path: Path) -> Dataset:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return pydicom.dcmread(path, stop_before_pixels=True)
+        return pydicom.dcmread(path, stop_before_pixels=True)
     except Exception as e:  # pydicom raises many types on damaged input
         raise DeidError(f"{path}: not readable as DICOM ({type(e).__name__})") from e
 
@@ -215,11 +215,12 @@ def verify_folder(original_dir: Path, out_dir: Path, report: Path) -> VerifyResu
     uid_map: dict[str, set[str]] = defaultdict(set)
     per_file_uids: dict[str, set[str]] = {}
     for source, output in pairs:
-        original = _read(original_dir / source)
-        exported = _read(out_dir / output)
-        result.files[output] = _check_pair(original, exported, uid_map)
-        per_file_uids[output] = {str(v) for _, vr, _, v in _elements(original)
-                                 if vr == "UI" and str(v) in uid_map}
+        with lenient_values():  # values are converted as the checks read them
+            original = _read(original_dir / source)
+            exported = _read(out_dir / output)
+            result.files[output] = _check_pair(original, exported, uid_map)
+            per_file_uids[output] = {str(v) for _, vr, _, v in _elements(original)
+                                     if vr == "UI" and str(v) in uid_map}
     targets: dict[str, int] = defaultdict(int)
     for mapped in uid_map.values():
         for uid in mapped:

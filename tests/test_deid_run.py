@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,13 @@ from api.cli import cli
 from deid.dicom_files import IMPLEMENTATION_CLASS_UID
 from tokenizer.encodings_file import read_encodings
 
-from .deid_data import PLANTED, PLANTED_STRINGS, STUDY_UID, build_input_folder
+from .deid_data import (
+    PLANTED,
+    PLANTED_STRINGS,
+    STUDY_UID,
+    build_input_folder,
+    deid_data_files,
+)
 
 SECRET = b"project linkage secret"
 SITE_KEY = b"imaging site key, never shared"
@@ -185,3 +192,30 @@ def test_secrets_are_read_from_files_or_env_never_argv(run: dict[str, Path],
     assert "environment variable PPRL_TEST_SITE is empty" in result.output
     assert "--site-key-file" in CliRunner().invoke(cli, ["deid", "--help"]).output
     assert "ORIGINAL_DIR" in CliRunner().invoke(cli, ["deid-verify", "--help"]).output
+
+
+def test_every_deid_data_file_passes_verification(tmp_path: Path) -> None:
+    """All of the deid-data package's fake-PHI files (CT, cookies, ultrasound, animal),
+    exported with --allow-burned-in: nothing identifying survives, two files sharing a
+    SOPInstanceUID give one output, and a second run changes nothing."""
+    in_dir = tmp_path / "in"
+    for folder in ("humans", "dicom-cookies", "ultrasounds", "animals"):
+        for path in deid_data_files(folder):
+            (in_dir / folder).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, in_dir / folder / path.name)
+    (tmp_path / "secret").write_bytes(SECRET)
+    (tmp_path / "site").write_bytes(SITE_KEY)
+    out = tmp_path / "out"
+    deid(in_dir, out, tmp_path, "--allow-burned-in", "--workers", "2")
+    rows = report(out)
+    assert len(rows) == 13
+    assert {r["status"] for n, r in rows.items() if n != "humans/ctbrain2.dcm"} == {"written"}
+    assert rows["humans/ctbrain2.dcm"]["status"] == "duplicate"
+    first = {p: p.read_bytes() for p in out.rglob("*.dcm")}
+    assert len(first) == 12
+    verified = CliRunner().invoke(cli, ["deid-verify", str(in_dir), str(out), "--json"])
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.output)["leaks"] == 0
+    deid(in_dir, out, tmp_path, "--allow-burned-in", "--workers", "2")
+    assert {r["status"] for r in report(out).values()} == {"unchanged", "duplicate"}
+    assert {p: p.read_bytes() for p in out.rglob("*.dcm")} == first
