@@ -30,7 +30,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "evaluate": ("linker.cli", "evaluate_command",
                  "Precision, recall, F1 of a linkage run against ground truth."),
     "deid": ("deid.cli", "deid_command",
-             "De-identify DICOM files (PS3.15 Annex E), tokenizing each patient first."),
+             "De-identify DICOM (PS3.15 Annex E), tokenizing patients first."),
     "deid-verify": ("deid.cli", "deid_verify_command",
                     "Check de-identified DICOM files against their originals."),
     "synth": ("benchmarks.synth", "synth_command",

@@ -8,11 +8,17 @@ import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner
+
+from api.cli import cli
 
 from .golden import case
 
 GOLDEN = case("febrl4b_with_invalid_rows")
-COMMANDS = ["tokenize", "describe", "schemas", "demo", "link", "dedup", "evaluate", "synth"]
+COMMANDS = ["tokenize", "describe", "schemas", "demo", "link", "dedup", "evaluate", "synth",
+            "deid", "deid-verify", "serve", "worker", "admin", "project", "upload", "run",
+            "status", "results", "audit"]
+SUBCOMMANDS = {"admin": ["token"], "project": ["create", "show", "reader-token"]}
 
 
 def pprl(*args: str, env: dict[str, str] | None = None, check: bool = True
@@ -26,9 +32,16 @@ def pprl(*args: str, env: dict[str, str] | None = None, check: bool = True
 
 def test_every_command_has_help() -> None:
     top = pprl("--help").stdout
+    listed = [line.split()[0] for line in top.split("Commands:", 1)[1].splitlines()
+              if line.startswith("  ") and not line.startswith("   ")]
+    assert listed == sorted(COMMANDS)
+    runner = CliRunner()
     for command in COMMANDS:
-        assert command in top
-        assert "Usage: pprl " + command in pprl(command, "--help").stdout
+        for sub in SUBCOMMANDS.get(command, [""]):
+            args = [command, sub] if sub else [command]
+            shown = runner.invoke(cli, [*args, "--help"], prog_name="pprl")
+            assert shown.exit_code == 0, shown.output
+            assert f"Usage: pprl {' '.join(args)}" in shown.output
 
 
 def test_tokenize_with_secret_from_environment_never_leaks_it(tmp_path) -> None:
