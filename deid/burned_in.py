@@ -1,7 +1,7 @@
 """Which images may carry identifiers burned into their pixels.
 
-Pixel data is never cleaned yet, so such an image is withheld unless the user opts in; the
-reason goes into the run's report.
+Such an image is withheld, the reason going into the run's report, unless a Clean Pixel
+Data rule covers it (``pixels.py``) or the user opts in with ``--allow-burned-in``.
 """
 
 from __future__ import annotations

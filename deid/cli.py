@@ -13,6 +13,7 @@ from tokenizer.keys import read_secret
 from tokenizer.parallel import default_workers
 
 from .errors import DeidError
+from .pixels import load_region_rules
 from .profile import ProfileOptions
 
 __all__ = ["deid_command", "deid_verify_command"]
@@ -55,6 +56,10 @@ def _profile_options(func: click.decorators.FC) -> click.decorators.FC:
               help="modified: shift by a per-patient offset (Retain Longitudinal Temporal "
                    "Information, Modified Dates); full: keep; remove: basic profile.")
 @_profile_options
+@click.option("--clean-pixel-data", "pixel_regions", metavar="RULES.json",
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="Clean Pixel Data option: blank the regions the rules give for matching "
+                   "devices (native pixel data) and export those images; see the README.")
 @click.option("--allow-burned-in", is_flag=True,
               help="Export images that may show identifiers in their pixels (BurnedInAnnotation"
                    " YES, secondary capture, ultrasound). Pixel data is not cleaned.")
@@ -68,7 +73,8 @@ def _profile_options(func: click.decorators.FC) -> click.decorators.FC:
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 def deid_command(in_dir: Path, out_dir: Path, schema_ref: str, secret_file: Path | None,
                  secret_env: str | None, site_key_file: Path | None, site_key_env: str | None,
-                 dates: str, allow_burned_in: bool, report_path: Path | None, workers: int,
+                 dates: str, pixel_regions: Path | None, allow_burned_in: bool,
+                 report_path: Path | None, workers: int,
                  progress: bool | None, as_json: bool, **flags: bool) -> None:
     """De-identify the DICOM files under IN_DIR into OUT_DIR (PS3.15 Annex E), tokenizing
     each patient first so that studies stay linkable to EHR and claims.
@@ -88,9 +94,11 @@ def deid_command(in_dir: Path, out_dir: Path, schema_ref: str, secret_file: Path
             raise click.ClickException(message) from e
         schema = load_schema(schema_ref)
         options = ProfileOptions(dates=dates, **flags)  # type: ignore[arg-type]
+        rules = load_region_rules(pixel_regions) if pixel_regions is not None else None
         report = deidentify_folder(in_dir, out_dir, schema, secret, site_key, options,
                                    allow_burned_in=allow_burned_in, workers=workers,
-                                   report_path=report_path, progress=progress)
+                                   report_path=report_path, progress=progress,
+                                   pixel_rules=rules)
     except (TokenizerError, DeidError) as e:
         raise click.ClickException(str(e)) from e
     counts = {s: report.count(s) for s in

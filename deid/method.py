@@ -28,6 +28,7 @@ _OPTION_CODES = {
     "clean_graphics": ("113103", "Clean Graphics Option"),
     "retain_safe_private": ("113111", "Retain Safe Private Option"),
 }
+_CLEAN_PIXEL_DATA = ("113101", "Clean Pixel Data Option")
 _TEMPORAL = {"modified": "MODIFIED", "full": "UNMODIFIED", "remove": "REMOVED"}
 
 
@@ -39,12 +40,16 @@ def _code(value: str, meaning: str) -> Dataset:
     return item
 
 
-def mark_deidentified(dataset: Dataset, options: ProfileOptions, pseudonym: str) -> None:
-    """Set the pseudonym as PatientID and PatientName and record the method used."""
+def mark_deidentified(dataset: Dataset, options: ProfileOptions, pseudonym: str, *,
+                      pixels_cleaned: bool = False) -> None:
+    """Set the pseudonym as PatientID and PatientName and record the method used (Clean
+    Pixel Data only for an image whose pixels were cleaned)."""
     dataset.PatientID = pseudonym
     dataset.PatientName = pseudonym
     dataset.PatientIdentityRemoved = "YES"
     codes = [_BASIC] + [_OPTION_CODES[name] for name in options.selected]
+    if pixels_cleaned:
+        codes.append(_CLEAN_PIXEL_DATA)
     # One short value (LO, 64 characters at most); the options are in the code sequence.
     dataset.DeidentificationMethod = "PPRL-IMAGING PS3.15 TABLE E.1-1 " + " ".join(
         value for value, _ in codes)[:32]

@@ -16,6 +16,13 @@ from .dicom_files import is_part10, lenient_values, new_file_meta, read_dataset,
 from .errors import UnreadableFileError
 from .identity import identity_of, person_columns
 from .method import mark_deidentified
+from .pixels import (
+    PixelCleaningError,
+    RegionRule,
+    blank_regions,
+    describe_device,
+    matching_rule,
+)
 from .profile import ProfileOptions
 from .scrub import Scrubber, identifying_terms
 from .site_keys import SiteKeys
@@ -54,13 +61,15 @@ class FileProcessor:
     """Reads, de-identifies and writes files of one run."""
 
     def __init__(self, in_dir: Path, out_dir: Path, options: ProfileOptions, site_key: bytes,
-                 allow_burned_in: bool) -> None:
+                 allow_burned_in: bool, pixel_rules: list[RegionRule] | None = None) -> None:
+        """``pixel_rules``: the Clean Pixel Data option (None: not selected)."""
         self.in_dir = in_dir
         self.out_dir = out_dir
         self.options = options
         self.keys = SiteKeys(site_key)
         self.transformer = Transformer(options, self.keys)
         self.allow_burned_in = allow_burned_in
+        self.pixel_rules = pixel_rules
 
     def __call__(self, source: Path, overwrite: bool = False) -> FileOutcome:
         """De-identify ``source``; an existing output is kept unless ``overwrite``."""
@@ -85,15 +94,24 @@ class FileProcessor:
             return FileOutcome(relative, "withheld", "PatientID is empty: no pseudonym can be "
                                "given, so the file could not be linked")
         reason = burned_in_reason(dataset)
-        if reason is not None and not self.allow_burned_in:
-            return FileOutcome(relative, "withheld", f"{reason}; pixel data is not cleaned "
-                               "(use --allow-burned-in after checking the images)")
+        rule = matching_rule(dataset, self.pixel_rules) if self.pixel_rules else None
+        if rule is not None:
+            try:
+                blank_regions(dataset, rule.regions)
+            except PixelCleaningError as e:
+                return FileOutcome(relative, "withheld", f"{reason or 'pixel region rule'}: "
+                                   f"cannot clean: {e}")
+        elif reason is not None and not self.allow_burned_in:
+            how = (f"no --clean-pixel-data rule matches {describe_device(dataset)}"
+                   if self.pixel_rules is not None else "pixel data is not cleaned")
+            return FileOutcome(relative, "withheld", f"{reason}; {how} (use "
+                               "--allow-burned-in after checking the images)")
         pseudonym = self.keys.pseudonym(identity.issuer, identity.patient_id)
         patient = PatientContext(pseudonym, self.keys.day_offset(pseudonym),
                                  Scrubber(identifying_terms(identity)))
         transfer_syntax = str(dataset.file_meta.TransferSyntaxUID)
         self.transformer.apply(dataset, patient)
-        mark_deidentified(dataset, self.options, pseudonym)
+        mark_deidentified(dataset, self.options, pseudonym, pixels_cleaned=rule is not None)
         dataset.file_meta = new_file_meta(dataset, transfer_syntax)
         study, series = str(dataset.get("StudyInstanceUID", "")), str(
             dataset.get("SeriesInstanceUID", ""))

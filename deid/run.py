@@ -27,6 +27,7 @@ from tokenizer.schema_model import Schema
 
 from .errors import DeidError
 from .manifest import ManifestRow, write_manifest
+from .pixels import RegionRule
 from .process import FileOutcome, FileProcessor
 from .profile import ProfileOptions
 
@@ -174,14 +175,16 @@ def _remove_stale_temps(out_dir: Path) -> None:
 def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes,
                       site_key: bytes, options: ProfileOptions, *,
                       allow_burned_in: bool = False, workers: int = 1,
-                      report_path: Path | None = None, progress: bool | None = None
-                      ) -> DeidReport:
+                      report_path: Path | None = None, progress: bool | None = None,
+                      pixel_rules: list[RegionRule] | None = None) -> DeidReport:
     """De-identify every file under ``in_dir`` into ``out_dir``.
 
     Args:
         secret: the linkage secret shared by the project's providers; keys the CLKs.
         site_key: this site's own key; keys pseudonyms, UIDs and date shifts.
         allow_burned_in: export images that may show identifiers in their pixels.
+        pixel_rules: the Clean Pixel Data option: blank these regions of matching images
+            (which are then exported); None if the option is not selected.
         workers: processes; the output does not depend on it.
 
     Raises:
@@ -193,7 +196,8 @@ def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(out_dir)
     paths = _inputs(in_dir, out_dir)
-    processor = FileProcessor(in_dir, out_dir, options, site_key, allow_burned_in)
+    processor = FileProcessor(in_dir, out_dir, options, site_key, allow_burned_in,
+                              pixel_rules)
     show = sys.stderr.isatty() if progress is None else progress
     outcomes = list(tqdm(_outcomes(processor, paths, workers), total=len(paths), unit="file",
                          disable=not show, desc=f"de-identifying {in_dir.name}",
