@@ -3,6 +3,7 @@ without valid ids and credentials, gets a server error."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -27,14 +28,16 @@ def fuzz_target(service: Service, provider_files: dict[str, Path]) -> dict:
     return {"created": created, "project_id": project_id, "run_id": run["id"]}
 
 
-def _token_for(case: schemathesis.Case, service: Service, target: dict) -> str:
+def _token_for(case: schemathesis.Case, service: Service, target: dict, aim: bool) -> str:
     created = target["created"]
     params = case.path_parameters or {}
     # Half the cases aim at the real project and run, so handlers behind auth are reached.
-    if params and hash(repr(case.query)) % 2 == 0:
+    if params and aim:
         params["project_id"] = target["project_id"]
         if "run_id" in params:
             params["run_id"] = target["run_id"]
+        if "party" in params:
+            params["party"] = "ehr"
     if case.path == "/projects":
         return service.admin_token
     if "party" in params:
@@ -48,19 +51,23 @@ def test_no_server_errors(service: Service, fuzz_target: dict) -> None:
     api = schemathesis.openapi.from_url(f"{service.url}/openapi.json")
     operations = [result.ok() for result in api.get_all_operations()]
     assert len(operations) >= 15
-    statuses: list[int] = []
+    succeeded: set[str] = set()
+    cases = itertools.count()
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=15, deadline=None, database=None,
+        @settings(max_examples=15, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         def no_server_error(case: schemathesis.Case) -> None:
-            token = _token_for(case, service, fuzz_target)
+            token = _token_for(case, service, fuzz_target, aim=next(cases) % 2 == 0)
             response = case.call_and_validate(base_url=service.url,
                                               headers={"Authorization": f"Bearer {token}"},
                                               checks=[not_a_server_error])
-            statuses.append(response.status_code)
+            if 200 <= response.status_code < 300:
+                succeeded.add(f"{case.method.upper()} {case.path}")
 
         no_server_error()
-    # the fuzzing got past authentication and validation into the handlers
-    assert sum(200 <= s < 300 for s in statuses) >= len(operations)
+    # The fuzzing got past authentication and validation into the handlers of every reading
+    # operation (writes mostly meet validation: random party labels, random file bodies).
+    reads = {f"GET {op.path}" for op in operations if op.method.upper() == "GET"}
+    assert reads <= succeeded, reads - succeeded
