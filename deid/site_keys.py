@@ -16,6 +16,8 @@ __all__ = ["SiteKeys", "MIN_SHIFT_DAYS", "MAX_SHIFT_DAYS"]
 # within a patient survive, and a birth year cannot be read off a shifted study date.
 MIN_SHIFT_DAYS = 365
 MAX_SHIFT_DAYS = 3652
+# A file's study and series UIDs repeat across its neighbours; recent ones are worth keeping.
+_UID_CACHE_SIZE = 1 << 16
 
 
 class SiteKeys:
@@ -49,6 +51,8 @@ class SiteKeys:
             digest = hmac.new(self._uid, original.encode("ascii", "replace"),
                               hashlib.sha256).digest()
             mapped = "2.25." + str(int.from_bytes(digest[:16], "big"))
+            if len(self._uid_cache) >= _UID_CACHE_SIZE:  # bounded: a site has millions
+                self._uid_cache.clear()
             self._uid_cache[original] = mapped
         return mapped
 
