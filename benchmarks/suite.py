@@ -1,6 +1,6 @@
 """The benchmark suite: speed, memory and linkage quality, ours beside the peers, one command.
 
-    python -m benchmarks.suite                 # the full suite (about half an hour here)
+    python -m benchmarks.suite                 # the full suite (about 20 minutes on 2 cores)
     python -m benchmarks.suite --max-size 3000 # a tiny run, as the tests do
 
 Parts: encoding speed against clkhash; matching speed against anonlink; end to end (synthetic
@@ -13,12 +13,18 @@ results folder, which also receives PNG plots; BENCHMARKS.md gets all tables.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import platform
+import re
 import resource
+import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +64,39 @@ def _entities(result: LinkResult) -> pa.Table:
                      "record_id": [x[2] for x in rows]})
 
 
+def _reset_peak_rss() -> None:
+    """Start a fresh peak-RSS count (Linux: clear_refs 5 resets VmHWM), so each size reports
+    its own peak rather than the largest of the whole suite so far."""
+    with suppress(OSError):  # elsewhere the peak stays cumulative (ru_maxrss)
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_rss_mib() -> float:
+    try:
+        status = Path("/proc/self/status").read_text()
+        return round(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024, 1)  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _machine(workers: int) -> dict[str, Any]:
+    """Where the numbers came from: CPU model, cores, memory, Python, date."""
+    def proc_field(path: str, name: str) -> str:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError:
+            return ""
+        return next((line.split(":", 1)[1].strip() for line in lines
+                     if line.startswith(name)), "")
+
+    memory_kib = proc_field("/proc/meminfo", "MemTotal").removesuffix(" kB")
+    return {"cpus": os.cpu_count(), "workers": workers,
+            "cpu_model": proc_field("/proc/cpuinfo", "model name") or platform.processor(),
+            "memory_gib": round(int(memory_kib) / 2**20, 1) if memory_kib.isdigit() else None,
+            "platform": platform.platform(), "python": platform.python_version(),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
 def _quality_row(name: str, quality: Quality, **extra: Any) -> dict[str, Any]:
     return {"case": name, **extra, "precision": round(quality.precision, 4),
             "recall": round(quality.recall, 4), "f1": round(quality.f1, 4)}
@@ -89,20 +128,32 @@ def end_to_end(sizes: list[int], workers: int, workdir: Path) -> dict[str, Any]:
         tokenize_s = sum(_tokenize_folder(folder, providers, workers).values())
         sets = load_clk_sets([folder / f"{p}.clks.parquet" for p in providers])
         blocking = LshBlocking() if size >= BLOCKING_FROM else None
+        _reset_peak_rss()
         started = time.perf_counter()
         result = link_sets(sets, SYNTH_THRESHOLD, dedup=[True] * 3,
                            backend=CpuBackend(workers), blocking=blocking)
         link_s = time.perf_counter() - started
+        started = time.perf_counter()
         quality = evaluate_entities(_entities(result), read_truth(folder / "truth.csv"))
+        evaluate_s = time.perf_counter() - started
         records = sum(counts[p] for p in providers)
         rows.append({"records_per_provider": size, "records": records,
                      "synth_s": round(synth_s, 2), "tokenize_s": round(tokenize_s, 2),
-                     "link_s": round(link_s, 2), "blocking": "lsh" if blocking else "none",
+                     "link_s": round(link_s, 2), "evaluate_s": round(evaluate_s, 2),
+                     "blocking": "lsh" if blocking else "none",
+                     "pairs_compared": result.stats["pairs_compared"],
                      "precision": round(quality.precision, 4),
                      "recall": round(quality.recall, 4),
-                     "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                                           / 1024, 1)})
-    return {"benchmark": "end_to_end", "threshold": SYNTH_THRESHOLD, "results": rows}
+                     "peak_rss_mib": _peak_rss_mib()})
+    return {"benchmark": "end_to_end", "threshold": SYNTH_THRESHOLD, "results": rows,
+            "definitions": {
+                "records": "records of the three providers together (duplicates included)",
+                "tokenize_s": "the three providers' tokenize_file runs, summed",
+                "link_s": "candidate pairs (all pairs, or LSH-blocked from "
+                          f"{BLOCKING_FROM:,} records per provider) and the solver",
+                "pairs_compared": "pairs whose CLKs were compared (LSH: once per shared band)",
+                "peak_rss_mib": "peak resident memory of the suite process while linking and "
+                                "evaluating this size"}}
 
 
 def _splink_quality(folder: Path, truth: dict[tuple[str, str], str],
@@ -204,7 +255,15 @@ def quality(people: int, workers: int, workdir: Path, with_peers: bool) -> dict[
                      "threshold": best["threshold"], "precision": best["precision"],
                      "recall": best["recall"], "f1": best["f1"]})
     return {"benchmark": "quality", "people": people, "results": rows,
-            "curves": {"pprl": curve, "splink": splink_curve}}
+            "curves": {"pprl": curve, "splink": splink_curve},
+            "definitions": {
+                "synthetic": f"population of {people:,} people at the default error rates "
+                             "(benchmarks/providers.py)",
+                "threshold": "pprl: Dice, fixed in advance (FEBRL4: the default; synthetic: "
+                             f"{SYNTH_THRESHOLD}); Splink: the match probability of the best F1 "
+                             "on its curve, chosen with the truth (which favours Splink)",
+                "precision, recall, f1": "pairwise; imaging-claims rows count cross-provider "
+                                         "pairs, linked 1:1 (Splink greedily by probability)"}}
 
 
 def _plots(results: dict[str, Any], folder: Path) -> list[Path]:
@@ -214,23 +273,32 @@ def _plots(results: dict[str, Any], folder: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     made = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        made.append(folder / name)
+        fig.savefig(made[-1])
+        plt.close(fig)
+
     e2e = results.get("end_to_end", {}).get("results", [])
     if e2e:
         fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
         sizes = [r["records"] for r in e2e]
         for stage in ("synth_s", "tokenize_s", "link_s"):
-            ax.plot(sizes, [max(r["records"] / max(r[stage], 1e-9), 1) for r in e2e],
-                    marker="o", label=stage.removesuffix("_s"))
+            speeds = [max(r["records"] / max(r[stage], 1e-9), 1) for r in e2e]
+            ax.plot(sizes, speeds, marker="o", label=stage.removesuffix("_s"))
+        for size, speed, row in zip(sizes, speeds, e2e, strict=True):  # link's points
+            ax.annotate("all pairs" if row["blocking"] == "none" else row["blocking"].upper(),
+                        (size, speed), textcoords="offset points", xytext=(0, -14),
+                        ha="center", fontsize=8)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("records (three providers)")
         ax.set_ylabel("records per second")
+        ax.set_title("end to end: throughput of each stage")
         ax.legend()
         ax.grid(alpha=0.3, which="both")
-        fig.tight_layout()
-        made.append(folder / "throughput.png")
-        fig.savefig(made[-1])
-        plt.close(fig)
+        save(fig, "throughput.png")
     curves = results.get("quality", {}).get("curves", {})
     if curves.get("pprl"):
         fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
@@ -243,18 +311,49 @@ def _plots(results: dict[str, Any], folder: Path) -> list[Path]:
         ax.set_title("synthetic imaging-claims, over thresholds")
         ax.legend()
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        made.append(folder / "precision_recall.png")
-        fig.savefig(made[-1])
-        plt.close(fig)
+        save(fig, "precision_recall.png")
+        # Each tool against its own threshold: Dice for CLKs, match probability for Splink.
+        shown = [(name, curve) for name, curve in curves.items() if curve]
+        fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 4), dpi=120,
+                                 squeeze=False)
+        for ax, (name, curve) in zip(axes[0], shown, strict=True):
+            for measure in ("precision", "recall", "f1"):
+                ax.plot([c["threshold"] for c in curve], [c[measure] for c in curve],
+                        marker="o", label=measure)
+            ax.set_xlabel("Dice threshold" if name == "pprl" else "match probability threshold")
+            ax.set_ylabel("pairwise quality")
+            ax.set_title(f"{name}: synthetic imaging-claims")
+            ax.legend(loc="lower left")
+            ax.grid(alpha=0.3)
+        save(fig, "quality_vs_threshold.png")
+    speed = [(part, key, unit) for part, key, unit in
+             (("encoding", "records_per_s", "records per second"),
+              ("matching", "pairs_per_s", "pairs per second")) if part in results]
+    if speed:
+        fig, axes = plt.subplots(1, len(speed), figsize=(5 * len(speed), 4), dpi=120,
+                                 squeeze=False)
+        for ax, (part, key, unit) in zip(axes[0], speed, strict=True):
+            rows = results[part]["results"]
+            bars = ax.bar([r["tool"] for r in rows], [r[key] for r in rows],
+                          color=["tab:blue", "tab:grey"])
+            ax.bar_label(bars, labels=[f"{r[key]:,.0f}" for r in rows])
+            ax.set_ylabel(unit)
+            ax.set_title(f"{part}: ours {results[part]['speedup']}x the peer")
+            ax.margins(y=0.15)
+        save(fig, "peers_speed.png")
     return made
 
 
-def _markdown(results: dict[str, Any], machine: dict[str, Any]) -> str:
+def _markdown(results: dict[str, Any], machine: dict[str, Any], command: str,
+              plots: list[Path], markdown: Path) -> str:
     lines = ["# Benchmarks", "",
-             f"Machine: {machine['cpus']} cores, {machine['platform']}, Python "
-             f"{machine['python']}. Reproduce: `.venv/bin/python -m benchmarks.suite` "
-             "(peers install themselves into `.peers/`).", ""]
+             f"Run {machine['date']} on {machine['cpus']} cores ({machine['cpu_model']}), "
+             f"{machine['memory_gib']} GiB RAM, {machine['platform']}, Python "
+             f"{machine['python']}, {machine['workers']} worker(s).", "",
+             f"Reproduce: `{command}` (peers install themselves into `.peers/`).", "",
+             "Wall time of each part: " + ", ".join(
+                 f"{name.replace('_', ' ')} {part['wall_s']:,.0f} s"
+                 for name, part in results.items()) + ".", ""]
     for name, part in results.items():
         rows = part.get("results", [])
         if not rows:
@@ -265,11 +364,24 @@ def _markdown(results: dict[str, Any], machine: dict[str, Any]) -> str:
         lines.append("|" + " --- |" * len(columns))
         for row in rows:
             lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
-        for key in ("speedup", "process_speedup"):
-            if key in part:
-                lines.append(f"\n{key}: {part[key]}x")
         lines.append("")
+        lines += [f"{key}: {part[key]}x  " for key in ("speedup", "process_speedup")
+                  if key in part] + ([""] if "speedup" in part else [])
+        lines += [f"- `{column}`: {meaning}"
+                  for column, meaning in part.get("definitions", {}).items()]
+        lines.append("")
+    if plots:
+        lines += ["## plots", ""]
+        for plot in plots:
+            lines += [f"![{plot.stem}]"
+                      f"({Path(os.path.relpath(plot, markdown.parent)).as_posix()})", ""]
     return "\n".join(lines) + "\n"
+
+
+def _timed(part: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    result = part()
+    return {**result, "wall_s": round(time.perf_counter() - started, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,27 +395,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true",
                         help="skip clkhash, anonlink and Splink (no network needed)")
     args = parser.parse_args(argv)
-    machine = {"cpus": default_workers(), "platform": platform.platform(),
-               "python": platform.python_version()}
+    command = shlex.join([".venv/bin/python", "-m", "benchmarks.suite",
+                          *(sys.argv[1:] if argv is None else argv)])
+    machine = _machine(args.workers)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if not args.no_peers:
-            results["encoding"] = bench_encoding.run(min(1_000_000, args.max_size),
-                                                     args.workers, work)
-            results["matching"] = bench_matching.run(min(50_000, args.max_size), 0.8,
-                                                     args.workers, work)
+            results["encoding"] = _timed(lambda: bench_encoding.run(
+                min(1_000_000, args.max_size), args.workers, work))
+            results["matching"] = _timed(lambda: bench_matching.run(
+                min(50_000, args.max_size), 0.8, args.workers, work))
         sizes = [s for s in E2E_SIZES if s <= args.max_size] or [args.max_size]
-        results["end_to_end"] = end_to_end(sizes, args.workers, work)
-        results["quality"] = quality(min(20_000, max(args.max_size, 1000)), args.workers,
-                                     work, not args.no_peers)
+        results["end_to_end"] = _timed(lambda: end_to_end(sizes, args.workers, work))
+        results["quality"] = _timed(lambda: quality(min(20_000, max(args.max_size, 1000)),
+                                                    args.workers, work, not args.no_peers))
     args.out.mkdir(parents=True, exist_ok=True)
     for name, part in results.items():
-        print_table(part["results"], title=f"\n{name}")
+        print_table(part["results"], title=f"\n{name} ({part['wall_s']:,.0f} s)")
         write_json(args.out / f"{name}.json", {**part, "machine": machine})
-    for plot in _plots(results, args.out):
+    plots = _plots(results, args.out)
+    for plot in plots:
         print(f"wrote {plot}")
-    args.markdown.write_text(_markdown(results, machine), encoding="utf-8")
+    args.markdown.write_text(_markdown(results, machine, command, plots, args.markdown),
+                             encoding="utf-8")
     print(f"wrote {args.markdown}")
     return 0
 

@@ -23,12 +23,12 @@ from numba.extending import intrinsic
 
 _B_BLOCK_ROWS = 1024
 
-__all__ = ["min_counts", "popcount_windows", "second_half_popcounts", "tile_pairs",
-           "pair_counts"]
+__all__ = ["min_counts", "popcount64", "popcount_windows", "second_half_popcounts",
+           "tile_pairs"]
 
 
 @intrinsic
-def _popcount64(typingctx, value):  # type: ignore[no-untyped-def]  # pragma: no cover
+def popcount64(typingctx, value):  # type: ignore[no-untyped-def]  # pragma: no cover
     """LLVM's ctpop: one POPCNT instruction (numba has no np.bitwise_count)."""
     if value != types.uint64:
         return None
@@ -113,12 +113,12 @@ def tile_pairs(a_words: np.ndarray, a_pops: np.ndarray, a_rest: np.ndarray, a_in
                 visited += 1
                 count = 0
                 for x in range(half):
-                    count += _popcount64(a_words[r, x] & b_words[k, x])  # type: ignore[call-arg]
+                    count += popcount64(a_words[r, x] & b_words[k, x])  # type: ignore[call-arg]
                 alive = count + min(a_rest[r], b_rest[k]) >= need
                 if alive:
                     completed += 1
                     for x in range(half, width):
-                        count += _popcount64(a_words[r, x] & b_words[k, x])  # type: ignore[call-arg]
+                        count += popcount64(a_words[r, x] & b_words[k, x])  # type: ignore[call-arg]
                 if alive and count >= need:
                     if found == capacity:
                         return -1, 0, 0
@@ -127,17 +127,3 @@ def tile_pairs(a_words: np.ndarray, a_pops: np.ndarray, a_rest: np.ndarray, a_in
                     out_count[found] = count
                     found += 1
     return found, visited, completed
-
-
-@numba.njit(cache=True, nogil=True)
-def pair_counts(a_words: np.ndarray, b_words: np.ndarray, left: np.ndarray,
-                right: np.ndarray) -> np.ndarray:  # pragma: no cover
-    """AND popcount of each listed pair (left[p], right[p])."""
-    out = np.empty(left.shape[0], dtype=np.int64)
-    width = a_words.shape[1]
-    for p in range(left.shape[0]):
-        count = 0
-        for x in range(width):
-            count += _popcount64(a_words[left[p], x] & b_words[right[p], x])  # type: ignore[call-arg]
-        out[p] = count
-    return out

@@ -142,7 +142,9 @@ def candidate_pairs(a: ClkSet, b: ClkSet | None, threshold: float, *,
     if b is not None and a.length != b.length:
         raise ValueError(f"CLK lengths differ: {a.length} and {b.length} bits")
     if blocking is not None:
-        left, right, counts, compared = blocked_candidates(a, b, threshold, blocking)
+        workers = backend.workers if isinstance(backend, CpuBackend) else 1
+        left, right, counts, compared = blocked_candidates(a, b, threshold, blocking,
+                                                           workers)
         completed = compared
         if progress is not None:
             progress(len(a))

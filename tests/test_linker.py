@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from linker.blocking import LshBlocking, blocking_quality
+from linker.blocking import LshBlocking, blocked_pairs, blocking_quality
 from linker.clkset import ClkSet
 from linker.evaluate import evaluate_entities
 from linker.link import DEFAULT_THRESHOLD, link_sets
@@ -63,6 +63,24 @@ def test_lsh_blocking_pair_completeness_and_reduction_are_measured() -> None:
     full_pairs = set(zip(full.left.tolist(), full.right.tolist(), strict=True))
     assert set(zip(blocked.left.tolist(), blocked.right.tolist(), strict=True)) <= full_pairs
     assert blocked.compared < 0.01 * blocked.total
+
+
+@pytest.mark.parametrize("within", [False, True], ids=["across", "within"])
+def test_blocked_candidates_are_the_blocked_pairs_reaching_the_threshold(within: bool) -> None:
+    """The compiled band kernel against the plain definition: every pair sharing a band
+    (listed by numpy), kept if the all-pairs search finds it, with the same score."""
+    a, b = febrl4_sets()
+    other = None if within else b
+    blocked = candidate_pairs(a, other, 0.7, blocking=LshBlocking(), backend=CpuBackend(2))
+    left, right = blocked_pairs(a, other, LshBlocking())
+    sharing = set(zip(left.tolist(), right.tolist(), strict=True))
+    full = candidate_pairs(a, other, 0.7)
+    expected = {(i, j, s) for i, j, s in zip(full.left.tolist(), full.right.tolist(),
+                                             full.score.tolist(), strict=True)
+                if (i, j) in sharing}
+    assert expected
+    assert set(zip(blocked.left.tolist(), blocked.right.tolist(), blocked.score.tolist(),
+                   strict=True)) == expected
 
 
 def test_multi_party_entities_hold_one_record_per_party() -> None:
