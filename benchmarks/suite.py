@@ -6,8 +6,9 @@
 Parts: encoding speed against clkhash; matching speed against anonlink; end to end (synthetic
 providers -> tokenize -> link -> evaluate) at 10k, 100k and 1M records per provider; quality
 on FEBRL4 and on the synthetic population, two and three parties, beside Splink's cleartext
-probabilistic linkage of the same records. Each part prints a table and writes JSON to the
-results folder, which also receives PNG plots; BENCHMARKS.md gets all tables.
+probabilistic linkage of the same records; DICOM de-identification speed against dicognito.
+Each part prints a table and writes JSON to the results folder, which also receives PNG plots;
+BENCHMARKS.md gets all tables.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from tokenizer.catalog import load_schema
 from tokenizer.parallel import default_workers
 from tokenizer.pipeline import tokenize_file
 
-from . import bench_encoding, bench_matching
+from . import bench_deid, bench_encoding, bench_matching
 from .peers import SCRIPTS_DIR, peer_python
 from .report import print_table, write_json
 from .synth import synthesize
@@ -410,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
         results["end_to_end"] = _timed(lambda: end_to_end(sizes, args.workers, work))
         results["quality"] = _timed(lambda: quality(min(20_000, max(args.max_size, 1000)),
                                                     args.workers, work, not args.no_peers))
+        if not args.no_peers:
+            results["deid"] = _timed(lambda: bench_deid.run(
+                min(2000, max(args.max_size // 10, 50)), args.workers, work))
     args.out.mkdir(parents=True, exist_ok=True)
     for name, part in results.items():
         print_table(part["results"], title=f"\n{name} ({part['wall_s']:,.0f} s)")

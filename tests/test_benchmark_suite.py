@@ -29,7 +29,10 @@ def test_tiny_suite_runs_every_part(tmp_path) -> None:
                for r in json.loads((out / "quality.json").read_text())["results"]}
     assert quality[("FEBRL4, 2 parties", "pprl (CLKs)")]["precision"] >= 0.999
     assert ("synthetic imaging-claims", "Splink 4 (cleartext)") in quality
+    deid = json.loads((out / "deid.json").read_text())
+    assert [r["files"] for r in deid["results"]] == [200, 200] and deid["speedup"] > 0
     for plot in ("throughput.png", "precision_recall.png"):
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
     text = markdown.read_text()
     assert "## encoding" in text and "## quality" in text and "Splink" in text
+    assert "## deid" in text and "dicognito" in text
