@@ -99,6 +99,9 @@ class Transformer:
                 if _is_sequence(dataset, tag):
                     self._items(dataset[tag], patient, path + (public_step(int(tag)),))
                 continue
+            if action == "X":  # removed: no need to convert its value first
+                del dataset[tag]
+                continue
             self._act(dataset, dataset[tag], action, patient, path)
         self._drop_unused_creators(dataset, private_kept)
 
