@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, make_url, text
 
+from api.client import Client
 from benchmarks.synth import synthesize
 from tokenizer.catalog import load_schema
 from tokenizer.pipeline import tokenize_file
@@ -140,6 +142,18 @@ def make_providers(folder: Path, people: int, seed: int = 3) -> dict[str, Path]:
                       id_column="record_id", provider=party, workers=1, progress=False)
         outputs[party] = output
     return outputs
+
+
+def project_with_uploads(service: Service, files: dict[str, Path], name: str,
+                         dedup: bool = False) -> dict[str, Any]:
+    """A project of the three parties (as the service's administrator), each party having
+    uploaded its file with its own token; the service's creation answer."""
+    with Client(service.url, service.admin_token) as admin:
+        created: dict[str, Any] = admin.create_project(name, "person", list(PARTIES), dedup)
+    for party in PARTIES:
+        with Client(service.url, created["upload_tokens"][party]) as provider:
+            provider.upload(created["project"]["id"], party, files[party])
+    return created
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 120.0, poll: float = 0.05

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from api.client import Client
-from tests.service_harness import PARTIES, Service
+from tests.service_harness import PARTIES, Service, project_with_uploads
 
 # (method, path) -> roles allowed; "upload:ehr" = the ehr party's upload token, etc.
 POLICY: dict[tuple[str, str], set[str]] = {
@@ -37,13 +37,10 @@ PUBLIC = {("GET", "/health"), ("GET", "/docs"), ("GET", "/openapi.json"), ("GET"
 @pytest.fixture(scope="module")
 def world(service: Service, provider_files: dict[str, Path]) -> dict:
     """Two projects; the first with uploads, a finished run and a reader token."""
+    first = project_with_uploads(service, provider_files, "auth")
     with Client(service.url, service.admin_token) as admin:
-        first = admin.create_project("auth", "person", list(PARTIES))
         second = admin.create_project("auth-other", "person", list(PARTIES))
     project_id = first["project"]["id"]
-    for party in PARTIES:
-        with Client(service.url, first["upload_tokens"][party]) as provider:
-            provider.upload(project_id, party, provider_files[party])
     with Client(service.url, first["owner_token"]) as owner:
         run = owner.wait(project_id, owner.start_run(project_id, 0.8)["id"])
         reader = owner.create_reader_token(project_id, "ehr")["token"]

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from api.client import Client, ServiceError
 from linker.clkset import load_clk_sets
 from linker.link import link_sets
-from tests.service_harness import PARTIES, Service
+from tests.service_harness import PARTIES, Service, project_with_uploads
 
 THRESHOLD = 0.75
 
@@ -100,12 +100,8 @@ def test_each_party_reads_its_own_mapping_only(service: Service, linked: dict) -
 
 def test_entity_pseudonyms_differ_between_projects(service: Service, linked: dict,
                                                    provider_files: dict[str, Path]) -> None:
-    with Client(service.url, service.admin_token) as admin:
-        other = admin.create_project("second", "person", list(PARTIES), dedup=True)
+    other = project_with_uploads(service, provider_files, "second", dedup=True)
     project_id = other["project"]["id"]
-    for party in PARTIES:
-        with Client(service.url, other["upload_tokens"][party]) as provider:
-            provider.upload(project_id, party, provider_files[party])
     with Client(service.url, other["owner_token"]) as owner:
         run = owner.wait(project_id, owner.start_run(project_id, THRESHOLD)["id"])
         second = owner.groups(project_id, run["id"], min_size=1)

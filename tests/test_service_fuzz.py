@@ -12,17 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from api.client import Client
-from tests.service_harness import PARTIES, Service
+from tests.service_harness import PARTIES, Service, project_with_uploads
 
 
 @pytest.fixture(scope="module")
 def fuzz_target(service: Service, provider_files: dict[str, Path]) -> dict:
-    with Client(service.url, service.admin_token) as admin:
-        created = admin.create_project("fuzz", "person", list(PARTIES), dedup=True)
+    created = project_with_uploads(service, provider_files, "fuzz", dedup=True)
     project_id = created["project"]["id"]
-    for party in PARTIES:
-        with Client(service.url, created["upload_tokens"][party]) as provider:
-            provider.upload(project_id, party, provider_files[party])
     with Client(service.url, created["owner_token"]) as owner:
         run = owner.wait(project_id, owner.start_run(project_id, 0.8)["id"])
     return {"created": created, "project_id": project_id, "run_id": run["id"]}

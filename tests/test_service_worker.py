@@ -19,6 +19,7 @@ from tests.service_harness import (
     Service,
     database_kinds,
     make_providers,
+    project_with_uploads,
     running_service,
     wait_for,
 )
@@ -42,13 +43,8 @@ def bare_service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 def _project(service: Service, files: dict[str, Path], dedup: bool) -> tuple[str, str]:
-    with Client(service.url, service.admin_token) as admin:
-        created = admin.create_project("worker", "person", list(PARTIES), dedup=dedup)
-    project_id = created["project"]["id"]
-    for party in PARTIES:
-        with Client(service.url, created["upload_tokens"][party]) as provider:
-            provider.upload(project_id, party, files[party])
-    return project_id, created["owner_token"]
+    created = project_with_uploads(service, files, "worker", dedup)
+    return created["project"]["id"], created["owner_token"]
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
