@@ -12,9 +12,8 @@ from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, Unique
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = ["Base", "AdminToken", "Project", "Party", "ProjectToken", "Upload", "Run",
-           "AuditEvent", "RUN_STATES", "ACTIVE_STATES"]
+           "AuditEvent", "ACTIVE_STATES"]
 
-RUN_STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
 
 

@@ -86,12 +86,8 @@ def deid_command(in_dir: Path, out_dir: Path, schema_ref: str, secret_file: Path
 
     try:
         secret = read_secret(file=secret_file, env=secret_env)
-        try:
-            site_key = read_secret(file=site_key_file, env=site_key_env)
-        except TokenizerError as e:
-            message = str(e).replace("linkage secret", "site key").replace(
-                "--secret-", "--site-key-")
-            raise click.ClickException(message) from e
+        site_key = read_secret(file=site_key_file, env=site_key_env, what="site key",
+                               option="--site-key")
         schema = load_schema(schema_ref)
         options = ProfileOptions(dates=dates, **flags)  # type: ignore[arg-type]
         rules = load_region_rules(pixel_regions) if pixel_regions is not None else None

@@ -14,9 +14,8 @@ from datetime import datetime
 from pydicom.dataset import Dataset
 from pydicom.valuerep import PersonName
 
-__all__ = ["PatientIdentity", "identity_of", "person_columns", "PERSON_COLUMNS"]
+__all__ = ["PatientIdentity", "identity_of", "person_columns"]
 
-PERSON_COLUMNS = ("given_name", "surname", "date_of_birth", "sex", "address", "zip", "phone")
 _TRAILING_ZIP = re.compile(r"(?:^|[\s,])(\d{5})(?:-\d{4})?\s*$")
 _SPACES = re.compile(r"\s+")
 

@@ -108,12 +108,17 @@ def running_service(kind: str, data_dir: Path, *, workers: int = 1,
                                    env=env, capture_output=True, text=True, check=True)
             yield Service(url, data_dir, env, admin.stdout.strip(), process, log)
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, timeout=30)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -190,6 +190,11 @@ def test_secrets_are_read_from_files_or_env_never_argv(run: dict[str, Path],
         env={"PPRL_TEST_SECRET": SECRET.decode(), "PPRL_TEST_SITE": ""})
     assert result.exit_code != 0
     assert "environment variable PPRL_TEST_SITE is empty" in result.output
+    missing = CliRunner().invoke(cli, [
+        "deid", str(run["in"]), str(tmp_path / "o"), "--schema", "person",
+        "--secret-env", "PPRL_TEST_SECRET"], env={"PPRL_TEST_SECRET": SECRET.decode()})
+    assert "give the site key with exactly one of --site-key-file or --site-key-env" in \
+        missing.output
     assert "--site-key-file" in CliRunner().invoke(cli, ["deid", "--help"]).output
     assert "ORIGINAL_DIR" in CliRunner().invoke(cli, ["deid-verify", "--help"]).output
 

@@ -21,6 +21,7 @@ from tests.service_harness import (
     make_providers,
     project_with_uploads,
     running_service,
+    stop_process,
     wait_for,
 )
 
@@ -48,12 +49,7 @@ def _project(service: Service, files: dict[str, Path], dedup: bool) -> tuple[str
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
-    worker.send_signal(signal.SIGTERM)
-    try:
-        worker.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+    stop_process(worker, timeout=60)
 
 
 def test_killed_worker_leaves_the_run_retried_with_identical_results(

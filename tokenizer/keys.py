@@ -22,27 +22,30 @@ __all__ = ["read_secret", "derive_feature_keys"]
 _HKDF_HASHES = {"SHA256": hashes.SHA256, "SHA512": hashes.SHA512}
 
 
-def read_secret(*, file: str | Path | None = None, env: str | None = None) -> bytes:
-    """Read the linkage secret from exactly one of a file or an environment variable.
+def read_secret(*, file: str | Path | None = None, env: str | None = None,
+                what: str = "linkage secret", option: str = "--secret") -> bytes:
+    """Read a secret from exactly one of a file or an environment variable.
 
     A file's bytes are the secret, byte for byte (a trailing newline is part of it, as it
     is for clkhash given the same bytes). An environment variable is taken as UTF-8.
+    ``what`` and ``option`` name the secret and its command-line options in messages (a
+    site's DICOM key is read the same way as the linkage secret).
 
     Raises:
         SecretError: neither or both sources given, source missing, unreadable or empty.
     """
     if (file is None) == (env is None):
-        raise SecretError("give the linkage secret with exactly one of --secret-file or "
-                          "--secret-env (never on the command line)")
+        raise SecretError(f"give the {what} with exactly one of {option}-file or "
+                          f"{option}-env (never on the command line)")
     if file is not None:
         try:
             secret = Path(file).read_bytes()
         except FileNotFoundError as e:
-            raise SecretError(f"secret file {file} does not exist") from e
+            raise SecretError(f"{what} file {file} does not exist") from e
         except OSError as e:
-            raise SecretError(f"secret file {file} cannot be read: {e.strerror}") from e
+            raise SecretError(f"{what} file {file} cannot be read: {e.strerror}") from e
         if not secret:
-            raise SecretError(f"secret file {file} is empty")
+            raise SecretError(f"{what} file {file} is empty")
         return secret
     assert env is not None
     value = os.environ.get(env)
