@@ -7,11 +7,13 @@ pixel data is shorter than its header promises is refused as truncated.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from pydicom import config
@@ -21,6 +23,7 @@ from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import UID
 
 from .errors import UnreadableFileError
+from .part10_reader import read_part10_bytes
 
 __all__ = ["is_part10", "lenient_values", "read_dataset", "write_atomic",
            "IMPLEMENTATION_CLASS_UID"]
@@ -29,15 +32,13 @@ __all__ = ["is_part10", "lenient_values", "read_dataset", "write_atomic",
 IMPLEMENTATION_CLASS_UID = "2.25." + str(
     int.from_bytes(hashlib.sha256(b"pprl-imaging deid").digest()[:16], "big"))
 _IMPLEMENTATION_VERSION = "PPRL_DEID_1"
+_IN_MEMORY_BYTES = 64 << 20
 
 
-def is_part10(path: Path) -> bool:
-    """A Part 10 file: 128-byte preamble, then ``DICM``."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(132)
-    except OSError:
-        return False
+def is_part10(handle: BinaryIO) -> bool:
+    """A Part 10 file: 128-byte preamble, then ``DICM``. ``handle`` is left at its start."""
+    head = handle.read(132)
+    handle.seek(0)
     return len(head) == 132 and head[128:] == b"DICM"
 
 
@@ -84,8 +85,12 @@ def lenient_values() -> Iterator[None]:
         config.settings.reading_validation_mode = mode
 
 
-def read_dataset(path: Path) -> Dataset:
-    """Read a whole Part 10 file, pixel data as raw bytes.
+def read_dataset(handle: BinaryIO, path: Path) -> Dataset:
+    """Read a whole Part 10 file from ``handle``, pixel data as raw bytes.
+
+    A file of up to 64 MiB is read into memory and, in the common encodings, parsed by
+    ``part10_reader``; others go to ``dcmread`` (from memory: pydicom asks a file for its
+    position at every element, a system call each).
 
     Raises:
         UnreadableFileError: corrupt or truncated, naming the file and what is wrong.
@@ -94,7 +99,11 @@ def read_dataset(path: Path) -> Dataset:
         # Values are converted lazily, only where the profile acts on them; elements kept as
         # they are are written back from their raw bytes. A value that fails to convert
         # later quarantines the file then (see FileProcessor).
-        dataset = pydicom.dcmread(path)
+        if os.fstat(handle.fileno()).st_size > _IN_MEMORY_BYTES:
+            dataset = pydicom.dcmread(handle)
+        else:
+            data = handle.read()
+            dataset = read_part10_bytes(data, str(path)) or pydicom.dcmread(io.BytesIO(data))
     except Exception as e:  # pydicom raises many types on damaged input
         raise UnreadableFileError(f"{path}: not readable as DICOM ({type(e).__name__})") from e
     if "SOPInstanceUID" not in dataset or "SOPClassUID" not in dataset:
@@ -115,14 +124,16 @@ def new_file_meta(dataset: Dataset, transfer_syntax: str) -> FileMetaDataset:
     return meta
 
 
-def write_atomic(dataset: Dataset, target: Path) -> None:
-    """Write with a zero preamble and new file meta under a temporary name, then rename, so
-    an interrupted run never leaves a half-written file at ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+def write_atomic(data: bytes, target: Path) -> None:
+    """Write under a temporary name, then rename, so an interrupted run never leaves a
+    half-written file at ``target``; its folder is made when the first write finds none."""
     temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    dataset.preamble = b"\x00" * 128
     try:
-        pydicom.dcmwrite(temp, dataset, enforce_file_format=True)
+        try:
+            temp.write_bytes(data)
+        except FileNotFoundError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp.write_bytes(data)
         os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)

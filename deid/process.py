@@ -11,11 +11,14 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom.dataset import Dataset
+
 from .burned_in import burned_in_reason
 from .dicom_files import is_part10, lenient_values, new_file_meta, read_dataset, write_atomic
 from .errors import UnreadableFileError
 from .identity import identity_of, person_columns
 from .method import mark_deidentified
+from .part10_writer import encode_part10
 from .pixels import (
     PixelCleaningError,
     RegionRule,
@@ -57,6 +60,12 @@ class FileOutcome:
     study_date: str = ""
 
 
+def _text(dataset: Dataset, keyword: str) -> str:
+    """An element's value as text; empty if absent or emptied (a removed date is None)."""
+    value = dataset.get(keyword)
+    return "" if value is None else str(value)
+
+
 class FileProcessor:
     """Reads, de-identifies and writes files of one run."""
 
@@ -74,11 +83,17 @@ class FileProcessor:
     def __call__(self, source: Path, overwrite: bool = False) -> FileOutcome:
         """De-identify ``source``; an existing output is kept unless ``overwrite``."""
         relative = source.relative_to(self.in_dir).as_posix()
-        if not is_part10(source):
-            return FileOutcome(relative, "not-dicom", "no DICOM Part 10 preamble and DICM prefix")
         try:
-            with lenient_values():
-                return self._deidentify(source, relative, overwrite)
+            handle = source.open("rb")
+        except OSError as e:
+            return FileOutcome(relative, "not-dicom", f"cannot be opened ({type(e).__name__})")
+        try:
+            with handle:
+                if not is_part10(handle):
+                    return FileOutcome(relative, "not-dicom",
+                                       "no DICOM Part 10 preamble and DICM prefix")
+                with lenient_values():
+                    return self._deidentify(read_dataset(handle, source), relative, overwrite)
         except UnreadableFileError as e:
             return FileOutcome(relative, "quarantined", str(e).replace(str(source), relative))
         except Exception as e:  # pydicom raises many types on a value it cannot convert
@@ -86,9 +101,8 @@ class FileProcessor:
             return FileOutcome(relative, "quarantined", f"an element cannot be read or "
                                                         f"written ({type(e).__name__})")
 
-    def _deidentify(self, source: Path, relative: str, overwrite: bool = False
+    def _deidentify(self, dataset: Dataset, relative: str, overwrite: bool = False
                     ) -> FileOutcome:
-        dataset = read_dataset(source)
         identity = identity_of(dataset)
         if not identity.patient_id:
             return FileOutcome(relative, "withheld", "PatientID is empty: no pseudonym can be "
@@ -112,17 +126,16 @@ class FileProcessor:
         transfer_syntax = str(dataset.file_meta.TransferSyntaxUID)
         self.transformer.apply(dataset, patient)
         mark_deidentified(dataset, self.options, pseudonym, pixels_cleaned=rule is not None)
-        dataset.file_meta = new_file_meta(dataset, transfer_syntax)
-        study, series = str(dataset.get("StudyInstanceUID", "")), str(
-            dataset.get("SeriesInstanceUID", ""))
+        meta = new_file_meta(dataset, transfer_syntax)
+        study, series = _text(dataset, "StudyInstanceUID"), _text(dataset, "SeriesInstanceUID")
         sop = str(dataset.SOPInstanceUID)
         target = self.out_dir / pseudonym / (study or "no-study") / (series or "no-series")
         target = target / f"{sop}.dcm"
         status = "unchanged" if target.exists() and not overwrite else "written"
         if status == "written":
-            write_atomic(dataset, target)
+            write_atomic(encode_part10(dataset, meta), target)
         return FileOutcome(
             relative, status, output=target.relative_to(self.out_dir).as_posix(),
             patient=identity.key, columns=person_columns(identity), pseudonym=pseudonym,
             study_uid=study, series_uid=series, sop_uid=sop,
-            modality=str(dataset.get("Modality", "")), study_date=str(dataset.get("StudyDate", "")))
+            modality=_text(dataset, "Modality"), study_date=_text(dataset, "StudyDate"))

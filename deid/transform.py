@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydicom.charset import default_encoding
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -51,6 +52,31 @@ def _map_values(element: DataElement, change: Callable[[str], str]) -> None:
         element.value = change(str(value))
 
 
+def _padded(text: str, pad: str) -> bytes:
+    """Text as pydicom writes it: padded to an even length."""
+    return (text + pad if len(text) % 2 else text).encode(default_encoding)
+
+
+def _mapped_bytes(value: bytes | None, change: Callable[[str], str], pad: str) -> bytes:
+    """``change`` applied to each value of a raw string element, as ``_map_values`` does to
+    the value pydicom decodes from it (padding stripped, split at backslashes; a single
+    empty value stays empty)."""
+    values = (value or b"").decode(default_encoding).rstrip(" \0").split("\\")
+    if values == [""]:
+        return b""
+    return _padded("\\".join(change(v) for v in values), pad)
+
+
+def _dictionary_vr(tag: int) -> str | None:
+    """The data dictionary's VR for an element read with implicit VR; None if the tag is
+    unknown or its VR ambiguous (US or SS, ...)."""
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return None
+    return vr if len(vr) == 2 else None
+
+
 def _is_sequence(dataset: Dataset, tag: BaseTag) -> bool:
     """Whether an element is a sequence, without converting its value."""
     vr = dataset.get_item(tag).VR
@@ -86,24 +112,31 @@ class Transformer:
 
     def _walk(self, dataset: Dataset, patient: PatientContext, path: tuple[PathStep, ...]
               ) -> None:
+        remove_private = self.private_action == "X"
         private_kept = False
         for tag in list(dataset.keys()):
-            if tag.is_private:
-                if not tag.is_private_creator:
-                    private_kept |= self._private(dataset, int(tag), patient, path)
+            if tag >> 16 & 1:  # odd group: private
+                if remove_private:  # creators too: no private element is left to need one
+                    del dataset[tag]
+                elif not 0x10 <= tag & 0xFFFF < 0x100:  # not a private creator
+                    private_kept |= self._private(dataset, tag, patient, path)
                 continue
-            action = self._action_for(int(tag))
+            action = self._action_for(tag)
             if action is None or action == "K":
                 # Kept as read: convert (and walk) sequences only, so other kept values are
                 # written back from their raw bytes.
                 if _is_sequence(dataset, tag):
-                    self._items(dataset[tag], patient, path + (public_step(int(tag)),))
+                    self._items(dataset[tag], patient, path + (public_step(tag),))
                 continue
             if action == "X":  # removed: no need to convert its value first
                 del dataset[tag]
                 continue
-            self._act(dataset, dataset[tag], action, patient, path)
-        self._drop_unused_creators(dataset, private_kept)
+            element = dataset.get_item(tag)
+            if not (isinstance(element, RawDataElement)
+                    and self._act_on_bytes(dataset, element, action, patient)):
+                self._act(dataset, dataset[tag], action, patient, path)
+        if not remove_private:
+            self._drop_unused_creators(dataset, private_kept)
 
     def _items(self, element: DataElement, patient: PatientContext,
                path: tuple[PathStep, ...]) -> None:
@@ -127,6 +160,34 @@ class Transformer:
         elif action == "C":
             self._clean(element, patient)
 
+    def _act_on_bytes(self, dataset: Dataset, raw: RawDataElement, action: str,
+                      patient: PatientContext) -> bool:
+        """The common actions on a little-endian element as read (empty it, remap its
+        UIDs, shift its dates, replace it with a dummy text), done on its bytes: the
+        result is what ``_act`` and pydicom's writer would make of it, without converting
+        the value twice. False: ``_act`` must do it."""
+        if (raw.is_implicit_VR, raw.is_little_endian) != (dataset.original_encoding[0], True):
+            return False  # big endian, or read otherwise than the file announced
+        vr = raw.VR or _dictionary_vr(raw.tag)
+        if vr in (None, "SQ", "UN"):  # pydicom converts UN to the dictionary's VR
+            return False
+        if action == "Z":
+            value = b""
+        elif vr == "UI" and action in ("U", "U*", "D", "C"):
+            value = _mapped_bytes(raw.value, self.keys.uid, "\0")
+        elif vr in ("DA", "DT") and action == "C":
+            value = _mapped_bytes(raw.value, lambda v: shift_value(vr, v, patient.day_offset),
+                                  " ")
+        elif action == "D" and vr in _DUMMY_TEXT:
+            value = _padded(_DUMMY_TEXT[vr], " ")
+        elif action == "D" and vr in _TEXT_VRS:
+            value = _padded(_DUMMY, " ")
+        else:
+            return False
+        dataset[raw.tag] = RawDataElement(raw.tag, raw.VR, len(value), value, raw.value_tell,
+                                          raw.is_implicit_VR, True)
+        return True
+
     def _dummy(self, vr: str) -> Any:
         if vr in _DUMMY_TEXT:
             return _DUMMY_TEXT[vr]
@@ -143,12 +204,9 @@ class Transformer:
         elif vr in _TEXT_VRS:
             _map_values(element, patient.scrubber.clean)
 
-    def _private(self, dataset: Dataset, tag: int, patient: PatientContext,
+    def _private(self, dataset: Dataset, tag: BaseTag, patient: PatientContext,
                  path: tuple[PathStep, ...]) -> bool:
-        """Handle one private element; True if it stays."""
-        if self.private_action == "X":
-            del dataset[tag]
-            return False
+        """Handle one private element under Retain Safe Private; True if it stays."""
         creator_tag = (tag & 0xFFFF0000) | ((tag & 0xFF00) >> 8)
         creator = dataset.get(creator_tag)
         step = private_step(tag, str(creator.value) if creator is not None else "")

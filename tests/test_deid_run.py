@@ -129,6 +129,17 @@ def test_manifest_maps_pseudonym_to_clk_and_remapped_uids(run: dict[str, Path]) 
     assert row["popcount"] == int(np.unpackbits(np.frombuffer(row["clk"], np.uint8)).sum())
 
 
+def test_removed_dates_are_empty_in_file_and_manifest(run: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    in_dir = tmp_path / "in"
+    in_dir.mkdir()
+    shutil.copy(run["in"] / "planted_1.dcm", in_dir)
+    deid(in_dir, tmp_path / "out", run["root"], "--dates", "remove")
+    (row,) = pq.read_table(tmp_path / "out" / "manifest.parquet").to_pylist()
+    ds = pydicom.dcmread(tmp_path / "out" / row["file"])
+    assert row["study_date"] == "" and ds.StudyDate == "" and ds.AcquisitionDate == ""
+
+
 def test_manifest_clk_equals_tokenize_clk_of_the_ehr_row(run: dict[str, Path],
                                                          tmp_path: Path) -> None:
     """Linkability: the EHR provider's row for the same person, normalised as documented,
