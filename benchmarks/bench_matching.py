@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from linker.clkset import ClkSet
-from linker.similarity import CpuBackend, candidate_pairs
+from linker.similarity import CpuBackend, candidate_pairs, vector_popcount_available
 from tokenizer.catalog import load_schema
 from tokenizer.encoder import ClkEncoder
 from tokenizer.encodings_file import EncodingsMetadata, EncodingsWriter
@@ -65,9 +65,10 @@ def run(records: int, threshold: float, workers: int, workdir: Path) -> dict[str
     # In-process timing of candidate generation alone (after compiling), as for anonlink.
     tiny = ClkSet.from_arrays(a[:10])
     candidate_pairs(tiny, tiny, threshold)
+    backend = CpuBackend(workers)
     started = time.perf_counter()
     ours_candidates = candidate_pairs(ClkSet.from_arrays(a), ClkSet.from_arrays(b), threshold,
-                                      backend=CpuBackend(workers))
+                                      backend=backend)
     ours_seconds = time.perf_counter() - started
     ours_process = run_measured([sys.executable, "-m", "api.cli", "link", str(fa), str(fb),
                                  "--threshold", str(threshold), "--workers", str(workers),
@@ -78,7 +79,8 @@ def run(records: int, threshold: float, workers: int, workdir: Path) -> dict[str
                          str(workers)])
     peer_result = json.loads(peer.stdout)
     rows = [
-        {"tool": "pprl (CPU backend)", "pairs": pairs, "seconds": round(ours_seconds, 3),
+        {"tool": f"pprl (CPU, {backend.kernel} kernel)", "pairs": pairs,
+         "seconds": round(ours_seconds, 3),
          "pairs_per_s": round(pairs / ours_seconds), "candidates": len(ours_candidates),
          "pruned_share": round(ours_candidates.pruned_share, 4),
          "stopped_halfway": round(1 - ours_candidates.completed / ours_candidates.compared, 4)
@@ -97,7 +99,8 @@ def run(records: int, threshold: float, workers: int, workdir: Path) -> dict[str
         "threshold": threshold,
         "workers": workers,
         "machine": {"cpus": default_workers(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+                    "python": platform.python_version(),
+                    "avx512_vpopcntdq": vector_popcount_available()},
         "definitions": {
             "pairs_per_s": "n x m / seconds of candidate generation (all pairs >= threshold), "
                            "in process, data already loaded, kernels compiled",

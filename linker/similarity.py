@@ -13,13 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+import numba
 import numpy as np
+from llvmlite import binding as llvm
 
 from .blocking import LshBlocking, blocked_candidates
 from .clkset import ClkSet
 from .dice_kernel import min_counts, popcount_windows, second_half_popcounts, tile_pairs
+from .dice_lanes import LaneSide, lane_tile_pairs, least_counts
 
-__all__ = ["Candidates", "SimilarityBackend", "CpuBackend", "candidate_pairs", "dice_scores"]
+__all__ = ["Candidates", "SimilarityBackend", "CpuBackend", "candidate_pairs", "dice_scores",
+           "vector_popcount_available"]
 
 ProgressCallback = Callable[[int], None]
 
@@ -66,15 +70,90 @@ def dice_scores(counts: np.ndarray, left_pops: np.ndarray, right_pops: np.ndarra
     return scores
 
 
+TileRun = Callable[[int, int, np.ndarray, np.ndarray, np.ndarray], tuple[int, int, int]]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A kernel's inputs, prepared once per call: ``run(first, last, out_a, out_b, out_c)``
+    finds the pairs of A rows [first, last); ``starts``/``stops`` are their windows in B."""
+
+    starts: np.ndarray
+    stops: np.ndarray
+    run: TileRun
+
+
+def vector_popcount_available() -> bool:
+    """Whether numba compiles for a CPU that counts bits in vectors (AVX-512 VPOPCNTDQ)."""
+    name, features = (getattr(numba.config, key, None) for key in ("CPU_NAME", "CPU_FEATURES"))
+    if name or features:  # NUMBA_CPU_NAME / NUMBA_CPU_FEATURES: compiled for another CPU
+        return "+avx512vpopcntdq" in (features or "")
+    return bool(llvm.get_host_cpu_features().get("avx512vpopcntdq", False))
+
+
+def _scalar_plan(a: ClkSet, b_words: np.ndarray, b_pops: np.ndarray, order: np.ndarray,
+                 needed: np.ndarray, upper_only: bool) -> _Plan:
+    b_rest = second_half_popcounts(b_words)
+    a_rest = second_half_popcounts(a.words)
+    a_pops = a.popcounts.astype(np.int64)
+    starts, stops = popcount_windows(a_pops, b_pops, needed, a.length)
+    a_index = np.arange(len(a), dtype=np.int64)
+    b_index = order.astype(np.int64)
+
+    def run(first: int, last: int, out_a: np.ndarray, out_b: np.ndarray, out_c: np.ndarray
+            ) -> tuple[int, int, int]:
+        return tile_pairs(a.words[first:last], a_pops[first:last], a_rest[first:last],  # type: ignore[no-any-return]
+                          a_index[first:last], b_words, b_pops, b_rest, b_index,
+                          starts[first:last], stops[first:last], needed, upper_only,
+                          out_a, out_b, out_c)
+
+    return _Plan(starts, stops, run)
+
+
+def _lane_plan(a: ClkSet, b_words: np.ndarray, b_pops: np.ndarray, order: np.ndarray,
+               needed: np.ndarray, upper_only: bool) -> _Plan:
+    """Within one set, A is the popcount-sorted set itself and row p only looks at sorted
+    rows after p, so each pair is compared once (oriented left < right afterwards)."""
+    b_index = order.astype(np.int64)
+    if upper_only:
+        a_words, a_pops, a_index = b_words, b_pops, b_index
+    else:
+        a_words, a_pops = np.ascontiguousarray(a.words), a.popcounts.astype(np.int64)
+        a_index = np.arange(len(a), dtype=np.int64)
+    a_rest = second_half_popcounts(a_words)
+    starts, stops = popcount_windows(a_pops, b_pops, needed, a.length)
+    if upper_only:
+        starts = np.maximum(starts, np.arange(1, len(a) + 1))
+        stops = np.maximum(stops, starts)
+    side = LaneSide.of(b_words, b_pops)
+    least_needed = least_counts(needed)
+
+    def run(first: int, last: int, out_a: np.ndarray, out_b: np.ndarray, out_c: np.ndarray
+            ) -> tuple[int, int, int]:
+        return lane_tile_pairs(a_words[first:last], a_pops[first:last],  # type: ignore[no-any-return]
+                               a_rest[first:last], a_index[first:last], side.lanes, side.pops,
+                               side.rest, side.low_pops, b_index, starts[first:last],
+                               stops[first:last], needed, least_needed, out_a, out_b, out_c)
+
+    return _Plan(starts, stops, run)
+
+
 class CpuBackend:
-    """Tiles of A rows against popcount-sorted B on a pool of threads (the kernel releases
-    the GIL). Memory: B's copy plus one output buffer per running tile."""
+    """Tiles of A rows against popcount-sorted B on a pool of threads (the kernels release
+    the GIL). ``kernel``: "lanes" (eight B rows per vector step, ``dice_lanes``), "scalar"
+    (``dice_kernel``) or "auto", lanes where the CPU has AVX-512 VPOPCNTDQ. Memory: B's
+    copy plus one output buffer per running tile."""
 
     name = "cpu"
 
-    def __init__(self, workers: int = 1, tile_rows: int = 1024) -> None:
+    def __init__(self, workers: int = 1, tile_rows: int = 1024, kernel: str = "auto") -> None:
+        if kernel not in ("auto", "lanes", "scalar"):
+            raise ValueError(f"unknown kernel {kernel!r}: auto, lanes or scalar")
         self.workers = max(1, workers)
         self.tile_rows = tile_rows
+        if kernel == "auto":
+            kernel = "lanes" if vector_popcount_available() else "scalar"
+        self.kernel = kernel
 
     def pairs(self, a: ClkSet, b: ClkSet | None, threshold: float,
               progress: ProgressCallback | None = None) -> tuple[np.ndarray, np.ndarray,
@@ -88,27 +167,19 @@ class CpuBackend:
         order = np.argsort(other.popcounts, kind="stable")
         b_words = np.ascontiguousarray(other.words[order])
         b_pops = other.popcounts[order].astype(np.int64)
-        b_rest = second_half_popcounts(b_words)
-        a_rest = second_half_popcounts(a.words)
-        a_pops = a.popcounts.astype(np.int64)
-        starts, stops = popcount_windows(a_pops, b_pops, needed, a.length)
-        a_index = np.arange(len(a), dtype=np.int64)
-        b_index = order.astype(np.int64)
+        make_plan = _lane_plan if self.kernel == "lanes" else _scalar_plan
+        plan = make_plan(a, b_words, b_pops, order, needed, upper_only)
         lock = threading.Lock()
 
         def run_tile(first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
             last = min(first + self.tile_rows, len(a))
-            window = int((stops[first:last] - starts[first:last]).sum())
+            window = int((plan.stops[first:last] - plan.starts[first:last]).sum())
             capacity = max(1024, min(window, 1 << 16))
             while True:
                 out_a = np.empty(capacity, dtype=np.int64)
                 out_b = np.empty(capacity, dtype=np.int64)
                 out_c = np.empty(capacity, dtype=np.int64)
-                found, visited, completed = tile_pairs(
-                    a.words[first:last], a_pops[first:last], a_rest[first:last],
-                    a_index[first:last], b_words, b_pops, b_rest, b_index,
-                    starts[first:last], stops[first:last], needed, upper_only,
-                    out_a, out_b, out_c)
+                found, visited, completed = plan.run(first, last, out_a, out_b, out_c)
                 if found >= 0:
                     break
                 capacity = min(4 * capacity, max(window, 1))
@@ -126,6 +197,8 @@ class CpuBackend:
                 parts = list(pool.map(run_tile, firsts))
         left = np.concatenate([p[0] for p in parts])
         right = np.concatenate([p[1] for p in parts])
+        if upper_only:
+            left, right = np.minimum(left, right), np.maximum(left, right)
         counts = np.concatenate([p[2] for p in parts])
         return left, right, counts, sum(p[3] for p in parts), sum(p[4] for p in parts)
 

@@ -52,6 +52,36 @@ def test_results_do_not_depend_on_workers_or_tiles() -> None:
         assert np.array_equal(getattr(one, field), getattr(two, field))
 
 
+@pytest.mark.parametrize("kernel", ["scalar", "lanes"])
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 300])
+def test_pairs_within_one_set_are_every_pair_reaching_the_threshold(kernel: str,
+                                                                    size: int) -> None:
+    """Brute force over all pairs of random CLKs with empty rows, exact and noisy copies;
+    sizes around the eight rows of a lane group."""
+    rng = np.random.default_rng(size)
+    copied = size // 4
+    base = random_clks(rng, size - 2 * copied, 512, (0.05, 0.6), zero_rows=min(size, 2))
+    noisy = base[:copied] ^ np.packbits(rng.random((copied, 512)) < 0.04, axis=1)
+    clks = np.vstack([base, base[:copied], noisy])[rng.permutation(size)]
+    pops = np.bitwise_count(clks).sum(axis=1).astype(np.int64)
+    common = np.bitwise_count(clks[:, None, :] & clks[None, :, :]).sum(axis=2)
+    for threshold in (0.0, 0.5, 0.8, 1.0):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dice = np.where(pops[:, None] + pops[None, :] > 0,
+                            2.0 * common / (pops[:, None] + pops[None, :]), 0.0)
+        left, right = np.nonzero(np.triu(dice >= threshold, k=1))
+        found = candidate_pairs(ClkSet.from_arrays(clks), None, threshold,
+                                backend=CpuBackend(2, tile_rows=5, kernel=kernel))
+        assert sorted(zip(found.left.tolist(), found.right.tolist(), strict=True)) == sorted(
+            zip(left.tolist(), right.tolist(), strict=True)), threshold
+        assert np.array_equal(found.score, dice[found.left, found.right])
+
+
+def test_unknown_kernel_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown kernel 'gpu'"):
+        CpuBackend(kernel="gpu")
+
+
 def test_lsh_blocking_pair_completeness_and_reduction_are_measured() -> None:
     a, b = febrl4_sets()
     quality = blocking_quality(a, b, febrl4_true_pairs(), LshBlocking())

@@ -37,14 +37,17 @@ def _assert_same_candidates(ours, theirs) -> None:
 
 
 @pytest.mark.parametrize("bits", [64, 512, 1024, 2048])
-@pytest.mark.parametrize("threshold", [0.0, 0.5, 2 / 3, 0.8, 0.95])
+@pytest.mark.parametrize("threshold", [0.0, 0.5, 2 / 3, 0.8, 0.95, 1.0])
 def test_random_clks_same_candidates(tmp_path, bits: int, threshold: float) -> None:
     rng = np.random.default_rng(bits)
     a = random_clks(rng, 150, bits, (0.05, 0.8), zero_rows=3)
     noise = np.packbits(rng.random((150, bits)) < 0.03, axis=1)
     b = np.vstack([a ^ noise, random_clks(rng, 100, bits, (0.05, 0.8), zero_rows=2)])
     theirs = _anonlink(tmp_path, [a, b], threshold)
-    for backend in (CpuBackend(1, tile_rows=7), CpuBackend(2, tile_rows=64)):
+    for backend in (CpuBackend(1, tile_rows=7, kernel="scalar"),
+                    CpuBackend(2, tile_rows=64, kernel="scalar"),
+                    CpuBackend(1, tile_rows=7, kernel="lanes"),
+                    CpuBackend(2, tile_rows=64, kernel="lanes")):
         ours = candidate_pairs(ClkSet.from_arrays(a), ClkSet.from_arrays(b), threshold,
                                backend=backend)
         _assert_same_candidates(ours, theirs)
@@ -55,7 +58,9 @@ def test_febrl4_same_candidates_and_matches(tmp_path, threshold: float) -> None:
     a, b = febrl4_sets()
     raw = [a.words.view(np.uint8), b.words.view(np.uint8)]
     theirs = _anonlink(tmp_path, raw, threshold)
-    _assert_same_candidates(candidate_pairs(a, b, threshold, backend=CpuBackend(2)), theirs)
+    for kernel in ("scalar", "lanes"):
+        _assert_same_candidates(
+            candidate_pairs(a, b, threshold, backend=CpuBackend(2, kernel=kernel)), theirs)
     result = link_sets([a, b], threshold)
     ours = sorted(sorted([[0, int(i)], [1, int(j)]])
                   for i, j in zip(result.record_a, result.record_b, strict=True))
