@@ -1,4 +1,6 @@
-"""The CPU similarity kernel (numba): Dice coefficients of CLK pairs above a threshold.
+"""The scalar CPU similarity kernel (numba): Dice coefficients of CLK pairs above a threshold,
+one pair at a time. ``dice_lanes`` holds the vector kernel, faster where the CPU counts bits in
+vectors; ``min_counts`` and ``popcount_windows`` serve both.
 
 Exactness: a pair passes when its AND popcount c reaches ``min_count[a + b]``, the smallest
 count for which anonlink's own formula ``2c / (a + b) >= t`` holds in float64, so the accepted

@@ -3,15 +3,16 @@ AVX-512 VPOPCNTDQ.
 
 B is stored in lanes: groups of eight popcount-sorted rows, word-major (group, word, lane), so
 one 512-bit load holds the same word of eight rows. Each step ANDs it with one word of the A
-row broadcast, counts bits in all eight lanes with one VPOPCNTQ and adds them to eight
-running counts. numba cannot express vector types, so the step is an LLVM intrinsic
-(``lane_counts``); on CPUs without VPOPCNTDQ, LLVM emulates it and the scalar kernel
-(``dice_kernel``) is faster.
+row broadcast, counts the bits of all eight lanes with one VPOPCNTQ and adds them to eight
+running counts. numba has no vector types, so these loops are written as LLVM intrinsics. On
+CPUs without VPOPCNTDQ LLVM emulates the vector count; ``CpuBackend`` then uses the scalar
+kernel (``dice_kernel``) unless told otherwise.
 
-Exactness as in ``dice_kernel``: the final test of every pair is ``count >= needed[a + b]``.
-The half-way stop is taken per group: after half of the words, a group is dropped when no lane
-could reach the smallest count any of its rows needs (the group's rows are sorted by popcount,
-so its first row needs the least).
+Exactness as in ``dice_kernel``: every pair's final test is ``count >= needed[a + b]``. The
+half-way stop is taken per group, in one vector loop over a row's groups (``alive_groups``):
+after half of the words, a group is dropped when no lane's count plus min(a_rest, b_rest) can
+reach the least count any of its rows needs. Only the few groups left are counted in full
+(``lane_counts``) and tested pair by pair.
 """
 
 from __future__ import annotations

@@ -204,8 +204,13 @@ def test_cli_link_evaluate_and_dedup(tmp_path) -> None:
     assert (out / "quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = pprl("evaluate", str(out), "--truth", str(truth)).stdout
     assert "precision" in text and "recall" in text and "F1" in text
-    deduped = pprl("dedup", str(fa), "-o", str(tmp_path / "dd"), "--threshold", "0.9")
-    assert "entities" in deduped.stdout
+    for kernel in ("scalar", "lanes"):
+        deduped = pprl("dedup", str(fa), "-o", str(tmp_path / kernel), "--threshold", "0.65",
+                       "--kernel", kernel)
+        assert "entities" in deduped.stdout
+        assert json.loads((tmp_path / kernel / "run.json").read_text())["kernel"] == kernel
+    scalar, lanes = (pq.read_table(tmp_path / k / "matches.parquet") for k in ("scalar", "lanes"))
+    assert scalar.num_rows > 0 and scalar.equals(lanes)
 
 
 def test_cli_refuses_mismatched_inputs(tmp_path) -> None:
