@@ -142,7 +142,8 @@ class CpuBackend:
     """Tiles of A rows against popcount-sorted B on a pool of threads (the kernels release
     the GIL). ``kernel``: "lanes" (eight B rows per vector step, ``dice_lanes``), "scalar"
     (``dice_kernel``) or "auto", lanes where the CPU has AVX-512 VPOPCNTDQ. Memory: B's
-    copy plus one output buffer per running tile."""
+    sorted copy (and for lanes its copy in lane groups) plus one output buffer per running
+    tile."""
 
     name = "cpu"
 
