@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -75,6 +76,19 @@ def test_pairs_within_one_set_are_every_pair_reaching_the_threshold(kernel: str,
         assert sorted(zip(found.left.tolist(), found.right.tolist(), strict=True)) == sorted(
             zip(left.tolist(), right.tolist(), strict=True)), threshold
         assert np.array_equal(found.score, dice[found.left, found.right])
+
+
+@pytest.mark.parametrize(("cpu", "features", "kernel"), [
+    ("generic", "", "scalar"), ("haswell", "+avx2,+popcnt", "scalar"),
+    ("icelake-server", "+avx512f,+avx512vpopcntdq", "lanes")])
+def test_auto_kernel_follows_the_cpu_numba_compiles_for(cpu: str, features: str,
+                                                        kernel: str) -> None:
+    env = {**os.environ, "NUMBA_CPU_NAME": cpu, "NUMBA_CPU_FEATURES": features}
+    chosen = subprocess.run(
+        [sys.executable, "-c", "from linker.similarity import CpuBackend; "
+                               "print(CpuBackend().kernel)"],
+        env=env, capture_output=True, text=True, check=True, timeout=120)
+    assert chosen.stdout.strip() == kernel
 
 
 def test_unknown_kernel_is_refused() -> None:
