@@ -26,6 +26,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .dice_kernel import second_half_popcounts
+
 __all__ = ["LANES", "LaneSide", "lane_tile_pairs", "least_counts"]
 
 LANES = 8
@@ -165,8 +167,7 @@ class LaneSide:
         pops = np.zeros(len(lanes) * LANES, dtype=np.int64)
         pops[:len(sorted_pops)] = sorted_pops
         rest = np.zeros(len(lanes) * LANES, dtype=np.int64)
-        rest[:len(sorted_pops)] = np.bitwise_count(
-            sorted_words[:, sorted_words.shape[1] // 2:]).sum(axis=1, dtype=np.int64)
+        rest[:len(sorted_pops)] = second_half_popcounts(sorted_words)
         return cls(lanes, pops, rest, pops[::LANES].copy())
 
 

@@ -120,12 +120,12 @@ def _lane_plan(a: ClkSet, b_words: np.ndarray, b_pops: np.ndarray, order: np.nda
     else:
         a_words, a_pops = np.ascontiguousarray(a.words), a.popcounts.astype(np.int64)
         a_index = np.arange(len(a), dtype=np.int64)
-    a_rest = second_half_popcounts(a_words)
+    side = LaneSide.of(b_words, b_pops)
+    a_rest = side.rest[:len(a)] if upper_only else second_half_popcounts(a_words)
     starts, stops = popcount_windows(a_pops, b_pops, needed, a.length)
     if upper_only:
         starts = np.maximum(starts, np.arange(1, len(a) + 1))
         stops = np.maximum(stops, starts)
-    side = LaneSide.of(b_words, b_pops)
     least_needed = least_counts(needed)
 
     def run(first: int, last: int, out_a: np.ndarray, out_b: np.ndarray, out_c: np.ndarray
