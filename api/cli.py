@@ -23,6 +23,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
                  "Summarise an encodings file: count, l, fingerprint, popcounts."),
     "schemas": ("tokenizer.cli", "schemas_command",
                 "List the shipped linkage schemas or print one."),
+    "keygen": ("tokenizer.cli", "keygen_command",
+               "Write a new random 256-bit key (linkage secret or site key) to a file."),
     "link": ("linker.cli", "link_command",
              "Link two or more providers' encodings into entities."),
     "dedup": ("linker.cli", "dedup_command",

@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from tokenizer.catalog import load_schema
+from tokenizer.cli import allow_short_secret_option
 from tokenizer.errors import TokenizerError
-from tokenizer.keys import read_secret
+from tokenizer.keys import check_secret_length, read_secret
 from tokenizer.parallel import default_workers
 
 from .errors import DeidError
@@ -66,6 +67,12 @@ def _profile_options(func: click.decorators.FC) -> click.decorators.FC:
 @click.option("--report", "report_path", type=click.Path(path_type=Path),
               help="Per-file report (CSV). Default: OUT_DIR.deid-report.csv beside OUT_DIR; it "
                    "names input files, so keep it at the site.")
+@click.option("--provider", default="imaging", show_default=True, metavar="LABEL",
+              help="Party label of OUT_DIR/encodings.parquet.")
+@click.option("--replace", is_flag=True,
+              help="OUT_DIR was made with other settings or keys: rebuild it beside, then "
+                   "swap it in whole (without this, such a run is refused).")
+@allow_short_secret_option
 @click.option("--workers", type=click.IntRange(min=1), default=default_workers,
               show_default="all cores", help="Processes; the output does not depend on it.")
 @click.option("--progress/--no-progress", default=None,
@@ -74,13 +81,18 @@ def _profile_options(func: click.decorators.FC) -> click.decorators.FC:
 def deid_command(in_dir: Path, out_dir: Path, schema_ref: str, secret_file: Path | None,
                  secret_env: str | None, site_key_file: Path | None, site_key_env: str | None,
                  dates: str, pixel_regions: Path | None, allow_burned_in: bool,
-                 report_path: Path | None, workers: int,
+                 report_path: Path | None, provider: str, replace: bool,
+                 allow_short_secret: bool, workers: int,
                  progress: bool | None, as_json: bool, **flags: bool) -> None:
     """De-identify the DICOM files under IN_DIR into OUT_DIR (PS3.15 Annex E), tokenizing
     each patient first so that studies stay linkable to EHR and claims.
 
-    Writes OUT_DIR/manifest.parquet (pseudonym, CLK, remapped UIDs, modality, shifted study
-    date). Non-DICOM files are skipped; corrupt ones quarantined; both reported.
+    Writes OUT_DIR/encodings.parquet (one row per patient: the site pseudonym and its CLK,
+    uploaded like any provider's), OUT_DIR/manifest.parquet (pseudonym, CLK, remapped UIDs,
+    modality, shifted study date per instance) and OUT_DIR/deid-settings.json (the options
+    and key check values that made it). Non-DICOM files are skipped; corrupt ones
+    quarantined; both reported. An interrupted run leaves OUT_DIR marked INCOMPLETE; running
+    the same command again completes it.
     """
     from .run import deidentify_folder
 
@@ -88,13 +100,15 @@ def deid_command(in_dir: Path, out_dir: Path, schema_ref: str, secret_file: Path
         secret = read_secret(file=secret_file, env=secret_env)
         site_key = read_secret(file=site_key_file, env=site_key_env, what="site key",
                                option="--site-key")
+        check_secret_length(secret, allow_short=allow_short_secret)
+        check_secret_length(site_key, "site key", allow_short=allow_short_secret)
         schema = load_schema(schema_ref)
         options = ProfileOptions(dates=dates, **flags)  # type: ignore[arg-type]
         rules = load_region_rules(pixel_regions) if pixel_regions is not None else None
         report = deidentify_folder(in_dir, out_dir, schema, secret, site_key, options,
                                    allow_burned_in=allow_burned_in, workers=workers,
                                    report_path=report_path, progress=progress,
-                                   pixel_rules=rules)
+                                   pixel_rules=rules, provider=provider, replace=replace)
     except (TokenizerError, DeidError) as e:
         raise click.ClickException(str(e)) from e
     counts = {s: report.count(s) for s in
@@ -104,12 +118,18 @@ def deid_command(in_dir: Path, out_dir: Path, schema_ref: str, secret_file: Path
         click.echo(json.dumps({"files": len(report.outcomes), **counts,
                                "patients": report.patients,
                                "rejected_patients": report.rejected_patients,
-                               "manifest": str(report.manifest), "report": str(report.report),
+                               "removed": report.removed,
+                               "manifest": str(report.manifest),
+                               "encodings": str(report.encodings),
+                               "report": str(report.report),
                                "seconds": round(report.seconds, 3)}))
         return
     click.echo(f"{len(report.outcomes):,} files in {report.seconds:.1f} s: "
                + ", ".join(f"{n:,} {s}" for s, n in counts.items())
-               + f"; {report.patients:,} patients in {report.manifest}")
+               + f"; {report.patients:,} patients in {report.manifest} and {report.encodings}")
+    if report.removed:
+        click.echo(f"{report.removed:,} files of an earlier run that are no output of this one "
+                   f"were removed", err=True)
     if counts["quarantined"] or counts["withheld"] or counts["duplicate"] \
             or report.rejected_patients:
         click.echo(f"see {report.report} for the reasons (it names input files: keep it at "

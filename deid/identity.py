@@ -1,23 +1,25 @@
 """The patient's identifiers, read from the Patient module before anything is stripped, and
-their normalisation into the columns of the shipped ``person`` schema.
+the columns of the shipped ``person`` schema they fill.
 
-:func:`person_columns` is the one place that decides how a DICOM patient becomes a tokenizer
-row; an EHR or claims provider normalising its own rows the same way gets the same CLK.
+:func:`person_columns` decides which DICOM value feeds which column; normalising them is left
+to the tokenizer's one normaliser (``tokenizer.normalize``), which every EHR and claims
+provider's ``pprl tokenize`` applies too, so the same person gets the same CLK.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 
 from pydicom.dataset import Dataset
 from pydicom.valuerep import PersonName
 
 __all__ = ["PatientIdentity", "identity_of", "person_columns"]
 
-_TRAILING_ZIP = re.compile(r"(?:^|[\s,])(\d{5})(?:-\d{4})?\s*$")
-_SPACES = re.compile(r"\s+")
+# The last ZIP-like group of the address (5 digits, ZIP+4 allowed), before a country if any.
+_ZIP = re.compile(r"(?<!\d)(\d{5}(?:-\d{4})?)(?!\d)")
+# Address components: HL7-style "street^city^state^zip" or comma-separated lines.
+_ADDRESS_PARTS = re.compile(r"[,^\\]")
 
 
 @dataclass(frozen=True)
@@ -75,38 +77,26 @@ def identity_of(dataset: Dataset) -> PatientIdentity:
     )
 
 
-def _clean(text: str) -> str:
-    return _SPACES.sub(" ", text).strip().lower()
-
-
-def _iso_date(value: str) -> str:
-    try:
-        return datetime.strptime(value, "%Y%m%d").strftime("%Y-%m-%d") if len(value) == 8 else ""
-    except ValueError:
-        return ""
-
-
 def person_columns(identity: PatientIdentity) -> dict[str, str]:
-    """Normalise as the ``person`` schema asks (lower case, digits only for zip and phone).
+    """The raw values the Patient module gives each ``person`` column (normalised later).
 
     - given_name, surname: the given and family components of PatientName (middle names,
-      prefixes and suffixes are not used), lower case, runs of spaces collapsed.
-    - date_of_birth: PatientBirthDate ``YYYYMMDD`` as ``YYYY-MM-DD``; "" if not a full date.
-    - sex: PatientSex M/F as m/f; O, empty or anything else "".
-    - address: the street line of PatientAddress (the text before its first comma), lower case.
-    - zip: a trailing 5-digit US ZIP (ZIP+4 cut to 5) of PatientAddress, else "".
-    - phone: the digits of the first PatientTelephoneNumbers value.
+      prefixes and suffixes are not used).
+    - date_of_birth: PatientBirthDate (DA, ``YYYYMMDD``).
+    - sex: PatientSex (M, F, O).
+    - address: the street line of PatientAddress (the text before its first comma or ``^``).
+    - zip: the last 5-digit group (ZIP+4 allowed) of PatientAddress, else "".
+    - phone: the first PatientTelephoneNumbers value.
 
     Every value may be "" (missing), exactly as an empty CSV cell reaches ``pprl tokenize``.
     """
-    birth = identity.birth_date
-    zip_match = _TRAILING_ZIP.search(identity.address)
+    zips = _ZIP.findall(identity.address)
     return {
-        "given_name": _clean(identity.given_name),
-        "surname": _clean(identity.family_name),
-        "date_of_birth": _iso_date(birth),
-        "sex": {"M": "m", "F": "f"}.get(identity.sex.upper(), ""),
-        "address": _clean(identity.address.split(",")[0]),
-        "zip": zip_match.group(1) if zip_match else "",
-        "phone": "".join(c for c in identity.phone if c.isdigit()),
+        "given_name": identity.given_name,
+        "surname": identity.family_name,
+        "date_of_birth": identity.birth_date,
+        "sex": identity.sex,
+        "address": _ADDRESS_PARTS.split(identity.address)[0].strip(),
+        "zip": zips[-1] if zips else "",
+        "phone": identity.phone,
     }

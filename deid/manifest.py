@@ -1,8 +1,10 @@
-"""``manifest.parquet``: one row per exported instance, mapping the site pseudonym to the
-patient's CLK and the instance's remapped UIDs.
+"""What a de-identified export holds beside the images: ``manifest.parquet``, one row per
+exported instance, mapping the site pseudonym to the patient's CLK and the instance's remapped
+UIDs, and ``encodings.parquet``, one row per patient (``record_id`` = the site pseudonym), the
+encodings file the imaging site uploads like any provider.
 
-The CLK column is the same bytes ``pprl tokenize`` writes for the same person, so the
-linkage unit can link imaging to EHR and claims encodings without ever seeing an identifier.
+The CLKs are the same bytes ``pprl tokenize`` writes for the same person, so the linkage unit
+can link imaging to EHR and claims encodings without ever seeing an identifier.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tokenizer.encodings_file import AtomicFile, tool_version
+from tokenizer.encodings_file import AtomicFile, EncodingsMetadata, EncodingsWriter, tool_version
 from tokenizer.schema_model import Schema
 
-__all__ = ["ManifestRow", "write_manifest", "MANIFEST_FORMAT"]
+__all__ = ["ManifestRow", "write_manifest", "write_patient_encodings", "MANIFEST_FORMAT"]
 
 MANIFEST_FORMAT = "pprl-deid-manifest/1"
 
@@ -29,9 +32,11 @@ _COLUMNS = [
 ]
 
 
-def write_manifest(path: Path, rows: Sequence[ManifestRow], schema: Schema) -> None:
+def write_manifest(path: Path, rows: Sequence[ManifestRow], schema: Schema,
+                   key_check: str) -> None:
     """Write atomically. ``clk``/``popcount`` are null for a patient whose identifiers the
-    schema rejected (the run's report says why)."""
+    schema rejected (the run's report says why); ``key_check`` is the linkage secret's key
+    check value."""
     types = [t if t is not None else pa.binary(schema.clk_bytes) for _, t in _COLUMNS]
     arrays = [pa.array([row[i] for row in rows], types[i]) for i in range(len(_COLUMNS))]
     metadata = {
@@ -39,6 +44,7 @@ def write_manifest(path: Path, rows: Sequence[ManifestRow], schema: Schema) -> N
         "pprl.bloom_filter_bits": str(schema.bloom_filter_bits),
         "pprl.schema_fingerprint": schema.fingerprint,
         "pprl.tool_version": tool_version(),
+        "pprl.key_check_value": key_check,
     }
     table = pa.table(arrays, names=[name for name, _ in _COLUMNS]).replace_schema_metadata(
         {k.encode(): v.encode() for k, v in metadata.items()})
@@ -48,4 +54,23 @@ def write_manifest(path: Path, rows: Sequence[ManifestRow], schema: Schema) -> N
         file.commit()
     except BaseException:
         file.discard()
+        raise
+
+
+def write_patient_encodings(path: Path, clks: dict[str, tuple[bytes, int]], schema: Schema,
+                            provider: str, key_check: str) -> None:
+    """The ``pprl-encodings/1`` file of the export: one row per patient whose identifiers
+    could be encoded, by pseudonym, in pseudonym order (so re-runs give the same bytes)."""
+    pseudonyms = sorted(clks)
+    meta = EncodingsMetadata(schema.bloom_filter_bits, schema.fingerprint, provider,
+                             tool_version(), schema.canonical_json, key_check=key_check)
+    writer = EncodingsWriter(path, meta)
+    try:
+        if pseudonyms:
+            raw = np.frombuffer(b"".join(clks[p][0] for p in pseudonyms), np.uint8)
+            writer.write(pseudonyms, raw.reshape(len(pseudonyms), schema.clk_bytes),
+                         np.array([clks[p][1] for p in pseudonyms], np.uint16))
+        writer.commit()
+    except BaseException:
+        writer.discard()
         raise

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 class FileOutcome:
     """What happened to one input file.
 
-    ``status`` is written, unchanged (an earlier run wrote the same output), duplicate
+    ``status`` is written, unchanged (an earlier run wrote the same bytes), duplicate
     (another input of the run has the same SOPInstanceUID and comes first), not-dicom,
     quarantined (corrupt or truncated) or withheld (policy: burned-in text, no PatientID).
     ``columns`` are the normalised identifiers for tokenizing; they stay in memory.
@@ -66,6 +66,14 @@ def _text(dataset: Dataset, keyword: str) -> str:
     return "" if value is None else str(value)
 
 
+def _holds(target: Path, data: bytes) -> bool:
+    """Whether ``target`` already holds exactly ``data`` (an earlier run's identical output)."""
+    try:
+        return target.stat().st_size == len(data) and target.read_bytes() == data
+    except FileNotFoundError:
+        return False
+
+
 class FileProcessor:
     """Reads, de-identifies and writes files of one run."""
 
@@ -80,8 +88,8 @@ class FileProcessor:
         self.allow_burned_in = allow_burned_in
         self.pixel_rules = pixel_rules
 
-    def __call__(self, source: Path, overwrite: bool = False) -> FileOutcome:
-        """De-identify ``source``; an existing output is kept unless ``overwrite``."""
+    def __call__(self, source: Path) -> FileOutcome:
+        """De-identify ``source``; an output that already holds the same bytes is kept."""
         relative = source.relative_to(self.in_dir).as_posix()
         try:
             handle = source.open("rb")
@@ -93,7 +101,7 @@ class FileProcessor:
                     return FileOutcome(relative, "not-dicom",
                                        "no DICOM Part 10 preamble and DICM prefix")
                 with lenient_values():
-                    return self._deidentify(read_dataset(handle, source), relative, overwrite)
+                    return self._deidentify(read_dataset(handle, source), relative)
         except UnreadableFileError as e:
             return FileOutcome(relative, "quarantined", str(e).replace(str(source), relative))
         except Exception as e:  # pydicom raises many types on a value it cannot convert
@@ -101,8 +109,7 @@ class FileProcessor:
             return FileOutcome(relative, "quarantined", f"an element cannot be read or "
                                                         f"written ({type(e).__name__})")
 
-    def _deidentify(self, dataset: Dataset, relative: str, overwrite: bool = False
-                    ) -> FileOutcome:
+    def _deidentify(self, dataset: Dataset, relative: str) -> FileOutcome:
         identity = identity_of(dataset)
         if not identity.patient_id:
             return FileOutcome(relative, "withheld", "PatientID is empty: no pseudonym can be "
@@ -131,9 +138,10 @@ class FileProcessor:
         sop = str(dataset.SOPInstanceUID)
         target = self.out_dir / pseudonym / (study or "no-study") / (series or "no-series")
         target = target / f"{sop}.dcm"
-        status = "unchanged" if target.exists() and not overwrite else "written"
+        data = encode_part10(dataset, meta)
+        status = "unchanged" if _holds(target, data) else "written"
         if status == "written":
-            write_atomic(encode_part10(dataset, meta), target)
+            write_atomic(data, target)
         return FileOutcome(
             relative, status, output=target.relative_to(self.out_dir).as_posix(),
             patient=identity.key, columns=person_columns(identity), pseudonym=pseudonym,

@@ -1,14 +1,17 @@
-"""``pprl deid``: a folder of DICOM files in, de-identified files, manifest and report out.
+"""``pprl deid``: a folder of DICOM files in, de-identified files, manifest, encodings and
+report out.
 
 Files are processed in parallel (each worker needs only the file and the site key); the
 patients' identifiers are then tokenized in one encoder call with the project's schema and
-linkage secret, and the manifest and report are written atomically. Re-running on the same
-folders skips outputs that already exist and gives identical files.
+linkage secret, and the manifest, the encodings file and the report are written atomically.
+OUT_DIR records the settings that made it and is marked incomplete while a run works
+(``output_folder``); re-running resumes and gives identical files.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import multiprocessing
 import os
@@ -16,7 +19,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,18 +27,22 @@ from tqdm import tqdm
 
 from tokenizer.encoder import ClkEncoder
 from tokenizer.encodings_file import AtomicFile
+from tokenizer.keys import key_check_value
+from tokenizer.normalize import PERSON_KINDS, Normalizer
 from tokenizer.schema_model import Schema
 
 from .errors import DeidError
-from .manifest import ManifestRow, write_manifest
+from .manifest import ManifestRow, write_manifest, write_patient_encodings
+from .output_folder import DeidSettings, OutputFolder, check_folders
 from .pixels import RegionRule
 from .process import FileOutcome, FileProcessor
 from .profile import ProfileOptions
 
 __all__ = ["DeidReport", "deidentify_folder", "report_path_for", "quarantine_dir_for",
-           "MANIFEST_NAME"]
+           "MANIFEST_NAME", "ENCODINGS_NAME"]
 
 MANIFEST_NAME = "manifest.parquet"
+ENCODINGS_NAME = "encodings.parquet"
 _EXPORTED = ("written", "unchanged")
 _processor: FileProcessor | None = None
 
@@ -50,6 +57,9 @@ class DeidReport:
     manifest: Path
     report: Path
     seconds: float
+    encodings: Path | None = None
+    removed: int = 0
+    """Files of an earlier run that are no output of this one, removed from OUT_DIR."""
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -68,13 +78,18 @@ def quarantine_dir_for(out_dir: Path) -> Path:
 
 
 def _quarantine(in_dir: Path, out_dir: Path, outcomes: list[FileOutcome]) -> None:
+    """Copy this run's quarantined inputs beside OUT_DIR; copies of an earlier run's that
+    are no longer quarantined go."""
     target_dir = quarantine_dir_for(out_dir)
-    for outcome in outcomes:
-        if outcome.status != "quarantined":
-            continue
-        target = AtomicFile(target_dir / outcome.source)
+    current = {o.source for o in outcomes if o.status == "quarantined"}
+    if target_dir.is_dir():
+        for stale in [p for p in target_dir.rglob("*") if p.is_file()]:
+            if stale.relative_to(target_dir).as_posix() not in current:
+                stale.unlink()
+    for source in sorted(current):
+        target = AtomicFile(target_dir / source)
         try:
-            shutil.copyfile(in_dir / outcome.source, target.temp)
+            shutil.copyfile(in_dir / source, target.temp)
         except BaseException:
             target.discard()
             raise
@@ -91,19 +106,16 @@ def _run_one(path: Path) -> FileOutcome:
     return _processor(path)
 
 
-def _inputs(in_dir: Path, out_dir: Path) -> list[Path]:
-    """Every regular file under ``in_dir`` in path order, but none under ``out_dir`` (which
-    may lie inside it); links to folders are not followed. One ``scandir`` per folder:
-    a ``stat`` per file costs seconds on a large export."""
-    out = out_dir.resolve()
+def _inputs(in_dir: Path) -> list[Path]:
+    """Every regular file under ``in_dir`` in path order; links to folders are not followed.
+    One ``scandir`` per folder: a ``stat`` per file costs seconds on a large export."""
     found: list[Path] = []
     pending = [in_dir]
     while pending:
         with os.scandir(pending.pop()) as entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
-                    if Path(entry.path).resolve() != out:
-                        pending.append(Path(entry.path))
+                    pending.append(Path(entry.path))
                 elif entry.is_file():
                     found.append(Path(entry.path))
     return sorted(found)
@@ -137,15 +149,16 @@ def _settle_duplicates(processor: FileProcessor, in_dir: Path, outcomes: list[Fi
         if outcome.status in _EXPORTED:
             owner[outcome.output] = outcome
         settled.append(outcome)
-    return [replace(processor(in_dir / o.source, overwrite=True), status=o.status)
+    return [replace(processor(in_dir / o.source), status=o.status)
             if o.source in contested else o for o in settled]
 
 
 def _tokenize(outcomes: list[FileOutcome], schema: Schema, secret: bytes
               ) -> dict[tuple[str, str], tuple[bytes, int] | str]:
     """CLK and popcount per patient (from the patient's first file in path order), or the
-    reason the schema rejected the identifiers. Columns the Patient module cannot fill are
-    passed empty, as an empty CSV cell would be."""
+    reason its identifiers were rejected. The Patient module's values go through the same
+    normaliser as every provider's rows; columns it cannot fill are passed empty, as an empty
+    CSV cell would be."""
     first: dict[tuple[str, str], dict[str, str]] = {}
     for outcome in outcomes:
         if outcome.patient is not None and outcome.patient not in first:
@@ -154,14 +167,19 @@ def _tokenize(outcomes: list[FileOutcome], schema: Schema, secret: bytes
         return {}
     encoder = ClkEncoder(schema, secret)
     keys = list(first)
-    encoded = encoder.encode({c: pa.array([first[k].get(c, "") for k in keys], pa.string())
-                              for c in encoder.required_columns})
+    normalized = Normalizer(schema, PERSON_KINDS).apply(
+        {c: pa.array([first[k].get(c, "") for k in keys], pa.string())
+         for c in encoder.required_columns})
+    encoded = encoder.encode(normalized.columns)
     result: dict[tuple[str, str], tuple[bytes, int] | str] = {
         keys[r.index]: f"identifiers rejected by the schema: {r.describe()}"
         for r in encoded.rejects}
+    for index, problems in normalized.rejected.items():
+        result[keys[index]] = "identifiers rejected: " + "; ".join(
+            f"{column} {reason}" for column, reason in problems)
     valid = [k for k, ok in zip(keys, encoded.valid.tolist(), strict=True) if ok]
     for key, clk, popcount in zip(valid, encoded.clks, encoded.popcounts.tolist(), strict=True):
-        result[key] = (clk.tobytes(), int(popcount))
+        result.setdefault(key, (clk.tobytes(), int(popcount)))
     return result
 
 
@@ -185,11 +203,21 @@ def _remove_stale_temps(out_dir: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
+def _settings(schema: Schema, secret: bytes, site_key: bytes, options: ProfileOptions,
+              allow_burned_in: bool, pixel_rules: list[RegionRule] | None,
+              provider: str) -> DeidSettings:
+    rules = None if pixel_rules is None else hashlib.sha256(
+        repr([asdict(r) for r in pixel_rules]).encode()).hexdigest()
+    return DeidSettings(asdict(options), schema.fingerprint, key_check_value(secret),
+                        key_check_value(site_key, "site key"), allow_burned_in, rules, provider)
+
+
 def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes,
                       site_key: bytes, options: ProfileOptions, *,
                       allow_burned_in: bool = False, workers: int = 1,
                       report_path: Path | None = None, progress: bool | None = None,
-                      pixel_rules: list[RegionRule] | None = None) -> DeidReport:
+                      pixel_rules: list[RegionRule] | None = None, provider: str = "imaging",
+                      replace: bool = False) -> DeidReport:
     """De-identify every file under ``in_dir`` into ``out_dir``.
 
     Args:
@@ -199,37 +227,53 @@ def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes
         pixel_rules: the Clean Pixel Data option: blank these regions of matching images
             (which are then exported); None if the option is not selected.
         workers: processes; the output does not depend on it.
+        provider: the party label of the encodings file.
+        replace: rebuild an ``out_dir`` made with other settings beside it and swap it in.
 
     Raises:
-        DeidError: ``in_dir`` is not a folder.
+        DeidError: ``in_dir`` is not a folder; ``out_dir`` is, contains or lies in it; the
+            site key equals the linkage secret; ``out_dir`` was made with other settings
+            (without ``replace``) or is a folder ``pprl deid`` did not make.
     """
     started = time.perf_counter()
-    if not in_dir.is_dir():
-        raise DeidError(f"input folder {in_dir} does not exist or is not a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(out_dir)
-    paths = _inputs(in_dir, out_dir)
-    processor = FileProcessor(in_dir, out_dir, options, site_key, allow_burned_in,
+    check_folders(in_dir, out_dir)
+    if site_key == secret:
+        raise DeidError("the site key is the linkage secret: the site key must be this site's "
+                        "own (make one with `pprl keygen`), or the linkage unit could "
+                        "recompute pseudonyms and UIDs")
+    folder = OutputFolder(out_dir, _settings(schema, secret, site_key, options,
+                                             allow_burned_in, pixel_rules, provider),
+                          replace=replace)
+    folder.prepare()
+    _remove_stale_temps(folder.work)
+    paths = _inputs(in_dir)
+    processor = FileProcessor(in_dir, folder.work, options, site_key, allow_burned_in,
                               pixel_rules)
     show = sys.stderr.isatty() if progress is None else progress
     outcomes = list(tqdm(_outcomes(processor, paths, workers), total=len(paths), unit="file",
                          disable=not show, desc=f"de-identifying {in_dir.name}",
                          file=sys.stderr))
     outcomes = _settle_duplicates(processor, in_dir, outcomes)
-    clks = _tokenize([o for o in outcomes if o.status in _EXPORTED], schema, secret)
+    exported = [o for o in outcomes if o.status in _EXPORTED and o.patient is not None]
+    removed = folder.prune(o.output for o in exported)
+    clks = _tokenize(exported, schema, secret)
     rows: list[ManifestRow] = []
-    for o in outcomes:
-        if o.status not in _EXPORTED or o.patient is None:
-            continue
+    encoded: dict[str, tuple[bytes, int]] = {}
+    for o in exported:
+        assert o.patient is not None
         token = clks[o.patient]
         clk, popcount = token if not isinstance(token, str) else (None, None)
+        if clk is not None and popcount is not None:
+            encoded[o.pseudonym] = (clk, popcount)
         rows.append((o.pseudonym, clk, popcount, o.study_uid, o.series_uid, o.sop_uid,
                      o.modality, o.study_date, o.output))
+    key_check = folder.settings.linkage_key_check
+    write_manifest(folder.work / MANIFEST_NAME, rows, schema, key_check)
+    write_patient_encodings(folder.work / ENCODINGS_NAME, encoded, schema, provider, key_check)
     _quarantine(in_dir, out_dir, outcomes)
-    manifest = out_dir / MANIFEST_NAME
-    write_manifest(manifest, rows, schema)
     report = report_path or report_path_for(out_dir)
     _write_report(report, outcomes, clks)
+    folder.finish()
     rejected = sum(isinstance(v, str) for v in clks.values())
-    return DeidReport(outcomes, len(clks), rejected, manifest, report,
-                      time.perf_counter() - started)
+    return DeidReport(outcomes, len(clks), rejected, out_dir / MANIFEST_NAME, report,
+                      time.perf_counter() - started, out_dir / ENCODINGS_NAME, removed)

@@ -49,6 +49,13 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float, dedup: list[bo
         sets = load_clk_sets(paths)
     except (TokenizerError, LinkageInputError) as e:
         raise click.ClickException(str(e)) from e
+    empty = [s.source for s in sets if not len(s)]
+    if len(empty) == len(sets):
+        raise click.ClickException(
+            f"every input is empty ({', '.join(empty)}): there is nothing to {command}; "
+            f"check the tokenize runs that made them (their rejects files say why)")
+    for source in empty:
+        click.echo(f"warning: {source} holds no records; it takes part in no link", err=True)
     dedup_flags = dedup if dedup is not None else [False] * len(sets)
     rows = sum(len(sets[i]) for i in range(len(sets)) for j in range(i + 1, len(sets)))
     rows += sum(len(s) for s, d in zip(sets, dedup_flags, strict=True) if d)
@@ -146,6 +153,15 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, as_json: bool
     except TokenizerError as e:
         raise click.ClickException(str(e)) from e
     run = json.loads((folder / RUN).read_text(encoding="utf-8"))
+    run_parties = [i["party"] for i in run.get("inputs", [])]
+    truth_parties = sorted({party for party, _ in known})
+    missing = [p for p in run_parties if p not in truth_parties]
+    if missing:
+        raise click.ClickException(
+            f"{truth} has no record of the run's part{'y' if len(missing) == 1 else 'ies'} "
+            f"{missing}: the truth file's parties are {truth_parties} and the run's "
+            f"{run_parties}; give the truth of this run (its party column holds the provider "
+            f"labels `pprl link` shows)")
     quality = evaluate_entities(read_entities(folder), known)
     thresholds = np.round(np.arange(run["threshold"], 1.0 + 1e-9, 0.01), 4)
     curve = threshold_curve(read_matches(folder), quality.actual, known, thresholds)

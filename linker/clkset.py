@@ -5,6 +5,7 @@ The linker reads encodings files only; it never sees an identifier or the linkag
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +15,9 @@ import numpy as np
 
 from tokenizer.encodings_file import EncodingSet, read_encodings
 
-__all__ = ["ClkSet", "LinkageInputError", "load_clk_sets", "pack_words"]
+__all__ = ["ClkSet", "LinkageInputError", "load_clk_sets", "pack_words", "check_key_checks"]
+
+log = logging.getLogger(__name__)
 
 
 class LinkageInputError(ValueError):
@@ -45,6 +48,8 @@ class ClkSet:
         fingerprint: schema fingerprint, None for clkhash JSON input.
         party: label (provider label from the file, else the file name).
         source: where it was read from, for messages.
+        key_check: key check value of the linkage secret it was made with; None when the
+            file does not say (clkhash JSON).
     """
 
     words: np.ndarray
@@ -54,6 +59,7 @@ class ClkSet:
     fingerprint: str | None
     party: str
     source: str
+    key_check: str | None = None
 
     def __len__(self) -> int:
         return len(self.record_ids)
@@ -61,27 +67,29 @@ class ClkSet:
     @classmethod
     def from_arrays(cls, clks: np.ndarray, record_ids: Sequence[str] | None = None, *,
                     length: int | None = None, party: str = "party",
-                    fingerprint: str | None = None, source: str = "<memory>") -> ClkSet:
+                    fingerprint: str | None = None, source: str = "<memory>",
+                    key_check: str | None = None) -> ClkSet:
         """From uint8 CLK bytes (n, bytes); record ids default to positions."""
         words = np.ascontiguousarray(pack_words(np.asarray(clks, dtype=np.uint8)))
         popcounts = np.bitwise_count(words).sum(axis=1, dtype=np.int32)
         ids = [str(i) for i in range(len(clks))] if record_ids is None else list(record_ids)
         return cls(words, popcounts, ids, length or clks.shape[1] * 8, fingerprint, party,
-                   source)
+                   source, key_check)
 
     @classmethod
     def from_encodings(cls, data: EncodingSet, source: str, party: str) -> ClkSet:
         return cls.from_arrays(data.clks, data.record_ids, length=data.metadata.bloom_filter_bits,
                                party=party, fingerprint=data.metadata.schema_fingerprint,
-                               source=source)
+                               source=source, key_check=data.metadata.key_check)
 
 
 def load_clk_sets(paths: Sequence[str | Path]) -> list[ClkSet]:
     """Read encodings files and check they can be linked together.
 
     Raises:
-        LinkageInputError: different schema fingerprints or lengths (naming both files),
-            duplicate record ids within a file, or the same party label twice.
+        LinkageInputError: different schema fingerprints, lengths or linkage secrets (key
+            check values), naming both files; duplicate record ids within a file; the same
+            party label twice.
         InputError: a file cannot be read.
     """
     sets: list[ClkSet] = []
@@ -90,7 +98,33 @@ def load_clk_sets(paths: Sequence[str | Path]) -> list[ClkSet]:
         party = data.metadata.provider or path.name.split(".")[0]
         sets.append(ClkSet.from_encodings(data, str(path), party))
     _check_compatible(sets)
+    check_key_checks([(s.source, s.key_check) for s in sets])
     return sets
+
+
+def check_key_checks(inputs: Sequence[tuple[str, str | None]]) -> None:
+    """Refuse inputs made with different linkage secrets; warn about those that cannot say.
+
+    Args:
+        inputs: (name of the file or party, its key check value or None) per input.
+
+    Raises:
+        LinkageInputError: two key check values differ, naming both inputs.
+    """
+    known = [(name, value) for name, value in inputs if value]
+    for name, value in inputs:
+        if not value:
+            log.warning("%s records no key check value (clkhash JSON or an older file): "
+                        "whether it was made with the same linkage secret cannot be checked",
+                        name)
+    for name, value in known[1:]:
+        first_name, first_value = known[0]
+        if value != first_value:
+            raise LinkageInputError(
+                f"{name} was made with another linkage secret than {first_name} (key check "
+                f"values {value} and {first_value}): every provider must use the same secret "
+                f"bytes; check that the secret files are identical, e.g. that one does not end "
+                f"with a line break the others lack")
 
 
 def _check_compatible(sets: Sequence[ClkSet]) -> None:

@@ -15,7 +15,7 @@ from api.cli import cli
 from .golden import case
 
 GOLDEN = case("febrl4b_with_invalid_rows")
-COMMANDS = ["tokenize", "describe", "schemas", "demo", "link", "dedup", "evaluate", "synth",
+COMMANDS = ["tokenize", "describe", "schemas", "keygen", "demo", "link", "dedup", "evaluate", "synth",
             "deid", "deid-verify", "serve", "worker", "admin", "project", "upload", "run",
             "status", "results", "audit"]
 SUBCOMMANDS = {"admin": ["token"], "project": ["create", "show", "reader-token"]}
@@ -61,9 +61,11 @@ def test_tokenize_reports_rejects_and_strict_fails(tmp_path) -> None:
     out = tmp_path / "bad.parquet"
     args = ["tokenize", str(GOLDEN.invalid_path), "--schema", str(GOLDEN.schema_path),
             "--secret-file", str(secret_file), "-o", str(out)]
-    result = pprl(*args)
-    assert "86 invalid rows" in result.stderr and "bad.parquet.rejects.csv" in result.stderr
-    assert "keep it at the site" in result.stderr
+    result = pprl(*args, check=False)
+    assert result.returncode == 1 and not out.exists()
+    assert "all 86 rows were rejected" in result.stderr
+    assert "52 x state is not one of the 9 values the schema allows" in result.stderr
+    assert "bad.parquet.rejects.csv" in result.stderr and "keep it at the site" in result.stderr
     strict = pprl(*args, "--strict", check=False)
     assert strict.returncode == 1
     assert "--strict" in strict.stderr and "row 1:" in strict.stderr
@@ -85,7 +87,7 @@ def test_schema_errors_name_the_json_path(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"version": 3, "clkConfig": {"l": "big"}, "features": []}))
     secret = tmp_path / "s"
-    secret.write_bytes(b"x")
+    secret.write_bytes(b"x" * 16)
     result = pprl("tokenize", str(GOLDEN.data_path), "--schema", str(bad), "--secret-file",
                   str(secret), "-o", str(tmp_path / "o.parquet"), check=False)
     assert result.returncode == 1

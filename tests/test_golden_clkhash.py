@@ -11,7 +11,8 @@ import pytest
 from tokenizer.catalog import load_schema
 from tokenizer.encoder import ClkEncoder
 from tokenizer.encodings_file import read_encodings
-from tokenizer.pipeline import tokenize_file
+from tokenizer.errors import AllRowsRejectedError
+from tokenizer.pipeline import rejects_path_for, tokenize_file
 from tokenizer.reference import encode_records_reference
 
 from .golden import CASES, case
@@ -62,11 +63,13 @@ def test_rows_clkhash_rejects_are_rejected_with_row_field_and_reason(tmp_path) -
     golden = case("febrl4b_with_invalid_rows")
     header, invalid = golden.rows(golden.invalid_path)
     out = tmp_path / "out.parquet"
-    report = tokenize_file(golden.invalid_path, load_schema(golden.schema_path), golden.secret,
-                           out, id_column="rec_id")
-    assert report.rejected == len(invalid) == 86
-    assert report.records_written == 0
-    with report.rejects_path.open(encoding="utf-8", newline="") as handle:
+    with pytest.raises(AllRowsRejectedError) as raised:
+        tokenize_file(golden.invalid_path, load_schema(golden.schema_path), golden.secret,
+                      out, id_column="rec_id")
+    assert raised.value.count == len(invalid) == 86
+    assert sum(n for _, n in raised.value.reasons) == 86
+    assert not out.exists()
+    with rejects_path_for(out).open(encoding="utf-8", newline="") as handle:
         rejects = list(csv.DictReader(handle))
     assert [int(r["row"]) for r in rejects] == list(range(1, 87))
     assert [r["rec_id"] for r in rejects] == [r["rec_id"] for r in invalid]

@@ -11,7 +11,7 @@ import pytest
 
 from tokenizer.catalog import load_schema
 from tokenizer.encodings_file import read_encodings
-from tokenizer.errors import InputError, InvalidRowsError, SecretError
+from tokenizer.errors import AllRowsRejectedError, InputError, InvalidRowsError, SecretError
 from tokenizer.keys import read_secret
 from tokenizer.pipeline import rejects_path_for, tokenize_file
 
@@ -107,8 +107,9 @@ def test_strict_writes_nothing_and_names_the_first_bad_row(tmp_path) -> None:
 
 def test_stale_rejects_file_is_removed_when_a_rerun_is_clean(tmp_path) -> None:
     out = tmp_path / "out.parquet"
-    tokenize_file(GOLDEN.invalid_path, SCHEMA, GOLDEN.secret, out)
-    assert rejects_path_for(out).exists()
+    with pytest.raises(AllRowsRejectedError):
+        tokenize_file(GOLDEN.invalid_path, SCHEMA, GOLDEN.secret, out)
+    assert rejects_path_for(out).exists() and not out.exists()
     tokenize_file(GOLDEN.data_path, SCHEMA, GOLDEN.secret, out)
     assert not rejects_path_for(out).exists()
 

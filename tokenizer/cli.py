@@ -1,4 +1,5 @@
-"""``pprl tokenize``, ``pprl describe`` and ``pprl schemas``: the provider's commands."""
+"""``pprl tokenize``, ``pprl describe``, ``pprl schemas`` and ``pprl keygen``: the provider's
+commands."""
 
 from __future__ import annotations
 
@@ -11,12 +12,30 @@ import numpy as np
 
 from .catalog import load_schema, shipped_schema_text, shipped_schemas
 from .encodings_file import EncodingSet, read_encodings
-from .errors import InvalidRowsError, TokenizerError
-from .keys import read_secret
+from .errors import TokenizerError
+from .keys import check_secret_length, read_secret, write_new_key
+from .normalize import DATE_ORDERS, KINDS, parse_kind_specs, shipped_kinds
 from .parallel import default_workers
 from .pipeline import tokenize_file
+from .readers import DELIMITERS, parse_column_map
 
-__all__ = ["tokenize_command", "describe_command", "schemas_command"]
+__all__ = ["tokenize_command", "describe_command", "schemas_command", "keygen_command",
+           "allow_short_secret_option"]
+
+allow_short_secret_option = click.option(
+    "--allow-short-secret", is_flag=True,
+    help="Accept keys and secrets under 16 bytes (with a warning), only to reproduce other "
+         "tools' test vectors (clkhash's examples use 1-byte secrets).")
+
+
+def _delimiter(value: str | None) -> str | None:
+    if value is None:
+        return None
+    named = {name: d for d, name in DELIMITERS.items()}
+    value = named.get(value, "\t" if value == "\\t" else value)
+    if len(value) != 1:
+        raise click.BadParameter("give one character, or comma, semicolon, tab or pipe")
+    return value
 
 
 def _fail(error: Exception) -> click.ClickException:
@@ -42,7 +61,23 @@ def _fail(error: Exception) -> click.ClickException:
 @click.option("--strict", is_flag=True, help="Fail, writing nothing, if any row is invalid.")
 @click.option("--provider", metavar="LABEL", help="Provider label stored in the file metadata.")
 @click.option("--encoding", default="utf-8", show_default=True,
-              help="Text encoding of a CSV input.")
+              help="Text encoding of a CSV input (e.g. cp1252 for Excel on Windows, utf-16).")
+@click.option("--delimiter", metavar="CHAR",
+              help="Field delimiter of a CSV input (a character, or comma, semicolon, tab, "
+                   "pipe). Default: Excel's sep= line, else detected from the header.")
+@click.option("--column-map", "column_map", multiple=True, metavar="SCHEMA_COL=SITE_COL,...",
+              help="Read a schema column from a site's own header (repeatable). Headers are "
+                   "matched after trimming and case folding anyway.")
+@click.option("--date-format", "date_order", type=click.Choice(DATE_ORDERS),
+              help="How to read dates such as 03/04/1980: MDY (US) or DMY. Without it, "
+                   "rows whose date could be either are rejected with that reason.")
+@click.option("--normalize", "normalize_specs", multiple=True, metavar="FEATURE=KIND,...",
+              help=f"Normalise these features of a custom schema (KIND: "
+                   f"{', '.join(sorted(KINDS))}); the shipped schemas are normalised by "
+                   f"default.")
+@click.option("--no-normalize", is_flag=True,
+              help="Encode values exactly as written, as clkhash does (shipped schemas too).")
+@allow_short_secret_option
 @click.option("--chunk-size", type=click.IntRange(min=1), default=65536, show_default=True,
               help="Records per chunk; bounds memory, never changes the output.")
 @click.option("--workers", type=click.IntRange(min=1), default=default_workers,
@@ -54,22 +89,33 @@ def tokenize_command(input_path: Path, schema_ref: str, secret_file: Path | None
                      secret_env: str | None, output: Path, output_format: str,
                      id_column: str | None, strict: bool, provider: str | None, encoding: str,
                      chunk_size: int, workers: int, progress: bool | None,
-                     as_json: bool = False) -> None:
+                     as_json: bool = False, delimiter: str | None = None,
+                     column_map: tuple[str, ...] = (), date_order: str | None = None,
+                     normalize_specs: tuple[str, ...] = (), no_normalize: bool = False,
+                     allow_short_secret: bool = False) -> None:
     """Encode the identifiers in INPUT (CSV or Parquet) into CLKs.
 
     Run it inside the provider's network: the output holds no identifier and can be uploaded;
     the linkage secret never leaves the site and is never taken from the command line.
+    Values are normalised first (case, accents, spaces, punctuation, phone digits, ZIP, sex
+    codes, dates), the same way `pprl deid` normalises the DICOM Patient module.
     """
     try:
         secret = read_secret(file=secret_file, env=secret_env)
+        check_secret_length(secret, allow_short=allow_short_secret)
         schema = load_schema(schema_ref)
+        if no_normalize and normalize_specs:
+            raise click.UsageError("give either --normalize or --no-normalize")
+        kinds = ({} if no_normalize else parse_kind_specs(list(normalize_specs), schema)
+                 if normalize_specs else shipped_kinds(schema) or {})
         report = tokenize_file(input_path, schema, secret, output,
                                output_format=output_format,  # type: ignore[arg-type]
                                id_column=id_column, strict=strict, chunk_size=chunk_size,
                                provider=provider, encoding=encoding, progress=progress,
-                               workers=workers)
-    except InvalidRowsError as e:
-        raise _fail(e) from e
+                               workers=workers, kinds=kinds,
+                               date_order=date_order,  # type: ignore[arg-type]
+                               delimiter=_delimiter(delimiter),
+                               column_map=parse_column_map(column_map))
     except TokenizerError as e:
         raise _fail(e) from e
     if as_json:
@@ -88,6 +134,8 @@ def tokenize_command(input_path: Path, schema_ref: str, secret_file: Path | None
         click.echo(f"{report.rejected:,} invalid rows skipped, each with its reason, in "
                    f"{report.rejects_path}. That file holds identifiers: keep it at the site.",
                    err=True)
+        for reason, count in report.reject_reasons:
+            click.echo(f"  {count:,} x {reason}", err=True)
 
 
 def _histogram(popcounts: np.ndarray, length: int, bins: int = 16, width: int = 40) -> list[str]:
@@ -174,3 +222,18 @@ def schemas_command(name: str | None) -> None:
         sys.stdout.write(shipped_schema_text(name))
     except TokenizerError as e:
         raise _fail(e) from e
+
+
+@click.command("keygen")
+@click.argument("path", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False))
+def keygen_command(path: Path) -> None:
+    """Write a new random 256-bit key to FILE (64 hex digits, no line break, mode 0600).
+
+    Use it for a project's linkage secret (made once, then passed to every provider out of
+    band) and for each site's own key. An existing file is never overwritten.
+    """
+    try:
+        write_new_key(path)
+    except TokenizerError as e:
+        raise _fail(e) from e
+    click.echo(f"{path}: new 256-bit key, readable by you only")

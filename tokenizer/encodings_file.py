@@ -33,11 +33,16 @@ __all__ = [
     "EncodingsWriter",
     "read_encodings",
     "tool_version",
+    "INCOMPLETE_MARKER",
+    "check_folder_complete",
 ]
 
 FORMAT_NAME = "pprl-encodings/1"
 OutputFormat = Literal["parquet", "clkhash-json"]
 _META_PREFIX = "pprl."
+# A producer that writes a whole folder (``pprl deid``) puts this file in it while it works and
+# removes it last: files of a folder holding it are from a run that has not finished.
+INCOMPLETE_MARKER = "INCOMPLETE"
 
 
 def tool_version() -> str:
@@ -57,6 +62,8 @@ class EncodingsMetadata:
     tool_version: str | None = None
     schema_json: str | None = None
     source_format: str = FORMAT_NAME
+    key_check: str | None = None
+    """Key check value of the linkage secret (``tokenizer.keys.key_check_value``)."""
 
     def as_parquet_metadata(self) -> dict[bytes, bytes]:
         fields = {
@@ -66,6 +73,7 @@ class EncodingsMetadata:
             "provider": self.provider or "",
             "tool_version": self.tool_version or "",
             "schema": self.schema_json or "",
+            "key_check_value": self.key_check or "",
         }
         return {f"{_META_PREFIX}{k}".encode(): v.encode("utf-8") for k, v in fields.items()}
 
@@ -203,7 +211,8 @@ def _read_parquet(path: Path) -> EncodingSet:
     clks = np.frombuffer(data, dtype=np.uint8, count=len(clk_column) * width, offset=start)
     clks = clks.reshape(len(clk_column), width).copy()
     meta = EncodingsMetadata(length, meta_of("schema_fingerprint"), meta_of("provider"),
-                             meta_of("tool_version"), meta_of("schema"))
+                             meta_of("tool_version"), meta_of("schema"),
+                             key_check=meta_of("key_check_value"))
     popcounts = table.column("popcount").to_numpy().astype(np.uint16)
     return EncodingSet(table.column("record_id").to_pylist(), clks, popcounts, meta)
 
@@ -231,12 +240,30 @@ def _read_clkhash_json(path: Path) -> EncodingSet:
     return EncodingSet([str(i) for i in range(len(decoded))], clks, popcounts, meta)
 
 
+def check_folder_complete(path: str | Path) -> None:
+    """Refuse a file whose folder is marked incomplete (see :data:`INCOMPLETE_MARKER`).
+
+    Raises:
+        InputError: the marker is there.
+    """
+    folder = Path(path).parent
+    if (folder / INCOMPLETE_MARKER).exists():
+        raise InputError(f"{path}: its folder {folder} is marked {INCOMPLETE_MARKER}: the run "
+                         f"that writes it did not finish; run the same command again to "
+                         f"complete it, then use its files")
+
+
 def read_encodings(path: str | Path) -> EncodingSet:
     """Read an encodings Parquet file, or clkhash JSON (``.json``; record ids are positions,
-    l is taken as 8 x the CLK bytes and there is no fingerprint)."""
+    l is taken as 8 x the CLK bytes and there is no fingerprint, nor key check value).
+
+    Raises:
+        InputError: missing, unreadable, not an encodings file, or in an incomplete folder.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    check_folder_complete(path)
     if path.suffix.lower() == ".json":
         return _read_clkhash_json(path)
     return _read_parquet(path)

@@ -15,6 +15,7 @@ __all__ = [
     "SecretError",
     "InputError",
     "InvalidRowsError",
+    "AllRowsRejectedError",
 ]
 
 
@@ -63,3 +64,17 @@ class InvalidRowsError(TokenizerError):
             f"{source}: {count} invalid row(s) and --strict is set, so nothing was written. "
             f"First: {first}{where}"
         )
+
+
+class AllRowsRejectedError(TokenizerError):
+    """Every row of a non-empty input was rejected: nothing was written."""
+
+    def __init__(self, source: str, count: int, reasons: tuple[tuple[str, int], ...],
+                 rejects_path: str | None) -> None:
+        self.count = count
+        self.reasons = reasons
+        lines = "".join(f"\n  {n:,} x {reason}" for reason, n in reasons)
+        where = f"; each row and its reason is in {rejects_path} (it holds identifiers: keep " \
+                f"it at the site)" if rejects_path else ""
+        super().__init__(f"{source}: all {count:,} rows were rejected, so no encodings file "
+                         f"was written. Most frequent reasons:{lines}{where}")

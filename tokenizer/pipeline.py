@@ -1,8 +1,10 @@
 """``pprl tokenize``: identifiers file in, encodings file (and rejects file) out.
 
 Streams the input in chunks, so memory is bounded by the chunk size and the caches, and the
-output does not depend on the chunk size. Invalid rows go to ``OUT.rejects.csv`` with the
-field and reason; that file holds identifiers and must stay at the site.
+output does not depend on the chunk size. Values are normalised by kind first (the shipped
+schemas' kinds by default; ``tokenizer.normalize``). Invalid rows go to ``OUT.rejects.csv``
+with the field and reason; that file holds identifiers and must stay at the site. A run
+whose every row is rejected, or whose record ids repeat, writes no encodings file.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import logging
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +34,17 @@ from .encodings_file import (
     OutputFormat,
     tool_version,
 )
-from .errors import InvalidRowsError
+from .errors import AllRowsRejectedError, InputError, InvalidRowsError
+from .keys import key_check_value
 from .ngram_kernel import warm_up
+from .normalize import DateOrder, Normalizer, shipped_kinds
 from .parallel import InOrderWorker, encode_chunks
 from .readers import RecordChunk, open_records
 from .schema_model import Schema
 
 __all__ = ["TokenizeReport", "tokenize_file", "rejects_path_for"]
+
+_SHOWN_DUPLICATES = 5
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,8 @@ class TokenizeReport:
     rejected: int
     rejects_path: Path | None
     seconds: float
+    reject_reasons: tuple[tuple[str, int], ...] = ()
+    """The most frequent reasons rows were rejected, with their counts."""
 
     @property
     def records_per_second(self) -> float:
@@ -71,6 +79,7 @@ class _RejectsWriter:
         self.columns = list(columns)
         self.count = 0
         self.first: str | None = None
+        self.reasons: Counter[str] = Counter()
         self._file = AtomicFile(path)
         self._handle: IO[str] | None = None
         self._writer: csv.DictWriter[str] | None = None
@@ -87,8 +96,11 @@ class _RejectsWriter:
             self._writer.writeheader()
         self._writer.writerow({"row": row, "fields": fields, "reason": reason, **values})
         self.count += 1
+        # Field reasons name their fields already; a malformed row's reason is the row's.
+        said = reason if fields else f"row {reason}"
+        self.reasons[said] += 1
         if self.first is None:
-            self.first = f"row {row}: {fields or 'row'} {reason}".strip()
+            self.first = f"row {row}: {said}"
 
     def finish(self) -> Path | None:
         """Commit the file, or remove a stale one from an earlier run if nothing was rejected."""
@@ -127,16 +139,60 @@ def _write_rejects(rejects: _RejectsWriter, chunk: RecordChunk,
                     {name: vals[j] for name, vals in values.items()})
 
 
+class _RecordIds:
+    """Every record id written, with its data-row number, to refuse repeats at the end."""
+
+    def __init__(self) -> None:
+        self._ids: list[pa.Array] = []
+        self._rows: list[np.ndarray] = []
+
+    def add(self, ids: pa.Array, rows: np.ndarray) -> None:
+        self._ids.append(ids)
+        self._rows.append(rows)
+
+    def check(self, source: Path, id_column: str) -> None:
+        """Raises InputError naming the rows of the first repeated ids (never the ids:
+        a site may have used an identifier)."""
+        if not self._ids:
+            return
+        ids = pa.chunked_array(self._ids, pa.string())
+        counts = pc.value_counts(ids)
+        repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+        if not len(repeated):
+            return
+        rows = np.concatenate(self._rows)
+        where = pc.is_in(ids, value_set=repeated.slice(0, _SHOWN_DUPLICATES))
+        codes = pc.index_in(ids, value_set=repeated).to_numpy(zero_copy_only=False)
+        mask = where.to_numpy(zero_copy_only=False)
+        groups: dict[int, list[int]] = {}
+        for code, row in zip(codes[mask].tolist(), rows[mask].tolist(), strict=True):
+            groups.setdefault(int(code), []).append(int(row))
+        shown = "; ".join("rows " + ", ".join(map(str, g)) for g in groups.values())
+        raise InputError(f"{source}: {len(repeated):,} record id(s) of column {id_column} "
+                         f"appear more than once ({shown}); record ids must be unique, so no "
+                         f"encodings file was written")
+
+
 def _write_chunk(writer: EncodingsWriter, rejects: _RejectsWriter, chunk: RecordChunk,
-                 encoded: EncodedChunk, id_column: str | None) -> None:
+                 encoded: EncodedChunk, id_column: str | None,
+                 normalizer_rejects: dict[int, list[tuple[str, str]]],
+                 written_ids: _RecordIds | None) -> None:
     reasons = {r.index: (";".join(r.fields), r.describe()) for r in encoded.rejects}
+    valid = encoded.valid.copy()
+    for index, problems in normalizer_rejects.items():
+        reasons[index] = (";".join(f for f, _ in problems),
+                          "; ".join(f"{f} {r}" for f, r in problems))
+        valid[index] = False
     ids = _record_ids(chunk, id_column)
     id_ok = pc.not_equal(ids, "").to_numpy(zero_copy_only=False)
-    for index in np.flatnonzero(~id_ok & encoded.valid).tolist():
+    for index in np.flatnonzero(~id_ok & valid).tolist():
         reasons[index] = (str(id_column), f"{id_column} (the record id) is empty")
-    keep = id_ok[encoded.valid]
-    writer.write(ids.filter(pa.array(encoded.valid & id_ok)), encoded.clks[keep],
-                 encoded.popcounts[keep])
+    keep = (id_ok & valid)[encoded.valid]
+    written = pa.array(valid & id_ok)
+    kept_ids = ids.filter(written)
+    writer.write(kept_ids, encoded.clks[keep], encoded.popcounts[keep])
+    if written_ids is not None:
+        written_ids.add(kept_ids, chunk.rows[valid & id_ok])
     _write_rejects(rejects, chunk, reasons)
 
 
@@ -155,6 +211,10 @@ def tokenize_file(
     progress: bool | None = None,
     workers: int = 1,
     on_chunk: Callable[[int], None] | None = None,
+    kinds: Mapping[str, str] | None = None,
+    date_order: DateOrder | None = None,
+    delimiter: str | None = None,
+    column_map: Mapping[str, str] | None = None,
 ) -> TokenizeReport:
     """Tokenize every record of ``input_path`` into ``output_path``.
 
@@ -166,34 +226,48 @@ def tokenize_file(
         strict: any invalid row makes the run fail, and no encodings file is written.
         progress: show a progress bar; default: only when stderr is a terminal.
         workers: processes encoding chunks in parallel; the output does not depend on it.
+        kinds: feature -> normalisation kind; None: the shipped schema's kinds (none for a
+            custom schema, which is then encoded exactly as clkhash would); {}: none.
+        date_order: how ambiguous dates (``03/04/1980``) are read; None: such rows are
+            rejected with that reason.
+        delimiter, column_map: see :func:`tokenizer.readers.open_records`.
 
     Raises:
-        InputError: the input cannot be read or lacks columns.
+        InputError: the input cannot be read, lacks columns, or repeats a record id.
         InvalidRowsError: ``strict`` and at least one row was invalid.
+        AllRowsRejectedError: the input has rows and every one was rejected.
     """
     started = time.perf_counter()
     threading.Thread(target=warm_up, name="pprl-warm-up", daemon=True).start()
     input_path, output_path = Path(input_path), Path(output_path)
     required = ClkEncoder.columns_of(schema)
     columns = list(dict.fromkeys(([id_column] if id_column else []) + required))
-    reader = open_records(input_path, columns, chunk_size=chunk_size, encoding=encoding)
+    normalizer = Normalizer(schema, shipped_kinds(schema) or {} if kinds is None else kinds,
+                            date_order)
+    reader = open_records(input_path, columns, chunk_size=chunk_size, encoding=encoding,
+                          delimiter=delimiter, column_map=dict(column_map or {}))
     meta = EncodingsMetadata(schema.bloom_filter_bits, schema.fingerprint, provider,
-                             tool_version(), schema.canonical_json)
+                             tool_version(), schema.canonical_json,
+                             key_check=key_check_value(secret))
     writer = EncodingsWriter(output_path, meta, output_format)
     rejects = _RejectsWriter(rejects_path_for(output_path), columns)
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=reader.total_rows, unit="rec", unit_scale=True, disable=not show,
                desc=f"tokenizing {input_path.name}", file=sys.stderr)
     read = 0
-    chunks: deque[RecordChunk] = deque()
+    chunks: deque[tuple[RecordChunk, dict[int, list[tuple[str, str]]]]] = deque()
+    written_ids = _RecordIds() if id_column else None
 
     def feature_columns() -> Iterator[dict[str, pa.Array]]:
         for chunk in reader:
-            chunks.append(chunk)
-            yield {c: chunk.columns[c] for c in required}
+            normalized = normalizer.apply({c: chunk.columns[c] for c in required})
+            chunks.append((chunk, normalized.rejected))
+            yield normalized.columns
 
-    def write(chunk: RecordChunk, encoded: EncodedChunk) -> None:
-        _write_chunk(writer, rejects, chunk, encoded, id_column)
+    def write(chunk: RecordChunk, encoded: EncodedChunk,
+              normalizer_rejects: dict[int, list[tuple[str, str]]]) -> None:
+        _write_chunk(writer, rejects, chunk, encoded, id_column, normalizer_rejects,
+                     written_ids)
         bar.update(len(chunk) + len(chunk.malformed))
 
     try:
@@ -201,23 +275,29 @@ def tokenize_file(
         # thread, so the three overlap.
         with InOrderWorker(write, capacity=2) as background:
             for encoded in encode_chunks(schema, secret, feature_columns(), workers):
-                chunk = chunks.popleft()
+                chunk, normalizer_rejects = chunks.popleft()
                 read += len(chunk) + len(chunk.malformed)
-                background.put(chunk, encoded)
+                background.put(chunk, encoded, normalizer_rejects)
                 if on_chunk is not None:
                     on_chunk(read)
+        if written_ids is not None and id_column is not None:
+            written_ids.check(input_path, id_column)
     except BaseException:
         writer.discard()
         rejects.discard()
         raise
     finally:
         bar.close()
+    top = tuple(rejects.reasons.most_common(5))
     if strict and rejects.count:
         writer.discard()
         raise InvalidRowsError(str(input_path), rejects.count, rejects.first or "",
                                str(rejects.finish()))
+    if read and not writer.count:
+        writer.discard()
+        raise AllRowsRejectedError(str(input_path), read, top, str(rejects.finish()))
     writer.commit()
     rejects_file = rejects.finish()
     return TokenizeReport(input_path, output_path, read, writer.count, rejects.count,
-                          rejects_file, time.perf_counter() - started)
+                          rejects_file, time.perf_counter() - started, top)
 

@@ -1,10 +1,15 @@
 """Read identifier tables (CSV or Parquet) in chunks of string columns.
 
 Values are kept exactly as written (no whitespace stripping, no type inference, empty stays
-empty), because the CLK depends on every character, as it does in clkhash. Each record carries
-its data-row number (1 = first row after the header) so that rejects can be found in the file.
-Rows that cannot be parsed (wrong number of fields, bytes that are not valid text) are
-reported, not fatal.
+empty): normalising them is the normaliser's job (``tokenizer.normalize``), and for a custom
+schema without normalisation the CLK depends on every character, as it does in clkhash. Each
+record carries its data-row number (1 = first row after the header) so that rejects can be
+found in the file. Rows that cannot be parsed (wrong number of fields, bytes that are not
+valid text) are reported, not fatal.
+
+Sites' files differ in small ways that are not errors: the delimiter (``,`` ``;`` tab ``|``,
+or Excel's ``sep=`` first line) is detected, headers are matched after trimming and case
+folding, and ``column_map`` maps the schema's column names to a site's own headers.
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ import pyarrow.parquet as pq
 
 from .errors import InputError
 
-__all__ = ["RecordChunk", "MalformedRow", "RecordReader", "open_records"]
+__all__ = ["RecordChunk", "MalformedRow", "RecordReader", "open_records", "DELIMITERS",
+           "parse_column_map"]
 
 CSV_SUFFIXES = {".csv", ".txt"}
 TSV_SUFFIXES = {".tsv", ".tab"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 _CSV_BLOCK_BYTES = 1 << 20
+_SNIFF_BYTES = 1 << 16
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
 @dataclass(frozen=True)
@@ -70,15 +78,60 @@ class RecordReader:
         return self._chunks
 
 
-def _check_columns(path: Path, available: Sequence[str], wanted: Sequence[str]) -> None:
-    duplicated = sorted({c for c in available if list(available).count(c) > 1} & set(wanted))
-    if duplicated:
-        raise InputError(f"{path}: column(s) {duplicated} appear more than once in the header")
-    missing = [c for c in wanted if c not in available]
+def _fold(header: str) -> str:
+    return " ".join(header.replace("\ufeff", "").split()).casefold()
+
+
+def parse_column_map(specs: Sequence[str]) -> dict[str, str]:
+    """``schema_col=site_col`` pairs (comma-separated or repeated) as a mapping.
+
+    Raises:
+        InputError: a pair is malformed or a schema column is mapped twice.
+    """
+    mapping: dict[str, str] = {}
+    for spec in ",".join(specs).split(","):
+        if not spec.strip():
+            continue
+        schema_col, sep, site_col = (p.strip() for p in spec.partition("="))
+        if not sep or not schema_col or not site_col:
+            raise InputError(f"--column-map {spec!r}: write SCHEMA_COLUMN=SITE_COLUMN")
+        if schema_col in mapping:
+            raise InputError(f"--column-map maps {schema_col!r} twice")
+        mapping[schema_col] = site_col
+    return mapping
+
+
+def _resolve_columns(path: Path, available: Sequence[str], wanted: Sequence[str],
+                     column_map: dict[str, str]) -> dict[str, str]:
+    """The header each wanted column is read from: matched after trimming and case folding
+    (``" Given_Name "`` is ``given_name``), through ``column_map`` where it names one.
+
+    Raises:
+        InputError: a column is missing, or two headers fold to the same name.
+    """
+    by_fold: dict[str, list[str]] = {}
+    for header in available:
+        by_fold.setdefault(_fold(header), []).append(header)
+    resolved: dict[str, str] = {}
+    missing: list[str] = []
+    for column in wanted:
+        site = column_map.get(column, column)
+        headers = by_fold.get(_fold(site), [])
+        if len(headers) > 1:
+            raise InputError(
+                f"{path}: headers {headers} all read as {_fold(site)!r} after trimming and "
+                f"case folding, so column {column!r} is ambiguous; rename one of them or pick "
+                f"one with --column-map {column}=HEADER")
+        if not headers:
+            missing.append(column if site == column else f"{column} (mapped to {site!r})")
+        else:
+            resolved[column] = headers[0]
     if missing:
         raise InputError(
             f"{path}: missing column(s) {missing} that the schema (or --id-column) needs; "
-            f"the file has {list(available)}")
+            f"the file has {list(available)}; map a site's own header with "
+            f"--column-map SCHEMA_COLUMN=SITE_COLUMN")
+    return resolved
 
 
 def _as_strings(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -131,44 +184,103 @@ def _valid_utf8(array: pa.Array) -> bool:
         return False
 
 
+def guess_encoding(sample: bytes) -> str | None:
+    """A likely encoding for bytes that are not UTF-8 (None if they are): a UTF-16 byte order
+    mark, else Windows-1252 where it decodes (what Excel writes on Windows), else Latin-1."""
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    try:
+        sample.decode("utf-8")
+        return None
+    except UnicodeDecodeError as e:
+        if e.start > len(sample) - 4:  # a character cut by the end of the sample
+            return None
+    try:
+        sample.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return "latin-1"
+
+
+def _encoding_hint(guess: str | None) -> str:
+    if guess is None:
+        return "give the file's encoding with --encoding"
+    return f"the file looks like {guess}: give --encoding {guess}"
+
+
+def _is_binary(array: pa.Array) -> bool:
+    return pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type)
+
+
 def _decode_binary_columns(
-    path: Path, rows: np.ndarray, columns: dict[str, pa.Array]
+    rows: np.ndarray, columns: dict[str, pa.Array], hint: str
 ) -> tuple[np.ndarray, dict[str, pa.Array], list[MalformedRow]]:
-    """Turn binary columns into strings; rows with bytes that are not UTF-8 become malformed."""
+    """Turn binary columns into strings; rows with bytes that are not UTF-8 become malformed
+    and are dropped from every column."""
     bad = np.zeros(len(rows), dtype=bool)
     bad_fields: dict[int, list[str]] = {}
     for name, array in columns.items():
-        if _valid_utf8(array):
+        if not _is_binary(array) or _valid_utf8(array):
             continue
         for i, value in enumerate(array.to_pylist()):
             try:
-                value.decode("utf-8")
+                if value is not None:
+                    value.decode("utf-8")
             except UnicodeDecodeError:
                 bad[i] = True
                 bad_fields.setdefault(i, []).append(name)
+    as_text = {n: a.cast(pa.binary()).view(pa.string()) if _is_binary(a) else a
+               for n, a in columns.items()}
     if not bad.any():
-        return rows, {n: a.view(pa.string()) for n, a in columns.items()}, []
+        return rows, as_text, []
     keep = pa.array(~bad)
-    malformed = [
-        MalformedRow(int(rows[i]), f"field(s) {fields} are not valid UTF-8 text; "
-                     f"give the file's encoding with --encoding")
-        for i, fields in sorted(bad_fields.items())
-    ]
-    kept = {n: a.filter(keep).view(pa.string()) for n, a in columns.items()}
-    return rows[~bad], kept, malformed
+    malformed = [MalformedRow(int(rows[i]), f"field(s) {fields} are not valid UTF-8 text; "
+                                            f"{hint}")
+                 for i, fields in sorted(bad_fields.items())]
+    return rows[~bad], {n: a.filter(keep) for n, a in as_text.items()}, malformed
 
 
-def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str,
-              encoding: str) -> RecordReader:
+@dataclass(frozen=True)
+class _CsvDialect:
+    delimiter: str
+    skip_rows: int  # 1 when the first line is Excel's "sep=;"
+
+
+def _sniff_dialect(path: Path, encoding: str, delimiter: str | None) -> _CsvDialect:
+    """Excel's ``sep=X`` first line, else the given delimiter, else the candidate that
+    splits the header line most often (outside quotes); a header without any is one column."""
+    with path.open("rb") as handle:
+        sample = handle.read(_SNIFF_BYTES)
+    try:
+        text = sample.decode(encoding, errors="replace")
+    except LookupError as e:
+        raise InputError(f"{path}: unknown text encoding {encoding!r} (--encoding)") from e
+    first = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+    if first.lower().startswith("sep=") and len(first) == 5:
+        return _CsvDialect(first[4], 1)
+    if delimiter is not None:
+        return _CsvDialect(delimiter, 0)
+    outside_quotes = first.split('"')[::2]
+    counts = {d: sum(part.count(d) for part in outside_quotes) for d in DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return _CsvDialect(best if counts[best] else ",", 0)
+
+
+def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str | None,
+              encoding: str, column_map: dict[str, str]) -> RecordReader:
     with path.open("rb") as probe:
-        if not probe.read(1):
-            raise InputError(f"{path} is empty: expected a header row, then one row per record")
-    header = _csv_header(path, delimiter, encoding)
-    _check_columns(path, header, wanted)
+        sample = probe.read(_SNIFF_BYTES)
+    if not sample:
+        raise InputError(f"{path} is empty: expected a header row, then one row per record")
+    guess = guess_encoding(sample) if encoding.replace("-", "").lower() == "utf8" else None
+    dialect = _sniff_dialect(path, encoding, delimiter)
+    header = _csv_header(path, dialect, encoding, guess)
+    source = _resolve_columns(path, header, wanted, column_map)
+    hint = _encoding_hint(guess)
     skipped: list[tuple[int, str, str]] = []
 
     def on_invalid_row(row: pacsv.InvalidRow) -> str:
-        number = -1 if row.number is None else row.number - 1
+        number = -1 if row.number is None else row.number - 1 - dialect.skip_rows
         skipped.append((number, f"has {row.actual_columns} fields where the header has "
                                 f"{row.expected_columns}", row.text))
         return "skip"
@@ -177,11 +289,13 @@ def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str,
         return pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(use_threads=False, block_size=_CSV_BLOCK_BYTES,
-                                           encoding=encoding),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                           encoding=encoding, skip_rows=dialect.skip_rows),
+            parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter,
+                                             newlines_in_values=True,
                                              invalid_row_handler=on_invalid_row),
             convert_options=pacsv.ConvertOptions(
-                column_types={c: column_type for c in wanted}, include_columns=wanted,
+                column_types={c: column_type for c in source.values()},
+                include_columns=list(dict.fromkeys(source.values())),
                 strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
 
@@ -201,12 +315,12 @@ def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str,
             rows = numbers[~np.isin(numbers, [n for n, _, _ in skips])]
             placed += span
             fresh = rows > resume_after
-            columns = {c: batch.column(c) for c in wanted}
+            columns = {c: batch.column(source[c]) for c in wanted}
             if not fresh.all():
                 keep = pa.array(fresh)
                 rows, columns = rows[fresh], {c: a.filter(keep) for c, a in columns.items()}
-            if any(pa.types.is_binary(a.type) for a in columns.values()):
-                rows, columns, bad_text = _decode_binary_columns(path, rows, columns)
+            if any(_is_binary(a) for a in columns.values()):
+                rows, columns, bad_text = _decode_binary_columns(rows, columns, hint)
             else:
                 bad_text = []
             bad = [MalformedRow(n, reason, text) for n, reason, text in skips
@@ -242,55 +356,84 @@ def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str,
     return RecordReader(path, header, None, _rechunk(pieces(), chunk_size))
 
 
-def _csv_header(path: Path, delimiter: str, encoding: str) -> list[str]:
+def _csv_header(path: Path, dialect: _CsvDialect, encoding: str, guess: str | None
+                ) -> list[str]:
     """Column names from the header row, read on their own."""
     try:
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 20,
-                                           encoding=encoding),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                           encoding=encoding, skip_rows=dialect.skip_rows),
+            parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter,
+                                             newlines_in_values=True,
                                              invalid_row_handler=lambda row: "skip"),
             convert_options=pacsv.ConvertOptions(column_types={}, include_columns=[]),
         )
     except (pa.ArrowInvalid, LookupError, UnicodeDecodeError) as e:
+        if guess is not None:
+            raise InputError(f"{path}: the header row is not valid UTF-8 text; "
+                             f"{_encoding_hint(guess)}") from e
         raise InputError(f"{path}: cannot read the header row as {encoding} CSV: {e}") from e
-    return list(reader.schema.names)
+    names = list(reader.schema.names)
+    if any("\ufffd" in n for n in names) and guess is not None:
+        raise InputError(f"{path}: the header row is not valid UTF-8 text; "
+                         f"{_encoding_hint(guess)}")
+    return names
 
 
-def _open_parquet(path: Path, wanted: list[str], chunk_size: int) -> RecordReader:
+def _open_parquet(path: Path, wanted: list[str], chunk_size: int,
+                  column_map: dict[str, str]) -> RecordReader:
     try:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as e:
         raise InputError(f"{path}: cannot be read as Parquet: {e}") from e
     names = parquet.schema_arrow.names
-    _check_columns(path, names, wanted)
+    source = _resolve_columns(path, names, wanted, column_map)
 
     def chunks() -> Iterator[RecordChunk]:
         placed = 0
-        for batch in parquet.iter_batches(batch_size=chunk_size, columns=wanted):
+        for batch in parquet.iter_batches(batch_size=chunk_size,
+                                          columns=list(dict.fromkeys(source.values()))):
             rows = np.arange(placed + 1, placed + 1 + batch.num_rows, dtype=np.int64)
             placed += batch.num_rows
-            yield RecordChunk(rows, {c: _as_strings(batch.column(c)) for c in wanted})
+            # Numbers and dates in their text form; binary columns decoded as UTF-8.
+            rows, columns, malformed = _decode_binary_columns(
+                rows, {c: (a if _is_binary(a) else _as_strings(a))
+                       for c, a in ((c, batch.column(source[c])) for c in wanted)},
+                "the Parquet column must hold UTF-8 strings")
+            yield RecordChunk(rows, columns, malformed)
 
     return RecordReader(path, list(names), parquet.metadata.num_rows, chunks())
 
 
 def open_records(path: str | Path, columns: Sequence[str], *, chunk_size: int = 65536,
-                 encoding: str = "utf-8") -> RecordReader:
+                 encoding: str = "utf-8", delimiter: str | None = None,
+                 column_map: dict[str, str] | None = None) -> RecordReader:
     """Open a CSV (header row required), TSV or Parquet file for chunked reading.
+
+    Args:
+        columns: the columns wanted, by the schema's names; the chunks use these names.
+        delimiter: a CSV's field delimiter; default: Excel's ``sep=`` line, else detected
+            from the header among comma, semicolon, tab and pipe (``.tsv``: tab).
+        column_map: schema column -> the site's header for it.
 
     Raises:
         InputError: the file is missing, empty, of an unknown kind, or lacks a column.
     """
     path = Path(path)
     wanted = list(dict.fromkeys(columns))
+    mapping = dict(column_map or {})
+    unknown = sorted(set(mapping) - set(wanted))
+    if unknown:
+        raise InputError(f"--column-map names {unknown}, which the schema (or --id-column) "
+                         f"does not use; its columns are {wanted}")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
-        return _open_parquet(path, wanted, chunk_size)
+        return _open_parquet(path, wanted, chunk_size, mapping)
     if suffix in CSV_SUFFIXES | TSV_SUFFIXES:
-        delimiter = "\t" if suffix in TSV_SUFFIXES else ","
-        return _open_csv(path, wanted, chunk_size, delimiter, encoding)
+        if delimiter is None and suffix in TSV_SUFFIXES:
+            delimiter = "\t"
+        return _open_csv(path, wanted, chunk_size, delimiter, encoding, mapping)
     raise InputError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .parquet")
