@@ -25,7 +25,8 @@ _ADDRESS_PARTS = re.compile(r"[,^\\]")
 @dataclass(frozen=True)
 class PatientIdentity:
     """Raw Patient module values (never logged). ``other_ids`` are (issuer, id) pairs from
-    OtherPatientIDsSequence."""
+    OtherPatientIDsSequence and OtherPatientIDs; ``phones`` every PatientTelephoneNumbers
+    value."""
 
     patient_id: str
     issuer: str
@@ -34,8 +35,9 @@ class PatientIdentity:
     birth_date: str
     sex: str
     address: str
-    phone: str
+    phones: tuple[str, ...]
     other_ids: tuple[tuple[str, str], ...]
+    middle_names: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -43,8 +45,9 @@ class PatientIdentity:
         return (self.issuer, self.patient_id)
 
     @property
-    def name_terms(self) -> tuple[str, ...]:
-        return tuple(t for t in (self.family_name, self.given_name) if t)
+    def phone(self) -> str:
+        """The first telephone number (the one tokenized)."""
+        return self.phones[0] if self.phones else ""
 
 
 def _text(dataset: Dataset, keyword: str) -> str:
@@ -63,6 +66,7 @@ def identity_of(dataset: Dataset) -> PatientIdentity:
     others = tuple(
         (_text(item, "IssuerOfPatientID"), _text(item, "PatientID"))
         for item in dataset.get("OtherPatientIDsSequence", []))
+    others += tuple(("", i) for i in _text(dataset, "OtherPatientIDs").split("\\") if i)
     phones = _text(dataset, "PatientTelephoneNumbers")
     return PatientIdentity(
         patient_id=_text(dataset, "PatientID"),
@@ -72,8 +76,9 @@ def identity_of(dataset: Dataset) -> PatientIdentity:
         birth_date=_text(dataset, "PatientBirthDate"),
         sex=_text(dataset, "PatientSex"),
         address=_text(dataset, "PatientAddress"),
-        phone=phones.split("\\")[0] if phones else "",
+        phones=tuple(p.strip() for p in phones.split("\\") if p.strip()) if phones else (),
         other_ids=others,
+        middle_names=tuple(str(name.middle_name or "").split()),
     )
 
 

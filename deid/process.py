@@ -27,7 +27,7 @@ from .pixels import (
     matching_rule,
 )
 from .profile import ProfileOptions
-from .scrub import Scrubber, identifying_terms
+from .scrub import Scrubber
 from .site_keys import SiteKeys
 from .transform import PatientContext, Transformer
 
@@ -129,7 +129,7 @@ class FileProcessor:
                                "--allow-burned-in after checking the images)")
         pseudonym = self.keys.pseudonym(identity.issuer, identity.patient_id)
         patient = PatientContext(pseudonym, self.keys.day_offset(pseudonym),
-                                 Scrubber(identifying_terms(identity)))
+                                 Scrubber(identity))
         transfer_syntax = str(dataset.file_meta.TransferSyntaxUID)
         self.transformer.apply(dataset, patient)
         mark_deidentified(dataset, self.options, pseudonym, pixels_cleaned=rule is not None)

@@ -1,49 +1,53 @@
 """Cleaning free text (the C action on descriptors): remove the patient's own identifiers.
 
 Text cleaning cannot know every identifier a person may type into a description; it removes
-what the Patient module says about this patient (names, ids, birth date in common spellings,
-address parts, phone), as whole words, case-insensitively. Options that keep text with C
-therefore keep less than they would with a human reviewer, never more.
+what the Patient module says about this patient (names in any case and order, ids, the birth
+date, address parts and phone, in the forms ``deid.identifiers`` knows) and every date-like
+token (a date in a description is an event of this patient), as whole words. Options that
+keep text with C therefore keep less than they would with a human reviewer, never more.
 """
 
 from __future__ import annotations
 
 import re
+from functools import cached_property
 
+from .identifiers import IdentifierSet, any_date_pattern, fold
 from .identity import PatientIdentity
 
-__all__ = ["Scrubber", "identifying_terms"]
+__all__ = ["Scrubber", "patient_identifiers"]
 
-_MIN_TERM = 2
+_ANY_DATE = re.compile(any_date_pattern())
 
 
-def identifying_terms(identity: PatientIdentity) -> list[str]:
-    """The patient's identifying strings, longest first (so a full name goes before a part)."""
-    terms: set[str] = set(identity.name_terms)
-    terms.update(v for v in (identity.patient_id, identity.phone) if v)
-    terms.update(i for _, i in identity.other_ids if i)
-    birth = identity.birth_date
-    if len(birth) == 8 and birth.isdigit():
-        year, month, day = birth[:4], birth[4:6], birth[6:]
-        terms.update({birth, f"{year}-{month}-{day}", f"{month}/{day}/{year}",
-                      f"{year}.{month}.{day}"})
-    if identity.address:
-        terms.update(part.strip() for part in re.split(r"[,^\\]", identity.address))
-    if identity.family_name and identity.given_name:
-        terms.add(f"{identity.given_name} {identity.family_name}")
-        terms.add(f"{identity.family_name}, {identity.given_name}")
-    return sorted((t for t in terms if len(t) >= _MIN_TERM), key=len, reverse=True)
+def patient_identifiers(identity: PatientIdentity) -> IdentifierSet:
+    """The patient's identifiers as the Patient module gives them."""
+    names = [identity.family_name, identity.given_name, *identity.middle_names]
+    return IdentifierSet.build(
+        names=names, ids=[identity.patient_id, *(i for _, i in identity.other_ids)],
+        birth_date=identity.birth_date, phones=identity.phones, address=identity.address)
 
 
 class Scrubber:
-    """Removes one patient's identifying terms from text."""
+    """Removes one patient's identifiers, and any date, from text. Patterns are compiled on
+    first use: most files have nothing to clean."""
 
-    def __init__(self, terms: list[str]) -> None:
-        self._pattern = (re.compile(
-            "|".join(rf"(?<!\w){re.escape(t)}(?!\w)" for t in terms), re.IGNORECASE)
-            if terms else None)
+    def __init__(self, identity: PatientIdentity) -> None:
+        self._identity = identity
+
+    @cached_property
+    def _identifiers(self) -> IdentifierSet:
+        return patient_identifiers(self._identity)
 
     def clean(self, text: str) -> str:
-        if self._pattern is None:
+        spans = list(self._identifiers.spans(text))
+        folded, origin = fold(text)
+        spans += [(origin[m.start()], origin[m.end() - 1] + 1)
+                  for m in _ANY_DATE.finditer(folded) if m.end() > m.start()]
+        if not spans:
             return text
-        return re.sub(r"\s{2,}", " ", self._pattern.sub("", text)).strip()
+        keep = [True] * len(text)
+        for start, end in spans:
+            keep[start:end] = [False] * (end - start)
+        cleaned = "".join(c for c, k in zip(text, keep, strict=True) if k)
+        return re.sub(r"\s{2,}", " ", cleaned).strip()

@@ -2,15 +2,18 @@
 
 Each output file is paired with its input through the run's report, and every element of the
 output (file meta, sequences and private elements included) is searched for the input's
-identifying values: names, ids, address, phone, free-text descriptions the profile removes,
-unshifted dates and unremapped UIDs. Results use a MIDI-B-like vocabulary; the score is the
-share of checks passed.
+identifiers in the forms they take elsewhere (``deid.identifiers``): the patient's names in
+any case and order, ids, the birth date and, unless dates were kept, every other date of the
+original, in DA, ISO, US and European forms and inside free text, phone numbers by their
+digits, the address's street line, city and ZIP each alone, other people's names, and UIDs
+the profile replaces. Values that are not identifiers (a contrast agent, a transfer syntax, a
+device model) are not looked for. Each finding names the element's path and the kind of
+identifier, never the value, once. The score is the share of checks passed.
 """
 
 from __future__ import annotations
 
 import csv
-import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,34 +23,44 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID_dictionary
+from pydicom.valuerep import PersonName
 
 from .dicom_files import lenient_values
 from .errors import DeidError
+from .identifiers import IdentifierSet, fold
+from .identity import identity_of
+from .output_folder import SETTINGS_NAME, DeidSettings
 from .profile import ProfileOptions, load_profile
 
 __all__ = ["Check", "VerifyResult", "verify_folder"]
 
-_PASS = {"text removed", "tag retained", "date shifted", "uid changed", "uid consistent"}
-_IDENTIFYING_KEYWORDS = ("PatientID", "OtherPatientIDs", "PatientAddress",
-                         "PatientTelephoneNumbers", "MedicalRecordLocator", "AccessionNumber")
-_DESCRIPTION_VRS = {"LO", "LT", "ST", "UT", "SH", "UC"}
-_MIN_DESCRIPTION = 6
-_MIN_TERM = 2
-_BASIC = ProfileOptions(dates="remove")
+_PASS = {"text removed", "date shifted", "uid changed", "uid consistent"}
+_ID_KEYWORDS = ("PatientID", "OtherPatientIDs", "MedicalRecordLocator", "AccessionNumber")
+# Numbers, times and binary values hold no text identifier; searching them would only find
+# digits that happen to spell a ZIP or a phone number.
+_NOT_TEXT_VRS = {"DS", "IS", "TM", "AS", "US", "SS", "UL", "SL", "FL", "FD", "SV", "UV",
+                 "AT", "OB", "OW", "OF", "OD", "OL", "OV"}
+_DATE_VRS = {"DA", "DT"}
 
-Path_ = tuple[int, ...]
+Tags = tuple[int, ...]
 
 
 @dataclass(frozen=True)
 class Check:
-    """One check on one file: its outcome in MIDI-B-like words and the element concerned."""
+    """One check on one file: its outcome in MIDI-B-like words, the element concerned (a
+    path such as ``SourceImageSequence[0].ImageComments``) and the kind of identifier."""
 
     outcome: str
     element: str
+    kind: str = ""
 
     @property
     def passed(self) -> bool:
         return self.outcome in _PASS
+
+    def __str__(self) -> str:
+        kind = f" ({self.kind})" if self.kind else ""
+        return f"{self.outcome}{kind}: {self.element}"
 
 
 @dataclass
@@ -69,7 +82,7 @@ class VerifyResult:
     def as_dict(self) -> dict[str, object]:
         return {"score": round(self.score, 6), "checks": self.checks, "leaks": self.leaks,
                 "files": {name: _tally(checks) | {"failed": [
-                    f"{c.outcome}: {c.element}" for c in checks if not c.passed]}
+                    str(c) for c in checks if not c.passed]}
                     for name, checks in self.files.items()}}
 
     def lines(self) -> list[str]:
@@ -77,7 +90,7 @@ class VerifyResult:
         for name, checks in self.files.items():
             tally = ", ".join(f"{n} {o}" for o, n in sorted(_tally(checks).items()))
             out.append(f"{name}: {tally}")
-            out.extend(f"  FAIL {c.outcome}: {c.element}" for c in checks if not c.passed)
+            out.extend(f"  FAIL {c}" for c in checks if not c.passed)
         out.append(f"score {self.score:.4f} ({self.checks - self.leaks:,} of {self.checks:,} "
                    f"checks passed, {self.leaks:,} identifiers left)")
         return out
@@ -90,16 +103,24 @@ def _tally(checks: list[Check]) -> dict[str, int]:
     return dict(counts)
 
 
-def _elements(dataset: Dataset, path: Path_ = ()) -> Iterator[tuple[Path_, str, str, object]]:
-    """(path, VR, keyword or tag, value) of every element, items included."""
+@dataclass(frozen=True)
+class _Element:
+    tags: Tags
+    path: str
+    vr: str
+    value: object
+
+
+def _elements(dataset: Dataset, tags: Tags = (), path: str = "") -> Iterator[_Element]:
+    """Every element, items included, with its tag path and a readable path."""
     for element in dataset:
-        here = path + (int(element.tag),)
-        name = element.keyword or str(element.tag)
+        name = element.keyword or str(element.tag).replace(" ", "")
+        here, shown = tags + (int(element.tag),), f"{path}{name}"
         if element.VR == "SQ":
             for index, item in enumerate(element.value or []):
-                yield from _elements(item, here + (-1 - index,))
+                yield from _elements(item, here + (-1 - index,), f"{shown}[{index}].")
             continue
-        yield here, element.VR, name, element.value
+        yield _Element(here, shown, element.VR, element.value)
 
 
 def _strings(value: object) -> list[str]:
@@ -112,84 +133,90 @@ def _strings(value: object) -> list[str]:
     return [str(value)]
 
 
-def _removed_by_profile(tag: int) -> bool:
-    """Whether the basic profile (no options) removes or replaces this element's value."""
-    rule = load_profile().rule_for(tag)
-    return rule is not None and rule.action(_BASIC) != "K"
+def _name_parts(value: object) -> list[str]:
+    parts: list[str] = []
+    for text in _strings(value):
+        name = PersonName(text)
+        parts += [str(p) for p in (name.family_name, name.given_name) if p]
+        parts += str(name.middle_name or "").split()
+    return parts
 
 
-def _identifying(dataset: Dataset) -> tuple[set[str], set[str], set[str]]:
-    """Texts, dates and UIDs of the original that must not survive.
-
-    Descriptions count only where the profile removes them and the same text is not also
-    the value of an element it keeps (a StudyDescription repeated as a CodeMeaning is a
-    code, not an identifier)."""
-    texts: set[str] = set()
-    descriptions: set[str] = set()
-    kept: set[str] = set()
+def _identifiers(original: Dataset, options: ProfileOptions
+                 ) -> tuple[IdentifierSet, set[str], set[str]]:
+    """The original's identifiers to hunt for; its dates (``YYYYMMDD``) that must not
+    survive in date elements; its UIDs that the profile replaces."""
+    identity = identity_of(original)
+    profile = load_profile()
+    patient_names = [identity.family_name, identity.given_name, *identity.middle_names]
+    others: list[str] = []
+    ids: list[str] = [identity.patient_id, *(i for _, i in identity.other_ids)]
     dates: set[str] = set()
     uids: set[str] = set()
-    for path, vr, name, value in _elements(dataset):
-        removed = _removed_by_profile(path[-1])
-        for text in _strings(value):
-            text = text.strip()
-            if not text:
-                continue
-            if vr == "PN":
-                texts.update(p.strip() for p in text.replace("=", "^").split("^"))
-            elif vr in ("DA", "DT") and len(text) >= 8 and text[:8].isdigit():
-                dates.add(text[:8])
-            elif vr == "UI":
-                if removed and text not in UID_dictionary:
-                    uids.add(text)
-            elif name in _IDENTIFYING_KEYWORDS:
-                texts.add(text)
-            elif not removed:
-                kept.add(text)
-            elif (vr in _DESCRIPTION_VRS and len(text) >= _MIN_DESCRIPTION
-                  and (path[-1] >> 16) % 2 == 0):  # private text: the knowledge base decides
-                descriptions.add(text)
-    texts |= descriptions - kept
-    return {t for t in texts if len(t) >= _MIN_TERM and any(c.isalnum() for c in t)}, dates, uids
+    for element in _elements(original):
+        texts = [t.strip() for t in _strings(element.value) if t.strip()]
+        keyword = element.path.rsplit(".", 1)[-1]
+        if element.vr == "PN":
+            others += _name_parts(element.value)
+        elif element.vr in _DATE_VRS:
+            dates.update(t[:8] for t in texts if len(t) >= 8 and t[:8].isdigit())
+        elif element.vr == "UI":
+            rule = profile.rule_for(element.tags[-1])
+            if rule is not None and rule.action(options) != "K":
+                uids.update(t for t in texts if t not in UID_dictionary)
+        elif keyword in _ID_KEYWORDS:
+            ids += texts
+    dates.discard(identity.birth_date[:8])
+    kept_dates = options.dates == "full"
+    identifiers = IdentifierSet.build(
+        names=patient_names, ids=ids, birth_date=identity.birth_date,
+        dates=() if kept_dates else sorted(dates), phones=identity.phones,
+        address=identity.address, other_names=others, uids=uids)
+    return identifiers, set() if kept_dates else dates, uids
 
 
-def _check_pair(original: Dataset, output: Dataset, uid_map: dict[str, set[str]]
-                ) -> list[Check]:
-    texts, dates, uids = _identifying(original)
-    before = {path: (vr, value) for path, vr, _, value in _elements(original)}
-    found: list[tuple[str, str, str]] = []  # (element name, VR, text) of the output
-    out_meta = list(_elements(output.file_meta)) if output.get("file_meta") is not None else []
+def _check_pair(original: Dataset, output: Dataset, options: ProfileOptions,
+                uid_map: dict[str, set[str]]) -> list[Check]:
+    identifiers, dates, uids = _identifiers(original, options)
+    before = {e.tags: e for e in _elements(original)}
+    meta = list(_elements(output.file_meta, (), "FileMetaInformation.")) \
+        if output.get("file_meta") is not None else []
     checks: list[Check] = []
-    for path, vr, name, value in out_meta + list(_elements(output)):
-        old_vr, old_value = before.get(path, (None, None))
+    findings: dict[tuple[str, str], None] = {}  # (path, kind), in order, once each
+    found_patterns: set[int] = set()
+    for element in meta + list(_elements(output)):
+        old = before.get(element.tags)
+        texts = _strings(element.value)
+        skip = {"uid"}
+        if element.vr in _DATE_VRS:
+            if dates and old is not None and any(_strings(old.value)):
+                same = _strings(old.value) == texts
+                checks.append(Check("date retained" if same else "date shifted",
+                                    element.path, "date"))
+                skip.add("date")  # checked just now; the birth date is still looked for
+        elif element.vr == "UI":
+            if old is not None and str(old.value) in uids:
+                same = str(old.value) == str(element.value)
+                checks.append(Check("uid retained" if same else "uid changed", element.path,
+                                    "uid"))
+                if not same:
+                    uid_map[str(old.value)].add(str(element.value))
+            continue
         # A code string kept as it was is a defined term (Modality "US"), not an identifier
         # that happens to be spelled the same (an AccessionNumber "US").
-        if not (vr == "CS" and old_vr == "CS" and old_value == value):
-            found.extend((name, vr, text) for text in _strings(value))
-        if path not in before or vr == "SQ":
+        elif element.vr in _NOT_TEXT_VRS or (element.vr == "CS" and old is not None
+                                              and old.vr == "CS" and old.value == element.value):
             continue
-        if vr in ("DA", "DT") and _strings(old_value) and any(_strings(old_value)):
-            same = _strings(old_value) == _strings(value)
-            checks.append(Check("date retained" if same else "date shifted", name))
-        elif vr == "UI" and str(old_value) in uids:
-            same = str(old_value) == str(value)
-            checks.append(Check("uid retained" if same else "uid changed", name))
-            if not same:
-                uid_map[str(old_value)].add(str(value))
-        elif old_value == value and vr not in ("PN",) and not any(
-                t in texts for t in _strings(value)):
-            checks.append(Check("tag retained", name))
-    for term in sorted(texts):
-        # Whole words only, so a name part "pre" is not found in "PREDECESSOR".
-        pattern = re.compile(rf"(?<!\w){re.escape(term)}(?!\w)", re.IGNORECASE)
-        hit = next((name for name, _, text in found if pattern.search(text)), None)
-        checks.append(Check("text retained" if hit else "text removed",
-                            f"{hit} (a value of the original)" if hit else "identifying text"))
-    for name, vr, text in found:
-        if vr in ("DA", "DT") and text[:8] in dates and len(text) >= 8:
-            checks.append(Check("date retained", name))
-        if vr == "UI" and text in uids:
-            checks.append(Check("uid retained", name))
+        for text in texts:
+            folded = fold(text)[0]
+            for number, identifier in enumerate(identifiers.identifiers):
+                if identifier.kind not in skip and identifier.pattern.search(folded):
+                    found_patterns.add(number)
+                    findings[(element.path, identifier.kind)] = None
+    checks += [Check("text retained", path, kind) for path, kind in findings]
+    checks += [Check("text removed", "every element", identifier.kind)
+               for number, identifier in enumerate(identifiers.identifiers)
+               if number not in found_patterns and identifier.kind != "uid"]
     return checks
 
 
@@ -198,6 +225,12 @@ def _read(path: Path) -> Dataset:
         return pydicom.dcmread(path, stop_before_pixels=True)
     except Exception as e:  # pydicom raises many types on damaged input
         raise DeidError(f"{path}: not readable as DICOM ({type(e).__name__})") from e
+
+
+def _options_of(out_dir: Path) -> ProfileOptions:
+    """The options the run recorded (``deid-settings.json``); the defaults if it did not."""
+    settings = DeidSettings.from_file(out_dir / SETTINGS_NAME)
+    return ProfileOptions(**settings.options) if settings is not None else ProfileOptions()
 
 
 def verify_folder(original_dir: Path, out_dir: Path, report: Path) -> VerifyResult:
@@ -211,6 +244,7 @@ def verify_folder(original_dir: Path, out_dir: Path, report: Path) -> VerifyResu
     with report.open(encoding="utf-8", newline="") as handle:
         pairs = [(row["source"], row["output"]) for row in csv.DictReader(handle)
                  if row["status"] in ("written", "unchanged")]
+    options = _options_of(out_dir)
     result = VerifyResult()
     uid_map: dict[str, set[str]] = defaultdict(set)
     per_file_uids: dict[str, set[str]] = {}
@@ -218,9 +252,9 @@ def verify_folder(original_dir: Path, out_dir: Path, report: Path) -> VerifyResu
         with lenient_values():  # values are converted as the checks read them
             original = _read(original_dir / source)
             exported = _read(out_dir / output)
-            result.files[output] = _check_pair(original, exported, uid_map)
-            per_file_uids[output] = {str(v) for _, vr, _, v in _elements(original)
-                                     if vr == "UI" and str(v) in uid_map}
+            result.files[output] = _check_pair(original, exported, options, uid_map)
+            per_file_uids[output] = {str(e.value) for e in _elements(original)
+                                     if e.vr == "UI" and str(e.value) in uid_map}
     targets: dict[str, int] = defaultdict(int)
     for mapped in uid_map.values():
         for uid in mapped:

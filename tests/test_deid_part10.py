@@ -21,7 +21,7 @@ from deid.method import mark_deidentified
 from deid.part10_reader import read_part10_bytes
 from deid.part10_writer import encode_part10
 from deid.profile import ProfileOptions
-from deid.scrub import Scrubber, identifying_terms
+from deid.scrub import Scrubber
 from deid.site_keys import SiteKeys
 from deid.transform import PatientContext, Transformer
 
@@ -95,7 +95,7 @@ def _deidentified(data: bytes, options: ProfileOptions, *, fast_read: bool
     pseudonym = keys.pseudonym(identity.issuer, identity.patient_id or "none")
     syntax = str(dataset.file_meta.TransferSyntaxUID)
     Transformer(options, keys).apply(dataset, PatientContext(
-        pseudonym, keys.day_offset(pseudonym), Scrubber(identifying_terms(identity))))
+        pseudonym, keys.day_offset(pseudonym), Scrubber(identity)))
     mark_deidentified(dataset, options, pseudonym)
     return dataset, new_file_meta(dataset, syntax)
 

@@ -189,8 +189,9 @@ def test_verify_passes_clean_output_and_catches_a_planted_leak(run: dict[str, Pa
     ds.save_as(target)
     result = CliRunner().invoke(cli, ["deid-verify", str(run["in"]), str(leaky)])
     assert result.exit_code == 1
-    assert "FAIL text retained: ImageComments" in result.output
-    assert "FAIL date retained: StudyDate" in result.output
+    assert "FAIL text retained (name): SourceImageSequence[0].ImageComments" in result.output
+    assert result.output.count("FAIL text retained (name)") == 1  # Jane and Doe: one finding
+    assert "FAIL date retained (date): StudyDate" in result.output
 
 
 def test_secrets_are_read_from_files_or_env_never_argv(run: dict[str, Path],
