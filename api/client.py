@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from tokenizer.encodings_file import check_folder_complete
+
 __all__ = ["Client", "ServiceError"]
 
 _TERMINAL = ("done", "failed", "cancelled")
@@ -73,8 +75,13 @@ class Client:
         return result
 
     def upload(self, project_id: str, party: str, path: str | Path) -> dict[str, Any]:
-        """Stream an encodings file (Parquet, or clkhash JSON if it ends in .json)."""
+        """Stream an encodings file (Parquet, or clkhash JSON if it ends in .json).
+
+        Raises:
+            InputError: the file lies in a folder marked incomplete (an unfinished run).
+        """
         path = Path(path)
+        check_folder_complete(path)
         media = ("application/json" if path.suffix.lower() == ".json"
                  else "application/vnd.apache.parquet")
 

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 import click
 import httpx
 
+from tokenizer.errors import TokenizerError
+
 from .client import Client, ServiceError
 
 __all__ = ["project_group", "upload_command", "run_command", "status_command",
@@ -127,9 +129,12 @@ def project_reader_command(client: Client, as_json: bool, project_id: str,
 @_connection
 def upload_command(client: Client, as_json: bool, project_id: str, party: str,
                    path: Path) -> None:
-    """Upload a party's encodings file (its upload token): Parquet from `pprl tokenize`, or
-    clkhash JSON (.json)."""
-    upload = client.upload(project_id, party, path)
+    """Upload a party's encodings file (its upload token): Parquet from `pprl tokenize` or
+    `pprl deid` (OUT_DIR/encodings.parquet), or clkhash JSON (.json)."""
+    try:
+        upload = client.upload(project_id, party, path)
+    except TokenizerError as e:
+        raise click.ClickException(str(e)) from e
     _emit(upload, as_json, f"uploaded {upload['records']:,} records for {party} "
                            f"(upload {upload['id']}, sha256 {upload['sha256'][:16]}...)")
 

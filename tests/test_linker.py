@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -246,3 +247,36 @@ def test_cli_refuses_mismatched_inputs(tmp_path) -> None:
 @pytest.mark.parametrize("command", ["link", "dedup", "evaluate"])
 def test_linker_commands_have_help(command: str) -> None:
     assert f"Usage: pprl {command}" in pprl(command, "--help").stdout
+
+
+def test_evaluate_refuses_a_truth_file_of_other_parties(tmp_path) -> None:
+    """The reported case: truth labels not in the run printed precision 0, recall 1,
+    exit 0."""
+    a, b = febrl4_sets()
+    fa, fb = _write(tmp_path / "a.parquet", a), _write(tmp_path / "b.parquet", b)
+    out = tmp_path / "out"
+    pprl("link", str(fa), str(fb), "-o", str(out))
+    truth = tmp_path / "truth.csv"
+    truth.write_text("party,record_id,true_id\n" + "".join(
+        f"{p},{r},{febrl_person(r)}\n" for s, p in ((a, "left"), (b, "right"))
+        for r in s.record_ids))
+    result = pprl("evaluate", str(out), "--truth", str(truth), check=False)
+    assert result.returncode == 1 and "precision" not in result.stdout
+    assert "['a', 'b']" in result.stderr and "['left', 'right']" in result.stderr
+
+
+def test_empty_inputs_warn_and_all_empty_fails(tmp_path) -> None:
+    """The reported case: linking 0-record files exited 0 silently."""
+    a, _ = febrl4_sets()
+    fa = _write(tmp_path / "a.parquet", a)
+    empty = ClkSet.from_arrays(np.zeros((0, 128), np.uint8), [], length=1024, party="empty",
+                               fingerprint=a.fingerprint)
+    fe = _write(tmp_path / "empty.parquet", empty)
+    fe2 = _write(tmp_path / "empty2.parquet", replace(empty, party="empty2"))
+    linked = pprl("link", str(fa), str(fe), "-o", str(tmp_path / "one"))
+    assert "empty.parquet holds no records" in linked.stderr
+    both = pprl("link", str(fe), str(fe2), "-o", str(tmp_path / "none"), check=False)
+    assert both.returncode == 1 and "every input is empty" in both.stderr
+    assert not (tmp_path / "none").exists()
+    alone = pprl("dedup", str(fe), "-o", str(tmp_path / "dedup"), check=False)
+    assert alone.returncode == 1 and "nothing to dedup" in alone.stderr

@@ -11,7 +11,13 @@ import pytest
 
 from tokenizer.catalog import load_schema
 from tokenizer.encodings_file import read_encodings
-from tokenizer.errors import AllRowsRejectedError, InputError, InvalidRowsError, SecretError
+from tokenizer.errors import (
+    AllRowsRejectedError,
+    InputError,
+    InvalidRowsError,
+    SecretError,
+    TokenizerError,
+)
 from tokenizer.keys import read_secret
 from tokenizer.pipeline import rejects_path_for, tokenize_file
 
@@ -208,3 +214,126 @@ def test_workers_do_not_change_the_output(tmp_path) -> None:
                         rejects_path_for(out).read_text(encoding="utf-8")))
     assert outputs[0] == outputs[1] == outputs[2]
     assert os.listdir(tmp_path).count("mixed.csv") == 1
+
+
+# --- sites' files as they come: delimiters, headers, encodings, duplicate ids ----------------
+
+PERSON = load_schema("person")
+PERSON_SECRET = b"reader tests: a secret of some length"
+PERSON_HEADER = ["given_name", "surname", "date_of_birth", "sex", "address", "zip", "phone"]
+PERSON_ROWS = [["jane", "doe", "1980-02-15", "f", "42 elm street", "62704", "2175550199"],
+               ["jose", "garcia", "1975-07-01", "m", "12 oak avenue", "10001", "2125550123"],
+               ["zoë", "müller", "2001-12-31", "f", "1 main st", "02134", "6175550000"]]
+
+
+def _person_clks(path) -> list[bytes]:
+    return [bytes(c) for c in read_encodings(path).clks]
+
+
+@pytest.fixture(scope="module")
+def reference_clks(tmp_path_factory) -> list[bytes]:
+    folder = tmp_path_factory.mktemp("reference")
+    source = _write_csv(folder / "ref.csv", PERSON_HEADER, PERSON_ROWS)
+    tokenize_file(source, PERSON, PERSON_SECRET, folder / "ref.parquet")
+    return _person_clks(folder / "ref.parquet")
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_the_delimiter_is_detected(tmp_path, reference_clks, delimiter) -> None:
+    """The reported case: a semicolon-separated file was read as one column."""
+    source = tmp_path / "site.csv"
+    source.write_text("\n".join(delimiter.join(r) for r in [PERSON_HEADER, *PERSON_ROWS]) + "\n",
+                      encoding="utf-8")
+    tokenize_file(source, PERSON, PERSON_SECRET, tmp_path / "out.parquet")
+    assert _person_clks(tmp_path / "out.parquet") == reference_clks
+
+
+def test_excel_sep_line_and_an_explicit_delimiter(tmp_path, reference_clks) -> None:
+    excel = tmp_path / "excel.csv"
+    excel.write_text("sep=;\n" + "\n".join(";".join(r) for r in [PERSON_HEADER, *PERSON_ROWS]),
+                     encoding="utf-8")
+    report = tokenize_file(excel, PERSON, PERSON_SECRET, tmp_path / "excel.parquet")
+    assert report.records_read == 3 and _person_clks(tmp_path / "excel.parquet") == reference_clks
+    # Commas inside the values would mislead detection: the site says which it is.
+    odd = tmp_path / "odd.csv"
+    rows = [[*r[:4], r[4].replace(" ", ", "), *r[5:]] for r in PERSON_ROWS]
+    odd.write_text("\n".join(";".join(r) for r in [PERSON_HEADER, *rows]) + "\n", "utf-8")
+    tokenize_file(odd, PERSON, PERSON_SECRET, tmp_path / "odd.parquet", delimiter=";")
+    assert len(_person_clks(tmp_path / "odd.parquet")) == 3
+
+
+def test_headers_match_after_trimming_and_case_folding(tmp_path, reference_clks) -> None:
+    """The reported case: ` Given_Name ` did not match `given_name`."""
+    header = [" Given_Name ", "SURNAME", "Date_Of_Birth", "Sex", "Address ", "ZIP", "Phone"]
+    source = _write_csv(tmp_path / "site.csv", header, PERSON_ROWS)
+    tokenize_file(source, PERSON, PERSON_SECRET, tmp_path / "out.parquet")
+    assert _person_clks(tmp_path / "out.parquet") == reference_clks
+    clash = _write_csv(tmp_path / "clash.csv", ["given_name", "Given_Name", *PERSON_HEADER[1:]],
+                       [[r[0], r[0], *r[1:]] for r in PERSON_ROWS])
+    with pytest.raises(InputError, match="ambiguous") as raised:
+        tokenize_file(clash, PERSON, PERSON_SECRET, tmp_path / "clash.parquet")
+    assert "'given_name'" in str(raised.value) and "--column-map" in str(raised.value)
+
+
+def test_column_map_reads_a_sites_own_headers(tmp_path, reference_clks) -> None:
+    header = ["FirstName", "LastName", "DOB", "Gender", "Street", "PostalCode", "HomePhone"]
+    source = _write_csv(tmp_path / "site.csv", header, PERSON_ROWS)
+    mapping = dict(zip(PERSON_HEADER, header, strict=True))
+    tokenize_file(source, PERSON, PERSON_SECRET, tmp_path / "out.parquet", column_map=mapping)
+    assert _person_clks(tmp_path / "out.parquet") == reference_clks
+    with pytest.raises(InputError, match=r"date_of_birth \(mapped to 'Birth'\)"):
+        tokenize_file(source, PERSON, PERSON_SECRET, tmp_path / "x.parquet",
+                      column_map={**mapping, "date_of_birth": "Birth"})
+    from click.testing import CliRunner
+
+    from api.cli import cli
+
+    secret = tmp_path / "secret"
+    secret.write_bytes(PERSON_SECRET)
+    result = CliRunner().invoke(cli, [
+        "tokenize", str(source), "--schema", "person", "--secret-file", str(secret), "-o",
+        str(tmp_path / "cli.parquet"), "--column-map",
+        ",".join(f"{k}={v}" for k, v in list(mapping.items())[:4]),
+        "--column-map", ",".join(f"{k}={v}" for k, v in list(mapping.items())[4:])])
+    assert result.exit_code == 0, result.output
+    assert _person_clks(tmp_path / "cli.parquet") == reference_clks
+
+
+def test_a_cp1252_file_says_which_encoding_to_pass(tmp_path, reference_clks) -> None:
+    """The reported case: a file whose every row is cp1252 died with KeyError."""
+    text = "\n".join(",".join(r) for r in [PERSON_HEADER, *PERSON_ROWS]) + "\n"
+    source = tmp_path / "windows.csv"
+    source.write_bytes(text.replace("jane", "jané").replace("jose", "josé").encode("cp1252"))
+    with pytest.raises(AllRowsRejectedError) as raised:
+        tokenize_file(source, PERSON, PERSON_SECRET, tmp_path / "out.parquet")
+    assert "--encoding cp1252" in str(raised.value)
+    tokenize_file(source, PERSON, PERSON_SECRET, tmp_path / "out.parquet", encoding="cp1252")
+    assert _person_clks(tmp_path / "out.parquet") == reference_clks  # accents fold away
+    header_too = tmp_path / "header.csv"
+    header_too.write_bytes(text.replace("surname", "apellído").encode("cp1252"))
+    with pytest.raises(InputError, match="--encoding cp1252"):
+        tokenize_file(header_too, PERSON, PERSON_SECRET, tmp_path / "h.parquet",
+                      column_map={"surname": "apellído"})
+
+
+def test_a_utf16_file_from_excel_is_read_with_its_encoding(tmp_path, reference_clks) -> None:
+    text = "\n".join("\t".join(r) for r in [PERSON_HEADER, *PERSON_ROWS]) + "\n"
+    source = tmp_path / "unicode.txt"
+    source.write_bytes(text.encode("utf-16"))
+    with pytest.raises(TokenizerError, match="utf-16"):
+        tokenize_file(source, PERSON, PERSON_SECRET, tmp_path / "out.parquet")
+    tokenize_file(source, PERSON, PERSON_SECRET, tmp_path / "out.parquet", encoding="utf-16")
+    assert _person_clks(tmp_path / "out.parquet") == reference_clks
+
+
+def test_duplicate_record_ids_are_refused_naming_the_rows(tmp_path) -> None:
+    """The reported case: duplicate record ids passed `tokenize` and failed only later."""
+    rows = [["p1", *PERSON_ROWS[0]], ["p2", *PERSON_ROWS[1]], ["p1", *PERSON_ROWS[2]],
+            ["p3", *PERSON_ROWS[0]], ["p2", *PERSON_ROWS[1]]]
+    source = _write_csv(tmp_path / "dupes.csv", ["pseudonym", *PERSON_HEADER], rows)
+    out = tmp_path / "out.parquet"
+    with pytest.raises(InputError) as raised:
+        tokenize_file(source, PERSON, PERSON_SECRET, out, id_column="pseudonym", chunk_size=2)
+    message = str(raised.value)
+    assert "2 record id(s)" in message and "rows 1, 3" in message and "rows 2, 5" in message
+    assert "p1" not in message and not out.exists() and _leftovers(tmp_path) == []

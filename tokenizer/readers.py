@@ -145,7 +145,7 @@ def _as_strings(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 
 def _rechunk(pieces: Iterator[tuple[np.ndarray, dict[str, pa.Array], list[MalformedRow]]],
-             chunk_size: int) -> Iterator[RecordChunk]:
+             chunk_size: int, names: list[str]) -> Iterator[RecordChunk]:
     """Regroup arbitrary-sized pieces into chunks of exactly ``chunk_size`` (last may be less)."""
     rows: list[np.ndarray] = []
     cols: list[dict[str, pa.Array]] = []
@@ -161,17 +161,18 @@ def _rechunk(pieces: Iterator[tuple[np.ndarray, dict[str, pa.Array], list[Malfor
             held += take
             offset += take
             if held == chunk_size:
-                yield _join(rows, cols, malformed)
+                yield _join(rows, cols, malformed, names)
                 rows, cols, malformed, held = [], [], [], 0
     if held or malformed:
-        yield _join(rows, cols, malformed)
+        yield _join(rows, cols, malformed, names)
 
 
 def _join(rows: list[np.ndarray], cols: list[dict[str, pa.Array]],
-          malformed: list[MalformedRow]) -> RecordChunk:
+          malformed: list[MalformedRow], names: list[str]) -> RecordChunk:
+    """One chunk of the pieces; a stretch of only malformed rows has empty columns."""
     if not cols:
-        return RecordChunk(np.zeros(0, dtype=np.int64), {}, malformed)
-    names = cols[0].keys()
+        return RecordChunk(np.zeros(0, dtype=np.int64),
+                           {n: pa.array([], pa.string()) for n in names}, malformed)
     joined = {n: pa.concat_arrays([c[n] for c in cols]) for n in names}
     return RecordChunk(np.concatenate(rows), joined, malformed)
 
@@ -353,7 +354,7 @@ def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str | N
         except pa.ArrowInvalid as e:
             raise InputError(f"{path}: CSV parsing failed: {e}") from e
 
-    return RecordReader(path, header, None, _rechunk(pieces(), chunk_size))
+    return RecordReader(path, header, None, _rechunk(pieces(), chunk_size, wanted))
 
 
 def _csv_header(path: Path, dialect: _CsvDialect, encoding: str, guess: str | None
@@ -374,11 +375,11 @@ def _csv_header(path: Path, dialect: _CsvDialect, encoding: str, guess: str | No
             raise InputError(f"{path}: the header row is not valid UTF-8 text; "
                              f"{_encoding_hint(guess)}") from e
         raise InputError(f"{path}: cannot read the header row as {encoding} CSV: {e}") from e
-    names = list(reader.schema.names)
-    if any("\ufffd" in n for n in names) and guess is not None:
-        raise InputError(f"{path}: the header row is not valid UTF-8 text; "
-                         f"{_encoding_hint(guess)}")
-    return names
+    try:
+        return list(reader.schema.names)
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: the header row is not valid {encoding} text; "
+                         f"{_encoding_hint(guess)}") from e
 
 
 def _open_parquet(path: Path, wanted: list[str], chunk_size: int,

@@ -1,0 +1,227 @@
+"""De-identified output is exactly what its settings say: OUT_DIR records them, other settings
+or keys are refused or rebuild the folder whole, an interrupted run marks it incomplete and a
+re-run completes it, and the tree always agrees with the manifest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pydicom
+import pytest
+from click.testing import CliRunner
+
+from api.cli import cli
+from deid.errors import DeidError
+from deid.process import FileProcessor
+from deid.profile import ProfileOptions
+from deid.run import deidentify_folder
+from tokenizer.catalog import load_schema
+from tokenizer.encodings_file import INCOMPLETE_MARKER, read_encodings
+from tokenizer.errors import InputError
+from tokenizer.keys import key_check_value
+
+from .deid_data import pydicom_file, write_planted
+
+SECRET = b"the project's linkage secret, shared"
+SITE_KEY = b"this imaging site's own key, kept"
+OTHER_SITE_KEY = b"another key this site might have used"
+ORIGINAL_DATES = [b"20200110", b"20200120", b"20200105", b"19800215"]
+
+
+def _inputs(folder: Path, count: int = 2) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(1, count + 1):
+        write_planted(folder / f"planted_{i}.dcm", instance=i, acquisition_date="20200110")
+    shutil.copy(pydicom_file("MR_small.dcm"), folder / "mr.dcm")
+    return folder
+
+
+@pytest.fixture()
+def site(tmp_path: Path) -> dict[str, Path]:
+    for name, value in (("secret", SECRET), ("site", SITE_KEY), ("other", OTHER_SITE_KEY)):
+        (tmp_path / name).write_bytes(value)
+    return {"root": tmp_path, "in": _inputs(tmp_path / "in"), "out": tmp_path / "out"}
+
+
+def deid(site: dict[str, Path], *extra: str, site_key: str = "site", code: int = 0,
+         out: Path | None = None, in_dir: Path | None = None) -> str:
+    result = CliRunner().invoke(cli, [
+        "deid", str(in_dir or site["in"]), str(out or site["out"]), "--schema", "person",
+        "--workers", "1", "--secret-file", str(site["root"] / "secret"),
+        "--site-key-file", str(site["root"] / site_key), *extra])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def instances(out: Path) -> set[str]:
+    return {p.relative_to(out).as_posix() for p in out.rglob("*.dcm")}
+
+
+def manifest_files(out: Path) -> set[str]:
+    return {r["file"] for r in pq.read_table(out / "manifest.parquet").to_pylist()}
+
+
+def test_settings_are_recorded_without_any_key(site) -> None:
+    deid(site, "--dates", "full")
+    recorded = json.loads((site["out"] / "deid-settings.json").read_text())
+    assert recorded["options"]["dates"] == "full"
+    assert recorded["schema_fingerprint"] == load_schema("person").fingerprint
+    assert recorded["linkage_key_check"] == key_check_value(SECRET)
+    assert recorded["site_key_check"] == key_check_value(SITE_KEY, "site key")
+    text = (site["out"] / "deid-settings.json").read_bytes()
+    assert SECRET not in text and SITE_KEY not in text
+    assert not (site["out"] / INCOMPLETE_MARKER).exists()
+
+
+def test_full_then_remove_leaves_no_original_date_anywhere(site) -> None:
+    """The reported case: the second run said `0 written, 2 unchanged` and the export still
+    held the original StudyDate."""
+    deid(site, "--dates", "full")
+    assert any(d in p.read_bytes() for p in site["out"].rglob("*.dcm") for d in ORIGINAL_DATES)
+    refused = deid(site, "--dates", "remove", code=1)
+    assert "other settings" in refused and "dates ('full' then, 'remove' now)" in refused
+    assert "--replace" in refused
+    output = deid(site, "--dates", "remove", "--replace")
+    assert "3 written" in output
+    for path in site["out"].rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(d in data for d in ORIGINAL_DATES), path
+    assert instances(site["out"]) == manifest_files(site["out"])
+    assert json.loads((site["out"] / "deid-settings.json").read_text())["options"][
+        "dates"] == "remove"
+    assert not list(site["root"].glob(".out.*"))  # the rebuild folder was swapped in
+
+
+def test_a_key_change_leaves_no_stale_pseudonym_folder(site) -> None:
+    """The reported case: 4 patient folders for 2 patients, the manifest listing 2."""
+    deid(site)
+    first = {p.name for p in site["out"].iterdir() if p.is_dir()}
+    refused = deid(site, site_key="other", code=1)
+    assert "the site key" in refused and OTHER_SITE_KEY.decode() not in refused
+    deid(site, "--replace", site_key="other")
+    folders = {p.name for p in site["out"].iterdir() if p.is_dir()}
+    assert len(folders) == len(first) == 2 and not folders & first
+    assert instances(site["out"]) == manifest_files(site["out"])
+    pseudonyms = {r["pseudonym"] for r in pq.read_table(site["out"] / "manifest.parquet")
+                  .to_pylist()}
+    assert pseudonyms == folders == set(read_encodings(site["out"] / "encodings.parquet")
+                                        .record_ids)
+
+
+def test_other_secret_or_schema_is_refused_naming_it(site) -> None:
+    deid(site)
+    (site["root"] / "secret").write_bytes(SECRET + b"\n")
+    assert "the linkage secret" in deid(site, code=1)
+    (site["root"] / "secret").write_bytes(SECRET)
+    assert "the schema" in deid(site, "--schema", "febrl", code=1)
+
+
+def test_unchanged_only_when_the_input_bytes_are_the_same(site) -> None:
+    deid(site)
+    assert "3 unchanged" in deid(site)
+    ds = pydicom.dcmread(site["in"] / "planted_1.dcm")
+    ds.SliceThickness = "2.5"  # same UIDs, so the same output path: another output
+    ds.save_as(site["in"] / "planted_1.dcm")
+    output = deid(site)
+    assert "1 written, 2 unchanged" in output
+
+
+def test_removed_inputs_leave_no_output_behind(site) -> None:
+    deid(site)
+    (site["in"] / "mr.dcm").unlink()
+    output = deid(site)
+    assert "2 unchanged" in output
+    assert len(instances(site["out"])) == 2 == len(manifest_files(site["out"]))
+    assert instances(site["out"]) == manifest_files(site["out"])
+
+
+@pytest.mark.parametrize("relation", ["same", "inside", "containing"])
+def test_out_dir_must_lie_outside_in_dir(site, relation: str) -> None:
+    """The reported case: `pprl deid dd_in dd_in` de-identified its own earlier outputs."""
+    out = {"same": site["in"], "inside": site["in"] / "export",
+           "containing": site["root"]}[relation]
+    message = deid(site, out=out, code=1)
+    assert {"same": "is IN_DIR itself", "inside": "is inside IN_DIR",
+            "containing": "contains IN_DIR"}[relation] in message
+    assert not (site["in"] / "export").exists()
+    assert not list(site["in"].rglob("manifest.parquet"))
+
+
+def test_site_key_equal_to_the_linkage_secret_is_refused(site) -> None:
+    message = deid(site, site_key="secret", code=1)
+    assert "the site key is the linkage secret" in message and "pprl keygen" in message
+    assert not site["out"].exists() or not any(site["out"].iterdir())
+
+
+def test_short_keys_are_refused_unless_allowed(site) -> None:
+    (site["root"] / "tiny").write_bytes(b"k2")
+    message = deid(site, site_key="tiny", code=1)
+    assert "site key is 2 bytes" in message and "--allow-short-secret" in message
+    deid(site, "--allow-short-secret", site_key="tiny")
+
+
+def test_a_folder_deid_did_not_make_is_never_written_or_replaced(site) -> None:
+    foreign = site["root"] / "documents"
+    foreign.mkdir()
+    (foreign / "thesis.txt").write_text("precious")
+    for extra in ((), ("--replace",)):
+        assert "was not made by `pprl deid`" in deid(site, *extra, out=foreign, code=1)
+    assert (foreign / "thesis.txt").read_text() == "precious"
+    assert [p.name for p in foreign.iterdir()] == ["thesis.txt"]
+
+
+class _Interrupt(FileProcessor):
+    """Processes files until the given count, then acts as a Ctrl-C would."""
+
+    calls = 0
+    stop_after = 2
+
+    def __call__(self, source: Path):
+        type(self).calls += 1
+        if type(self).calls > self.stop_after:
+            raise KeyboardInterrupt
+        return super().__call__(source)
+
+
+def _everything(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def test_an_interrupted_run_is_marked_refused_and_resumed(site, monkeypatch) -> None:
+    """The reported case: Ctrl-C left files, no manifest, nothing marking the folder."""
+    deid(site)
+    for i in (3, 4, 5):  # new studies arrive; the next run is interrupted part-way
+        write_planted(site["in"] / f"planted_{i}.dcm", instance=i, acquisition_date="20200110")
+    monkeypatch.setattr("deid.run.FileProcessor", _Interrupt)
+    _Interrupt.calls = 0
+    with pytest.raises(KeyboardInterrupt):
+        deidentify_folder(site["in"], site["out"], load_schema("person"), SECRET, SITE_KEY,
+                          ProfileOptions())
+    assert (site["out"] / INCOMPLETE_MARKER).exists()
+    encodings = site["out"] / "encodings.parquet"
+    with pytest.raises(InputError, match="INCOMPLETE"):
+        read_encodings(encodings)
+    for args in (["describe", str(encodings)],
+                 ["link", str(encodings), str(encodings), "-o", str(site["root"] / "l")],
+                 ["upload", "p1", "imaging", str(encodings), "--url", "http://127.0.0.1:9"]):
+        result = CliRunner().invoke(cli, args, env={"PPRL_TOKEN": "unused"})
+        assert result.exit_code != 0 and "INCOMPLETE" in result.output, (args, result.output)
+    monkeypatch.undo()
+    output = deid(site)
+    assert "6 files" in output and not (site["out"] / INCOMPLETE_MARKER).exists()
+    fresh = site["root"] / "fresh"
+    deid(site, out=fresh)
+    assert _everything(site["out"]) == _everything(fresh)
+    assert instances(site["out"]) == manifest_files(site["out"])
+    assert len(read_encodings(encodings)) == 2  # the planted patient and MR_small's
+
+
+def test_library_callers_get_the_same_refusals(site) -> None:
+    with pytest.raises(DeidError, match="is IN_DIR itself"):
+        deidentify_folder(site["in"], site["in"], load_schema("person"), SECRET, SITE_KEY,
+                          ProfileOptions())
