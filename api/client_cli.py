@@ -135,6 +135,9 @@ def upload_command(client: Client, as_json: bool, project_id: str, party: str,
         upload = client.upload(project_id, party, path)
     except TokenizerError as e:
         raise click.ClickException(str(e)) from e
+    if upload.get("key_check") is None and not as_json:
+        click.echo("warning: this file records no key check value (clkhash JSON): whether it "
+                   "was made with the project's linkage secret cannot be checked", err=True)
     _emit(upload, as_json, f"uploaded {upload['records']:,} records for {party} "
                            f"(upload {upload['id']}, sha256 {upload['sha256'][:16]}...)")
 

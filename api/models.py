@@ -77,6 +77,8 @@ class Upload(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float, default=_now)
+    # Key check value of the linkage secret (None: clkhash JSON, which cannot say).
+    key_check: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class Run(Base):

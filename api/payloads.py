@@ -72,6 +72,9 @@ class UploadOut(BaseModel):
     sha256: str
     source_format: str
     created_at: float
+    key_check: str | None = Field(
+        None, description="Key check value of the linkage secret the file was made with; "
+                          "null for clkhash JSON, whose secret cannot be checked.")
 
 
 class RunCreate(_Strict):

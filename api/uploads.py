@@ -39,6 +39,7 @@ class StoredUpload:
     size_bytes: int
     sha256: str
     schema_fingerprint: str | None
+    key_check: str | None
 
 
 async def _spool(chunks: AsyncIterator[bytes], target: Path, limit: int) -> tuple[int, str]:
@@ -53,8 +54,9 @@ async def _spool(chunks: AsyncIterator[bytes], target: Path, limit: int) -> tupl
     return size, digest.hexdigest()
 
 
-def _check(path: Path, project: Project, party: str) -> tuple[int, str | None]:
-    """Records and fingerprint of a spooled upload; 422 naming what is wrong otherwise."""
+def _check(path: Path, project: Project, party: str) -> tuple[int, str | None, str | None]:
+    """Records, fingerprint and key check value of a spooled upload; 422 naming what is wrong
+    otherwise."""
     try:
         data = read_encodings(path)
     except TokenizerError as e:
@@ -79,7 +81,7 @@ def _check(path: Path, project: Project, party: str) -> tuple[int, str | None]:
         raise HTTPException(422, f"party {party!r}: popcount does not match the CLK in "
                                  f"{len(wrong)} record(s), first record_id "
                                  f"{data.record_ids[int(wrong[0])]!r}")
-    return len(data), meta.schema_fingerprint
+    return len(data), meta.schema_fingerprint, meta.key_check
 
 
 async def receive_upload(chunks: AsyncIterator[bytes], content_type: str, settings: Settings,
@@ -94,10 +96,11 @@ async def receive_upload(chunks: AsyncIterator[bytes], content_type: str, settin
     spooled = settings.temp_dir / f"upload-{name}"
     try:
         size, sha256 = await _spool(chunks, spooled, settings.max_upload_bytes)
-        records, fingerprint = await run_in_threadpool(_check, spooled, project, party)
+        records, fingerprint, key_check = await run_in_threadpool(_check, spooled, project,
+                                                                  party)
         final = settings.uploads_dir / project.id / party / name
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(spooled, final)
     finally:
         spooled.unlink(missing_ok=True)
-    return StoredUpload(final, source_format, records, size, sha256, fingerprint)
+    return StoredUpload(final, source_format, records, size, sha256, fingerprint, key_check)

@@ -13,6 +13,7 @@ import pytest
 from api.client import Client, ServiceError
 from tests.service_harness import SECRET, Service
 from tokenizer.catalog import load_schema
+from tokenizer.keys import key_check_value
 from tokenizer.pipeline import tokenize_file
 
 
@@ -116,3 +117,33 @@ def test_clkhash_json_upload_is_accepted_and_replaces_the_previous(
         assert second["records"] == first["records"] == pq.read_metadata(
             provider_files["imaging"]).num_rows
         assert provider.project(project_id)["uploads"]["imaging"] == second["records"]
+
+
+def test_encodings_made_with_another_secret_are_refused(service: Service,
+                                                       provider_files: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    """The reported case, at the service: one provider's secret file had a trailing newline,
+    and the run would have found 0 links. The upload is refused naming both parties, a run
+    cannot start, and the provider's corrected upload is accepted."""
+    with Client(service.url, service.admin_token) as admin:
+        created = admin.create_project("secrets", "person", ["imaging", "ehr"])
+    project_id = created["project"]["id"]
+    with Client(service.url, created["upload_tokens"]["imaging"]) as imaging:
+        first = imaging.upload(project_id, "imaging", provider_files["imaging"])
+    assert first["key_check"] == key_check_value(SECRET)
+    wrong = tmp_path / "ehr-newline.clks.parquet"
+    tokenize_file(provider_files["ehr"].parent / "ehr.parquet", load_schema("person"),
+                  SECRET + b"\n", wrong, id_column="record_id", provider="ehr", workers=1,
+                  progress=False)
+    before = _stored_files(service)
+    with Client(service.url, created["upload_tokens"]["ehr"]) as ehr:
+        with pytest.raises(ServiceError) as refused:
+            ehr.upload(project_id, "ehr", wrong)
+        assert refused.value.status == 409
+        message = refused.value.message
+        assert "'ehr'" in message and "'imaging'" in message and "line break" in message
+        assert _stored_files(service) == before
+        assert ehr.project(project_id)["uploads"]["ehr"] is None
+        ehr.upload(project_id, "ehr", provider_files["ehr"])
+    with Client(service.url, created["owner_token"]) as owner:
+        assert owner.start_run(project_id)["state"] == "queued"

@@ -47,6 +47,21 @@ def latest_uploads(session: Session, project_id: str) -> dict[str, Upload]:
     return {u.party: u for u in rows}
 
 
+def secret_mismatch(uploads: dict[str, str | None]) -> str | None:
+    """Why parties' uploads cannot be linked together because their key check values (party
+    -> value; None: cannot say) differ; None if they agree."""
+    known = [(party, value) for party, value in uploads.items() if value]
+    for party, value in known[1:]:
+        first, first_value = known[0]
+        if value != first_value:
+            return (f"party {party!r} uploaded encodings made with another linkage secret "
+                    f"than party {first!r} (key check values {value} and {first_value}): "
+                    f"every provider must tokenize with the same secret bytes; check that "
+                    f"their secret files are identical (a trailing line break in one is "
+                    f"enough to differ) and upload again")
+    return None
+
+
 def project_out(session: Session, project: Project) -> ProjectOut:
     uploads = latest_uploads(session, project.id)
     labels = party_labels(session, project.id)

@@ -10,7 +10,7 @@ from ..auth import PrincipalDep, SessionDep, require
 from ..models import Upload
 from ..payloads import UploadOut
 from ..uploads import UPLOAD_TYPES, receive_upload
-from .common import party_labels, project_or_404, settings_of
+from .common import latest_uploads, party_labels, project_or_404, secret_mismatch, settings_of
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["uploads"])
 
@@ -18,7 +18,8 @@ router = APIRouter(prefix="/projects/{project_id}", tags=["uploads"])
 def _out(upload: Upload) -> UploadOut:
     return UploadOut(id=upload.id, party=upload.party, records=upload.records,
                      size_bytes=upload.size_bytes, sha256=upload.sha256,
-                     source_format=upload.source_format, created_at=upload.created_at)
+                     source_format=upload.source_format, created_at=upload.created_at,
+                     key_check=upload.key_check)
 
 
 @router.put(
@@ -26,7 +27,9 @@ def _out(upload: Upload) -> UploadOut:
     summary="Upload a party's encodings (its upload token)",
     openapi_extra={"requestBody": {"required": True, "content": {
         media: {"schema": {"type": "string", "format": "binary"}} for media in UPLOAD_TYPES}}},
-    responses={413: {"description": "Larger than the service's upload limit"},
+    responses={409: {"description": "Made with another linkage secret than another "
+                                    "party's upload (key check values differ)"},
+               413: {"description": "Larger than the service's upload limit"},
                415: {"description": "Unsupported Content-Type"},
                422: {"description": "Not an encodings file of this project's schema and "
                                     "length, or duplicate record ids"}})
@@ -48,10 +51,17 @@ async def upload_encodings(project_id: str, party: str, request: Request, sessio
                                  f"{limit:,} bytes")
     stored = await receive_upload(request.stream(), request.headers.get("content-type", ""),
                                   settings, project, party)
+    others = {p: u.key_check for p, u in latest_uploads(session, project_id).items()
+              if p != party}
+    mismatch = secret_mismatch({**others, party: stored.key_check})
+    if mismatch is not None:
+        stored.path.unlink(missing_ok=True)
+        raise HTTPException(409, mismatch)
     try:
         upload = Upload(project_id=project_id, party=party, path=str(stored.path),
                         source_format=stored.source_format, records=stored.records,
-                        size_bytes=stored.size_bytes, sha256=stored.sha256)
+                        size_bytes=stored.size_bytes, sha256=stored.sha256,
+                        key_check=stored.key_check)
         session.add(upload)
         session.flush()
         record(session, actor=principal.token_id, role=principal.role, action="upload",

@@ -12,14 +12,22 @@ from ..audit import record
 from ..auth import PrincipalDep, SessionDep, require
 from ..models import ACTIVE_STATES, Run
 from ..payloads import RunCreate, RunOut
-from .common import latest_uploads, party_labels, project_or_404, run_or_404, run_out
+from .common import (
+    latest_uploads,
+    party_labels,
+    project_or_404,
+    run_or_404,
+    run_out,
+    secret_mismatch,
+)
 
 router = APIRouter(prefix="/projects/{project_id}/runs", tags=["runs"])
 
 
 @router.post("", status_code=201, response_model=RunOut,
              summary="Start a linkage run on every party's latest upload (owner)",
-             responses={409: {"description": "A party has not uploaded yet"}})
+             responses={409: {"description": "A party has not uploaded yet, or parties' "
+                                             "uploads were made with different secrets"}})
 def create_run(project_id: str, body: RunCreate, session: SessionDep,
                principal: PrincipalDep) -> RunOut:
     require(principal, "owner", project_id=project_id)
@@ -28,6 +36,9 @@ def create_run(project_id: str, body: RunCreate, session: SessionDep,
     missing = [p for p in party_labels(session, project_id) if p not in uploads]
     if missing:
         raise HTTPException(409, f"no encodings uploaded yet by: {', '.join(missing)}")
+    mismatch = secret_mismatch({p: u.key_check for p, u in uploads.items()})
+    if mismatch is not None:
+        raise HTTPException(409, mismatch)
     run = Run(project_id=project_id, state="queued", stage="queued", progress=0.0,
               threshold=body.threshold, blocking=body.blocking, attempt=0,
               cancel_requested=False,
