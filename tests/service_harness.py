@@ -20,7 +20,7 @@ import httpx
 from sqlalchemy import create_engine, make_url, text
 
 from api.client import Client
-from benchmarks.synth import synthesize
+from synth.cli import synthesize
 from tokenizer.catalog import load_schema
 from tokenizer.pipeline import tokenize_file
 

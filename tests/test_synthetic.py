@@ -11,11 +11,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks.population import RACE_ETHNICITY, PopulationConfig, make_population
-from benchmarks.providers import DEFAULT_PROVIDERS, IDENTIFIER_COLUMNS, make_provider
 from linker.clkset import ClkSet
 from linker.evaluate import evaluate_entities
 from linker.link import link_sets
+from synth.population import RACE_ETHNICITY, PopulationConfig, make_population
+from synth.providers import DEFAULT_PROVIDERS, IDENTIFIER_COLUMNS, make_provider
 from tokenizer.catalog import load_schema
 from tokenizer.encoder import ClkEncoder
 

