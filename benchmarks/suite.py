@@ -336,7 +336,7 @@ def _plots(results: dict[str, Any], folder: Path) -> list[Path]:
         for ax, (part, key, unit) in zip(axes[0], speed, strict=True):
             rows = results[part]["results"]
             bars = ax.bar([r["tool"] for r in rows], [r[key] for r in rows],
-                          color=["tab:blue", "tab:grey"])
+                          color=["tab:blue"] * (len(rows) - 1) + ["tab:grey"])  # peer last
             ax.bar_label(bars, labels=[f"{r[key]:,.0f}" for r in rows])
             ax.set_ylabel(unit)
             ax.set_title(f"{part}: ours {results[part]['speedup']}x the peer")
@@ -366,7 +366,8 @@ def _markdown(results: dict[str, Any], machine: dict[str, Any], command: str,
         for row in rows:
             lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
         lines.append("")
-        lines += [f"{key}: {part[key]}x  " for key in ("speedup", "process_speedup")
+        lines += [f"{key}: {part[key]}x  " for key in ("speedup", "process_speedup",
+                                                       "normalised_speedup")
                   if key in part] + ([""] if "speedup" in part else [])
         lines += [f"- `{column}`: {meaning}"
                   for column, meaning in part.get("definitions", {}).items()]
