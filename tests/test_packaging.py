@@ -3,6 +3,7 @@ data's packages, and the wheel holds only the product."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -71,9 +72,16 @@ def test_provider_commands_run_without_service_or_synth_packages(tmp_path) -> No
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("wheel")
+    """The wheel, built from a copy of the tracked files (a build writes into its source)."""
+    source, folder = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    for name in filter(None, tracked):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                    "-q", "-w", str(folder), str(ROOT)], check=True, timeout=300,
+                    "-q", "-w", str(folder), str(source)], check=True, timeout=300,
                    capture_output=True)
     (built,) = folder.glob("pprl_imaging-*.whl")
     return built

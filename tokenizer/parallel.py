@@ -20,11 +20,13 @@ from typing import Any
 import pyarrow as pa
 
 from .encoder import ClkEncoder, EncodedChunk
+from .normalize import Normalizer
 from .schema_model import Schema
 
-__all__ = ["encode_chunks", "default_workers", "InOrderWorker"]
+__all__ = ["encode_chunks", "default_workers", "InOrderWorker", "Rejected"]
 
 Columns = Mapping[str, pa.Array]
+Rejected = dict[int, list[tuple[str, str]]]
 
 
 def default_workers() -> int:
@@ -35,27 +37,32 @@ def default_workers() -> int:
 
 
 def encode_chunks(schema: Schema, secret: bytes, chunks: Iterable[Columns],
-                  workers: int = 1) -> Iterator[EncodedChunk]:
-    """Encode each chunk's columns, yielding results in the order of ``chunks``.
+                  workers: int = 1, normalizer: Normalizer | None = None
+                  ) -> Iterator[tuple[EncodedChunk, Rejected]]:
+    """Normalise (if a ``normalizer`` is given) and encode each chunk's columns, yielding
+    each chunk's encodings and the normaliser's rejects (row -> (field, reason)) in the order
+    of ``chunks``.
 
     With ``workers`` > 1, up to two chunks per worker are in flight, so memory stays bounded
-    by the chunk size.
+    by the chunk size; normalising runs on the worker threads too (Arrow releases the GIL).
     """
-    if workers <= 1:
-        encoder = ClkEncoder(schema, secret)
-        for columns in chunks:
-            yield encoder.encode(columns)
-        return
     local = threading.local()
 
-    def encode(columns: Columns) -> EncodedChunk:
+    def encode(columns: Columns) -> tuple[EncodedChunk, Rejected]:
         encoder = getattr(local, "encoder", None)
         if encoder is None:
             encoder = local.encoder = ClkEncoder(schema, secret)
-        return encoder.encode(columns)
+        if normalizer:
+            normalized = normalizer.apply(columns)
+            return encoder.encode(normalized.columns), normalized.rejected
+        return encoder.encode(columns), {}
 
+    if workers <= 1:
+        for columns in chunks:
+            yield encode(columns)
+        return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pprl-encode") as pool:
-        pending: deque[Future[EncodedChunk]] = deque()
+        pending: deque[Future[tuple[EncodedChunk, Rejected]]] = deque()
         try:
             for columns in chunks:
                 pending.append(pool.submit(encode, dict(columns)))

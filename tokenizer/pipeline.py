@@ -38,7 +38,7 @@ from .errors import AllRowsRejectedError, InputError, InvalidRowsError
 from .keys import key_check_value
 from .ngram_kernel import warm_up
 from .normalize import DateOrder, Normalizer, shipped_kinds
-from .parallel import InOrderWorker, encode_chunks
+from .parallel import InOrderWorker, Rejected, encode_chunks
 from .readers import RecordChunk, open_records
 from .schema_model import Schema
 
@@ -175,8 +175,7 @@ class _RecordIds:
 
 def _write_chunk(writer: EncodingsWriter, rejects: _RejectsWriter, chunk: RecordChunk,
                  encoded: EncodedChunk, id_column: str | None,
-                 normalizer_rejects: dict[int, list[tuple[str, str]]],
-                 written_ids: _RecordIds | None) -> None:
+                 normalizer_rejects: Rejected, written_ids: _RecordIds | None) -> None:
     reasons = {r.index: (";".join(r.fields), r.describe()) for r in encoded.rejects}
     valid = encoded.valid.copy()
     for index, problems in normalizer_rejects.items():
@@ -255,27 +254,26 @@ def tokenize_file(
     bar = tqdm(total=reader.total_rows, unit="rec", unit_scale=True, disable=not show,
                desc=f"tokenizing {input_path.name}", file=sys.stderr)
     read = 0
-    chunks: deque[tuple[RecordChunk, dict[int, list[tuple[str, str]]]]] = deque()
+    chunks: deque[RecordChunk] = deque()
     written_ids = _RecordIds() if id_column else None
 
     def feature_columns() -> Iterator[dict[str, pa.Array]]:
         for chunk in reader:
-            normalized = normalizer.apply({c: chunk.columns[c] for c in required})
-            chunks.append((chunk, normalized.rejected))
-            yield normalized.columns
+            chunks.append(chunk)
+            yield {c: chunk.columns[c] for c in required}
 
-    def write(chunk: RecordChunk, encoded: EncodedChunk,
-              normalizer_rejects: dict[int, list[tuple[str, str]]]) -> None:
+    def write(chunk: RecordChunk, encoded: EncodedChunk, normalizer_rejects: Rejected) -> None:
         _write_chunk(writer, rejects, chunk, encoded, id_column, normalizer_rejects,
                      written_ids)
         bar.update(len(chunk) + len(chunk.malformed))
 
     try:
-        # Reading and encoding run here and on the encoder threads; writing on its own
-        # thread, so the three overlap.
+        # Reading runs here; normalising and encoding on the encoder threads; writing on its
+        # own thread, so the three overlap.
         with InOrderWorker(write, capacity=2) as background:
-            for encoded in encode_chunks(schema, secret, feature_columns(), workers):
-                chunk, normalizer_rejects = chunks.popleft()
+            for encoded, normalizer_rejects in encode_chunks(schema, secret, feature_columns(),
+                                                             workers, normalizer):
+                chunk = chunks.popleft()
                 read += len(chunk) + len(chunk.malformed)
                 background.put(chunk, encoded, normalizer_rejects)
                 if on_chunk is not None:

@@ -31,7 +31,8 @@ _SPACES = r"[\s\p{Z}]+"
 # Apostrophes and dots vanish inside names (O'Brien = OBrien, St. = St); every other mark is
 # a word break (Smith-Jones = Smith Jones, Garcia^Jose = Garcia Jose).
 _VANISHING = r"['’‘`´.]"
-_BREAKS = r"[^\p{L}\p{N}\s]+"
+_VANISHING_ASCII = r"['`.]"
+_NOT_WORD = r"[^\p{L}\p{N}]+"  # punctuation and white space: one space
 _SEX = {"m": "m", "male": "m", "f": "f", "female": "f",
         # HL7 v2 table 0001 / FHIR AdministrativeGender codes that say nothing about sex at
         # birth, and the usual spellings of unknown: missing, like an empty cell.
@@ -72,13 +73,19 @@ def _python_per_distinct(values: pa.Array, convert: Callable[[str], str]) -> Kin
     return result, rejected
 
 
+def _all_ascii(values: pa.Array) -> bool:
+    """ASCII text is its own NFKC and NFKD form and folds by lower-casing: the common case,
+    which then skips the Unicode passes."""
+    return bool(pc.all(pc.string_is_ascii(values)).as_py() is not False)
+
+
 def _casefold(values: pa.Array) -> pa.Array:
     """Unicode case folding: Arrow's lower case for ASCII values, Python's ``casefold`` (then
     NFKC again) for the others (``Straße`` = ``STRASSE``)."""
-    lowered = pc.utf8_lower(values)
     ascii_mask = pc.string_is_ascii(values)
     if pc.all(ascii_mask).as_py() is not False:
-        return lowered
+        return pc.ascii_lower(values)
+    lowered = pc.utf8_lower(values)
     folded, _ = _python_per_distinct(
         values.filter(pc.invert(ascii_mask)),
         lambda s: unicodedata.normalize("NFKC", s.casefold()))
@@ -95,17 +102,24 @@ def _squeeze(values: pa.Array) -> pa.Array:
 
 def text(values: pa.Array, _: KindContext) -> KindResult:
     """NFKC, case folded, runs of white space as one space, none at the ends."""
+    if _all_ascii(values):
+        return _squeeze(pc.ascii_lower(values)), {}
     return _squeeze(_casefold(pc.utf8_normalize(values, "NFKC"))), {}
 
 
 def name(values: pa.Array, _: KindContext) -> KindResult:
     """``text``, without accents (José = JOSE), apostrophes and dots dropped, every other
     punctuation mark a space (``GARCIA-LOPEZ`` = ``garcia lopez``)."""
+    if _all_ascii(values):
+        folded = pc.ascii_lower(values)
+        words = pc.replace_substring_regex(
+            pc.replace_substring_regex(folded, _VANISHING_ASCII, ""), r"[^a-z0-9]+", " ")
+        return pc.utf8_trim_whitespace(words), {}
     stripped = pc.replace_substring_regex(pc.utf8_normalize(values, "NFKD"), r"\p{Mn}", "")
     folded = _casefold(pc.utf8_normalize(stripped, "NFKC"))
     words = pc.replace_substring_regex(pc.replace_substring_regex(folded, _VANISHING, ""),
-                                       _BREAKS, " ")
-    return _squeeze(words), {}
+                                       _NOT_WORD, " ")
+    return pc.utf8_trim_whitespace(words), {}
 
 
 def phone(values: pa.Array, _: KindContext) -> KindResult:
