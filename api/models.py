@@ -1,7 +1,8 @@
 """Database tables (SQLAlchemy 2). The schema itself is created by Alembic migrations.
 
 Tokens are stored as SHA-256 hashes of their secret part only; audit events name the token
-id (not secret) that acted, never a token.
+id (not secret) that acted, never a token. Jobs (linkage runs, and the cohort and risk-report
+jobs to come) share one queue table; ``kind`` says which executor runs them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import time
 from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "AdminToken", "Project", "Party", "ProjectToken", "Upload", "Run",
-           "AuditEvent", "ACTIVE_STATES"]
+__all__ = ["Base", "AdminToken", "Project", "Party", "ProjectToken", "Upload", "Job",
+           "Worker", "AuditEvent", "ACTIVE_STATES", "LINKAGE"]
 
 ACTIVE_STATES = ("queued", "running")
+LINKAGE = "linkage"  # the job kind of a linkage run
 
 
 def _now() -> float:
@@ -25,7 +27,15 @@ class Base(DeclarativeBase):
     pass
 
 
-class AdminToken(Base):
+class _TokenLifetime:
+    """When a token was last used, when it expires and whether it was revoked (epoch s)."""
+
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class AdminToken(_TokenLifetime, Base):
     __tablename__ = "admin_tokens"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
@@ -53,7 +63,7 @@ class Party(Base):
     position: Mapped[int] = mapped_column(Integer)
 
 
-class ProjectToken(Base):
+class ProjectToken(_TokenLifetime, Base):
     """role: owner (the data manager), upload (one party's provider), reader (one party's
     results, made by the owner for whoever receives them)."""
 
@@ -63,6 +73,7 @@ class ProjectToken(Base):
     role: Mapped[str] = mapped_column(String(16))
     party: Mapped[str | None] = mapped_column(String(64), nullable=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[float] = mapped_column(Float, default=_now)
 
 
@@ -79,21 +90,24 @@ class Upload(Base):
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     # Key check value of the linkage secret (None: clkhash JSON, which cannot say).
     key_check: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # When its file was pruned (superseded and used by no run); the row stays for the audit.
+    deleted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
-class Run(Base):
-    """A linkage job. ``attempt`` and ``worker`` identify who holds it; ``lease_until`` is
-    pushed forward by the worker's heartbeat, and a lapsed lease makes the run claimable."""
+class Job(Base):
+    """A job of the queue. ``attempt`` and ``worker`` identify who holds it; ``lease_until``
+    is pushed forward by the worker's heartbeat, and a lapsed lease makes the job claimable.
+    ``params_json`` holds what the kind needs (a linkage run: threshold, blocking,
+    upload_ids)."""
 
-    __tablename__ = "runs"
+    __tablename__ = "jobs"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32), default=LINKAGE)
     state: Mapped[str] = mapped_column(String(16), index=True, default="queued")
     stage: Mapped[str] = mapped_column(String(32), default="queued")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
-    threshold: Mapped[float] = mapped_column(Float)
-    blocking: Mapped[bool] = mapped_column(Boolean, default=False)
-    upload_ids: Mapped[str] = mapped_column(Text)
+    params_json: Mapped[str] = mapped_column(Text, default="{}")
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -103,6 +117,15 @@ class Run(Base):
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Worker(Base):
+    """A worker process's presence: it reports while alive; /health counts the recent ones."""
+
+    __tablename__ = "workers"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[float] = mapped_column(Float, default=_now)
+    seen_at: Mapped[float] = mapped_column(Float, default=_now, index=True)
 
 
 class AuditEvent(Base):

@@ -1,64 +1,87 @@
-"""Service configuration: where the database and the data folder are, and the limits.
+"""Service configuration: where the database and the data folder are, and every limit.
 
-Everything has an embedded default (SQLite file and folders under ``--data-dir``) so that
-``pprl serve`` runs with nothing else installed; environment variables override for
-production (``PPRL_DATABASE_URL=postgresql+psycopg://...``).
+Everything has an embedded default (SQLite file and folders under the data directory) so
+that ``pprl serve`` runs with nothing else installed; ``PPRL_*`` environment variables
+override (``PPRL_DATABASE_URL=postgresql+psycopg://...``). The data directory and everything
+in it are readable by the service's user only, whatever the umask.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Settings", "DEFAULT_DATA_DIR"]
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "DEFAULT_DATA_DIR", "private_files"]
 
 DEFAULT_DATA_DIR = Path("pprl-data")
 _SERVICE_KEY_BYTES = 32
+_MIB = 1 << 20
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Attributes:
-        data_dir: uploads, run results and (by default) the SQLite database and service key.
-            With several machines (PostgreSQL), the API and the workers must share it.
-        database_url: SQLAlchemy URL.
-        max_upload_bytes: larger uploads are refused with 413 while they stream in.
-        lease_seconds: a running run whose worker has not reported for this long is taken
-            over by another worker (its worker is presumed dead).
-        service_key_file: the service's own secret for entity pseudonyms.
-    """
+def private_files() -> None:
+    """New files and folders of this process: its user's only (0600 and 0700)."""
+    os.umask(0o077)
 
-    data_dir: Path = DEFAULT_DATA_DIR
-    database_url: str = ""
-    max_upload_bytes: int = 1 << 30
-    lease_seconds: float = 30.0
-    service_key_file: Path | None = None
 
-    def __post_init__(self) -> None:
+class Settings(BaseSettings):
+    """The service's settings; each field is also ``PPRL_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PPRL_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description=(
+        "Uploads, run results and (by default) the SQLite database and service key. With "
+        "several machines (PostgreSQL), the API and the workers must share it."))
+    database_url: str = Field("", description="SQLAlchemy URL; default: SQLite in data_dir.")
+    service_key_file: Path | None = Field(None, description=(
+        "The service's own secret for entity pseudonyms; default: data_dir/service.key."))
+    max_upload_bytes: int = Field(1 << 30, ge=1, description=(
+        "Larger uploads are refused with 413 while they stream in."))
+    max_json_upload_bytes: int = Field(256 * _MIB, ge=1, description=(
+        "clkhash JSON is parsed as it streams; larger JSON uploads are refused."))
+    max_upload_records: int = Field(20_000_000, ge=1, description=(
+        "Records one upload may hold (memory of the uniqueness check: 8 bytes each)."))
+    max_record_id_bytes: int = Field(256, ge=1, description="Longest record_id accepted.")
+    max_column_chunk_bytes: int = Field(512 * _MIB, ge=1, description=(
+        "Largest uncompressed column chunk of an uploaded Parquet file: bounds what reading "
+        "one row group can decode to."))
+    upload_idle_seconds: float = Field(60.0, gt=0, description=(
+        "An upload whose body sends nothing for this long is dropped (408)."))
+    party_quota_bytes: int = Field(20 << 30, ge=1, description=(
+        "Stored uploads of one party, all together, may not exceed this."))
+    prune_uploads: bool = Field(True, description=(
+        "Delete a party's earlier upload when a new one arrives, unless a run used it."))
+    lease_seconds: float = Field(30.0, gt=0, description=(
+        "A running job whose worker has not reported for this long is taken over by another "
+        "worker (its worker is presumed dead)."))
+    worker_seen_seconds: float = Field(15.0, gt=0, description=(
+        "A worker that has not reported for this long counts as dead in /health."))
+    auth_failures_per_minute: int = Field(20, ge=1, description=(
+        "Failed authentications one client address (or one token id) may make per minute "
+        "before it gets 429."))
+    result_cache_bytes: int = Field(512 * _MIB, ge=0, description=(
+        "Memory for result tables kept between page requests."))
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Settings:
         data_dir = Path(self.data_dir).resolve()
         object.__setattr__(self, "data_dir", data_dir)
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{data_dir / 'pprl.db'}")
         if self.service_key_file is None:
             object.__setattr__(self, "service_key_file", data_dir / "service.key")
+        return self
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None, **overrides: object) -> Settings:
-        """Settings from ``PPRL_*`` environment variables, then explicit overrides."""
-        env = os.environ
-        values: dict[str, object] = {
-            "data_dir": Path(env.get("PPRL_DATA_DIR", str(DEFAULT_DATA_DIR))),
-            "database_url": env.get("PPRL_DATABASE_URL", ""),
-            "max_upload_bytes": int(env.get("PPRL_MAX_UPLOAD_BYTES", str(1 << 30))),
-            "lease_seconds": float(env.get("PPRL_RUN_LEASE_SECONDS", "30")),
-        }
-        if env.get("PPRL_SERVICE_KEY_FILE"):
-            values["service_key_file"] = Path(env["PPRL_SERVICE_KEY_FILE"])
+        """Settings from ``PPRL_*`` environment variables, then explicit overrides (None:
+        not overridden)."""
+        values = {k: v for k, v in overrides.items() if v is not None}
         if data_dir is not None:
             values["data_dir"] = data_dir
-        values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
     @property
@@ -73,10 +96,23 @@ class Settings:
     def temp_dir(self) -> Path:
         return self.data_dir / "tmp"
 
+    @property
+    def key_path(self) -> Path:
+        assert self.service_key_file is not None
+        return self.service_key_file
+
     def prepare(self) -> None:
-        """Create the folders and, on first start, the service key (owner-readable only)."""
+        """Create the folders (0700) and, on first start, the service key (0600); tighten
+        what an older version or another umask left readable."""
+        private_files()
         for folder in (self.data_dir, self.uploads_dir, self.runs_dir, self.temp_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        for root, folders, files in os.walk(self.data_dir):
+            os.chmod(root, 0o700)
+            for name in folders:
+                os.chmod(os.path.join(root, name), 0o700)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o600)
         key = self.key_path
         if not key.exists():
             try:
@@ -85,11 +121,6 @@ class Settings:
                 return
             with os.fdopen(fd, "wb") as handle:
                 handle.write(secrets.token_bytes(_SERVICE_KEY_BYTES))
-
-    @property
-    def key_path(self) -> Path:
-        assert self.service_key_file is not None
-        return self.service_key_file
 
     def service_key(self) -> bytes:
         key = self.key_path.read_bytes()

@@ -87,23 +87,29 @@ class Service:
 
 @contextmanager
 def running_service(kind: str, data_dir: Path, *, workers: int = 1,
-                    max_upload_bytes: int = 8 << 20, lease_seconds: float = 3.0
+                    max_upload_bytes: int = 8 << 20, lease_seconds: float = 3.0,
+                    auth_failures_per_minute: int = 1_000_000,
+                    extra_env: dict[str, str] | None = None, serve_args: tuple[str, ...] = ()
                     ) -> Iterator[Service]:
     data_dir.mkdir(parents=True, exist_ok=True)
     with fresh_database(kind, data_dir) as database_url:
         env = {**os.environ, "PPRL_DATABASE_URL": database_url,
                "PPRL_MAX_UPLOAD_BYTES": str(max_upload_bytes),
-               "PPRL_RUN_LEASE_SECONDS": str(lease_seconds)}
+               "PPRL_LEASE_SECONDS": str(lease_seconds),
+               # the tests make many failed authentications on purpose; one test sets a
+               # real limit on a service of its own
+               "PPRL_AUTH_FAILURES_PER_MINUTE": str(auth_failures_per_minute)}
+        env.update(extra_env or {})
         env.pop("PPRL_TOKEN", None)
         port = free_port()
         log = data_dir / "serve.log"
         process = subprocess.Popen(
             [*PPRL, "serve", "--data-dir", str(data_dir), "--port", str(port),
-             "--workers", str(workers)], env=env, stdout=log.open("wb"),
+             "--workers", str(workers), *serve_args], env=env, stdout=log.open("wb"),
             stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_healthy(url, process, log)
+            _wait_healthy(url, process, log, workers)
             admin = subprocess.run([*PPRL, "admin", "token", "--data-dir", str(data_dir)],
                                    env=env, capture_output=True, text=True, check=True)
             yield Service(url, data_dir, env, admin.stdout.strip(), process, log)
@@ -121,13 +127,16 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
         process.wait()
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, workers: int
+                  ) -> None:
+    """Until /health says the workers are up (200), or, with none of its own, answers."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"pprl serve exited:\n{log.read_text()}")
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+            answer = httpx.get(f"{url}/health", timeout=2)
+            if answer.status_code == 200 or (workers == 0 and answer.status_code == 503):
                 return
         except httpx.TransportError:
             pass

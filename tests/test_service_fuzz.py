@@ -34,7 +34,7 @@ def _token_for(case: schemathesis.Case, service: Service, target: dict, aim: boo
             params["run_id"] = target["run_id"]
         if "party" in params:
             params["party"] = "ehr"
-    if case.path == "/projects":
+    if case.path == "/projects" or case.path.startswith("/admin"):
         return service.admin_token
     if "party" in params:
         return created["upload_tokens"][params["party"] if params["party"] in PARTIES

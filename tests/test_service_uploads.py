@@ -63,7 +63,10 @@ def test_duplicate_record_ids_are_refused(service: Service, project: dict,
     doubled = pa.concat_tables([table, table.slice(0, 2)])
     path = tmp_path / "dupes.parquet"
     pq.write_table(doubled, path)
-    _refused(service, project, path, 422, "duplicate record_id")
+    rows = table.num_rows
+    _refused(service, project, path, 422,
+             f"2 record_id(s) repeat an earlier one (rows 1 and {rows + 1:,}, rows 2 and "
+             f"{rows + 2:,})")
 
 
 def test_corrupt_and_oversized_uploads_are_refused(service: Service, project: dict,

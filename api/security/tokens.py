@@ -13,7 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-__all__ = ["IssuedToken", "issue_token", "split_token", "secret_matches"]
+__all__ = ["IssuedToken", "issue_token", "split_token", "secret_matches", "unusable_reason"]
 
 _PATTERN = re.compile(r"pprl_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 # compared against when the id is unknown, so an unknown id costs the same as a wrong secret
@@ -46,3 +46,13 @@ def secret_matches(secret: str, stored_hash: str | None) -> bool:
     """Constant-time comparison; an unknown token (no stored hash) never matches."""
     equal = hmac.compare_digest(_hash(secret), stored_hash or _DUMMY_HASH)
     return equal and stored_hash is not None
+
+
+def unusable_reason(revoked_at: float | None, expires_at: float | None,
+                    now: float) -> str | None:
+    """Why a token that matches cannot be used (revoked, expired), or None."""
+    if revoked_at is not None:
+        return "this API token was revoked"
+    if expires_at is not None and expires_at <= now:
+        return "this API token has expired"
+    return None

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from .models import AuditEvent
+from ..models import AuditEvent
 
 __all__ = ["record"]
 

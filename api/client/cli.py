@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,10 +22,10 @@ import httpx
 
 from tokenizer.errors import TokenizerError
 
-from .client import Client, ServiceError
+from .http import Client, ServiceError
 
 __all__ = ["project_group", "upload_command", "run_command", "status_command",
-           "results_command", "audit_command"]
+           "results_command", "audit_command", "token_line"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -122,6 +123,59 @@ def project_reader_command(client: Client, as_json: bool, project_id: str,
     _emit(created, as_json, created["token"])
 
 
+@project_group.command("token")
+@click.argument("project_id")
+@click.option("--party", required=True, help="The party the token is for.")
+@click.option("--role", type=click.Choice(["reader", "upload"]), default="reader",
+              show_default=True,
+              help="reader: reads the party's results; upload: a new upload token (revoke "
+                   "the old one to rotate it).")
+@click.option("--label", default="", help="Who it is for (shown in `pprl project tokens`).")
+@click.option("--expires-days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="The token stops working after this many days (default: never).")
+@_connection
+def project_token_command(client: Client, as_json: bool, project_id: str, party: str,
+                          role: str, label: str, expires_days: float | None) -> None:
+    """Make a token for one party (owner token); printed once."""
+    created = client.create_token(project_id, party, role, label, expires_days)
+    _emit(created, as_json, created["token"])
+
+
+@project_group.command("tokens")
+@click.argument("project_id")
+@_connection
+def project_tokens_command(client: Client, as_json: bool, project_id: str) -> None:
+    """List the project's tokens: id, role, party, state, created, last used, expiry, label
+    (never a secret; owner token)."""
+    listed = client.tokens(project_id)
+    _emit(listed, as_json, "\n".join(token_line(t) for t in listed))
+
+
+@project_group.command("revoke")
+@click.argument("project_id")
+@click.argument("token_id")
+@_connection
+def project_revoke_command(client: Client, as_json: bool, project_id: str,
+                           token_id: str) -> None:
+    """Revoke one of the project's tokens by its id (owner token); it gets 401 from then on."""
+    revoked = client.revoke_token(project_id, token_id)
+    _emit(revoked, as_json, f"token {token_id} revoked")
+
+
+def _when(epoch: float | None) -> str:
+    return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch))
+
+
+def token_line(token: dict[str, Any]) -> str:
+    """One token as a line of a listing."""
+    expired = token["expires_at"] is not None and token["expires_at"] < time.time()
+    state = "revoked" if token["revoked_at"] else "expired" if expired else "active"
+    party = f" {token['party']}" if token.get("party") else ""
+    return (f"{token['id']}  {token['role']}{party}  {state}  created "
+            f"{_when(token['created_at'])}  last used {_when(token['last_used_at'])}  "
+            f"expires {_when(token['expires_at'])}  {token['label']}")
+
+
 @click.command("upload")
 @click.argument("project_id")
 @click.argument("party")
@@ -144,6 +198,9 @@ def upload_command(client: Client, as_json: bool, project_id: str, party: str,
 
 def _describe_run(run: dict[str, Any]) -> str:
     text = f"run {run['id']}: {run['state']} ({run['stage']}, {run['progress']:.0%})"
+    if run.get("lease_expired"):
+        text += (" - its worker stopped renewing the lease (killed?); the next worker will "
+                 "retry it")
     if run.get("error"):
         text += f": {run['error']}"
     stats = run.get("stats") or {}

@@ -7,8 +7,8 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["ProjectCreate", "ProjectCreated", "ProjectOut", "TokenCreate", "TokenCreated",
-           "UploadOut", "RunCreate", "RunOut", "Page", "MatchOut", "MemberOut", "GroupOut",
-           "PartyEntityOut", "AuditEventOut", "Health"]
+           "TokenOut", "UploadOut", "RunCreate", "RunOut", "Page", "MatchOut", "MemberOut",
+           "GroupOut", "PartyEntityOut", "AuditEventOut", "Health"]
 
 _LABEL = r"^[a-z][a-z0-9_-]{0,63}$"
 
@@ -18,8 +18,16 @@ class _Strict(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "no worker"] = Field(
+        description="ok; or no worker (503): no worker process is alive to execute runs.")
     version: str
+    workers_alive: int = Field(description="Worker processes that reported recently.")
+    runs_queued: int
+    runs_running: int
+    oldest_lease_age_s: float | None = Field(
+        description="Seconds since the least recently renewed lease of a running job was "
+                    "renewed (above the lease time: its worker is gone and it will be "
+                    "retried); null when nothing runs.")
 
 
 class ProjectCreate(_Strict):
@@ -44,7 +52,8 @@ class ProjectOut(BaseModel):
     dedup: bool
     created_at: float
     uploads: dict[str, int | None] = Field(
-        description="Per party, the record count of its latest upload (null: none yet).")
+        description="Per party, the record count of its latest upload (null: none yet). An "
+                    "upload or reader token sees its own party's only.")
 
 
 class ProjectCreated(BaseModel):
@@ -54,14 +63,34 @@ class ProjectCreated(BaseModel):
 
 
 class TokenCreate(_Strict):
-    role: Literal["reader"] = "reader"
+    role: Literal["reader", "upload"] = Field(
+        "reader", description="reader: reads one party's results; upload: a new upload token "
+                              "for a party (revoke the old one to rotate it).")
     party: str = Field(pattern=_LABEL, examples=["ehr"])
+    label: str = Field("", max_length=200, description="Who it is for (shown in listings).")
+    expires_in_days: float | None = Field(None, gt=0, le=3650, examples=[30],
+                                          description="None: never expires.")
 
 
 class TokenCreated(BaseModel):
     token: str = Field(description="Shown once; stored only as a hash.")
+    id: str
     role: str
-    party: str
+    party: str | None
+    expires_at: float | None
+
+
+class TokenOut(BaseModel):
+    """A token as listed: never its secret."""
+
+    id: str
+    role: str
+    party: str | None
+    label: str
+    created_at: float
+    last_used_at: float | None = Field(description="Updated at most once a minute.")
+    expires_at: float | None
+    revoked_at: float | None
 
 
 class UploadOut(BaseModel):
@@ -93,6 +122,9 @@ class RunOut(BaseModel):
     threshold: float
     blocking: bool
     attempt: int
+    lease_expired: bool = Field(
+        description="Running, but its worker has not renewed the lease in time: it stopped, "
+                    "and the next worker will retry the run.")
     error: str | None
     stats: dict[str, Any] | None
     created_at: float

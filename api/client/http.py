@@ -70,8 +70,21 @@ class Client:
         return result
 
     def create_reader_token(self, project_id: str, party: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", f"/projects/{project_id}/tokens",
-                                            json={"role": "reader", "party": party})
+        return self.create_token(project_id, party)
+
+    def create_token(self, project_id: str, party: str, role: str = "reader", label: str = "",
+                     expires_in_days: float | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/projects/{project_id}/tokens", json={
+            "role": role, "party": party, "label": label, "expires_in_days": expires_in_days})
+        return result
+
+    def tokens(self, project_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"/projects/{project_id}/tokens")
+        return result
+
+    def revoke_token(self, project_id: str, token_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("DELETE",
+                                            f"/projects/{project_id}/tokens/{token_id}")
         return result
 
     def upload(self, project_id: str, party: str, path: str | Path) -> dict[str, Any]:

@@ -1,0 +1,167 @@
+"""Who is calling, and may they do this: typed dependencies that every route but health and
+docs declares.
+
+Authentication opens its own short database session and closes it before the route runs,
+so no pooled connection is held while an upload's body streams in. Failed authentications
+are limited per client address and token id (429 with Retry-After) and written to the audit
+log without the secret. Roles: ``admin`` (creates projects), ``owner`` (a project's data
+manager), ``upload`` (one party: uploads its encodings, reads its own results), ``reader``
+(reads one party's results). 401 means no valid credential, 403 a valid one without the
+right to this project, party or action.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from .errors import Forbidden, TooMany, Unauthorized
+from .models import AdminToken, ProjectToken
+from .security.audit import record
+from .security.rate_limit import FailureLimiter
+from .security.tokens import secret_matches, split_token, unusable_reason
+from .settings import Settings
+
+__all__ = ["Principal", "SessionDep", "SettingsDep", "PrincipalDep", "AdminDep", "OwnerDep",
+           "MemberDep", "PartyReaderDep", "UploaderDep", "ProjectId", "PartyLabel",
+           "RunId"]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer "
+                                                   "pprl_<id>_<secret>`.")
+# A token's last use is written at most this often (a write per request would contend).
+_LAST_USED_EVERY_SECONDS = 60.0
+_MAX_ID = 2**31 - 1
+
+ProjectId = Annotated[str, Path(max_length=32, pattern=r"^prj_[0-9a-f]{16}$")]
+PartyLabel = Annotated[str, Path(max_length=64, pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+RunId = Annotated[int, Path(ge=1, le=_MAX_ID)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: str
+    role: str
+    project_id: str | None = None
+    party: str | None = None
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    factory: sessionmaker[Session] = request.app.state.sessions
+    with factory() as session:
+        yield session
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def _refuse(session: Session, limiter: FailureLimiter, keys: tuple[str, ...], reason: str,
+            token_id: str | None, project_id: str | None, client: str) -> Unauthorized:
+    limiter.failed(*keys)
+    record(session, actor=token_id or "anonymous", role="none", action="auth.failed",
+           project_id=project_id, reason=reason, client=client)
+    session.commit()
+    return Unauthorized(reason)
+
+
+def _authenticate(session: Session, limiter: FailureLimiter, token: str, client: str
+                  ) -> Principal:
+    parts = split_token(token)
+    if parts is None:
+        raise _refuse(session, limiter, (f"ip:{client}",), "malformed API token", None, None,
+                      client)
+    token_id, secret = parts
+    keys = (f"ip:{client}", f"token:{token_id}")
+    wait = limiter.retry_after(*keys)
+    if wait is not None:
+        raise TooMany("too many failed authentications; try again later",
+                      headers={"Retry-After": str(wait)})
+    row: AdminToken | ProjectToken | None = session.get(AdminToken, token_id)
+    if row is None:
+        row = session.get(ProjectToken, token_id)
+    project_id = row.project_id if isinstance(row, ProjectToken) else None
+    if row is None or not secret_matches(secret, row.secret_hash):
+        raise _refuse(session, limiter, keys, "invalid API token", token_id, project_id,
+                      client)
+    now = time.time()
+    unusable = unusable_reason(row.revoked_at, row.expires_at, now)
+    if unusable is not None:
+        raise _refuse(session, limiter, keys, unusable, token_id, project_id, client)
+    if row.last_used_at is None or row.last_used_at < now - _LAST_USED_EVERY_SECONDS:
+        row.last_used_at = now
+        session.commit()
+    if isinstance(row, AdminToken):
+        return Principal(token_id, "admin")
+    return Principal(token_id, row.role, row.project_id, row.party)
+
+
+def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise Unauthorized("an API token is required (Authorization: Bearer ...)")
+    client = request.client.host if request.client else "unknown"
+    limiter: FailureLimiter = request.app.state.auth_limiter
+    factory: sessionmaker[Session] = request.app.state.sessions
+    with factory() as session:
+        return _authenticate(session, limiter, credentials.credentials, client)
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def _role(principal: Principal, roles: tuple[str, ...], project_id: str | None,
+          party: str | None = None) -> Principal:
+    """Forbidden unless the principal has one of ``roles`` on ``project_id`` (and, for the
+    party roles, on ``party``)."""
+    if principal.role not in roles:
+        raise Forbidden(f"a {principal.role} token may not do this (needs: {', '.join(roles)})")
+    if principal.role == "admin":
+        return principal
+    if project_id is not None and principal.project_id != project_id:
+        raise Forbidden("this token belongs to another project")
+    if principal.role in ("upload", "reader") and party is not None \
+            and principal.party != party:
+        raise Forbidden(f"this token is for party {principal.party!r}, not {party!r}")
+    return principal
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
+    return _role(principal, ("admin",), None)
+
+
+def require_owner(principal: PrincipalDep, project_id: ProjectId) -> Principal:
+    return _role(principal, ("owner",), project_id)
+
+
+def require_member(principal: PrincipalDep, project_id: ProjectId) -> Principal:
+    return _role(principal, ("owner", "upload", "reader"), project_id)
+
+
+def require_party_reader(principal: PrincipalDep, project_id: ProjectId,
+                         party: PartyLabel) -> Principal:
+    return _role(principal, ("owner", "upload", "reader"), project_id, party)
+
+
+def require_uploader(principal: PrincipalDep, project_id: ProjectId,
+                     party: PartyLabel) -> Principal:
+    return _role(principal, ("upload",), project_id, party)
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
+OwnerDep = Annotated[Principal, Depends(require_owner)]
+MemberDep = Annotated[Principal, Depends(require_member)]
+PartyReaderDep = Annotated[Principal, Depends(require_party_reader)]
+UploaderDep = Annotated[Principal, Depends(require_uploader)]

@@ -1,0 +1,66 @@
+"""Domain errors of the service layer; the app turns each into its HTTP status.
+
+Services raise these instead of ``HTTPException`` so that they know nothing of HTTP; messages
+name projects, parties, runs and fields, never a token, an identifier or a server path.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ServiceError", "NotFound", "Forbidden", "Unauthorized", "Conflict", "Invalid",
+           "TooLarge", "TooMany", "Busy", "RequestTimeout", "UnsupportedMedia"]
+
+
+class ServiceError(Exception):
+    """Base of the service's domain errors; ``status`` is the HTTP status it maps to."""
+
+    status = 400
+    headers: dict[str, str] | None = None
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if headers is not None:
+            self.headers = headers
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(ServiceError):
+    status = 403
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class RequestTimeout(ServiceError):
+    status = 408
+
+
+class Conflict(ServiceError):
+    status = 409
+
+
+class TooLarge(ServiceError):
+    status = 413
+
+
+class UnsupportedMedia(ServiceError):
+    status = 415
+
+
+class Invalid(ServiceError):
+    status = 422
+
+
+class TooMany(ServiceError):
+    status = 429
+
+
+class Busy(ServiceError):
+    """The database is locked by another writer for longer than the wait allows."""
+
+    status = 503

@@ -1,0 +1,78 @@
+"""Job kinds and what executes them: one queue, leases, retries and supervision for all.
+
+An executor gets a :class:`JobContext` and returns the job's stats. It reports its stage and
+progress through ``context.control`` and calls ``control.check()`` often: that is where a
+cancellation or a lost lease stops it. It raises :class:`JobInputError` for inputs that can
+never work (the job fails once with that message, naming the party and the problem, and is
+not retried); any other exception fails the job with a message that hides internals.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..settings import Settings
+from .queue import Claim
+
+__all__ = ["JobContext", "JobControl", "JobInputError", "JobStopped", "Executor",
+           "register", "executor_for"]
+
+
+class JobInputError(Exception):
+    """The job's inputs cannot work; the message is for the project's owner (it names the
+    party and the problem, never a server path)."""
+
+
+class JobStopped(Exception):
+    """Raised inside a job when it was cancelled or is no longer this worker's."""
+
+
+class JobControl:
+    """Stage and progress shared between a job and its heartbeat thread."""
+
+    def __init__(self) -> None:
+        self.stage, self.progress = "loading", 0.0
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self.done = threading.Event()
+
+    def report(self, stage: str, progress: float) -> None:
+        self.stage, self.progress = stage, progress
+        self.check()
+
+    def check(self) -> None:
+        if self.cancelled.is_set() or self.lost.is_set():
+            raise JobStopped
+
+
+@dataclass(frozen=True)
+class JobContext:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    claim: Claim
+    control: JobControl
+
+
+Executor = Callable[[JobContext], dict[str, Any]]
+_EXECUTORS: dict[str, Executor] = {}
+
+
+def register(kind: str) -> Callable[[Executor], Executor]:
+    """Register the executor of ``kind`` (a decorator)."""
+    def add(executor: Executor) -> Executor:
+        _EXECUTORS[kind] = executor
+        return executor
+    return add
+
+
+def executor_for(kind: str) -> Executor:
+    from . import linkage  # noqa: F401 - registers the linkage kind
+
+    if kind not in _EXECUTORS:
+        raise JobInputError(f"this service cannot execute jobs of kind {kind!r}")
+    return _EXECUTORS[kind]

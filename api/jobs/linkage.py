@@ -1,0 +1,85 @@
+"""The ``linkage`` job: load the parties' uploads, link them, write the results.
+
+Uploads were checked when they arrived, but a file that still cannot be read (or an
+upload made before the checks existed) fails the run once, naming the party and the upload,
+never a server path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from linker.blocking import LshBlocking
+from linker.clkset import ClkSet, LinkageInputError
+from linker.link import link_sets
+from linker.similarity import CpuBackend
+from tokenizer.encodings_file import read_encodings
+from tokenizer.errors import TokenizerError
+from tokenizer.parallel import default_workers
+
+from ..models import LINKAGE, Job, Party, Project, Upload
+from ..results_store import run_folder, write_run_results
+from .kinds import JobContext, JobInputError, register
+
+__all__ = ["execute_linkage"]
+
+
+def _load(session: Session, job: Job, params: dict[str, Any]
+          ) -> tuple[Project, list[ClkSet], list[bool]]:
+    project = session.get_one(Project, job.project_id)
+    parties = session.scalars(select(Party).where(Party.project_id == project.id)
+                              .order_by(Party.position)).all()
+    uploads = {u.party: u for u in session.scalars(
+        select(Upload).where(Upload.id.in_(params["upload_ids"])))}
+    sets = []
+    for party in parties:
+        upload = uploads.get(party.label)
+        if upload is None or upload.deleted_at is not None:
+            raise JobInputError(f"party {party.label!r}: the upload this run uses is gone")
+        where = f"party {party.label!r} upload {upload.id}"
+        try:
+            data = read_encodings(Path(upload.path))
+            sets.append(ClkSet.from_encodings(data, where, party.label))
+        except (TokenizerError, OSError, ValueError, TypeError) as e:
+            message = str(e).replace(upload.path, "the file")
+            raise JobInputError(f"{where} cannot be linked: {message}") from e
+    return project, sets, [project.dedup] * len(sets)
+
+
+@register(LINKAGE)
+def execute_linkage(context: JobContext) -> dict[str, Any]:
+    control, claim = context.control, context.claim
+    with context.sessions() as session:
+        job = session.get_one(Job, claim.job_id)
+        params = json.loads(job.params_json)
+        project, sets, dedup = _load(session, job, params)
+    control.check()
+    total = sum(len(sets[i]) * len(sets[j]) for i in range(len(sets))
+                for j in range(i, len(sets)) if i != j or dedup[i])
+
+    def progress(_rows: int, pairs_so_far: int) -> None:
+        control.report("matching", 0.05 + 0.85 * min(pairs_so_far / max(total, 1), 1.0))
+
+    control.report("matching", 0.05)
+    try:
+        result = link_sets(sets, params["threshold"], dedup=dedup,
+                           backend=CpuBackend(default_workers()),
+                           blocking=LshBlocking() if params["blocking"] else None,
+                           progress=progress)
+    except LinkageInputError as e:
+        raise JobInputError(str(e)) from e
+    control.report("writing", 0.9)
+    info = {"project_id": project.id, "run_id": job.id, "threshold": params["threshold"],
+            "blocking": params["blocking"], "schema_fingerprint": project.schema_fingerprint,
+            "inputs": [{"party": s.party, "records": len(s)} for s in sets],
+            "entities": result.entity_count}
+    folder = run_folder(context.settings.runs_dir, project.id, job.id)
+    write_run_results(folder, result, info, context.settings.service_key(), project.id,
+                      claim.attempt)
+    return {**result.stats, "entities": result.entity_count,
+            "records": sum(len(s) for s in sets)}

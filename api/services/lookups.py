@@ -1,0 +1,44 @@
+"""Lookups every service needs: a project, a run, a party's label or uploads, or NotFound."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..errors import NotFound
+from ..models import LINKAGE, Job, Party, Project, Upload
+
+__all__ = ["project_or_404", "run_or_404", "party_labels", "require_party", "latest_uploads"]
+
+
+def project_or_404(session: Session, project_id: str) -> Project:
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"no project {project_id!r}")
+    return project
+
+
+def run_or_404(session: Session, project_id: str, run_id: int) -> Job:
+    job = session.get(Job, run_id)
+    if job is None or job.project_id != project_id or job.kind != LINKAGE:
+        raise NotFound(f"no run {run_id} in project {project_id!r}")
+    return job
+
+
+def party_labels(session: Session, project_id: str) -> list[str]:
+    return list(session.scalars(select(Party.label).where(Party.project_id == project_id)
+                                .order_by(Party.position)))
+
+
+def require_party(session: Session, project_id: str, party: str) -> None:
+    project_or_404(session, project_id)
+    if party not in party_labels(session, project_id):
+        raise NotFound(f"project {project_id} has no party {party!r}")
+
+
+def latest_uploads(session: Session, project_id: str) -> dict[str, Upload]:
+    """Each party's newest upload."""
+    newest = (select(Upload.party, func.max(Upload.id).label("id"))
+              .where(Upload.project_id == project_id).group_by(Upload.party).subquery())
+    rows = session.scalars(select(Upload).join(newest, Upload.id == newest.c.id))
+    return {u.party: u for u in rows}

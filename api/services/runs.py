@@ -1,0 +1,79 @@
+"""Linkage runs: jobs of kind ``linkage`` on every party's latest upload, watched and
+cancelled by the project's owner."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..deps import Principal
+from ..errors import Conflict
+from ..models import ACTIVE_STATES, LINKAGE, Job
+from ..schemas import RunCreate, RunOut
+from ..security.audit import record
+from .lookups import latest_uploads, party_labels, project_or_404, run_or_404
+from .uploads import secret_mismatch
+
+__all__ = ["create_run", "list_runs", "get_run", "cancel_run", "run_out"]
+
+
+def run_out(job: Job) -> RunOut:
+    params = json.loads(job.params_json)
+    lapsed = job.state == "running" and job.lease_until is not None \
+        and job.lease_until < time.time()
+    return RunOut(id=job.id, project_id=job.project_id, state=job.state,  # type: ignore[arg-type]
+                  stage=job.stage, progress=job.progress, threshold=params["threshold"],
+                  blocking=params["blocking"], attempt=job.attempt, lease_expired=lapsed,
+                  error=job.error, stats=json.loads(job.stats_json) if job.stats_json else None,
+                  created_at=job.created_at, started_at=job.started_at,
+                  finished_at=job.finished_at)
+
+
+def create_run(session: Session, principal: Principal, project_id: str, body: RunCreate
+               ) -> RunOut:
+    project_or_404(session, project_id)
+    uploads = latest_uploads(session, project_id)
+    missing = [p for p in party_labels(session, project_id) if p not in uploads]
+    if missing:
+        raise Conflict(f"no encodings uploaded yet by: {', '.join(missing)}")
+    mismatch = secret_mismatch({p: u.key_check for p, u in uploads.items()})
+    if mismatch is not None:
+        raise Conflict(mismatch)
+    params = {"threshold": body.threshold, "blocking": body.blocking,
+              "upload_ids": sorted(u.id for u in uploads.values())}
+    job = Job(project_id=project_id, kind=LINKAGE, state="queued", stage="queued",
+              progress=0.0, attempt=0, cancel_requested=False, params_json=json.dumps(params))
+    session.add(job)
+    session.flush()
+    record(session, actor=principal.token_id, role=principal.role, action="run.create",
+           project_id=project_id, run_id=job.id, **params)
+    session.commit()
+    return run_out(job)
+
+
+def list_runs(session: Session, project_id: str) -> list[RunOut]:
+    project_or_404(session, project_id)
+    return [run_out(j) for j in session.scalars(
+        select(Job).where(Job.project_id == project_id, Job.kind == LINKAGE).order_by(Job.id))]
+
+
+def get_run(session: Session, project_id: str, run_id: int) -> RunOut:
+    return run_out(run_or_404(session, project_id, run_id))
+
+
+def cancel_run(session: Session, principal: Principal, project_id: str, run_id: int
+               ) -> RunOut:
+    """A queued run is cancelled at once; a running one stops at its worker's next progress
+    report. Cancelling a finished run changes nothing."""
+    job = run_or_404(session, project_id, run_id)
+    if job.state in ACTIVE_STATES:
+        job.cancel_requested = True
+        if job.state == "queued":
+            job.state, job.stage, job.finished_at = "cancelled", "cancelled", time.time()
+        record(session, actor=principal.token_id, role=principal.role, action="run.cancel",
+               project_id=project_id, run_id=run_id)
+        session.commit()
+    return run_out(job)
