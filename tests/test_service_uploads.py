@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from api.client import Client, ServiceError
-from tests.service_harness import SECRET, Service
+from tests.bad_uploads import BAD_PARQUET, write_bad, write_expanding
+from tests.service_harness import SECRET, Service, project_with_uploads
 from tokenizer.catalog import load_schema
 from tokenizer.keys import key_check_value
 from tokenizer.pipeline import tokenize_file
@@ -63,10 +64,8 @@ def test_duplicate_record_ids_are_refused(service: Service, project: dict,
     doubled = pa.concat_tables([table, table.slice(0, 2)])
     path = tmp_path / "dupes.parquet"
     pq.write_table(doubled, path)
-    rows = table.num_rows
     _refused(service, project, path, 422,
-             f"2 record_id(s) repeat an earlier one (rows 1 and {rows + 1:,}, rows 2 and "
-             f"{rows + 2:,})")
+             f"record_id of row {table.num_rows + 1:,} repeats row 1")
 
 
 def test_corrupt_and_oversized_uploads_are_refused(service: Service, project: dict,
@@ -150,3 +149,63 @@ def test_encodings_made_with_another_secret_are_refused(service: Service,
         ehr.upload(project_id, "ehr", provider_files["ehr"])
     with Client(service.url, created["owner_token"]) as owner:
         assert owner.start_run(project_id)["state"] == "queued"
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PARQUET))
+def test_every_column_type_and_metadata_value_is_checked(
+        service: Service, project: dict, provider_files: dict[str, Path], tmp_path: Path,
+        case: str) -> None:
+    """The reported cases: each passed every upload check (201) and some stopped every
+    worker later, or gave a 500."""
+    bad = tmp_path / "bad.parquet"
+    message = write_bad(provider_files["ehr"], case, bad)
+    _refused(service, project, bad, 422, message)
+
+
+def test_an_int64_record_id_upload_stops_no_ones_linkage(
+        service: Service, project: dict, provider_files: dict[str, Path],
+        tmp_path: Path) -> None:
+    """The reported case: such an upload (201) made the worker exit at run time, and every
+    project's runs stayed queued."""
+    bad = tmp_path / "ints.parquet"
+    write_bad(provider_files["ehr"], "int64 record_id", bad)
+    _refused(service, project, bad, 422, "record_id must be string")
+    other = project_with_uploads(service, provider_files, "after-a-bad-upload")
+    with Client(service.url, other["owner_token"]) as owner:
+        project_id = other["project"]["id"]
+        run = owner.wait(project_id, owner.start_run(project_id, 0.8)["id"], timeout=120)
+    assert run["state"] == "done" and run["attempt"] == 1
+
+
+def test_clkhash_json_is_parsed_as_it_streams(service: Service, project: dict,
+                                              tmp_path: Path) -> None:
+    """JSON nested 200,000 deep gave a 500 (RecursionError); other shapes are refused with
+    the byte where they went wrong."""
+    cases = {"deep.json": ("[" * 200_000, "expected '{' at byte 0"),
+             "other-key.json": ('{"encodings": []}', 'expected the key "clks"'),
+             "empty.json": ('{"clks": []}', "holds no CLK"),
+             "numbers.json": ('{"clks": [1, 2]}', "not clkhash JSON at byte 10"),
+             "mixed.json": ('{"clks": ["' + "A" * 172 + '==", "AAAA"]}', "clks[1] has 3 bytes")}
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        _refused(service, project, path, 422, message)
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_file_that_expands_is_refused_in_bounded_memory(
+        service: Service, project: dict, provider_files: dict[str, Path],
+        tmp_path: Path) -> None:
+    """The reported case: a 12 KB Parquet file expanded to 2.2 GB in the API. The API (not
+    its workers) stays under a few hundred MB."""
+    expanding = tmp_path / "expanding.parquet"
+    write_expanding(provider_files["ehr"], expanding)
+    assert expanding.stat().st_size < 1 << 20  # decoded: over 80 GB
+    _refused(service, project, expanding, 422, "repeats row 1")
+    assert _peak_rss_mib(service.process.pid) < 400

@@ -29,6 +29,7 @@ __all__ = ["EncodingsLimits", "EncodingsSummary", "check_parquet_encodings",
            "record_id_hashes", "repeated_rows"]
 
 _BATCH_ROWS = 65536
+_MAX_CONFIRMED = 100_000
 _META = "pprl."
 _REQUIRED_META = ("format", "bloom_filter_bits", "schema_fingerprint", "key_check_value")
 
@@ -195,17 +196,20 @@ def check_parquet_encodings(path: Path, name: str, limits: EncodingsLimits
     if footer > limits.max_footer_bytes:
         raise InputError(f"{name}: its Parquet metadata is {footer:,} bytes, more than the "
                          f"{limits.max_footer_bytes:,} allowed")
-    try:
-        parquet = pq.ParquetFile(path, read_dictionary=["record_id"],
-                                 thrift_string_size_limit=limits.max_footer_bytes,
-                                 thrift_container_size_limit=1 << 20)
-        schema = parquet.schema_arrow
-    except (pa.ArrowException, OSError, ValueError) as e:
-        raise InputError(f"{name}: cannot be read as Parquet ({type(e).__name__})") from e
+    def open_parquet(**options: object) -> pq.ParquetFile:
+        try:
+            return pq.ParquetFile(path, thrift_string_size_limit=limits.max_footer_bytes,
+                                  thrift_container_size_limit=1 << 20, **options)
+        except (pa.ArrowException, OSError, ValueError, KeyError) as e:
+            raise InputError(f"{name}: cannot be read as Parquet ({type(e).__name__})") from e
+
+    schema = open_parquet().schema_arrow
     meta = _metadata(name, schema)
     bits = int(meta["bloom_filter_bits"])
     clk_bytes = (bits + 7) // 8
     _check_types(name, schema, clk_bytes)
+    # Record ids stay dictionary-encoded as read: a dictionary is checked before it expands.
+    parquet = open_parquet(read_dictionary=["record_id"])
     _check_row_groups(name, parquet, limits)
     hashes = np.empty(parquet.metadata.num_rows, dtype=np.uint64)
     row = 0
@@ -227,6 +231,8 @@ def check_parquet_encodings(path: Path, name: str, limits: EncodingsLimits
                 raise InputError(f"{name}: popcount does not match the CLK in "
                                  f"{len(wrong):,} record(s), first at row "
                                  f"{row + int(wrong[0]) + 1:,}")
+            if len(pc.unique(ids)) < len(ids):
+                _refuse_repeats_within(name, ids, row)
             hashes[row:row + len(ids)] = record_id_hashes(ids)
             row += len(ids)
     except pa.ArrowException as e:
@@ -237,12 +243,26 @@ def check_parquet_encodings(path: Path, name: str, limits: EncodingsLimits
                             meta.get("provider") or None)
 
 
+def _refuse_repeats_within(name: str, ids: pa.Array, first_row: int) -> None:
+    """Repeats inside one batch: named at once, before the rest is read."""
+    seen: dict[str, int] = {}
+    for offset, value in enumerate(ids.to_pylist()):
+        if value in seen:
+            raise InputError(f"{name}: record_id of row {first_row + offset + 1:,} repeats row "
+                             f"{first_row + seen[value] + 1:,}; record ids must be unique")
+        seen[value] = offset
+
+
 def _check_unique(name: str, parquet: pq.ParquetFile, hashes: np.ndarray) -> None:
     """Record ids are unique: equal hashes are confirmed on the strings (a second pass over
-    record_id only, keeping just the candidates)."""
+    record_id only, keeping just the candidates). So many candidates that keeping them
+    would cost memory cannot be chance (64-bit hashes): they are reported as repeats."""
     candidates = repeated_rows(hashes)
     if not len(candidates):
         return
+    if len(candidates) > _MAX_CONFIRMED:
+        raise InputError(f"{name}: {len(candidates):,} rows share their record_id with "
+                         f"another row; record ids must be unique")
     wanted = set(candidates.tolist())
     seen: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []

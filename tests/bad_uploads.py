@@ -1,0 +1,96 @@
+"""Encodings files that a careless or hostile party could upload, each made from a good one
+with one thing changed: a column's type, a metadata value, the row count, the size it
+decodes to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["BAD_PARQUET", "write_bad", "write_expanding"]
+
+
+def _with_metadata(table: pa.Table, **changes: bytes | None) -> pa.Table:
+    metadata = dict(table.schema.metadata or {})
+    for key, value in changes.items():
+        name = f"pprl.{key}".encode()
+        if value is None:
+            metadata.pop(name, None)
+        else:
+            metadata[name] = value
+    return table.replace_schema_metadata(metadata)
+
+
+def _replace(table: pa.Table, column: str, values: pa.Array) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(column), column, values)
+
+
+def _ints(table: pa.Table) -> pa.Table:
+    return _replace(table, "record_id", pa.array(np.arange(table.num_rows), pa.int64()))
+
+
+def _floats(table: pa.Table) -> pa.Table:
+    return _replace(table, "record_id", pa.array(np.arange(table.num_rows) + 0.5))
+
+
+def _binary(table: pa.Table) -> pa.Table:
+    values = [b"\xff\xfe" + str(i).encode() for i in range(table.num_rows)]
+    return _replace(table, "record_id", pa.array(values, pa.binary()))
+
+
+def _lists(table: pa.Table) -> pa.Table:
+    return _replace(table, "record_id", pa.array([[str(i)] for i in range(table.num_rows)]))
+
+
+def _string_popcount(table: pa.Table) -> pa.Table:
+    return _replace(table, "popcount", table["popcount"].cast(pa.string()))
+
+
+# name -> (how the good table is changed, words the 422 message must hold)
+BAD_PARQUET: dict[str, tuple[Callable[[pa.Table], pa.Table], str]] = {
+    "int64 record_id": (_ints, "column record_id must be string, found int64"),
+    "float64 record_id": (_floats, "column record_id must be string, found double"),
+    "binary record_id": (_binary, "column record_id must be string, found binary"),
+    "list record_id": (_lists, "column record_id must be string, found list<element: string>"),
+    "string popcount": (_string_popcount, "column popcount must be uint16, found string"),
+    "non-numeric bloom_filter_bits": (
+        lambda t: _with_metadata(t, bloom_filter_bits=b"many"),
+        "pprl.bloom_filter_bits must be a whole number"),
+    "non-UTF-8 metadata": (lambda t: _with_metadata(t, provider=b"\xff\xfe\xfd"),
+                           "is not UTF-8 text"),
+    "no schema fingerprint": (lambda t: _with_metadata(t, schema_fingerprint=None),
+                              "['pprl.schema_fingerprint'] missing"),
+    "no key check value": (lambda t: _with_metadata(t, key_check_value=None),
+                           "['pprl.key_check_value'] missing"),
+    "zero records": (lambda t: t.slice(0, 0), "holds no records"),
+}
+
+
+def write_bad(good: Path, name: str, target: Path) -> str:
+    """Write the bad file ``name`` made from ``good``; returns what its 422 must say."""
+    change, message = BAD_PARQUET[name]
+    pq.write_table(change(pq.read_table(good)), target)
+    return message
+
+
+def write_expanding(good: Path, target: Path, rows: int = 8_000_000) -> None:
+    """A file of a few kilobytes that decodes to gigabytes: one long record id and one CLK,
+    dictionary-encoded, repeated ``rows`` times, plus an extra column of the same kind."""
+    table = pq.read_table(good)
+    width = table.schema.field("clk").type.byte_width
+    ids = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int32)),
+                                         pa.array(["x" * 250]))
+    clk = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(rows, np.int32)),
+        pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), 1,
+                                             [None, pa.py_buffer(bytes(width))]))
+    extra = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int32)),
+                                           pa.array(["y" * 10_000]))
+    expanding = pa.table({"record_id": ids, "clk": clk,
+                          "popcount": pa.array(np.zeros(rows, np.uint16)), "notes": extra})
+    expanding = expanding.replace_schema_metadata(table.schema.metadata)
+    pq.write_table(expanding, target, compression="zstd", row_group_size=rows)
