@@ -1,0 +1,309 @@
+"""Tokens that can be listed, revoked and expire; failed authentication limited and audited;
+security headers, docs without a CDN, TLS, private files; stalled uploads that block no one;
+bounded integers; each party seeing only its own metadata."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import ssl
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from api.client import Client, ServiceError
+from tests.service_harness import (
+    PPRL,
+    Service,
+    database_kinds,
+    free_port,
+    project_with_uploads,
+    running_service,
+    wait_for,
+)
+
+
+@pytest.fixture(scope="module")
+def world(service: Service, provider_files: dict[str, Path]) -> dict:
+    created = project_with_uploads(service, provider_files, "security")
+    return {"created": created, "project_id": created["project"]["id"]}
+
+
+def _status(service: Service, token: str, path: str = "") -> int:
+    return httpx.get(f"{service.url}/projects/{path}", timeout=30,
+                     headers={"Authorization": f"Bearer {token}"}).status_code
+
+
+def test_tokens_are_listed_revoked_and_expire(service: Service, world: dict) -> None:
+    project_id = world["project_id"]
+    with Client(service.url, world["created"]["owner_token"]) as owner:
+        reader = owner.create_token(project_id, "ehr", label="Dr Reader")
+        brief = owner.create_token(project_id, "claims", label="brief",
+                                   expires_in_days=2 / 86400)
+        assert _status(service, reader["token"], project_id) == 200
+        listed = {t["id"]: t for t in owner.tokens(project_id)}
+        assert listed[reader["id"]]["label"] == "Dr Reader"
+        assert listed[reader["id"]]["last_used_at"] is not None
+        assert {t["role"] for t in listed.values()} == {"owner", "upload", "reader"}
+        assert all("secret" not in t and "token" not in t for t in listed.values())
+        assert reader["token"].split("_")[2] not in str(listed)
+        owner.revoke_token(project_id, reader["id"])
+        assert _status(service, reader["token"], project_id) == 401
+        assert owner.tokens(project_id)[-2]["revoked_at"] is not None
+        time.sleep(2.5)
+        assert _status(service, brief["token"], project_id) == 401
+        actions = [(e["action"], e["detail"].get("token_id")) for e in owner.audit(project_id)]
+        assert ("token.create", reader["id"]) in actions
+        assert ("token.revoke", reader["id"]) in actions
+        failed = [e for e in owner.audit(project_id) if e["action"] == "auth.failed"]
+        assert {e["detail"]["reason"] for e in failed} >= {"this API token was revoked",
+                                                           "this API token has expired"}
+        with pytest.raises(ServiceError) as itself:
+            owner.revoke_token(project_id, world["created"]["owner_token"].split("_")[1])
+        assert itself.value.status == 409
+
+
+def test_an_upload_token_is_rotated_by_revoking_it(service: Service, world: dict,
+                                                   provider_files: dict[str, Path]) -> None:
+    project_id = world["project_id"]
+    with Client(service.url, world["created"]["owner_token"]) as owner:
+        fresh = owner.create_token(project_id, "imaging", role="upload")
+        old_id = world["created"]["upload_tokens"]["imaging"].split("_")[1]
+        with Client(service.url, fresh["token"]) as imaging:
+            assert imaging.upload(project_id, "imaging", provider_files["imaging"])["records"]
+        owner.revoke_token(project_id, old_id)
+    assert _status(service, world["created"]["upload_tokens"]["imaging"], project_id) == 401
+
+
+def test_admin_tokens_are_listed_and_revoked_from_cli_and_api(service: Service) -> None:
+    spare = service.pprl("admin", "token", "--data-dir", str(service.data_dir), "--label",
+                         "spare", "--expires-days", "7").stdout.strip()
+    listed = service.pprl("admin", "tokens", "--data-dir", str(service.data_dir)).stdout
+    spare_id = spare.split("_")[1]
+    assert spare_id in listed and "spare" in listed and spare.split("_")[2] not in listed
+    with Client(service.url, service.admin_token) as admin:
+        ids = [t["id"] for t in admin._call("GET", "/admin/tokens")]
+        assert spare_id in ids
+    service.pprl("admin", "revoke", "--data-dir", str(service.data_dir), spare_id)
+    assert httpx.get(f"{service.url}/admin/tokens", timeout=30, headers={
+        "Authorization": f"Bearer {spare}"}).status_code == 401
+
+
+@pytest.fixture(scope="module", params=database_kinds())
+def limited(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[Service]:
+    with running_service(request.param, tmp_path_factory.mktemp(f"limited-{request.param}"),
+                         workers=0, auth_failures_per_minute=5) as live:
+        yield live
+
+
+def test_failed_authentications_are_limited_and_audited(limited: Service) -> None:
+    """The reported case: 300 wrong secrets in 2.9 s, none audited."""
+    with Client(limited.url, limited.admin_token) as admin:
+        created = admin.create_project("limited", "person", ["a", "b"])
+    project_id = created["project"]["id"]
+    token_id = created["owner_token"].split("_")[1]
+    wrong = f"pprl_{token_id}_" + "W" * 43
+    codes = [_status(limited, wrong, project_id) for _ in range(8)]
+    assert codes[:5] == [401] * 5 and set(codes[5:]) == {429}
+    answer = httpx.get(f"{limited.url}/projects/{project_id}", timeout=30,
+                       headers={"Authorization": f"Bearer {wrong}"})
+    assert 1 <= int(answer.headers["retry-after"]) <= 61
+    with Client(limited.url, created["owner_token"]) as owner:
+        # the same client with the right token is limited too, for this window
+        with pytest.raises(ServiceError) as limited_out:
+            owner.audit(project_id)
+        assert limited_out.value.status == 429
+    log = limited.pprl("admin", "tokens", "--data-dir", str(limited.data_dir)).stdout
+    assert log  # the server console is never limited
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(limited.env["PPRL_DATABASE_URL"])
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT actor, detail FROM audit_events WHERE action = 'auth.failed' "
+            "AND project_id = :p"), {"p": project_id}).all()
+    engine.dispose()
+    assert len(rows) == 5 and all(actor == token_id for actor, _ in rows)
+    assert all("WWWW" not in detail for _, detail in rows)
+
+
+def test_security_headers_and_docs_without_a_cdn(service: Service, world: dict) -> None:
+    page = httpx.get(f"{service.url}/docs", timeout=30)
+    assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
+    assert "http://" not in page.text.replace(service.url, "") and "https://" not in page.text
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert httpx.get(f"{service.url}/docs/assets/{asset}", timeout=30).status_code == 200
+    answer = httpx.get(f"{service.url}/projects/{world['project_id']}", timeout=30, headers={
+        "Authorization": f"Bearer {world['created']['owner_token']}"})
+    headers = answer.headers
+    assert headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["cache-control"] == "no-store"
+    assert "server" not in headers and "strict-transport-security" not in headers
+
+
+def test_integers_in_paths_and_queries_are_bounded(service: Service, world: dict) -> None:
+    """The reported cases: run_id or offset of 2^63 or more gave a 500."""
+    owner = {"Authorization": f"Bearer {world['created']['owner_token']}"}
+    base = f"{service.url}/projects/{world['project_id']}/runs"
+    for url in (f"{base}/{2**63}", f"{base}/{2**64 + 5}", f"{base}/1/matches?offset={2**63}",
+                f"{base}/-1", f"{service.url}/projects/{world['project_id']}/audit?limit=0"):
+        assert httpx.get(url, headers=owner, timeout=30).status_code == 422, url
+
+
+def test_parties_see_only_their_own_partys_metadata(service: Service, world: dict) -> None:
+    """The reported case: party and reader tokens saw every party's record count."""
+    created = world["created"]
+    project_id = world["project_id"]
+    with Client(service.url, created["owner_token"]) as owner:
+        reader = owner.create_reader_token(project_id, "claims")["token"]
+        assert set(owner.project(project_id)["uploads"]) == {"imaging", "ehr", "claims"}
+    with Client(service.url, created["upload_tokens"]["ehr"]) as ehr:
+        assert set(ehr.project(project_id)["uploads"]) == {"ehr"}
+    with Client(service.url, reader) as claims_reader:
+        assert set(claims_reader.project(project_id)["uploads"]) == {"claims"}
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    import ipaddress
+
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_tls_and_no_plain_http_beyond_loopback(tmp_path: Path) -> None:
+    refused = subprocess.run([*PPRL, "serve", "--data-dir", str(tmp_path / "d"), "--host",
+                              "0.0.0.0", "--port", str(free_port())], capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and "--tls-cert" in refused.stderr
+    assert "--allow-insecure-http" in refused.stderr
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen([*PPRL, "serve", "--data-dir", str(tmp_path / "d"), "--port",
+                                str(port), "--workers", "0", "--tls-cert", str(cert),
+                                "--tls-key", str(key)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        trusted = ssl.create_default_context(cafile=str(cert))
+
+        def answers() -> bool:
+            try:
+                return httpx.get(f"https://127.0.0.1:{port}/health", verify=trusted,
+                                 timeout=2).status_code in (200, 503)
+            except httpx.TransportError:
+                return False
+        wait_for(answers, timeout=60)
+        secure = httpx.get(f"https://127.0.0.1:{port}/health", verify=trusted, timeout=10)
+        assert "max-age=" in secure.headers["strict-transport-security"]
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _modes(folder: Path) -> dict[str, int]:
+    modes = {}
+    for root, folders, files in os.walk(folder):
+        for name in folders + files:
+            path = Path(root) / name
+            modes[str(path.relative_to(folder))] = stat.S_IMODE(path.lstat().st_mode)
+    return modes
+
+
+def test_every_file_of_the_data_directory_is_private(tmp_path: Path,
+                                                     provider_files: dict[str, Path]) -> None:
+    """The reported case: data files were 0644 under umask 022."""
+    old = os.umask(0o022)
+    try:
+        with running_service("sqlite", tmp_path / "data") as live:
+            created = project_with_uploads(live, provider_files, "private")
+            project_id = created["project"]["id"]
+            with Client(live.url, created["owner_token"]) as owner:
+                run = owner.wait(project_id, owner.start_run(project_id, 0.8)["id"])
+            assert run["state"] == "done"
+            modes = _modes(tmp_path / "data")
+    finally:
+        os.umask(old)
+    ours = {p: m for p, m in modes.items() if not p.endswith(".log")}  # the test's own logs
+    assert any(p.startswith("uploads/") for p in ours) and any(p.startswith("runs/")
+                                                               for p in ours)
+    assert "pprl.db" in ours and "service.key" in ours
+    wrong = {p: oct(m) for p, m in ours.items()
+             if m != (0o700 if (tmp_path / "data" / p).is_dir() else 0o600)}
+    assert wrong == {}
+
+
+@pytest.fixture(scope="module", params=database_kinds())
+def impatient(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[Service]:
+    with running_service(request.param, tmp_path_factory.mktemp(f"idle-{request.param}"),
+                         extra_env={"PPRL_UPLOAD_IDLE_SECONDS": "4"}) as live:
+        yield live
+
+
+def test_200_stalled_uploads_stop_no_one(impatient: Service,
+                                         provider_files: dict[str, Path]) -> None:
+    """The reported cases: 15 open uploads exhausted the database pool (500s after 30 s);
+    200 trickling ones made /health time out."""
+    stalled = project_with_uploads(impatient, provider_files, "stalled")
+    busy = project_with_uploads(impatient, provider_files, "busy")
+    path = f"/projects/{stalled['project']['id']}/parties/ehr/encodings"
+    port = int(impatient.url.rsplit(":", 1)[1])
+    sockets = []
+    for _ in range(200):
+        connection = socket.create_connection(("127.0.0.1", port), timeout=30)
+        connection.sendall(
+            f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {stalled['upload_tokens']['ehr']}\r\n"
+            f"Content-Type: application/vnd.apache.parquet\r\nContent-Length: 100000\r\n"
+            f"\r\nPAR1".encode())
+        sockets.append(connection)
+    try:
+        time.sleep(1.0)  # every upload has been authenticated and waits for its body
+        for _ in range(5):
+            started = time.monotonic()
+            assert httpx.get(f"{impatient.url}/health", timeout=5).status_code == 200
+            with Client(impatient.url, busy["owner_token"]) as owner:
+                owner.project(busy["project"]["id"])
+            assert time.monotonic() - started < 1.0
+        with Client(impatient.url, busy["owner_token"]) as owner:
+            project_id = busy["project"]["id"]
+            run = owner.wait(project_id, owner.start_run(project_id, 0.8)["id"], timeout=120)
+        assert run["state"] == "done"
+        sockets[0].settimeout(20)
+        answer = sockets[0].recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 408"), answer[:200]
+    finally:
+        for connection in sockets:
+            connection.close()
+    with Client(impatient.url, stalled["owner_token"]) as owner:
+        assert [u["id"] for u in owner._call("GET", f"/projects/{stalled['project']['id']}"
+                                                    f"/uploads")] != []
+    leftovers = list((impatient.data_dir / "tmp").iterdir())
+    assert leftovers == []
