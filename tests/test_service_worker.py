@@ -4,11 +4,13 @@ workers never execute a run twice."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from api.client import Client, ServiceError
@@ -39,7 +41,8 @@ def bare_service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
                  ) -> Iterator[Service]:
     """A service with no worker of its own: the tests start and kill workers."""
     with running_service(request.param, tmp_path_factory.mktemp(f"bare-{request.param}"),
-                         workers=0, lease_seconds=2.0) as live:
+                         workers=0, lease_seconds=2.0,
+                         extra_env={"PPRL_WORKER_SEEN_SECONDS": "3"}) as live:
         yield live
 
 
@@ -155,3 +158,102 @@ def test_serve_leaves_no_worker_behind(tmp_path: Path, how: str) -> None:
             live.process.wait()
     # SIGTERM: the context's exit stopped serve gracefully
     wait_for(lambda: not any(_alive(w) for w in workers), timeout=30)
+
+
+def _workers_of(serve_pid: int) -> list[int]:
+    """The worker processes of `pprl serve` (its multiprocessing children, not the resource
+    tracker)."""
+    found = []
+    for pid in _children(serve_pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in command and _alive(pid):
+            found.append(pid)
+    return found
+
+
+def _results(owner: Client, project_id: str, run_id: int) -> dict[str, object]:
+    return {"matches": owner.matches(project_id, run_id),
+            "groups": owner.groups(project_id, run_id, min_size=1),
+            **{party: owner.party_entities(project_id, run_id, party) for party in PARTIES}}
+
+
+@pytest.mark.parametrize("kind", database_kinds())
+def test_a_killed_supervised_worker_is_replaced_and_its_run_completes(
+        kind: str, tmp_path: Path, big_files: dict[str, Path]) -> None:
+    """The reported case: 75 s after a SIGKILL under `pprl serve`, the run was still running
+    and new runs stayed queued. Now no manual step is needed."""
+    with running_service(kind, tmp_path / "svc", workers=1, lease_seconds=2.0) as live:
+        project_id, owner_token = _project(live, big_files, dedup=True)
+        with Client(live.url, owner_token) as owner:
+            run_id = owner.start_run(project_id, THRESHOLD)["id"]
+            wait_for(lambda: owner.run(project_id, run_id)["stage"] == "matching")
+            (first,) = _workers_of(live.process.pid)
+            os.kill(first, signal.SIGKILL)
+            wait_for(lambda: len(_workers_of(live.process.pid)) == 1
+                     and _workers_of(live.process.pid) != [first], timeout=15)
+            finished = owner.wait(project_id, run_id, timeout=300)
+            assert (finished["state"], finished["attempt"]) == ("done", 2)
+            killed = _results(owner, project_id, run_id)
+            again = owner.wait(project_id, owner.start_run(project_id, THRESHOLD)["id"],
+                               timeout=300)
+            assert again["attempt"] == 1
+            assert killed == _results(owner, project_id, again["id"])
+        assert sorted(p.name for p in (live.data_dir / "runs" / project_id).iterdir()) == \
+            sorted([str(run_id), str(again["id"])])  # no staging folder left
+
+
+def test_an_input_that_cannot_work_fails_once_and_the_worker_lives(
+        service: Service, provider_files: dict[str, Path]) -> None:
+    """The reported case: an exception while linking ended the worker; after three crashes
+    the run failed with "its worker stopped 3 times", hiding the cause."""
+    created = project_with_uploads(service, provider_files, "broken-input")
+    project_id = created["project"]["id"]
+    (stored,) = (service.data_dir / "uploads" / project_id / "ehr").glob("*.parquet")
+    stored.write_bytes(b"PAR1 this file was damaged on the server's disk PAR1")
+    with Client(service.url, created["owner_token"]) as owner:
+        run = owner.wait(project_id, owner.start_run(project_id, 0.8)["id"], timeout=120)
+    assert (run["state"], run["attempt"]) == ("failed", 1)
+    assert run["error"].startswith("party 'ehr' upload ") and "cannot be linked" in run["error"]
+    assert str(service.data_dir) not in run["error"] and "Traceback" not in run["error"]
+    assert httpx.get(f"{service.url}/health", timeout=30).json()["workers_alive"] >= 1
+    other = project_with_uploads(service, provider_files, "after-broken-input")
+    with Client(service.url, other["owner_token"]) as owner:
+        project_id = other["project"]["id"]
+        after = owner.wait(project_id, owner.start_run(project_id, 0.8)["id"], timeout=120)
+    assert after["state"] == "done"
+
+
+def test_health_and_status_tell_a_dead_worker(bare_service: Service,
+                                              big_files: dict[str, Path]) -> None:
+    """/health counts live workers (503 with none), queued and running runs and the oldest
+    lease; `pprl status` says when a run's lease has lapsed."""
+    def health() -> tuple[int, dict]:
+        answer = httpx.get(f"{bare_service.url}/health", timeout=30)
+        return answer.status_code, answer.json()
+
+    wait_for(lambda: health()[0] == 503, timeout=30)
+    assert health()[1]["status"] == "no worker"
+    project_id, owner_token = _project(bare_service, big_files, dedup=True)
+    with Client(bare_service.url, owner_token) as owner:
+        run_id = owner.start_run(project_id, THRESHOLD)["id"]
+        assert health()[1]["runs_queued"] >= 1
+        worker = bare_service.start_worker("--poll-seconds", "0.2")
+        wait_for(lambda: owner.run(project_id, run_id)["state"] == "running")
+        code, report = health()
+        assert code == 200 and report["workers_alive"] == 1 and report["runs_running"] == 1
+        assert report["oldest_lease_age_s"] < 2.0
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        wait_for(lambda: owner.run(project_id, run_id)["lease_expired"], timeout=30)
+        status = bare_service.pprl("status", project_id, str(run_id), token=owner_token)
+        assert "its worker stopped renewing the lease" in status.stdout
+        wait_for(lambda: health()[0] == 503, timeout=30)
+        assert health()[1]["oldest_lease_age_s"] > 2.0
+        replacement = bare_service.start_worker("--poll-seconds", "0.2")
+        try:
+            assert owner.wait(project_id, run_id, timeout=300)["state"] == "done"
+        finally:
+            _stop(replacement)
