@@ -148,8 +148,9 @@ class ResultStore:
         if name.startswith("index>="):  # group index rows of entities of at least a size
             index = self._get(folder, GROUP_INDEX)
             picked = index.filter(pc.greater_equal(index["size"], int(name[7:])))
-            return _Loaded(picked, picked.nbytes)
-        table = pq.read_table(folder / name)
+            return _Loaded(picked.combine_chunks(), picked.nbytes)
+        # one chunk per column: taking rows from a chunked column would join it every time
+        table = pq.read_table(folder / name).combine_chunks()
         return _Loaded(table, table.nbytes)
 
     def matches(self, folder: Path, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
@@ -173,8 +174,10 @@ class ResultStore:
         # every member row of the page's entities, in one take
         before = np.cumsum(sizes) - sizes
         rows = np.repeat(starts - before, sizes) + np.arange(int(sizes.sum()))
-        taken = members.take(pa.array(rows)).select(["party", "record_id"]).to_pylist()
+        taken = members.take(pa.array(rows))
+        pairs = [{"party": p, "record_id": r} for p, r in zip(
+            taken["party"].to_pylist(), taken["record_id"].to_pylist(), strict=True)]
         bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-        groups = [(entity, taken[bounds[k]:bounds[k + 1]])
+        groups = [(entity, pairs[bounds[k]:bounds[k + 1]])
                   for k, entity in enumerate(page["entity"].to_pylist())]
         return index.num_rows, groups

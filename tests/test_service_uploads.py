@@ -209,3 +209,44 @@ def test_a_file_that_expands_is_refused_in_bounded_memory(
     assert expanding.stat().st_size < 1 << 20  # decoded: over 80 GB
     _refused(service, project, expanding, 422, "repeats row 1")
     assert _peak_rss_mib(service.process.pid) < 400
+
+
+def test_a_held_database_lock_blocks_no_other_request(service: Service, project: dict,
+                                                      provider_files: dict[str, Path]) -> None:
+    """The reported case: while another connection held SQLite's write lock, the async upload
+    handler's database calls blocked the event loop, so /health took as long as the lock."""
+    import threading
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    url = service.env["PPRL_DATABASE_URL"]
+    engine = create_engine(url)
+    holder = engine.connect()
+    if url.startswith("sqlite"):
+        holder.exec_driver_sql("BEGIN IMMEDIATE")  # what a long write by a worker holds
+    else:
+        holder.begin()
+        holder.execute(text("LOCK TABLE uploads IN ACCESS EXCLUSIVE MODE"))
+    uploaded: list[dict] = []
+
+    def upload() -> None:
+        with Client(service.url, project["upload_tokens"]["imaging"]) as provider:
+            uploaded.append(provider.upload(project["project"]["id"], "imaging",
+                                            provider_files["imaging"]))
+
+    thread = threading.Thread(target=upload)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        for _ in range(5):
+            started = time.monotonic()
+            assert httpx.get(f"{service.url}/health", timeout=5).status_code == 200
+            assert time.monotonic() - started < 1.0
+            time.sleep(0.3)
+    finally:
+        holder.rollback()
+        holder.close()
+        engine.dispose()
+    thread.join(timeout=60)
+    assert uploaded and uploaded[0]["records"] > 0  # it waited for the lock, then went in

@@ -1,0 +1,93 @@
+"""What the service keeps: earlier uploads no run used are pruned, a party's uploads stay
+within its quota, and result pages are slices of the run's files."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from api.client import Client, ServiceError
+from tests.service_harness import (
+    PARTIES,
+    Service,
+    database_kinds,
+    project_with_uploads,
+    running_service,
+)
+
+
+def _stored(service: Service, project_id: str, party: str) -> list[Path]:
+    return sorted((service.data_dir / "uploads" / project_id / party).glob("*.parquet"))
+
+
+def test_uploads_no_run_used_are_pruned(service: Service,
+                                        provider_files: dict[str, Path]) -> None:
+    created = project_with_uploads(service, provider_files, "prune")
+    project_id = created["project"]["id"]
+    with Client(service.url, created["upload_tokens"]["ehr"]) as ehr:
+        ehr.upload(project_id, "ehr", provider_files["ehr"])
+        assert len(_stored(service, project_id, "ehr")) == 1  # the first went: no run used it
+        with Client(service.url, created["owner_token"]) as owner:
+            run = owner.wait(project_id, owner.start_run(project_id, 0.8)["id"])
+            used = _stored(service, project_id, "ehr")
+            ehr.upload(project_id, "ehr", provider_files["ehr"])
+            assert set(used) < set(_stored(service, project_id, "ehr"))  # kept: a run used it
+            assert len(owner.matches(project_id, run["id"])) > 0
+            uploads = owner._call("GET", f"/projects/{project_id}/uploads")
+            events = [e for e in owner.audit(project_id) if e["action"] == "uploads.prune"]
+    assert len(uploads) == 5 and len(events) == 1
+
+
+@pytest.fixture(scope="module", params=database_kinds())
+def keeper(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           provider_files: dict[str, Path]) -> Iterator[Service]:
+    """Keeps every upload, with a quota of about two and a half of the ehr file."""
+    quota = int(provider_files["ehr"].stat().st_size * 2.5)
+    with running_service(request.param, tmp_path_factory.mktemp(f"keep-{request.param}"),
+                         extra_env={"PPRL_PRUNE_UPLOADS": "false",
+                                    "PPRL_PARTY_QUOTA_BYTES": str(quota)}) as live:
+        yield live
+
+
+def test_a_partys_uploads_stay_within_its_quota_and_admin_prune_frees_them(
+        keeper: Service, provider_files: dict[str, Path]) -> None:
+    created = project_with_uploads(keeper, provider_files, "quota")
+    project_id = created["project"]["id"]
+    with Client(keeper.url, created["upload_tokens"]["ehr"]) as ehr:
+        ehr.upload(project_id, "ehr", provider_files["ehr"])
+        with pytest.raises(ServiceError) as refused:
+            ehr.upload(project_id, "ehr", provider_files["ehr"])
+        assert refused.value.status == 413 and "storage quota" in refused.value.message
+        assert len(_stored(keeper, project_id, "ehr")) == 2
+        pruned = keeper.pprl("admin", "prune", "--data-dir", str(keeper.data_dir)).stdout
+        assert "1 upload(s) pruned" in pruned
+        assert len(_stored(keeper, project_id, "ehr")) == 1
+        ehr.upload(project_id, "ehr", provider_files["ehr"])  # room again
+
+
+def test_result_pages_are_slices_of_the_runs_files(service: Service,
+                                                   provider_files: dict[str, Path]) -> None:
+    created = project_with_uploads(service, provider_files, "pages", dedup=True)
+    project_id = created["project"]["id"]
+    with Client(service.url, created["owner_token"]) as owner:
+        run_id = owner.wait(project_id, owner.start_run(project_id, 0.75)["id"])["id"]
+        folder = service.data_dir / "runs" / project_id / str(run_id)
+        entities = pq.read_table(folder / "parties.parquet").to_pylist()
+        for party in PARTIES:
+            paged = owner.party_entities(project_id, run_id, party, page_size=97)
+            assert paged == [{"record_id": e["record_id"], "entity": e["entity"]}
+                             for e in entities if e["party"] == party]
+        members: dict[str, list[dict[str, str]]] = defaultdict(list)
+        for e in sorted(entities, key=lambda e: (e["entity"], e["party"], e["record_id"])):
+            members[e["entity"]].append({"party": e["party"], "record_id": e["record_id"]})
+        for min_size in (1, 2, 3):
+            expected = [{"entity": k, "members": v} for k, v in sorted(members.items())
+                        if len(v) >= min_size]
+            assert owner.groups(project_id, run_id, min_size=min_size,
+                                page_size=101) == expected
+        matches = pq.read_table(folder / "matches.parquet").to_pylist()
+        assert owner.matches(project_id, run_id, page_size=89) == matches
