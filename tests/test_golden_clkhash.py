@@ -13,7 +13,7 @@ from tokenizer.encoder import ClkEncoder
 from tokenizer.encodings_file import read_encodings
 from tokenizer.errors import AllRowsRejectedError
 from tokenizer.pipeline import rejects_path_for, tokenize_file
-from tokenizer.reference import encode_records_reference
+from tokenizer.reference import RecordRejected, encode_record_reference, encode_records_reference
 
 from .golden import CASES, case
 
@@ -103,3 +103,12 @@ def test_valid_and_invalid_rows_mixed_keep_valid_clks(tmp_path) -> None:
                                                         strict=True))
     assert np.array_equal(written.popcounts,
                           np.bitwise_count(written.clks).sum(axis=1))
+
+
+def test_reference_encoder_rejects_what_clkhash_rejects() -> None:
+    golden = case("febrl4b_with_invalid_rows")
+    schema = load_schema(golden.schema_path)
+    _, invalid = golden.rows(golden.invalid_path)
+    for row in invalid:
+        with pytest.raises(RecordRejected):
+            encode_record_reference(schema, golden.secret, row)
