@@ -81,3 +81,20 @@ def test_three_parties_same_groups_as_anonlink(tmp_path) -> None:
             groups.setdefault(entity, []).append([party, record])
     ours = sorted(sorted(g) for g in groups.values() if len(g) > 1)
     assert ours == theirs["groups"]
+
+
+@pytest.mark.parametrize("parties", [2, 3])
+def test_tied_scores_and_duplicate_clks_solve_as_anonlinks_greedy_solve(tmp_path,
+                                                                        parties: int) -> None:
+    """Many exact copies within and across parties: every tie is broken as anonlink
+    breaks it."""
+    rng = np.random.default_rng(parties)
+    people = random_clks(rng, 12, 256, (0.3, 0.5))
+    sets = [people[rng.integers(0, len(people), 30)] for _ in range(parties)]
+    theirs = _anonlink(tmp_path, sets, 0.9)
+    result = link_sets([ClkSet.from_arrays(s, party=f"p{k}") for k, s in enumerate(sets)], 0.9)
+    groups: dict[int, list[list[int]]] = {}
+    for party, entities in enumerate(result.entity_of):
+        for record, entity in enumerate(entities.tolist()):
+            groups.setdefault(entity, []).append([party, record])
+    assert sorted(sorted(g) for g in groups.values() if len(g) > 1) == theirs["groups"]
