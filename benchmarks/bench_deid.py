@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -65,6 +66,9 @@ def run(files: int, workers: int, workdir: Path) -> dict[str, Any]:
         "--workers", str(workers), "--json"])
     summary = json.loads(ours.stdout)
     assert summary["written"] == files, summary
+    verified = json.loads(subprocess.run(
+        [sys.executable, "-m", "api.cli", "deid-verify", str(slices), str(out), "--json"],
+        capture_output=True, text=True, check=False).stdout)
     peer = run_measured([str(peer_python("dicognito", DICOGNITO)), "-m", "dicognito",
                          "--output-directory", str(workdir / "peer-out"), "--quiet",
                          str(slices)])
@@ -79,6 +83,7 @@ def run(files: int, workers: int, workdir: Path) -> dict[str, Any]:
              "run_files_per_s": None, "peak_rss_mib": round(peer.peak_rss_bytes / 2**20, 1)}]
     return {"benchmark": "deid", "results": rows,
             "speedup": round(peer.seconds / ours.seconds, 2),
+            "ours_verified": {"checks": verified["checks"], "leaks": verified["leaks"]},
             "definitions": {
                 "seconds": "the whole command, start-up included, on CT slices (copies of "
                            "pydicom's CT_small.dcm, 100 per patient, 20 per series, every "

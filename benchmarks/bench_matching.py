@@ -13,6 +13,7 @@ skipped, and the peak RSS of each process tree.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import sys
@@ -23,7 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from linker.clkset import ClkSet
-from linker.similarity import CpuBackend, candidate_pairs, vector_popcount_available
+from linker.similarity import (
+    Candidates,
+    CpuBackend,
+    candidate_pairs,
+    vector_popcount_available,
+)
 from tokenizer.catalog import load_schema
 from tokenizer.encoder import ClkEncoder
 from tokenizer.encodings_file import EncodingsMetadata, EncodingsWriter
@@ -49,6 +55,14 @@ def _write_encodings(path: Path, clks: np.ndarray, ids: list[str], party: str,
     writer.write(ids, clks, np.bitwise_count(clks).sum(axis=1))
     writer.commit()
     return path
+
+
+def _pairs_sha256(candidates: Candidates) -> str:
+    """The digest ``peers/anonlink_bench.py`` prints, of our candidate pairs."""
+    lines = sorted(f"{int(i)} {int(j)} {float(s)!r}" for s, i, j in zip(
+        candidates.score.tolist(), candidates.left.tolist(), candidates.right.tolist(),
+        strict=True))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def run(records: int, threshold: float, workers: int, workdir: Path) -> dict[str, object]:
@@ -113,6 +127,7 @@ def run(records: int, threshold: float, workers: int, workdir: Path) -> dict[str
         "results": rows,
         "speedup": round(peer_result["seconds"] / ours_seconds, 2),
         "same_candidate_count": len(ours_candidates) == peer_result["candidates"],
+        "identical_candidates": _pairs_sha256(ours_candidates) == peer_result["pairs_sha256"],
     }
 
 
@@ -129,9 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                                          f"CLKs at Dice >= {args.threshold}, "
                                          f"{args.workers} worker(s)")
     print(f"speed-up over anonlink: {result['speedup']}x; same candidates: "
-          f"{result['same_candidate_count']}")
+          f"{result['same_candidate_count']}; identical pairs and scores: "
+          f"{result['identical_candidates']}")
     write_json(args.json, result)
-    return 0 if result["same_candidate_count"] else 1
+    return 0 if result["identical_candidates"] else 1
 
 
 if __name__ == "__main__":

@@ -86,6 +86,15 @@ def test_raw_parquet_forms_give_the_same_clks(tmp_path, normalised_clk) -> None:
                              "zip": pa.array([62704], pa.int64())}), typed)
     tokenize_file(typed, load_schema("person"), SECRET, tmp_path / "typed.out.parquet")
     assert _clks(tmp_path / "typed.out.parquet") == [normalised_clk]
+    boston = {**dict(zip(COLUMNS, NORMALISED, strict=True)), "zip": "02134"}
+    as_text, as_number = tmp_path / "text-zip.parquet", tmp_path / "number-zip.parquet"
+    pq.write_table(pa.table({c: [v] for c, v in boston.items()}), as_text)
+    pq.write_table(pa.table({**{c: [v] for c, v in boston.items()},
+                             "zip": pa.array([2134], pa.int64())}), as_number)
+    for path in (as_text, as_number):
+        tokenize_file(path, load_schema("person"), SECRET, path.with_suffix(".out.parquet"))
+    assert _clks(as_number.with_suffix(".out.parquet")) == _clks(
+        as_text.with_suffix(".out.parquet")) != [normalised_clk]
 
 
 def _dicom_patient(path: Path, *, name: str, birth: str, sex: str, address: str,

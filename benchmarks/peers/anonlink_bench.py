@@ -3,9 +3,12 @@
 anonlink's kernel holds the GIL, so it scales with processes only: A is split into one slice
 per worker process, each compared with all of B (as anonlink-entity-service splits work).
 Usage: python anonlink_bench.py A.npy B.npy THRESHOLD WORKERS
-Prints one JSON line: seconds (candidate generation, all workers), candidates.
+Prints one JSON line: seconds (candidate generation, all workers), candidates, and the
+SHA-256 of the candidate pairs (a row, b row, score: one line each, sorted), so that a
+benchmark can tell the pairs themselves are the same, not only their number.
 """
 
+import hashlib
 import json
 import sys
 import time
@@ -37,9 +40,11 @@ def _slice(args):
     a_path, start, stop, threshold = args
     a = _bits(np.load(a_path, mmap_mode="r")[start:stop])
     started = time.perf_counter()
-    sims, _, _ = anonlink.candidate_generation.find_candidate_pairs(
+    sims, _, (rows_a, rows_b) = anonlink.candidate_generation.find_candidate_pairs(
         [a, _B], dice_coefficient_accelerated, threshold)
-    return time.perf_counter() - started, len(sims)
+    seconds = time.perf_counter() - started
+    return seconds, [f"{int(i) + start} {int(j)} {float(s)!r}"
+                     for s, i, j in zip(sims, rows_a, rows_b, strict=True)]
 
 
 def main() -> None:
@@ -55,7 +60,9 @@ def main() -> None:
         started = time.perf_counter()
         results = pool.map(_slice, jobs, chunksize=1)
         seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "candidates": sum(c for _, c in results)}))
+    lines = sorted(line for _, pairs in results for line in pairs)
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    print(json.dumps({"seconds": seconds, "candidates": len(lines), "pairs_sha256": digest}))
 
 
 if __name__ == "__main__":
