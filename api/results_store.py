@@ -15,6 +15,7 @@ import json
 import shutil
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,14 +91,18 @@ def _party_ranges(parties: pa.Table) -> dict[str, list[int]]:
 
 
 def write_run_results(folder: Path, result: LinkResult, info: dict[str, Any],
-                      service_key: bytes, project_id: str, attempt: int) -> None:
+                      service_key: bytes, project_id: str, attempt: int,
+                      on_staged: Callable[[], None] | None = None) -> None:
     """Write everything beside ``folder`` and rename it into place; what an earlier attempt
     that died left (a staging folder, or a folder whose end was never recorded) is replaced:
-    same inputs, same results."""
+    same inputs, same results. ``on_staged`` is called once the linker's files are staged,
+    before the pseudonyms and indexes are written."""
     for stale in folder.parent.glob(f".{folder.name}.attempt*"):
         shutil.rmtree(stale, ignore_errors=True)
     staging = folder.with_name(f".{folder.name}.attempt{attempt}")
     write_results(staging, result, info)
+    if on_staged is not None:
+        on_staged()
     parties = _party_entities(result, service_key, project_id)
     members, index = _groups(parties)
     pq.write_table(parties, staging / PARTIES)

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         "before it gets 429."))
     result_cache_bytes: int = Field(512 * _MIB, ge=0, description=(
         "Memory for result tables kept between page requests."))
+    pause_at_stage: str = Field("", description=(
+        "Fault-injection tests only: a job entering one of these stages (comma-separated) "
+        "waits pause_seconds there, so that a test can kill its worker at that moment."))
+    pause_seconds: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _resolve(self) -> Settings:

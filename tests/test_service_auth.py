@@ -17,9 +17,9 @@ from tests.service_harness import PARTIES, Service, project_with_uploads
 POLICY: dict[tuple[str, str], tuple[set[str], int]] = {
     ("POST", "/projects"): ({"admin"}, 201),
     ("GET", "/projects/{project_id}"): (
-        {"owner", "upload:ehr", "upload:imaging", "reader:ehr"}, 200),
+        {"owner", "upload:ehr", "upload:imaging", "reader:ehr", "reader:imaging"}, 200),
     ("GET", "/projects/{project_id}/schema"): (
-        {"owner", "upload:ehr", "upload:imaging", "reader:ehr"}, 200),
+        {"owner", "upload:ehr", "upload:imaging", "reader:ehr", "reader:imaging"}, 200),
     ("GET", "/projects/{project_id}/tokens"): ({"owner"}, 200),
     ("POST", "/projects/{project_id}/tokens"): ({"owner"}, 201),
     ("DELETE", "/projects/{project_id}/tokens/{token_id}"): ({"owner"}, 200),
@@ -50,6 +50,9 @@ def world(service: Service, provider_files: dict[str, Path]) -> dict:
     with Client(service.url, first["owner_token"]) as owner:
         run = owner.wait(project_id, owner.start_run(project_id, 0.8)["id"])
         reader = owner.create_reader_token(project_id, "ehr")["token"]
+        # the party-scoped operations below all name ehr: another party's reader and
+        # upload token must be refused every one of them
+        other_reader = owner.create_reader_token(project_id, "imaging")["token"]
         disposable = owner.create_token(project_id, "claims", label="revoked by the test")
     spare_admin = service.pprl("admin", "token", "--data-dir", str(service.data_dir),
                                "--label", "revoked by the test").stdout.strip()
@@ -62,6 +65,7 @@ def world(service: Service, provider_files: dict[str, Path]) -> dict:
         "upload:ehr": upload_ehr,
         "upload:imaging": first["upload_tokens"]["imaging"],
         "reader:ehr": reader,
+        "reader:imaging": other_reader,
         "other-owner": second["owner_token"],
         "other-upload:ehr": second["upload_tokens"]["ehr"],
     }

@@ -182,27 +182,40 @@ def _results(owner: Client, project_id: str, run_id: int) -> dict[str, object]:
 
 @pytest.mark.parametrize("kind", database_kinds())
 def test_a_killed_supervised_worker_is_replaced_and_its_run_completes(
-        kind: str, tmp_path: Path, big_files: dict[str, Path]) -> None:
+        kind: str, tmp_path: Path, provider_files: dict[str, Path]) -> None:
     """The reported case: 75 s after a SIGKILL under `pprl serve`, the run was still running
-    and new runs stayed queued. Now no manual step is needed."""
-    with running_service(kind, tmp_path / "svc", workers=1, lease_seconds=2.0) as live:
-        project_id, owner_token = _project(live, big_files, dedup=True)
+    and new runs stayed queued. Now no manual step is needed. The worker is killed during
+    matching, and its replacement again while the results are half staged (the service
+    pauses there for this test); every result then equals an unkilled run's, and no staging
+    folder is left."""
+    pauses = {"PPRL_PAUSE_AT_STAGE": "matching,indexing", "PPRL_PAUSE_SECONDS": "3"}
+    with running_service(kind, tmp_path / "svc", workers=1, lease_seconds=2.0,
+                         extra_env=pauses) as live:
+        project_id, owner_token = _project(live, provider_files, dedup=True)
+        folder = live.data_dir / "runs" / project_id
         with Client(live.url, owner_token) as owner:
             run_id = owner.start_run(project_id, THRESHOLD)["id"]
-            wait_for(lambda: owner.run(project_id, run_id)["stage"] == "matching")
-            (first,) = _workers_of(live.process.pid)
-            os.kill(first, signal.SIGKILL)
-            wait_for(lambda: len(_workers_of(live.process.pid)) == 1
-                     and _workers_of(live.process.pid) != [first], timeout=15)
+
+            def kill_at(stage: str, attempt: int) -> None:
+                wait_for(lambda: (owner.run(project_id, run_id)["stage"],
+                                  owner.run(project_id, run_id)["attempt"]) == (stage, attempt))
+                (worker,) = _workers_of(live.process.pid)
+                os.kill(worker, signal.SIGKILL)
+                wait_for(lambda: len(_workers_of(live.process.pid)) == 1
+                         and _workers_of(live.process.pid) != [worker], timeout=15)
+
+            kill_at("matching", 1)
+            kill_at("indexing", 2)
+            assert [p.name for p in folder.iterdir()] == [f".{run_id}.attempt2"]
             finished = owner.wait(project_id, run_id, timeout=300)
-            assert (finished["state"], finished["attempt"]) == ("done", 2)
+            assert (finished["state"], finished["attempt"]) == ("done", 3)
             killed = _results(owner, project_id, run_id)
             again = owner.wait(project_id, owner.start_run(project_id, THRESHOLD)["id"],
                                timeout=300)
             assert again["attempt"] == 1
             assert killed == _results(owner, project_id, again["id"])
-        assert sorted(p.name for p in (live.data_dir / "runs" / project_id).iterdir()) == \
-            sorted([str(run_id), str(again["id"])])  # no staging folder left
+        assert sorted(p.name for p in folder.iterdir()) == sorted([str(run_id),
+                                                                   str(again["id"])])
 
 
 def test_an_input_that_cannot_work_fails_once_and_the_worker_lives(

@@ -33,15 +33,23 @@ class JobStopped(Exception):
 
 
 class JobControl:
-    """Stage and progress shared between a job and its heartbeat thread."""
+    """Stage and progress shared between a job and its heartbeat thread.
 
-    def __init__(self) -> None:
+    ``pause_at`` (fault-injection tests only: stages, comma-separated) makes the job wait
+    ``pause_seconds`` each time it enters one of them."""
+
+    def __init__(self, pause_at: str = "", pause_seconds: float = 0.0) -> None:
         self.stage, self.progress = "loading", 0.0
         self.cancelled = threading.Event()
         self.lost = threading.Event()
         self.done = threading.Event()
+        self._pause_at = {s.strip() for s in pause_at.split(",") if s.strip()}
+        self._pause_seconds = pause_seconds
 
     def report(self, stage: str, progress: float) -> None:
+        if stage in self._pause_at and self.stage != stage:
+            self.stage, self.progress = stage, progress
+            self.done.wait(self._pause_seconds)
         self.stage, self.progress = stage, progress
         self.check()
 

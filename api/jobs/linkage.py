@@ -80,6 +80,6 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
             "entities": result.entity_count}
     folder = run_folder(context.settings.runs_dir, project.id, job.id)
     write_run_results(folder, result, info, context.settings.service_key(), project.id,
-                      claim.attempt)
+                      claim.attempt, on_staged=lambda: control.report("indexing", 0.95))
     return {**result.stats, "entities": result.entity_count,
             "records": sum(len(s) for s in sets)}

@@ -49,7 +49,7 @@ def _beat(sessions: sessionmaker[Session], claim: Claim, lease: float, control: 
 def execute_job(settings: Settings, sessions: sessionmaker[Session], claim: Claim) -> str:
     """Run a claimed job to its end; returns the state recorded ("lost" if another worker
     holds it now). Never raises for what the job does."""
-    control = JobControl()
+    control = JobControl(settings.pause_at_stage, settings.pause_seconds)
     beat = threading.Thread(target=_beat, name=f"pprl-heartbeat-{claim.job_id}", daemon=True,
                             args=(sessions, claim, settings.lease_seconds, control))
     beat.start()
