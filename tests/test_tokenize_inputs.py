@@ -337,3 +337,24 @@ def test_duplicate_record_ids_are_refused_naming_the_rows(tmp_path) -> None:
     message = str(raised.value)
     assert "2 record id(s)" in message and "rows 1, 3" in message and "rows 2, 5" in message
     assert "p1" not in message and not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_one_feature_rejecting_for_different_reasons_rejects_every_such_row(tmp_path) -> None:
+    """Each distinct reason of a feature has its own code: every code must reject its row,
+    not only the first reason's."""
+    from tokenizer.schema_loader import schema_from_dict
+
+    schema = schema_from_dict({
+        "version": 3, "clkConfig": {"l": 64, "kdf": {"type": "HKDF", "keySize": 64}},
+        "features": [{"identifier": "age", "format": {"type": "integer", "minimum": 0,
+                                                      "maximum": 120},
+                      "hashing": {"comparison": {"type": "exact"},
+                                  "strategy": {"bitsPerToken": 4}}}]})
+    source = _write_csv(tmp_path / "ages.csv", ["age"],
+                        [["41"], ["old"], ["130"], ["-4"], ["7"], ["x"]])
+    report = tokenize_file(source, schema, PERSON_SECRET, tmp_path / "ages.parquet")
+    assert report.records_written == 2 and report.rejected == 4
+    with report.rejects_path.open(encoding="utf-8") as handle:
+        reasons = {row["row"]: row["reason"] for row in csv.DictReader(handle)}
+    assert reasons == {"2": "age is not a base-10 integer", "3": "age is above the maximum 120",
+                       "4": "age is below the minimum 0", "6": "age is not a base-10 integer"}

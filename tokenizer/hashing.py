@@ -8,7 +8,7 @@
   the i-th position is the i-th uint16 mod L.
 
 Positions for k bits are a prefix of the positions for more bits, so one cached sequence per
-token serves every k.
+token serves every k (``token_table`` and ``ngram_kernel`` keep them).
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from hashlib import blake2b, md5, sha1
 
 import numpy as np
 
-from .schema_model import HashConfig
-
-__all__ = ["TokenHasher", "double_hash_bases", "blake_positions"]
+__all__ = ["double_hash_bases", "blake_positions"]
 
 _SHORTS_PER_DIGEST = 32
 
@@ -47,20 +45,3 @@ def blake_positions(token: bytes, key: bytes, length: int, count: int) -> np.nda
         blake2b(token, key=key, salt=str(j).encode()).digest() for j in range(digests)
     )
     return (np.frombuffer(raw, dtype="<u2")[:count] % length).astype(np.int64)
-
-
-class TokenHasher:
-    """Bit positions of the tokens of one feature, keyed with that feature's two keys."""
-
-    def __init__(self, config: HashConfig, keys: tuple[bytes, bytes], length: int) -> None:
-        self.config = config
-        self.keys = keys
-        self.length = length
-
-    def positions(self, token: bytes, count: int) -> np.ndarray:
-        """The first ``count`` bit positions (int64, may repeat) of ``token``."""
-        if self.config.kind == "doubleHash":
-            h1, h2 = double_hash_bases(
-                token, self.keys[0], self.keys[1], self.length, self.config.prevent_singularity)
-            return (h1 + np.arange(count, dtype=np.int64) * h2) % self.length
-        return blake_positions(token, self.keys[0], self.length, count)
