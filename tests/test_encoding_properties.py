@@ -17,11 +17,14 @@ from tokenizer.schema_loader import schema_from_dict
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=24)
 DIGITS = st.integers(-99999, 99999).map(str)
+# Decimal numbers as a site writes them: whole ones too, both signs, a few decimal places.
+DECIMALS = st.one_of(DIGITS, st.decimals(-9999, 9999, places=3, allow_nan=False,
+                                         allow_infinity=False).map(str))
 
 
 @st.composite
 def features(draw, index: int) -> tuple[dict, st.SearchStrategy[str]]:
-    kind = draw(st.sampled_from(["ngram", "exact", "numeric"]))
+    kind = draw(st.sampled_from(["ngram", "exact", "numeric", "decimal"]))
     hash_ = draw(st.sampled_from([{"type": "doubleHash"},
                                   {"type": "doubleHash", "prevent_singularity": True},
                                   {"type": "blakeHash"}]))
@@ -36,15 +39,23 @@ def features(draw, index: int) -> tuple[dict, st.SearchStrategy[str]]:
     elif kind == "exact":
         comparison = {"type": "exact"}
         fmt = {"type": "string"}
-    else:
+    elif kind == "numeric":
         comparison = {"type": "numeric", "thresholdDistance": draw(st.integers(1, 20)),
                       "resolution": draw(st.integers(1, 4))}
         fmt = {"type": "integer"}
         values = DIGITS
+    else:  # decimals with a fractional precision (the key clkhash reads), 0 included
+        precision = draw(st.integers(0, 2))
+        comparison = {"type": "numeric", "resolution": draw(st.integers(1, 4)),
+                      "thresholdDistance": draw(st.integers(1, 20)) / 10 ** precision,
+                      "fractional_precision": precision}
+        fmt = {"type": "string", "pattern": r"-?[0-9]+(\.[0-9]+)?"}
+        values = DECIMALS
     feature = {"identifier": f"f{index}", "format": fmt,
                "hashing": {"comparison": comparison, "strategy": strategy, "hash": hash_}}
     if draw(st.booleans()):
-        replacement = "0" if kind == "numeric" else draw(st.sampled_from(["", "missing"]))
+        replacement = ("0" if kind in ("numeric", "decimal")
+                       else draw(st.sampled_from(["", "missing"])))
         feature["hashing"]["missingValue"] = {"sentinel": "N/A", "replaceWith": replacement}
         values = st.one_of(values, st.just("N/A"))
     return feature, values
