@@ -45,7 +45,9 @@ def greedy_one_to_one(left: np.ndarray, right: np.ndarray, n_left: int,
 def cluster_records(u: np.ndarray, v: np.ndarray, party_of: np.ndarray,
                     deduplicated: Sequence[bool]) -> np.ndarray:
     """Group label of every record (global index), from candidate edges (u[p], v[p]) in
-    anonlink's order. Records never merged keep a group of their own.
+    anonlink's order, each pair at most once (as candidate generation gives them: the
+    count of edges seen between two groups stands for the pairs seen). Records never merged
+    keep a group of their own.
 
     Args:
         party_of: party index of every record.
@@ -62,7 +64,7 @@ def cluster_records(u: np.ndarray, v: np.ndarray, party_of: np.ndarray,
 
     for x, y in zip(u.tolist(), v.tolist(), strict=True):
         gx, gy = int(group_of[x]), int(group_of[y])
-        if gx == gy:
+        if gx == gy:  # cannot happen with distinct edges; a repeated one changes nothing
             continue
         mx = members.get(gx, [x])
         my = members.get(gy, [y])
