@@ -24,6 +24,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
                  "Summarise an encodings file: count, l, fingerprint, popcounts."),
     "schemas": ("tokenizer.cli", "schemas_command",
                 "List the shipped linkage schemas or print one."),
+    "attributes": ("tokenizer.cli", "attributes_command",
+                   "Build the de-identified attributes file a provider releases."),
     "keygen": ("tokenizer.cli", "keygen_command",
                "Write a new random 256-bit key (linkage secret or site key) to a file."),
     "link": ("linker.cli", "link_command",

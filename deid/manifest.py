@@ -1,7 +1,9 @@
 """What a de-identified export holds beside the images: ``manifest.parquet``, one row per
 exported instance, mapping the site pseudonym to the patient's CLK and the instance's remapped
-UIDs, and ``encodings.parquet``, one row per patient (``record_id`` = the site pseudonym), the
-encodings file the imaging site uploads like any provider.
+UIDs; ``encodings.parquet``, one row per patient (``record_id`` = the site pseudonym), the
+encodings file the imaging site uploads like any provider; and ``attributes.parquet``, one
+row per study (remapped study UID, modality, body part, shifted study date, series and
+instance counts), its attributes file.
 
 The CLKs are the same bytes ``pprl tokenize`` writes for the same person, so the linkage unit
 can link imaging to EHR and claims encodings without ever seeing an identifier.
@@ -16,10 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tokenizer.attributes_file import AttributeColumn, write_attributes
 from tokenizer.encodings_file import AtomicFile, EncodingsMetadata, EncodingsWriter, tool_version
 from tokenizer.schema_model import Schema
 
-__all__ = ["ManifestRow", "write_manifest", "write_patient_encodings", "MANIFEST_FORMAT"]
+__all__ = ["ManifestRow", "write_manifest", "write_patient_encodings", "write_study_attributes",
+           "STUDY_COLUMNS", "MANIFEST_FORMAT"]
 
 MANIFEST_FORMAT = "pprl-deid-manifest/1"
 
@@ -74,3 +78,28 @@ def write_patient_encodings(path: Path, clks: dict[str, tuple[bytes, int]], sche
     except BaseException:
         writer.discard()
         raise
+
+
+STUDY_COLUMNS = (AttributeColumn("study_uid", "code", "payload"),
+                 AttributeColumn("modality", "code", "payload"),
+                 AttributeColumn("body_part", "code", "payload"),
+                 AttributeColumn("study_date", "date", "payload"),
+                 AttributeColumn("series_count", "number", "payload"),
+                 AttributeColumn("instance_count", "number", "payload"))
+
+
+def write_study_attributes(path: Path, studies: Sequence[tuple[str, str, str, str, str, int,
+                                                               int]], provider: str) -> None:
+    """The export's attributes file: (pseudonym, study UID, modality, body part, study date
+    ``YYYYMMDD`` or "", series count, instance count) per study, in that order."""
+    dates = [None if not s[4] else f"{s[4][:4]}-{s[4][4:6]}-{s[4][6:8]}" for s in studies]
+    table = pa.table({
+        "record_id": pa.array([s[0] for s in studies], pa.string()),
+        "study_uid": pa.array([s[1] for s in studies], pa.string()),
+        "modality": pa.array([s[2] or None for s in studies], pa.string()),
+        "body_part": pa.array([s[3] or None for s in studies], pa.string()),
+        "study_date": pa.array(dates, pa.string()).cast(pa.date32()),
+        "series_count": pa.array([s[5] for s in studies], pa.float64()),
+        "instance_count": pa.array([s[6] for s in studies], pa.float64()),
+    })
+    write_attributes(path, table, STUDY_COLUMNS, provider)

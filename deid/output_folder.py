@@ -30,7 +30,8 @@ __all__ = ["DeidSettings", "OutputFolder", "SETTINGS_NAME", "check_folders"]
 SETTINGS_NAME = "deid-settings.json"
 SETTINGS_FORMAT = "pprl-deid-settings/1"
 # Files of OUT_DIR that are not de-identified instances.
-_OWN_FILES = {SETTINGS_NAME, INCOMPLETE_MARKER, "manifest.parquet", "encodings.parquet"}
+_OWN_FILES = {SETTINGS_NAME, INCOMPLETE_MARKER, "manifest.parquet", "encodings.parquet",
+              "attributes.parquet"}
 _LABELS = {"schema_fingerprint": "schema", "linkage_key_check": "linkage secret",
            "site_key_check": "site key", "allow_burned_in": "--allow-burned-in",
            "pixel_rules_sha256": "--clean-pixel-data rules", "provider": "--provider"}

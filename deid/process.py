@@ -58,6 +58,7 @@ class FileOutcome:
     sop_uid: str = ""
     modality: str = ""
     study_date: str = ""
+    body_part: str = ""
 
 
 def _text(dataset: Dataset, keyword: str) -> str:
@@ -146,4 +147,5 @@ class FileProcessor:
             relative, status, output=target.relative_to(self.out_dir).as_posix(),
             patient=identity.key, columns=person_columns(identity), pseudonym=pseudonym,
             study_uid=study, series_uid=series, sop_uid=sop,
-            modality=_text(dataset, "Modality"), study_date=_text(dataset, "StudyDate"))
+            modality=_text(dataset, "Modality"), study_date=_text(dataset, "StudyDate"),
+            body_part=_text(dataset, "BodyPartExamined"))

@@ -32,17 +32,18 @@ from tokenizer.normalize import PERSON_KINDS, Normalizer
 from tokenizer.schema_model import Schema
 
 from .errors import DeidError
-from .manifest import ManifestRow, write_manifest, write_patient_encodings
+from .manifest import ManifestRow, write_manifest, write_patient_encodings, write_study_attributes
 from .output_folder import DeidSettings, OutputFolder, check_folders
 from .pixels import RegionRule
 from .process import FileOutcome, FileProcessor
 from .profile import ProfileOptions
 
 __all__ = ["DeidReport", "deidentify_folder", "report_path_for", "quarantine_dir_for",
-           "MANIFEST_NAME", "ENCODINGS_NAME"]
+           "MANIFEST_NAME", "ENCODINGS_NAME", "ATTRIBUTES_NAME"]
 
 MANIFEST_NAME = "manifest.parquet"
 ENCODINGS_NAME = "encodings.parquet"
+ATTRIBUTES_NAME = "attributes.parquet"
 _EXPORTED = ("written", "unchanged")
 _processor: FileProcessor | None = None
 
@@ -203,6 +204,21 @@ def _remove_stale_temps(out_dir: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
+def _studies(exported: list[FileOutcome]) -> list[tuple[str, str, str, str, str, int, int]]:
+    """One row per study of the exported files, in pseudonym and study order."""
+    studies: dict[tuple[str, str], list[FileOutcome]] = {}
+    for outcome in exported:
+        studies.setdefault((outcome.pseudonym, outcome.study_uid), []).append(outcome)
+    rows = []
+    for (pseudonym, study), files in sorted(studies.items()):
+        first = next((f for f in files if f.modality), files[0])
+        body = next((f.body_part for f in files if f.body_part), "")
+        date = next((f.study_date for f in files if f.study_date), "")
+        rows.append((pseudonym, study, first.modality, body, date,
+                     len({f.series_uid for f in files}), len(files)))
+    return rows
+
+
 def _settings(schema: Schema, secret: bytes, site_key: bytes, options: ProfileOptions,
               allow_burned_in: bool, pixel_rules: list[RegionRule] | None,
               provider: str) -> DeidSettings:
@@ -270,6 +286,7 @@ def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes
     key_check = folder.settings.linkage_key_check
     write_manifest(folder.work / MANIFEST_NAME, rows, schema, key_check)
     write_patient_encodings(folder.work / ENCODINGS_NAME, encoded, schema, provider, key_check)
+    write_study_attributes(folder.work / ATTRIBUTES_NAME, _studies(exported), provider)
     _quarantine(in_dir, out_dir, outcomes)
     report = report_path or report_path_for(out_dir)
     _write_report(report, outcomes, clks)

@@ -96,8 +96,8 @@ def _corrupt(records: dict[str, np.ndarray], spec: ProviderSpec, adult_women: np
     # Moving house: to the address of another household of the population.
     moved = np.flatnonzero(rng.random(len(adult_women)) < rates.moved)
     new_home = pa.array(rng.integers(0, homes.num_rows, size=len(moved)))
-    records["address"][moved] = homes.column("address").take(new_home).to_pylist()
-    records["zip"][moved] = homes.column("zip").take(new_home).to_pylist()
+    for column in ("address", "zip", "state"):
+        records[column][moved] = homes.column(column).take(new_home).to_pylist()
     keyboard_typo(records["address"], rates.typo, rng)
     for column in IDENTIFIER_COLUMNS:
         blank(records[column], rates.missing_phone if column == "phone" else rates.missing, rng)
@@ -131,16 +131,23 @@ def make_provider(population: pa.Table, spec: ProviderSpec, seed: int
     duplicated = people[rng.random(len(people)) < spec.duplicate_rate]
     rows = rng.permutation(np.concatenate([people, duplicated]))
     records = {c: np.array(population.column(c).take(pa.array(rows)).to_pylist(), dtype=object)
-               for c in IDENTIFIER_COLUMNS}
+               for c in [*IDENTIFIER_COLUMNS, "state"]}
     born = np.array(records["date_of_birth"].tolist(), dtype="datetime64[D]")
     adult_women = (records["sex"] == "f") & (born < np.datetime64("2006-01-01"))
-    _corrupt(records, spec, adult_women, population.select(["address", "zip"]), rng)
+    _corrupt(records, spec, adult_women, population.select(["address", "zip", "state"]), rng)
     count = len(rows)
     record_ids = [f"{spec.name}-{k:08d}" for k in range(count)]
     mrns = np.char.add("MRN", np.char.zfill(rng.permutation(count * 3)[:count].astype(str), 9))
     extract = pa.table({"record_id": pa.array(record_ids), "mrn": pa.array(mrns),
-                        **{c: pa.array(records[c], pa.string()) for c in IDENTIFIER_COLUMNS},
+                        **{c: pa.array(records[c], pa.string())
+                           for c in [*IDENTIFIER_COLUMNS, "state"]},
                         **_payload(spec.kind, count, rng)})
+    if spec.kind == "ehr":  # recorded at registration, 6% missing (own draws: the rest
+        # of the extract does not change with it)
+        race = population.column("race_ethnicity").take(pa.array(rows)).to_numpy(
+            zero_copy_only=False).astype(object)
+        race[np.random.default_rng([seed, 6]).random(count) < 0.06] = None
+        extract = extract.append_column("race_ethnicity", pa.array(race, pa.string()))
     truth = pa.table({"party": pa.array([spec.name] * count), "record_id": pa.array(record_ids),
                       "true_id": pa.array(population.column("person_id").take(
                           pa.array(rows)).cast(pa.string()))})

@@ -15,9 +15,9 @@ from api.cli import cli
 from .golden import case
 
 GOLDEN = case("febrl4b_with_invalid_rows")
-COMMANDS = ["tokenize", "describe", "schemas", "keygen", "demo", "link", "dedup", "evaluate",
-            "synth", "deid", "deid-verify", "serve", "worker", "admin", "project", "upload",
-            "run", "status", "results", "audit"]
+COMMANDS = ["tokenize", "attributes", "describe", "schemas", "keygen", "demo", "link",
+            "dedup", "evaluate", "synth", "deid", "deid-verify", "serve", "worker", "admin",
+            "project", "upload", "run", "status", "results", "audit"]
 SUBCOMMANDS = {"admin": ["token"], "project": ["create", "show", "reader-token"]}
 
 

@@ -20,7 +20,7 @@ from .pipeline import tokenize_file
 from .readers import DELIMITERS, parse_column_map
 
 __all__ = ["tokenize_command", "describe_command", "schemas_command", "keygen_command",
-           "allow_short_secret_option"]
+           "attributes_command", "allow_short_secret_option"]
 
 allow_short_secret_option = click.option(
     "--allow-short-secret", is_flag=True,
@@ -237,3 +237,40 @@ def keygen_command(path: Path) -> None:
     except TokenizerError as e:
         raise _fail(e) from e
     click.echo(f"{path}: new 256-bit key, readable by you only")
+
+
+@click.command("attributes")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--spec", "spec_path", required=True, type=click.Path(path_type=Path),
+              help="JSON column spec: name, type, role, and from/derive per column (README).")
+@click.option("--id-column", required=True, metavar="COLUMN",
+              help="Column holding the record id (the same as for `pprl tokenize`).")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Attributes file to write (Parquet).")
+@click.option("--provider", metavar="LABEL", help="Provider label stored in the file.")
+@click.option("--encoding", default="utf-8", show_default=True,
+              help="Text encoding of a CSV input.")
+@click.option("--delimiter", metavar="CHAR", help="Field delimiter of a CSV input.")
+@click.option("--date-format", "date_order", type=click.Choice(DATE_ORDERS),
+              help="How to read dates such as 03/04/1980: MDY (US) or DMY.")
+def attributes_command(input_path: Path, spec_path: Path, id_column: str, output: Path,
+                       provider: str | None, encoding: str, delimiter: str | None,
+                       date_order: str | None) -> None:
+    """Build the attributes file a provider releases beside its encodings: the de-identified
+    columns of INPUT (CSV or Parquet) its spec declares, each with a type (code, category,
+    number, date) and a role (quasi-identifier or payload).
+
+    Columns named like, or holding values shaped like, direct identifiers (names, MRNs,
+    SSNs, phone numbers, e-mail, street addresses, full ZIP codes) are refused; derive birth
+    year, ZIP3 or region from them instead.
+    """
+    from .attributes_build import build_attributes, load_attribute_spec
+
+    try:
+        rows = build_attributes(input_path, load_attribute_spec(spec_path), output,
+                                id_column=id_column, provider=provider, encoding=encoding,
+                                delimiter=_delimiter(delimiter),
+                                date_order=date_order)  # type: ignore[arg-type]
+    except TokenizerError as e:
+        raise _fail(e) from e
+    click.echo(f"{output}: {rows:,} attribute rows")
