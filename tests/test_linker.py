@@ -280,3 +280,23 @@ def test_empty_inputs_warn_and_all_empty_fails(tmp_path) -> None:
     assert not (tmp_path / "none").exists()
     alone = pprl("dedup", str(fe), "-o", str(tmp_path / "dedup"), check=False)
     assert alone.returncode == 1 and "nothing to dedup" in alone.stderr
+
+
+@pytest.mark.parametrize("kernel", ["scalar", "lanes"])
+def test_pair_counts_and_progress_add_up(kernel: str) -> None:
+    """The statistics `pprl link` reports (run.json) and the progress it shows: every pair
+    counted once, compared pairs among them, completed among those; progress reaches the
+    number of rows, with and without a second set and blocking."""
+    rng = np.random.default_rng(11)
+    a = ClkSet.from_arrays(random_clks(rng, 130, 512, (0.2, 0.5)))
+    b = ClkSet.from_arrays(random_clks(rng, 90, 512, (0.2, 0.5)))
+    for other, blocking in ((b, None), (None, None), (b, LshBlocking())):
+        done: list[int] = []
+        found = candidate_pairs(a, other, 0.6, backend=CpuBackend(2, tile_rows=16,
+                                                                  kernel=kernel),
+                                blocking=blocking, progress=done.append)
+        total = 130 * 90 if other is not None else 130 * 129 // 2
+        assert found.total == total
+        assert 0 < found.completed <= found.compared <= total
+        assert sum(done) == 130
+    assert 0.0 <= found.pruned_share < 1.0
