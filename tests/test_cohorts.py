@@ -1,0 +1,151 @@
+"""Cohorts over a linkage of the synthetic providers: definitions checked against the
+attribute columns, counts against the truth, small cells suppressed, linked demographics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+from linker.clkset import load_clk_sets
+from linker.cohorts import (
+    CohortDefinitionError,
+    cohort_counts,
+    entity_demographics,
+    parse_definition,
+    select_entities,
+)
+from linker.cohorts.offline import count_cohort, members_of_linkage
+from linker.link import link_sets
+from linker.results import write_results
+from synth.cli import synthesize
+from tokenizer.attributes_build import build_attributes, load_attribute_spec
+from tokenizer.attributes_file import read_attributes
+from tokenizer.catalog import load_schema
+from tokenizer.pipeline import tokenize_file
+
+SECRET = b"cohort tests: the project's secret"
+PARTIES = ("imaging", "ehr", "claims")
+SPECS = Path(__file__).resolve().parent.parent / "synth" / "specs"
+LUNG_CT = {"name": "chest CT within 90 days after a lung cancer diagnosis",
+           "require": {"ehr": {"all": [{"column": "diagnosis", "prefix": ["C34"]}]},
+                       "imaging": {"all": [{"column": "modality", "in": ["CT"]},
+                                           {"column": "body_part", "in": ["CHEST"]}]}},
+           "within": [{"after": {"party": "ehr", "column": "encounter_date"},
+                       "then": {"party": "imaging", "column": "study_date"},
+                       "days": [0, 1825]}],
+           "as_of_year": 2026}
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("cohorts")
+    synthesize(folder, 6000, seed=11)
+    attributes, encodings = {}, []
+    for party in PARTIES:
+        source = folder / f"{party}.parquet"
+        build_attributes(source, load_attribute_spec(SPECS / f"{party}.json"),
+                         folder / f"{party}.attributes.parquet", id_column="record_id",
+                         provider=party)
+        attributes[party] = read_attributes(folder / f"{party}.attributes.parquet")
+        out = folder / f"{party}.clks.parquet"
+        tokenize_file(source, load_schema("person"), SECRET, out, id_column="record_id",
+                      provider=party, workers=1)
+        encodings.append(out)
+    result = link_sets(load_clk_sets(encodings), 0.75, dedup=[True] * 3)
+    write_results(folder / "linkage", result, {"threshold": 0.75})
+    truth = pacsv.read_csv(folder / "truth.csv", convert_options=pacsv.ConvertOptions(
+        column_types={"true_id": pa.string()}))
+    return {"folder": folder, "attributes": attributes,
+            "members": members_of_linkage(folder / "linkage"),
+            "truth": pa.table({"party": truth["party"], "record_id": truth["record_id"],
+                               "entity": truth["true_id"]})}
+
+
+def _columns(linked: dict) -> dict:
+    return {p: {c.name: c for c in a.columns} for p, a in linked["attributes"].items()}
+
+
+def _tables(linked: dict) -> dict:
+    return {p: a.table for p, a in linked["attributes"].items()}
+
+
+def test_counts_follow_the_truth_within_the_linkages_error(linked: dict) -> None:
+    definition = parse_definition(LUNG_CT, _columns(linked))
+    ours = select_entities(definition, linked["members"], _tables(linked))
+    truth = select_entities(definition, linked["truth"], _tables(linked))
+    assert len(truth) > 30
+    assert abs(len(ours) - len(truth)) <= 0.1 * len(truth)
+
+
+def test_a_rule_across_parties_is_checked_row_by_row(linked: dict) -> None:
+    """The window: a diagnosis long after the CT does not count."""
+    definition = parse_definition(LUNG_CT, _columns(linked))
+    before = parse_definition({**LUNG_CT, "within": [{**LUNG_CT["within"][0],
+                                                      "days": [-1825, -1]}]}, _columns(linked))
+    after = set(select_entities(definition, linked["truth"], _tables(linked)))
+    earlier = set(select_entities(before, linked["truth"], _tables(linked)))
+    no_window = parse_definition({k: v for k, v in LUNG_CT.items() if k != "within"},
+                                 _columns(linked))
+    either = set(select_entities(no_window, linked["truth"], _tables(linked)))
+    assert after | earlier <= either and after and earlier and after != earlier
+
+
+def test_small_cells_are_suppressed_with_their_complement(linked: dict) -> None:
+    definition = parse_definition(LUNG_CT, _columns(linked))
+    entities = select_entities(definition, linked["members"], _tables(linked))
+    demographics = entity_demographics(entities, linked["members"], _tables(linked), 2026)
+    counts = cohort_counts(entities, demographics, min_cell=11)
+    assert counts.entities == len(entities)
+    for cells in counts.breakdown.values():
+        hidden = [c for c in cells if c.suppressed]
+        assert len(hidden) != 1  # one hidden cell could be recovered from the total
+        assert all(c.count is None for c in hidden)
+        assert all(c.count == 0 or c.count >= 11 for c in cells if not c.suppressed)
+        assert sum(c.count for c in cells if not c.suppressed) <= len(entities)
+    tiny = cohort_counts(entities[:7], demographics, min_cell=11)
+    assert tiny.entities is None
+    assert all(c.suppressed for cells in tiny.breakdown.values() for c in cells)
+    assert cohort_counts(entities, demographics, 11) == counts  # deterministic
+
+
+def test_imaging_gets_race_and_age_from_the_linked_ehr(linked: dict) -> None:
+    imaging_only = parse_definition(
+        {"require": {"imaging": {"all": [{"column": "modality", "in": ["CT"]}]}}},
+        _columns(linked))
+    entities = select_entities(imaging_only, linked["members"], _tables(linked))
+    demographics = entity_demographics(entities, linked["members"], _tables(linked), 2026)
+    sources = {demographics[e]["race_ethnicity"][1] for e in entities}
+    assert sources <= {"ehr", None} and "ehr" in sources
+    assert {demographics[e]["age_band"][1] for e in entities} <= {"ehr", "claims", None}
+
+
+def test_representativeness_flags_groups_short_of_the_reference(linked: dict) -> None:
+    women = parse_definition({"require": {"ehr": {"all": [{"column": "sex", "in": ["f"]}]}},
+                              "as_of_year": 2026}, _columns(linked))
+    report = count_cohort(women, linked["members"], _tables(linked), 11)
+    shares = {(r.dimension, r.category): r for r in report.shares}
+    assert shares[("sex", "m")].under_represented and shares[("sex", "m")].ratio < 0.1
+    assert not shares[("sex", "f")].under_represented
+    assert json.dumps(report.as_dict())
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"require": {"ehr": {"all": [{"column": "shoe_size", "in": ["9"]}]}}}, "no column"),
+    ({"require": {"dentist": {"all": [{"column": "x", "in": ["9"]}]}}}, "no party"),
+    ({"require": {"ehr": {"all": [{"column": "hba1c", "prefix": ["6"]}]}}},
+     "does not fit column 'hba1c', a number"),
+    ({"require": {"ehr": {"all": [{"column": "encounter_date", "min": "soon"}]}}},
+     "must be YYYY-MM-DD"),
+    ({"require": {"ehr": {"some": []}}}, r'write {"all": \[criteria\]}'),
+    ({"within": [{"after": {"party": "ehr", "column": "diagnosis"},
+                  "then": {"party": "imaging", "column": "study_date"}, "days": [0, 9]}]},
+     "is not a date"),
+    ({"colour": "red"}, "unknown keys"),
+])
+def test_bad_definitions_name_what_is_wrong(linked: dict, change: dict, message: str) -> None:
+    with pytest.raises(CohortDefinitionError, match=message):
+        parse_definition({**LUNG_CT, **change}, _columns(linked))
