@@ -19,7 +19,7 @@ from .db import make_engine, migrate, session_factory
 from .errors import Busy, ServiceError
 from .jobs.supervisor import supervised_workers
 from .results_store import ResultStore
-from .routers import audit, projects, results, runs, service, tokens, uploads
+from .routers import audit, cohorts, projects, results, runs, service, tokens, uploads
 from .security.headers import SecurityHeaders
 from .security.rate_limit import FailureLimiter
 from .settings import Settings
@@ -97,7 +97,7 @@ def create_app(settings: Settings, worker_processes: int = 0, tls: bool = False)
     app.add_exception_handler(OperationalError, _database_busy)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.mount("/docs/assets", StaticFiles(directory=service.DOCS_ASSETS), name="docs-assets")
-    for module in (service, projects, tokens, uploads, runs, results, audit):
+    for module in (service, projects, tokens, uploads, runs, results, cohorts, audit):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders, tls=tls)
     return app

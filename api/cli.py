@@ -58,6 +58,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
                "Show (or cancel) a run on a service."),
     "results": ("api.client.cli", "results_command",
                 "Read a finished run's results from a service."),
+    "cohort": ("api.client.cohort_cli", "cohort_group",
+               "Cohorts: counts, requests, approvals, exports, relabelled DICOM."),
     "audit": ("api.client.cli", "audit_command",
               "Read a project's audit log from a service."),
 }

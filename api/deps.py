@@ -6,8 +6,8 @@ so no pooled connection is held while an upload's body streams in. Failed authen
 are limited per client address and token id (429 with Retry-After) and written to the audit
 log without the secret. Roles: ``admin`` (creates projects), ``owner`` (a project's data
 manager), ``upload`` (one party: uploads its encodings, reads its own results), ``reader``
-(reads one party's results). 401 means no valid credential, 403 a valid one without the
-right to this project, party or action.
+(reads one party's results), ``researcher`` (counts and requests cohorts). 401 means no
+valid credential, 403 a valid one without the right to this project, party or action.
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .errors import Forbidden, TooMany, Unauthorized
 from .models import AdminToken, ProjectToken
+from .results_store import ResultStore
 from .security.audit import record
 from .security.rate_limit import FailureLimiter
 from .security.tokens import secret_matches, split_token, unusable_reason
 from .settings import Settings
 
-__all__ = ["Principal", "SessionDep", "SettingsDep", "PrincipalDep", "AdminDep", "OwnerDep",
-           "MemberDep", "PartyReaderDep", "UploaderDep", "ProjectId", "PartyLabel",
-           "RunId"]
+__all__ = ["Principal", "SessionDep", "SettingsDep", "ResultsDep", "PrincipalDep", "AdminDep",
+           "OwnerDep", "MemberDep", "PartyReaderDep", "UploaderDep", "ResearcherDep", "CounterDep",
+           "AnyPartyDep", "ProjectId", "PartyLabel", "RunId", "RequestId"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer "
                                                    "pprl_<id>_<secret>`.")
@@ -41,6 +42,7 @@ _MAX_ID = 2**31 - 1
 ProjectId = Annotated[str, Path(max_length=32, pattern=r"^prj_[0-9a-f]{16}$")]
 PartyLabel = Annotated[str, Path(max_length=64, pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 RunId = Annotated[int, Path(ge=1, le=_MAX_ID)]
+RequestId = Annotated[str, Path(max_length=32, pattern=r"^req_[0-9a-f]{16}$")]
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,13 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_results(request: Request) -> ResultStore:
+    store: ResultStore = request.app.state.results
+    return store
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+ResultsDep = Annotated[ResultStore, Depends(get_results)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
@@ -147,7 +155,7 @@ def require_owner(principal: PrincipalDep, project_id: ProjectId) -> Principal:
 
 
 def require_member(principal: PrincipalDep, project_id: ProjectId) -> Principal:
-    return _role(principal, ("owner", "upload", "reader"), project_id)
+    return _role(principal, ("owner", "upload", "reader", "researcher"), project_id)
 
 
 def require_party_reader(principal: PrincipalDep, project_id: ProjectId,
@@ -160,6 +168,21 @@ def require_uploader(principal: PrincipalDep, project_id: ProjectId,
     return _role(principal, ("upload",), project_id, party)
 
 
+def require_researcher(principal: PrincipalDep, project_id: ProjectId) -> Principal:
+    return _role(principal, ("researcher",), project_id)
+
+
+def require_counter(principal: PrincipalDep, project_id: ProjectId) -> Principal:
+    return _role(principal, ("owner", "researcher"), project_id)
+
+
+def require_any_party(principal: PrincipalDep, project_id: ProjectId) -> Principal:
+    return _role(principal, ("upload",), project_id)
+
+
+ResearcherDep = Annotated[Principal, Depends(require_researcher)]
+CounterDep = Annotated[Principal, Depends(require_counter)]
+AnyPartyDep = Annotated[Principal, Depends(require_any_party)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
 OwnerDep = Annotated[Principal, Depends(require_owner)]
 MemberDep = Annotated[Principal, Depends(require_member)]

@@ -13,10 +13,13 @@ from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, Unique
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = ["Base", "AdminToken", "Project", "Party", "ProjectToken", "Upload", "Job",
-           "Worker", "AuditEvent", "ACTIVE_STATES", "LINKAGE"]
+           "Worker", "CohortRequest", "AuditEvent", "ACTIVE_STATES", "LINKAGE",
+           "COHORT_EXPORT", "ENCODINGS", "ATTRIBUTES"]
 
 ACTIVE_STATES = ("queued", "running")
 LINKAGE = "linkage"  # the job kind of a linkage run
+COHORT_EXPORT = "cohort_export"  # the job kind of an approved cohort request
+ENCODINGS, ATTRIBUTES = "encodings", "attributes"  # what an upload holds
 
 
 def _now() -> float:
@@ -51,6 +54,8 @@ class Project(Base):
     schema_fingerprint: Mapped[str] = mapped_column(String(64))
     bloom_filter_bits: Mapped[int] = mapped_column(Integer)
     dedup: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Cohort counts below this are suppressed (11: the CMS cell-size rule).
+    min_cell: Mapped[int] = mapped_column(Integer, default=11)
     created_at: Mapped[float] = mapped_column(Float, default=_now)
 
 
@@ -65,7 +70,8 @@ class Party(Base):
 
 class ProjectToken(_TokenLifetime, Base):
     """role: owner (the data manager), upload (one party's provider), reader (one party's
-    results, made by the owner for whoever receives them)."""
+    results, made by the owner for whoever receives them), researcher (counts and requests
+    cohorts; no party)."""
 
     __tablename__ = "project_tokens"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -92,6 +98,9 @@ class Upload(Base):
     key_check: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # When its file was pruned (superseded and used by no run); the row stays for the audit.
     deleted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default=ENCODINGS)
+    # An attributes upload's column declarations (JSON list of name, type, role).
+    columns_json: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Job(Base):
@@ -126,6 +135,25 @@ class Worker(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     started_at: Mapped[float] = mapped_column(Float, default=_now)
     seen_at: Mapped[float] = mapped_column(Float, default=_now, index=True)
+
+
+class CohortRequest(Base):
+    """A researcher's request for a cohort of a finished run. ``decision``: pending,
+    approved or rejected; an approved one has an export job, whose state says whether the
+    export is ready."""
+
+    __tablename__ = "cohort_requests"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    researcher: Mapped[str] = mapped_column(String(32))  # the researcher token's id
+    purpose: Mapped[str] = mapped_column(Text)
+    definition_json: Mapped[str] = mapped_column(Text)
+    decision: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    decided_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AuditEvent(Base):

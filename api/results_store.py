@@ -158,6 +158,11 @@ class ResultStore:
         table = pq.read_table(folder / name).combine_chunks()
         return _Loaded(table, table.nbytes)
 
+    def members(self, folder: Path) -> pa.Table:
+        """(party, record_id, entity) of every record of the run."""
+        table: pa.Table = self._get(folder, PARTIES)
+        return table
+
     def matches(self, folder: Path, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
         table: pa.Table = self._get(folder, MATCHES)
         return table.num_rows, table.slice(offset, limit).to_pylist()

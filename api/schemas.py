@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["ProjectCreate", "ProjectCreated", "ProjectOut", "TokenCreate", "TokenCreated",
            "TokenOut", "UploadOut", "RunCreate", "RunOut", "Page", "MatchOut", "MemberOut",
-           "GroupOut", "PartyEntityOut", "AuditEventOut", "Health"]
+           "GroupOut", "PartyEntityOut", "AuditEventOut", "Health", "CohortQuery",
+           "CohortRequestCreate", "CohortCatalog", "CohortDecision", "CohortRequestOut"]
 
 _LABEL = r"^[a-z][a-z0-9_-]{0,63}$"
 
@@ -39,6 +40,9 @@ class ProjectCreate(_Strict):
                                examples=[["imaging", "ehr", "claims"]],
                                description="Party labels, lower case, unique.")
     dedup: bool = Field(False, description="Also find duplicates within each party.")
+    min_cell: int = Field(11, ge=1, le=1000, description=(
+        "Cohort counts below this are suppressed, with complementary suppression (11: the "
+        "CMS cell-size rule)."))
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -50,6 +54,7 @@ class ProjectOut(BaseModel):
     bloom_filter_bits: int
     parties: list[str]
     dedup: bool
+    min_cell: int
     created_at: float
     uploads: dict[str, int | None] = Field(
         description="Per party, the record count of its latest upload (null: none yet). An "
@@ -63,10 +68,12 @@ class ProjectCreated(BaseModel):
 
 
 class TokenCreate(_Strict):
-    role: Literal["reader", "upload"] = Field(
+    role: Literal["reader", "upload", "researcher"] = Field(
         "reader", description="reader: reads one party's results; upload: a new upload token "
-                              "for a party (revoke the old one to rotate it).")
-    party: str = Field(pattern=_LABEL, examples=["ehr"])
+                              "for a party (revoke the old one to rotate it); researcher: "
+                              "counts and requests cohorts (no party).")
+    party: str | None = Field(None, pattern=_LABEL, examples=["ehr"],
+                              description="The party (reader and upload tokens).")
     label: str = Field("", max_length=200, description="Who it is for (shown in listings).")
     expires_in_days: float | None = Field(None, gt=0, le=3650, examples=[30],
                                           description="None: never expires.")
@@ -104,6 +111,51 @@ class UploadOut(BaseModel):
     key_check: str | None = Field(
         None, description="Key check value of the linkage secret the file was made with; "
                           "null for clkhash JSON, whose secret cannot be checked.")
+    kind: Literal["encodings", "attributes"] = "encodings"
+    columns: list[dict[str, str]] | None = Field(
+        None, description="An attributes upload's declared columns (name, type, role).")
+
+
+class CohortQuery(_Strict):
+    run_id: int | None = Field(None, ge=1, le=2**31 - 1,
+                               description="A finished linkage run; default: the latest.")
+    definition: dict[str, Any] = Field(description="A cohort definition (README, Cohorts).")
+    reference: dict[str, dict[str, float]] | None = Field(
+        None, description="Shares (or counts) per dimension and category to compare with; "
+                          "default: every linked entity of the run.")
+
+
+class CohortRequestCreate(_Strict):
+    run_id: int | None = Field(None, ge=1, le=2**31 - 1,
+                               description="A finished linkage run; default: the latest.")
+    definition: dict[str, Any]
+    purpose: str = Field(min_length=10, max_length=4000,
+                         description="What the cohort is for (the owner decides on it).")
+
+
+class CohortCatalog(BaseModel):
+    run_id: int | None = Field(description="The latest finished linkage run (what counts "
+                                           "and requests use by default); null: none yet.")
+    parties: dict[str, list[dict[str, str]]] = Field(
+        description="Each party's attribute columns (name, type, role) from its latest "
+                    "attributes upload: what a definition may use.")
+
+
+class CohortDecision(_Strict):
+    reason: str = Field("", max_length=4000)
+
+
+class CohortRequestOut(BaseModel):
+    id: str
+    project_id: str
+    run_id: int
+    purpose: str
+    definition: dict[str, Any]
+    state: Literal["pending", "rejected", "exporting", "ready", "failed"]
+    reason: str | None
+    entities: int | None = Field(description="Entities exported, once ready.")
+    created_at: float
+    decided_at: float | None
 
 
 class RunCreate(_Strict):

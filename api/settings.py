@@ -97,6 +97,11 @@ class Settings(BaseSettings):
         return self.data_dir / "runs"
 
     @property
+    def exports_dir(self) -> Path:
+        """Cohort exports, one folder per approved request."""
+        return self.data_dir / "exports"
+
+    @property
     def temp_dir(self) -> Path:
         return self.data_dir / "tmp"
 
@@ -109,7 +114,8 @@ class Settings(BaseSettings):
         """Create the folders (0700) and, on first start, the service key (0600); tighten
         what an older version or another umask left readable."""
         private_files()
-        for folder in (self.data_dir, self.uploads_dir, self.runs_dir, self.temp_dir):
+        for folder in (self.data_dir, self.uploads_dir, self.runs_dir, self.exports_dir,
+                       self.temp_dir):
             folder.mkdir(parents=True, exist_ok=True)
         for root, folders, files in os.walk(self.data_dir):
             os.chmod(root, 0o700)

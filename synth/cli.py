@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from tokenizer.encodings_file import AtomicFile
 
+from .dicom import write_imaging_dicom
 from .population import PopulationConfig, make_population
 from .providers import DEFAULT_PROVIDERS, ProviderSpec, make_provider
 
@@ -65,15 +66,22 @@ def synthesize(folder: Path, people: int, seed: int,
 @click.argument("folder", metavar="OUTDIR", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--people", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def synth_command(folder: Path, people: int, seed: int) -> None:
+@click.option("--dicom", "with_dicom", is_flag=True,
+              help="Also write the imaging extract's studies as DICOM files under "
+                   "OUTDIR/dicom (input for `pprl deid`).")
+def synth_command(folder: Path, people: int, seed: int, with_dicom: bool) -> None:
     """Generate a synthetic population and the imaging, EHR and claims extracts of it.
 
     Every extract has the columns of the shipped `person` schema, a record_id, an MRN and a
     de-identified payload; truth.csv says which person each record belongs to. No real
-    person's data is involved.
+    person's data is involved. With --dicom, the imaging studies also become DICOM files
+    (named <record_id>/<series>/<n>.dcm) with the record's identifiers in the Patient module.
     """
     require_synth_extra()
     started = time.perf_counter()
     counts = synthesize(folder, people, seed)
+    if with_dicom:
+        counts["DICOM files"] = write_imaging_dicom(folder / "imaging.parquet",
+                                                    folder / "dicom")
     listed = ", ".join(f"{name} {count:,}" for name, count in counts.items())
     click.echo(f"{folder}: {listed} records in {time.perf_counter() - started:.1f} s")

@@ -21,11 +21,13 @@ from sqlalchemy import create_engine, make_url, text
 
 from api.client import Client
 from synth.cli import synthesize
+from tokenizer.attributes_build import build_attributes, load_attribute_spec
 from tokenizer.catalog import load_schema
 from tokenizer.pipeline import tokenize_file
 
 PPRL = [sys.executable, "-c", "from api.cli import main; main()"]
 PARTIES = ("imaging", "ehr", "claims")
+SPECS = Path(__file__).resolve().parent.parent / "synth" / "specs"
 SECRET = b"service tests: the linkage secret all three providers share"
 
 
@@ -158,15 +160,34 @@ def make_providers(folder: Path, people: int, seed: int = 3) -> dict[str, Path]:
     return outputs
 
 
+def provider_attributes(folder: Path, parties: tuple[str, ...] = PARTIES) -> dict[str, Path]:
+    """Each party's attributes file, built from its extract in ``folder`` with the shipped
+    synthetic spec (made once, then reused)."""
+    outputs = {}
+    for party in parties:
+        output = folder / f"{party}.attributes.parquet"
+        if not output.exists():
+            build_attributes(folder / f"{party}.parquet",
+                             load_attribute_spec(SPECS / f"{party}.json"), output,
+                             id_column="record_id", provider=party)
+        outputs[party] = output
+    return outputs
+
+
 def project_with_uploads(service: Service, files: dict[str, Path], name: str,
-                         dedup: bool = False) -> dict[str, Any]:
+                         dedup: bool = False, attributes: dict[str, Path] | None = None
+                         ) -> dict[str, Any]:
     """A project of the three parties (as the service's administrator), each party having
-    uploaded its file with its own token; the service's creation answer."""
+    uploaded its file (and its attributes, if given) with its own token; the service's
+    creation answer."""
     with Client(service.url, service.admin_token) as admin:
         created: dict[str, Any] = admin.create_project(name, "person", list(PARTIES), dedup)
     for party in PARTIES:
         with Client(service.url, created["upload_tokens"][party]) as provider:
             provider.upload(created["project"]["id"], party, files[party])
+            if attributes is not None:
+                provider.upload(created["project"]["id"], party, attributes[party],
+                                "attributes")
     return created
 
 

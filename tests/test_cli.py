@@ -17,8 +17,10 @@ from .golden import case
 GOLDEN = case("febrl4b_with_invalid_rows")
 COMMANDS = ["tokenize", "attributes", "describe", "schemas", "keygen", "demo", "link",
             "dedup", "evaluate", "synth", "deid", "deid-verify", "serve", "worker", "admin",
-            "project", "upload", "run", "status", "results", "audit"]
-SUBCOMMANDS = {"admin": ["token"], "project": ["create", "show", "reader-token"]}
+            "project", "upload", "run", "status", "results", "cohort", "audit"]
+SUBCOMMANDS = {"admin": ["token"], "project": ["create", "show", "reader-token"],
+               "cohort": ["count", "catalog", "request", "requests", "approve", "reject",
+                          "download", "relabel", "dicom"]}
 
 
 def pprl(*args: str, env: dict[str, str] | None = None, check: bool = True

@@ -10,16 +10,18 @@ import httpx
 import pytest
 
 from api.client import Client
-from tests.service_harness import PARTIES, Service, project_with_uploads
+from tests.service_harness import PARTIES, Service, project_with_uploads, provider_attributes
 
 # (method, path) -> (roles allowed, the success status they get); "upload:ehr" = the ehr
 # party's upload token, etc.
 POLICY: dict[tuple[str, str], tuple[set[str], int]] = {
     ("POST", "/projects"): ({"admin"}, 201),
     ("GET", "/projects/{project_id}"): (
-        {"owner", "upload:ehr", "upload:imaging", "reader:ehr", "reader:imaging"}, 200),
+        {"owner", "upload:ehr", "upload:imaging", "reader:ehr", "reader:imaging",
+         "researcher"}, 200),
     ("GET", "/projects/{project_id}/schema"): (
-        {"owner", "upload:ehr", "upload:imaging", "reader:ehr", "reader:imaging"}, 200),
+        {"owner", "upload:ehr", "upload:imaging", "reader:ehr", "reader:imaging",
+         "researcher"}, 200),
     ("GET", "/projects/{project_id}/tokens"): ({"owner"}, 200),
     ("POST", "/projects/{project_id}/tokens"): ({"owner"}, 201),
     ("DELETE", "/projects/{project_id}/tokens/{token_id}"): ({"owner"}, 200),
@@ -36,14 +38,30 @@ POLICY: dict[tuple[str, str], tuple[set[str], int]] = {
     ("GET", "/projects/{project_id}/runs/{run_id}/parties/{party}/entities"): (
         {"owner", "upload:ehr", "reader:ehr"}, 200),
     ("GET", "/projects/{project_id}/audit"): ({"owner"}, 200),
+    ("PUT", "/projects/{project_id}/parties/{party}/attributes"): ({"upload:ehr"}, 201),
+    ("GET", "/projects/{project_id}/cohorts/catalog"): ({"owner", "researcher"}, 200),
+    ("POST", "/projects/{project_id}/cohorts/count"): ({"owner", "researcher"}, 200),
+    ("POST", "/projects/{project_id}/requests"): ({"researcher"}, 201),
+    ("GET", "/projects/{project_id}/requests"): ({"owner", "researcher"}, 200),
+    ("GET", "/projects/{project_id}/requests/{request_id}"): ({"owner", "researcher"}, 200),
+    ("POST", "/projects/{project_id}/requests/{request_id}/approve"): ({"owner"}, 200),
+    ("POST", "/projects/{project_id}/requests/{request_id}/reject"): ({"owner"}, 200),
+    ("GET", "/projects/{project_id}/requests/{request_id}/export"): ({"researcher"}, 200),
+    ("GET", "/projects/{project_id}/requests/{request_id}/relabel"): (
+        {"upload:ehr", "upload:imaging"}, 200),  # each gets its own party's
 }
+# A cohort every party holds part of (so each party's relabel table exists).
+EVERYONE = {"require": {"ehr": {"all": [{"column": "diagnosis", "present": True}]},
+                        "claims": {"all": [{"column": "procedure", "present": True}]}},
+            "release": {"ehr": ["diagnosis"]}}
 PUBLIC = {("GET", "/health"), ("GET", "/docs"), ("GET", "/openapi.json")}
 
 
 @pytest.fixture(scope="module")
 def world(service: Service, provider_files: dict[str, Path]) -> dict:
     """Two projects; the first with uploads, a finished run and a reader token."""
-    first = project_with_uploads(service, provider_files, "auth")
+    attributes = provider_attributes(provider_files["ehr"].parent)
+    first = project_with_uploads(service, provider_files, "auth", attributes=attributes)
     with Client(service.url, service.admin_token) as admin:
         second = admin.create_project("auth-other", "person", list(PARTIES))
     project_id = first["project"]["id"]
@@ -54,6 +72,13 @@ def world(service: Service, provider_files: dict[str, Path]) -> dict:
         # upload token must be refused every one of them
         other_reader = owner.create_reader_token(project_id, "imaging")["token"]
         disposable = owner.create_token(project_id, "claims", label="revoked by the test")
+        researcher = owner.create_token(project_id, role="researcher")["token"]
+    with Client(service.url, researcher) as asking:
+        requests = {what: asking.request_cohort(project_id, EVERYONE, f"auth test: {what}")["id"]
+                    for what in ("ready", "approve", "reject")}
+    with Client(service.url, first["owner_token"]) as owner:
+        owner.decide(project_id, requests["ready"], approve=True)
+        assert owner.wait_request(project_id, requests["ready"])["state"] == "ready"
     spare_admin = service.pprl("admin", "token", "--data-dir", str(service.data_dir),
                                "--label", "revoked by the test").stdout.strip()
     assert run["state"] == "done"
@@ -66,6 +91,7 @@ def world(service: Service, provider_files: dict[str, Path]) -> dict:
         "upload:imaging": first["upload_tokens"]["imaging"],
         "reader:ehr": reader,
         "reader:imaging": other_reader,
+        "researcher": researcher,
         "other-owner": second["owner_token"],
         "other-upload:ehr": second["upload_tokens"]["ehr"],
     }
@@ -77,6 +103,7 @@ def world(service: Service, provider_files: dict[str, Path]) -> dict:
     }
     return {"project_id": project_id, "run_id": run["id"], "tokens": tokens,
             "broken": broken, "ehr_file": provider_files["ehr"],
+            "ehr_attributes": attributes["ehr"], "requests": requests,
             "token_ids": {"/projects": disposable["id"],
                           "/admin": spare_admin.split("_")[1]}}
 
@@ -84,12 +111,15 @@ def world(service: Service, provider_files: dict[str, Path]) -> dict:
 def _call(service: Service, world: dict, method: str, path: str, token: str | None
           ) -> httpx.Response:
     token_id = world["token_ids"]["/admin" if path.startswith("/admin") else "/projects"]
+    request = world["requests"]["approve" if path.endswith("/approve") else
+                                "reject" if path.endswith("/reject") else "ready"]
     url = service.url + path.format(project_id=world["project_id"], run_id=world["run_id"],
-                                    party="ehr", token_id=token_id)
+                                    party="ehr", token_id=token_id, request_id=request)
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     kwargs: dict = {}
     if method == "PUT":
-        kwargs["content"] = world["ehr_file"].read_bytes()
+        kwargs["content"] = world["ehr_attributes" if path.endswith("/attributes")
+                                  else "ehr_file"].read_bytes()
         headers["Content-Type"] = "application/vnd.apache.parquet"
     elif path == "/projects":
         kwargs["json"] = {"name": "x", "schema": "person", "parties": ["a", "b"]}
@@ -97,6 +127,12 @@ def _call(service: Service, world: dict, method: str, path: str, token: str | No
         kwargs["json"] = {"role": "reader", "party": "ehr"}
     elif path.endswith("/runs") and method == "POST":
         kwargs["json"] = {"threshold": 0.9}
+    elif path.endswith(("/cohorts/count", "/requests")) and method == "POST":
+        kwargs["json"] = {"definition": EVERYONE, "purpose": "the access policy test"}
+        if path.endswith("/count"):
+            del kwargs["json"]["purpose"]
+    elif path.endswith("/reject"):
+        kwargs["json"] = {"reason": "the access policy test"}
     return httpx.request(method, url, headers=headers, timeout=60, **kwargs)
 
 

@@ -21,12 +21,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .encodings_check import EncodingsLimits, check_bounds
 from .encodings_file import AtomicFile, check_folder_complete, tool_version
 from .errors import InputError
 from .identifier_rules import refuse_identifiers
 
 __all__ = ["ATTRIBUTES_FORMAT", "ColumnType", "ColumnRole", "AttributeColumn",
-           "AttributesFile", "write_attributes", "read_attributes"]
+           "AttributesFile", "write_attributes", "read_attributes", "check_attributes_upload"]
 
 ATTRIBUTES_FORMAT = "pprl-attributes/1"
 ColumnType = Literal["code", "category", "number", "date"]
@@ -150,3 +151,14 @@ def read_attributes(path: str | Path, name: str | None = None) -> AttributesFile
     table = _conformed(name, table, columns)
     refuse_identifiers(name, table, columns)
     return AttributesFile(table, columns, metadata.get("pprl.provider") or None)
+
+
+def check_attributes_upload(path: Path, name: str, limits: EncodingsLimits) -> AttributesFile:
+    """An attributes file someone else made: its footer, row count and row groups are
+    bounded before anything is decoded, then it is read and checked like any other.
+
+    Raises:
+        InputError: naming ``name``, the column and the rule.
+    """
+    check_bounds(path, name, limits)
+    return read_attributes(path, name)

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from .encodings_file import FORMAT_NAME
 from .errors import InputError
 
-__all__ = ["EncodingsLimits", "EncodingsSummary", "check_parquet_encodings",
+__all__ = ["EncodingsLimits", "EncodingsSummary", "check_parquet_encodings", "check_bounds",
            "record_id_hashes", "repeated_rows"]
 
 _BATCH_ROWS = 65536
@@ -135,7 +135,30 @@ def _check_types(name: str, schema: pa.Schema, clk_bytes: int) -> None:
             raise InputError(f"{name}: column {column} must be {wanted}, found {found}")
 
 
-def _check_row_groups(name: str, parquet: pq.ParquetFile, limits: EncodingsLimits) -> None:
+def check_bounds(path: Path, name: str, limits: EncodingsLimits) -> None:
+    """What any Parquet file from elsewhere must pass before it is decoded: a footer within
+    bounds, at least one and at most ``max_records`` rows, and no column chunk that
+    decodes to more than ``max_column_chunk_bytes``.
+
+    Raises:
+        InputError: naming ``name`` and the bound.
+    """
+    footer = _footer_bytes(path)
+    if footer < 0:
+        raise InputError(f"{name}: not a Parquet file")
+    if footer > limits.max_footer_bytes:
+        raise InputError(f"{name}: its Parquet metadata is {footer:,} bytes, more than the "
+                         f"{limits.max_footer_bytes:,} allowed")
+    try:
+        parquet = pq.ParquetFile(path, thrift_string_size_limit=limits.max_footer_bytes,
+                                 thrift_container_size_limit=1 << 20)
+    except (pa.ArrowException, OSError, ValueError, KeyError) as e:
+        raise InputError(f"{name}: cannot be read as Parquet ({type(e).__name__})") from e
+    _check_row_groups(name, parquet, limits, parquet.schema_arrow.names)
+
+
+def _check_row_groups(name: str, parquet: pq.ParquetFile, limits: EncodingsLimits,
+                      columns: list[str] | None = None) -> None:
     metadata = parquet.metadata
     if metadata.num_rows == 0:
         raise InputError(f"{name}: holds no records; an empty upload would replace the "
@@ -143,14 +166,13 @@ def _check_row_groups(name: str, parquet: pq.ParquetFile, limits: EncodingsLimit
     if metadata.num_rows > limits.max_records:
         raise InputError(f"{name}: holds {metadata.num_rows:,} records, more than the "
                          f"{limits.max_records:,} one upload may hold")
-    positions = {parquet.schema_arrow.get_field_index(c): c
-                 for c in ("record_id", "clk", "popcount")}
+    checked = set(columns or ("record_id", "clk", "popcount"))
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
         for index in range(row_group.num_columns):
             chunk = row_group.column(index)
-            column = chunk.path_in_schema
-            if column in positions.values() and \
+            column = chunk.path_in_schema.split(".")[0]
+            if column in checked and \
                     chunk.total_uncompressed_size > limits.max_column_chunk_bytes:
                 raise InputError(
                     f"{name}: row group {group} column {column} decodes to "

@@ -13,7 +13,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +26,8 @@ from tokenizer.errors import TokenizerError
 from .http import Client, ServiceError
 
 __all__ = ["project_group", "upload_command", "run_command", "status_command",
-           "results_command", "audit_command", "token_line"]
+           "results_command", "audit_command", "token_line", "connection_options", "connect",
+           "with_client", "emit"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,31 +44,45 @@ def _read_token(token_file: Path | None, token_env: str) -> str:
     return token
 
 
-def _connection(command: F) -> F:
-    """--url, --token-file, --token-env, --json; passes a ``client`` and ``as_json``."""
+def connection_options(command: F) -> F:
+    """--url, --token-file, --token-env and --json (the command opens its client itself,
+    with :func:`connect`, when it needs one)."""
+    command = click.option("--json", "as_json", is_flag=True,
+                           help="Print JSON (for scripts).")(command)
+    command = click.option("--token-env", default="PPRL_TOKEN", show_default=True,
+                           help="Environment variable holding your API token.")(command)
+    command = click.option("--token-file", type=click.Path(dir_okay=False, exists=True,
+                                                           path_type=Path),
+                           help="File holding your API token.")(command)
+    return click.option("--url", envvar="PPRL_URL", default="http://127.0.0.1:8000",
+                        show_default=True, help="The service. [env: PPRL_URL]")(command)
 
-    @click.option("--url", envvar="PPRL_URL", default="http://127.0.0.1:8000",
-                  show_default=True, help="The service. [env: PPRL_URL]")
-    @click.option("--token-file", type=click.Path(dir_okay=False, exists=True,
-                                                  path_type=Path),
-                  help="File holding your API token.")
-    @click.option("--token-env", default="PPRL_TOKEN", show_default=True,
-                  help="Environment variable holding your API token.")
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+
+@contextmanager
+def connect(url: str, token_file: Path | None, token_env: str) -> Iterator[Client]:
+    """A client of the service; its errors become messages (no traceback)."""
+    with Client(url, _read_token(token_file, token_env)) as client:
+        try:
+            yield client
+        except ServiceError as e:
+            raise click.ClickException(str(e)) from e
+        except httpx.TransportError as e:  # refused, unreachable, timed out
+            raise click.ClickException(f"{url}: {e}") from e
+
+
+def with_client(command: F) -> F:
+    """The connection options; passes a ``client`` and ``as_json``."""
+
+    @connection_options
     @functools.wraps(command)
     def wrapper(url: str, token_file: Path | None, token_env: str, **kwargs: Any) -> Any:
-        with Client(url, _read_token(token_file, token_env)) as client:
-            try:
-                return command(client=client, **kwargs)
-            except ServiceError as e:
-                raise click.ClickException(str(e)) from e
-            except httpx.TransportError as e:  # refused, unreachable, timed out
-                raise click.ClickException(f"{url}: {e}") from e
+        with connect(url, token_file, token_env) as client:
+            return command(client=client, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
 
-def _emit(value: Any, as_json: bool, text: str) -> None:
+def emit(value: Any, as_json: bool, text: str) -> None:
     click.echo(json.dumps(value, indent=2) if as_json else text)
 
 
@@ -82,84 +98,88 @@ def project_group() -> None:
 @click.option("--party", "parties", multiple=True, required=True,
               help="Party label (repeat: --party imaging --party ehr --party claims).")
 @click.option("--dedup", is_flag=True, help="Also deduplicate within each party.")
-@_connection
+@click.option("--min-cell", type=click.IntRange(1, 1000), default=11, show_default=True,
+              help="Cohort counts below this are suppressed (11: the CMS cell-size rule).")
+@with_client
 def project_create_command(client: Client, as_json: bool, name: str, schema_ref: str,
-                           parties: tuple[str, ...], dedup: bool) -> None:
+                           parties: tuple[str, ...], dedup: bool, min_cell: int) -> None:
     """Create a project (service administrator token). Prints the owner token and one upload
     token per party: they are shown only now."""
     path = Path(schema_ref)
     schema: str | dict[str, Any] = (json.loads(path.read_text(encoding="utf-8"))
                                     if path.is_file() else schema_ref)
-    created = client.create_project(name, schema, list(parties), dedup)
+    created = client.create_project(name, schema, list(parties), dedup, min_cell)
     project = created["project"]
     lines = [f"project {project['id']} ({project['name']}), schema "
              f"{project['schema_fingerprint'][:16]}..., l={project['bloom_filter_bits']}",
              f"owner token:  {created['owner_token']}"]
     lines += [f"upload token {p}: {t}" for p, t in created["upload_tokens"].items()]
     lines.append("These tokens are shown only once; hand each upload token to its party.")
-    _emit(created, as_json, "\n".join(lines))
+    emit(created, as_json, "\n".join(lines))
 
 
 @project_group.command("show")
 @click.argument("project_id")
-@_connection
+@with_client
 def project_show_command(client: Client, as_json: bool, project_id: str) -> None:
     """A project's parties, schema and uploads."""
     project = client.project(project_id)
     uploads = ", ".join(f"{p}: {'-' if n is None else f'{n:,} records'}"
                         for p, n in project["uploads"].items())
-    _emit(project, as_json, f"{project['id']} {project['name']} dedup={project['dedup']} "
+    emit(project, as_json, f"{project['id']} {project['name']} dedup={project['dedup']} "
                             f"l={project['bloom_filter_bits']}\nuploads: {uploads}")
 
 
 @project_group.command("reader-token")
 @click.argument("project_id")
 @click.option("--party", required=True, help="The party whose results the reader may read.")
-@_connection
+@with_client
 def project_reader_command(client: Client, as_json: bool, project_id: str,
                            party: str) -> None:
     """Make a token that reads one party's record -> entity mapping (owner token)."""
     created = client.create_reader_token(project_id, party)
-    _emit(created, as_json, created["token"])
+    emit(created, as_json, created["token"])
 
 
 @project_group.command("token")
 @click.argument("project_id")
-@click.option("--party", required=True, help="The party the token is for.")
-@click.option("--role", type=click.Choice(["reader", "upload"]), default="reader",
-              show_default=True,
+@click.option("--party", help="The party the token is for (reader and upload tokens).")
+@click.option("--role", type=click.Choice(["reader", "upload", "researcher"]),
+              default="reader", show_default=True,
               help="reader: reads the party's results; upload: a new upload token (revoke "
-                   "the old one to rotate it).")
+                   "the old one to rotate it); researcher: counts and requests cohorts.")
 @click.option("--label", default="", help="Who it is for (shown in `pprl project tokens`).")
 @click.option("--expires-days", type=click.FloatRange(min=0, min_open=True), default=None,
               help="The token stops working after this many days (default: never).")
-@_connection
-def project_token_command(client: Client, as_json: bool, project_id: str, party: str,
+@with_client
+def project_token_command(client: Client, as_json: bool, project_id: str, party: str | None,
                           role: str, label: str, expires_days: float | None) -> None:
-    """Make a token for one party (owner token); printed once."""
+    """Make a token for one party, or a researcher's (owner token); printed once."""
+    if (role == "researcher") != (party is None):
+        raise click.UsageError("a researcher token takes no --party; the others need one")
     created = client.create_token(project_id, party, role, label, expires_days)
-    _emit(created, as_json, created["token"])
+    emit(created, as_json, created["token"])
 
 
 @project_group.command("tokens")
 @click.argument("project_id")
-@_connection
+@with_client
 def project_tokens_command(client: Client, as_json: bool, project_id: str) -> None:
     """List the project's tokens: id, role, party, state, created, last used, expiry, label
     (never a secret; owner token)."""
     listed = client.tokens(project_id)
-    _emit(listed, as_json, "\n".join(token_line(t) for t in listed))
+    emit(listed, as_json, "\n".join(token_line(t) for t in listed))
 
 
 @project_group.command("revoke")
 @click.argument("project_id")
 @click.argument("token_id")
-@_connection
+@with_client
 def project_revoke_command(client: Client, as_json: bool, project_id: str,
                            token_id: str) -> None:
     """Revoke one of the project's tokens by its id (owner token); it gets 401 from then on."""
     revoked = client.revoke_token(project_id, token_id)
-    _emit(revoked, as_json, f"token {token_id} revoked")
+    emit(revoked, as_json, f"token {token_id} revoked")
 
 
 def _when(epoch: float | None) -> str:
@@ -180,19 +200,28 @@ def token_line(token: dict[str, Any]) -> str:
 @click.argument("project_id")
 @click.argument("party")
 @click.argument("path", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@_connection
+@click.option("--attributes", "is_attributes", is_flag=True,
+              help="PATH is the party's attributes file (`pprl attributes`, or `pprl deid`'s "
+                   "OUT_DIR/attributes.parquet), not its encodings.")
+@with_client
 def upload_command(client: Client, as_json: bool, project_id: str, party: str,
-                   path: Path) -> None:
+                   path: Path, is_attributes: bool) -> None:
     """Upload a party's encodings file (its upload token): Parquet from `pprl tokenize` or
-    `pprl deid` (OUT_DIR/encodings.parquet), or clkhash JSON (.json)."""
+    `pprl deid` (OUT_DIR/encodings.parquet), or clkhash JSON (.json); with --attributes, its
+    attributes file."""
     try:
-        upload = client.upload(project_id, party, path)
+        upload = client.upload(project_id, party, path,
+                               "attributes" if is_attributes else "encodings")
     except TokenizerError as e:
         raise click.ClickException(str(e)) from e
+    if is_attributes:
+        emit(upload, as_json, f"uploaded {upload['records']:,} attribute rows for {party} "
+                               f"(upload {upload['id']})")
+        return
     if upload.get("key_check") is None and not as_json:
         click.echo("warning: this file records no key check value (clkhash JSON): whether it "
                    "was made with the project's linkage secret cannot be checked", err=True)
-    _emit(upload, as_json, f"uploaded {upload['records']:,} records for {party} "
+    emit(upload, as_json, f"uploaded {upload['records']:,} records for {party} "
                            f"(upload {upload['id']}, sha256 {upload['sha256'][:16]}...)")
 
 
@@ -216,7 +245,7 @@ def _describe_run(run: dict[str, Any]) -> str:
               show_default=True, help="Dice similarity a pair needs.")
 @click.option("--blocking", is_flag=True, help="LSH blocking (faster, may lose matches).")
 @click.option("--wait", is_flag=True, help="Wait until the run has finished.")
-@_connection
+@with_client
 def run_command(client: Client, as_json: bool, project_id: str, threshold: float,
                 blocking: bool, wait: bool) -> None:
     """Start a linkage run on every party's latest upload (owner token)."""
@@ -227,7 +256,7 @@ def run_command(client: Client, as_json: bool, project_id: str, threshold: float
                 click.echo("\r" + _describe_run(update), nl=False, err=True)
 
         run = client.wait(project_id, run["id"], on_update=show)
-    _emit(run, as_json, _describe_run(run))
+    emit(run, as_json, _describe_run(run))
     if run["state"] in ("failed", "cancelled"):
         sys.exit(1)
 
@@ -236,12 +265,12 @@ def run_command(client: Client, as_json: bool, project_id: str, threshold: float
 @click.argument("project_id")
 @click.argument("run_id", type=int)
 @click.option("--cancel", is_flag=True, help="Cancel the run.")
-@_connection
+@with_client
 def status_command(client: Client, as_json: bool, project_id: str, run_id: int,
                    cancel: bool) -> None:
     """A run's state, stage and progress (owner token)."""
     run = client.cancel(project_id, run_id) if cancel else client.run(project_id, run_id)
-    _emit(run, as_json, _describe_run(run))
+    emit(run, as_json, _describe_run(run))
 
 
 @click.command("results")
@@ -252,7 +281,7 @@ def status_command(client: Client, as_json: bool, project_id: str, run_id: int,
 @click.option("--groups", "what", flag_value="groups", help="Entities and members (owner).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write CSV here instead of printing.")
-@_connection
+@with_client
 def results_command(client: Client, as_json: bool, project_id: str, run_id: int,
                     party: str | None, what: str | None, output: Path | None) -> None:
     """A finished run's results. Every read is recorded in the project's audit log."""
@@ -283,10 +312,10 @@ def results_command(client: Client, as_json: bool, project_id: str, run_id: int,
 
 @click.command("audit")
 @click.argument("project_id")
-@_connection
+@with_client
 def audit_command(client: Client, as_json: bool, project_id: str) -> None:
     """The project's audit log (owner token)."""
     events = client.audit(project_id)
-    _emit(events, as_json, "\n".join(
+    emit(events, as_json, "\n".join(
         f"{e['id']:>6} {e['at']:.3f} {e['role']:<6} {e['actor']:<16} {e['action']:<14} "
         f"{json.dumps(e['detail'], sort_keys=True)}" for e in events))

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +32,13 @@ class ServiceError(Exception):
         self.message = message
 
 
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))
+    except ValueError:
+        return response.text
+
+
 class Client:
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -48,11 +56,7 @@ class Client:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._http.request(method, path, **kwargs)
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise ServiceError(response.status_code, str(detail))
+            raise ServiceError(response.status_code, _detail(response))
         return response.json()
 
     def health(self) -> dict[str, Any]:
@@ -60,9 +64,10 @@ class Client:
         return result
 
     def create_project(self, name: str, schema: str | dict[str, Any], parties: list[str],
-                       dedup: bool = False) -> dict[str, Any]:
+                       dedup: bool = False, min_cell: int = 11) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", "/projects", json={
-            "name": name, "schema": schema, "parties": parties, "dedup": dedup})
+            "name": name, "schema": schema, "parties": parties, "dedup": dedup,
+            "min_cell": min_cell})
         return result
 
     def project(self, project_id: str) -> dict[str, Any]:
@@ -72,8 +77,8 @@ class Client:
     def create_reader_token(self, project_id: str, party: str) -> dict[str, Any]:
         return self.create_token(project_id, party)
 
-    def create_token(self, project_id: str, party: str, role: str = "reader", label: str = "",
-                     expires_in_days: float | None = None) -> dict[str, Any]:
+    def create_token(self, project_id: str, party: str | None = None, role: str = "reader",
+                     label: str = "", expires_in_days: float | None = None) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", f"/projects/{project_id}/tokens", json={
             "role": role, "party": party, "label": label, "expires_in_days": expires_in_days})
         return result
@@ -87,8 +92,10 @@ class Client:
                                             f"/projects/{project_id}/tokens/{token_id}")
         return result
 
-    def upload(self, project_id: str, party: str, path: str | Path) -> dict[str, Any]:
-        """Stream an encodings file (Parquet, or clkhash JSON if it ends in .json).
+    def upload(self, project_id: str, party: str, path: str | Path,
+               what: str = "encodings") -> dict[str, Any]:
+        """Stream an encodings file (Parquet, or clkhash JSON if it ends in .json), or with
+        ``what="attributes"`` an attributes file.
 
         Raises:
             InputError: the file lies in a folder marked incomplete (an unfinished run).
@@ -104,7 +111,7 @@ class Client:
                     yield block
 
         result: dict[str, Any] = self._call(
-            "PUT", f"/projects/{project_id}/parties/{party}/encodings", content=chunks(),
+            "PUT", f"/projects/{project_id}/parties/{party}/{what}", content=chunks(),
             headers={"Content-Type": media, "Content-Length": str(path.stat().st_size)})
         return result
 
@@ -164,3 +171,74 @@ class Client:
 
     def audit(self, project_id: str, page_size: int = 1000) -> list[dict[str, Any]]:
         return self._pages(f"/projects/{project_id}/audit", page_size)
+
+    def cohort_catalog(self, project_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/projects/{project_id}/cohorts/catalog")
+        return result
+
+    def count_cohort(self, project_id: str, definition: dict[str, Any],
+                     run_id: int | None = None,
+                     reference: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "POST", f"/projects/{project_id}/cohorts/count",
+            json={"definition": definition, "run_id": run_id, "reference": reference})
+        return result
+
+    def request_cohort(self, project_id: str, definition: dict[str, Any], purpose: str,
+                       run_id: int | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "POST", f"/projects/{project_id}/requests",
+            json={"definition": definition, "purpose": purpose, "run_id": run_id})
+        return result
+
+    def cohort_requests(self, project_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"/projects/{project_id}/requests")
+        return result
+
+    def cohort_request(self, project_id: str, request_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET",
+                                            f"/projects/{project_id}/requests/{request_id}")
+        return result
+
+    def decide(self, project_id: str, request_id: str, approve: bool, reason: str = ""
+               ) -> dict[str, Any]:
+        """Approve (queues the export) or reject a request."""
+        path = f"/projects/{project_id}/requests/{request_id}"
+        result: dict[str, Any] = (self._call("POST", f"{path}/approve") if approve else
+                                  self._call("POST", f"{path}/reject", json={"reason": reason}))
+        return result
+
+    def wait_request(self, project_id: str, request_id: str, *, timeout: float = 3600.0,
+                     poll: float = 0.5) -> dict[str, Any]:
+        """Poll an approved request until its export is ready or failed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            request = self.cohort_request(project_id, request_id)
+            if request["state"] != "exporting":
+                return request
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"request {request_id} still exporting after {timeout} s")
+            time.sleep(poll)
+
+    def download_export(self, project_id: str, request_id: str, target: Path,
+                        file_format: str = "parquet") -> Path:
+        """Stream a ready export's zip into ``target`` (written beside it, then renamed)."""
+        partial = target.with_name(f".{target.name}.partial")
+        path = f"/projects/{project_id}/requests/{request_id}/export"
+        with self._http.stream("GET", path, params={"format": file_format}) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise ServiceError(response.status_code, _detail(response))
+            try:
+                with partial.open("wb") as handle:
+                    for block in response.iter_bytes(1 << 20):
+                        handle.write(block)
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
+        return target
+
+    def relabel(self, project_id: str, request_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "GET", f"/projects/{project_id}/requests/{request_id}/relabel")
+        return result

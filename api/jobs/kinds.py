@@ -79,7 +79,7 @@ def register(kind: str) -> Callable[[Executor], Executor]:
 
 
 def executor_for(kind: str) -> Executor:
-    from . import linkage  # noqa: F401 - registers the linkage kind
+    from . import cohort_export, linkage  # noqa: F401 - register their kinds
 
     if kind not in _EXECUTORS:
         raise JobInputError(f"this service cannot execute jobs of kind {kind!r}")

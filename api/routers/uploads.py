@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..deps import OwnerDep, PartyLabel, ProjectId, SessionDep, SettingsDep, UploaderDep
-from ..errors import RequestTimeout, TooLarge
+from ..errors import RequestTimeout, TooLarge, UnsupportedMedia
 from ..schemas import UploadOut
 from ..services import uploads
 from ..settings import Settings
@@ -100,6 +100,34 @@ async def upload_encodings(project_id: ProjectId, party: PartyLabel, request: Re
     body = await _spool(request, settings)
     return await run_in_threadpool(uploads.store_upload, sessions, settings, principal,
                                    project_id, party, body, source_format)
+
+
+@router.put(
+    "/parties/{party}/attributes", status_code=201, response_model=UploadOut,
+    summary="Upload a party's attributes file (its upload token)",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}}}}},
+    responses={408: {"description": "The body stalled"},
+               413: {"description": "Larger than the upload limit or the party's quota"},
+               415: {"description": "Not Parquet"},
+               422: {"description": "Not an attributes file: an undeclared or mistyped "
+                                    "column, or one that holds direct identifiers"}})
+async def upload_attributes(project_id: ProjectId, party: PartyLabel, request: Request,
+                            settings: SettingsDep, principal: UploaderDep) -> UploadOut:
+    """The body is the attributes file (`pprl attributes`, or `pprl deid`'s
+    OUT_DIR/attributes.parquet), streamed, with the same limits as encodings. A new upload
+    replaces the party's previous attributes for later cohorts."""
+    if uploads.media_of(request.headers.get("content-type", "")) != "parquet":
+        raise UnsupportedMedia("an attributes file is Parquet "
+                               "(Content-Type: application/vnd.apache.parquet)")
+    declared = request.headers.get("content-length")
+    declared_bytes = int(declared) if declared and declared.isdigit() else None
+    sessions = request.app.state.sessions
+    await run_in_threadpool(uploads.check_can_upload, sessions, settings, project_id, party,
+                            declared_bytes)
+    body = await _spool(request, settings)
+    return await run_in_threadpool(uploads.store_attributes, sessions, settings, principal,
+                                   project_id, party, body)
 
 
 @router.get("/uploads", response_model=list[UploadOut], summary="Every upload (owner)")

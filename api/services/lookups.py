@@ -6,9 +6,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..errors import NotFound
-from ..models import LINKAGE, Job, Party, Project, Upload
+from ..models import ENCODINGS, LINKAGE, Job, Party, Project, Upload
 
-__all__ = ["project_or_404", "run_or_404", "party_labels", "require_party", "latest_uploads"]
+__all__ = ["project_or_404", "run_or_404", "latest_finished_run", "party_labels",
+           "require_party", "latest_uploads"]
 
 
 def project_or_404(session: Session, project_id: str) -> Project:
@@ -25,6 +26,12 @@ def run_or_404(session: Session, project_id: str, run_id: int) -> Job:
     return job
 
 
+def latest_finished_run(session: Session, project_id: str) -> Job | None:
+    return session.scalars(select(Job).where(Job.project_id == project_id,
+                                             Job.kind == LINKAGE, Job.state == "done")
+                           .order_by(Job.id.desc()).limit(1)).first()
+
+
 def party_labels(session: Session, project_id: str) -> list[str]:
     return list(session.scalars(select(Party.label).where(Party.project_id == project_id)
                                 .order_by(Party.position)))
@@ -36,9 +43,11 @@ def require_party(session: Session, project_id: str, party: str) -> None:
         raise NotFound(f"project {project_id} has no party {party!r}")
 
 
-def latest_uploads(session: Session, project_id: str) -> dict[str, Upload]:
-    """Each party's newest upload."""
+def latest_uploads(session: Session, project_id: str, kind: str = ENCODINGS
+                   ) -> dict[str, Upload]:
+    """Each party's newest upload of ``kind`` (encodings, or attributes)."""
     newest = (select(Upload.party, func.max(Upload.id).label("id"))
-              .where(Upload.project_id == project_id).group_by(Upload.party).subquery())
+              .where(Upload.project_id == project_id, Upload.kind == kind)
+              .group_by(Upload.party).subquery())
     rows = session.scalars(select(Upload).join(newest, Upload.id == newest.c.id))
     return {u.party: u for u in rows}

@@ -42,7 +42,8 @@ def _out(session: Session, project: Project, principal: Principal) -> ProjectOut
     return ProjectOut(id=project.id, name=project.name,
                       schema_fingerprint=project.schema_fingerprint,
                       bloom_filter_bits=project.bloom_filter_bits, parties=labels,
-                      dedup=project.dedup, created_at=project.created_at,
+                      dedup=project.dedup, min_cell=project.min_cell,
+                      created_at=project.created_at,
                       uploads={p: uploads[p].records if p in uploads else None
                                for p in labels if p in visible})
 
@@ -58,7 +59,8 @@ def create_project(session: Session, principal: Principal, body: ProjectCreate
         raise Invalid(str(e)) from e
     project = Project(id=f"prj_{secrets.token_hex(8)}", name=body.name,
                       schema_json=text, schema_fingerprint=schema.fingerprint,
-                      bloom_filter_bits=schema.bloom_filter_bits, dedup=body.dedup)
+                      bloom_filter_bits=schema.bloom_filter_bits, dedup=body.dedup,
+                      min_cell=body.min_cell)
     session.add(project)
     session.flush()
     owner = issue_token()

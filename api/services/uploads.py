@@ -18,20 +18,22 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tokenizer.attributes_file import check_attributes_upload
 from tokenizer.clkhash_json import convert_clkhash_json
 from tokenizer.encodings_check import EncodingsLimits, check_parquet_encodings
 from tokenizer.errors import TokenizerError
 
 from ..deps import Principal
 from ..errors import Conflict, Invalid, TooLarge, UnsupportedMedia
-from ..models import Job, Project, Upload
+from ..models import ATTRIBUTES, ENCODINGS, Job, Project, Upload
 from ..schemas import UploadOut
 from ..security.audit import record
 from ..settings import Settings
 from .lookups import latest_uploads, project_or_404, require_party
 
 __all__ = ["UPLOAD_TYPES", "ReceivedBody", "media_of", "check_can_upload", "store_upload",
-           "list_uploads", "prune_uploads", "upload_out", "secret_mismatch"]
+           "store_attributes", "list_uploads", "prune_uploads", "upload_out",
+           "secret_mismatch"]
 
 # content type -> source format
 UPLOAD_TYPES = {
@@ -62,7 +64,8 @@ def upload_out(upload: Upload) -> UploadOut:
     return UploadOut(id=upload.id, party=upload.party, records=upload.records,
                      size_bytes=upload.size_bytes, sha256=upload.sha256,
                      source_format=upload.source_format, created_at=upload.created_at,
-                     key_check=upload.key_check)
+                     key_check=upload.key_check, kind=upload.kind,  # type: ignore[arg-type]
+                     columns=json.loads(upload.columns_json) if upload.columns_json else None)
 
 
 def secret_mismatch(uploads: dict[str, str | None]) -> str | None:
@@ -193,12 +196,57 @@ def store_upload(sessions: sessionmaker[Session], settings: Settings, principal:
                 leftover.unlink(missing_ok=True)
 
 
+def store_attributes(sessions: sessionmaker[Session], settings: Settings,
+                     principal: Principal, project_id: str, party: str,
+                     body: ReceivedBody) -> UploadOut:
+    """Check a spooled attributes file (bounded before it is read, then every declared
+    column and the identifier rules), keep it and record it (one commit), then prune."""
+    name = f"party {party!r}: attributes upload"
+    limits = EncodingsLimits(settings.max_upload_records, settings.max_record_id_bytes,
+                             settings.max_column_chunk_bytes)
+    kept: Path | None = None
+    try:
+        with sessions() as session:
+            project_or_404(session, project_id)
+            try:
+                declared = check_attributes_upload(body.path, name, limits)
+            except TokenizerError as e:
+                raise Invalid(str(e)) from e
+            _check_quota(session, settings, project_id, party, body.size_bytes)
+            final = settings.uploads_dir / project_id / party / f"{uuid.uuid4().hex}.parquet"
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(body.path, final)
+            kept = final
+            upload = Upload(project_id=project_id, party=party, path=str(final),
+                            source_format="parquet", records=declared.table.num_rows,
+                            size_bytes=body.size_bytes, sha256=body.sha256, key_check=None,
+                            kind=ATTRIBUTES, columns_json=json.dumps(
+                                [vars(c) for c in declared.columns]))
+            session.add(upload)
+            session.flush()
+            record(session, actor=principal.token_id, role=principal.role,
+                   action="attributes.upload", project_id=project_id, party=party,
+                   upload_id=upload.id, rows=upload.records, sha256=body.sha256,
+                   columns=[c.name for c in declared.columns])
+            session.commit()
+            kept = None
+            if settings.prune_uploads:
+                prune_uploads(session, project_id, party, actor=principal.token_id,
+                              role=principal.role)
+            return upload_out(upload)
+    finally:
+        for leftover in (body.path, kept):
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
+
+
 def prune_uploads(session: Session, project_id: str, party: str | None = None, *,
                   actor: str, role: str) -> int:
     """Delete the files of uploads that are neither a party's latest nor used by any run;
     their rows stay (for the audit log). Returns how many were pruned."""
     used = _used_upload_ids(session, project_id)
-    latest = {u.id for u in latest_uploads(session, project_id).values()}
+    latest = {u.id for kind in (ENCODINGS, ATTRIBUTES)
+              for u in latest_uploads(session, project_id, kind).values()}
     query = select(Upload).where(Upload.project_id == project_id, Upload.deleted_at.is_(None))
     if party is not None:
         query = query.where(Upload.party == party)

@@ -1,0 +1,77 @@
+"""The ``cohort_export`` job of an approved request: select the cohort over the run and the
+attribute uploads the approval fixed, write the researcher's tables and every party's
+relabel table, keyed for this request.
+
+Everything is written into a staging folder and renamed into place whole, so a failed or
+stopped job leaves no partial export, and approving the request again retries it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Any
+
+from linker.cohorts import (
+    CohortDefinitionError,
+    RequestKeys,
+    entity_demographics,
+    export_cohort,
+    parse_definition,
+    relabel_tables,
+    select_entities,
+)
+
+from ..errors import ServiceError
+from ..models import COHORT_EXPORT, CohortRequest, Job
+from ..results_store import ResultStore
+from ..services.cohorts import EXPORT_TABLES, export_folder, run_inputs, write_relabel
+from ..services.lookups import run_or_404
+from .kinds import JobContext, JobInputError, register
+
+__all__ = ["execute_cohort_export"]
+
+
+@register(COHORT_EXPORT)
+def execute_cohort_export(context: JobContext) -> dict[str, Any]:
+    control, settings = context.control, context.settings
+    with context.sessions() as session:
+        job = session.get_one(Job, context.claim.job_id)
+        params = json.loads(job.params_json)
+        request = session.get_one(CohortRequest, params["request_id"])
+        try:
+            inputs = run_inputs(session, settings, ResultStore(0), job.project_id,
+                                run_or_404(session, job.project_id, params["run_id"]),
+                                params["upload_ids"])
+            definition = parse_definition(json.loads(request.definition_json),
+                                          inputs.columns)
+        except (ServiceError, CohortDefinitionError) as e:
+            raise JobInputError(f"request {request.id}: {e}") from e
+    control.report("selecting", 0.1)
+    entities = select_entities(definition, inputs.members, inputs.attributes)
+    if not entities:
+        raise JobInputError(f"request {request.id}: the cohort is empty over the attributes "
+                            f"the approval fixed")
+    control.report("exporting", 0.3)
+    keys = RequestKeys(settings.service_key(), request.id)
+    folder = export_folder(settings, job.project_id, request.id)
+    staging = folder.with_name(f".{folder.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        demographics = entity_demographics(entities, inputs.members, inputs.attributes,
+                                           definition.as_of_year or inputs.as_of_year)
+        types = {p: {name: c.type for name, c in columns.items()}
+                 for p, columns in inputs.columns.items()}
+        export_cohort(staging / EXPORT_TABLES, entities, inputs.members, inputs.attributes,
+                      types, definition.release, demographics, keys)
+        control.report("relabel", 0.8)
+        relabel = {party: relabel_tables(entities, inputs.members, party, keys)
+                   for party in sorted(set(inputs.members["party"].to_pylist()))}
+        write_relabel(staging, relabel, keys)
+        control.check()
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {"entities": len(entities),
+            "records": sum(table.num_rows for table in relabel.values())}

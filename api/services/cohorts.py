@@ -1,0 +1,331 @@
+"""Cohorts in the service: counts for the owner and researchers, requests a researcher makes
+and the owner decides, the export a researcher downloads, and the relabel file a party uses
+to give its images the export's pseudonyms. Every step is audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import time
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from linker.cohorts import (
+    CohortDefinitionError,
+    Definition,
+    RequestKeys,
+    parse_definition,
+    select_entities,
+)
+from linker.cohorts.offline import count_cohort
+from tokenizer.attributes_file import AttributeColumn, read_attributes
+from tokenizer.errors import TokenizerError
+
+from ..deps import Principal
+from ..errors import Conflict, Forbidden, Invalid, NotFound
+from ..models import ATTRIBUTES, COHORT_EXPORT, CohortRequest, Job, Upload
+from ..results_store import ResultStore, run_folder
+from ..schemas import CohortCatalog, CohortQuery, CohortRequestCreate, CohortRequestOut
+from ..security.audit import record
+from ..settings import Settings
+from .lookups import latest_finished_run, latest_uploads, project_or_404, run_or_404
+
+__all__ = ["RunInputs", "run_inputs", "catalog", "count", "create_request", "list_requests",
+           "get_request", "approve", "reject", "export_folder", "export_archive", "relabel",
+           "write_relabel", "EXPORT_TABLES"]
+
+EXPORT_TABLES, _RELABEL, _UID_KEY = "researcher", "relabel", "uid_key.hex"
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What a cohort is evaluated over: the run's members, each party's latest attributes
+    (table and declared columns) and the uploads they come from."""
+
+    members: pa.Table
+    attributes: dict[str, pa.Table]
+    columns: dict[str, dict[str, AttributeColumn]]
+    upload_ids: list[int]
+    as_of_year: int
+
+
+def export_folder(settings: Settings, project_id: str, request_id: str) -> Path:
+    return settings.exports_dir / project_id / request_id
+
+
+def write_relabel(folder: Path, tables: dict[str, pa.Table], keys: RequestKeys) -> None:
+    """Each party's relabel table (those holding part of the cohort) and the request's UID
+    key, under ``folder``/relabel."""
+    target = folder / _RELABEL
+    target.mkdir(parents=True, exist_ok=True)
+    for party, table in tables.items():
+        if table.num_rows:
+            pq.write_table(table, target / f"{party}.parquet")
+    (target / _UID_KEY).write_text(keys.uid_key.hex(), encoding="ascii")
+
+
+def _attributes(uploads: list[Upload]) -> tuple[dict[str, pa.Table],
+                                                dict[str, dict[str, AttributeColumn]]]:
+    tables, columns = {}, {}
+    for upload in uploads:
+        try:
+            read = read_attributes(Path(upload.path), f"party {upload.party!r}: attributes")
+        except TokenizerError as e:
+            raise Conflict(str(e).replace(upload.path, "the stored file")) from e
+        tables[upload.party] = read.table
+        columns[upload.party] = {c.name: c for c in read.columns}
+    return tables, columns
+
+
+def _run(session: Session, project_id: str, run_id: int | None) -> Job:
+    if run_id is None:
+        job = latest_finished_run(session, project_id)
+        if job is None:
+            raise Conflict(f"project {project_id}: no linkage run has finished yet; cohorts "
+                           f"are drawn from a finished run")
+        return job
+    job = run_or_404(session, project_id, run_id)
+    if job.state != "done":
+        raise Conflict(f"run {run_id} is {job.state}; cohorts are drawn from a finished run")
+    return job
+
+
+def run_inputs(session: Session, settings: Settings, store: ResultStore, project_id: str,
+               run: Job, upload_ids: list[int] | None = None) -> RunInputs:
+    """The inputs of a finished run; ``upload_ids``: those attribute uploads (an approved
+    request's), else each party's latest."""
+    if upload_ids is None:
+        uploads = list(latest_uploads(session, project_id, ATTRIBUTES).values())
+    else:
+        uploads = list(session.scalars(select(Upload).where(Upload.id.in_(upload_ids))))
+    if not uploads:
+        raise Conflict(f"project {project_id}: no party has uploaded attributes yet")
+    members = store.members(run_folder(settings.runs_dir, project_id, run.id))
+    tables, columns = _attributes(sorted(uploads, key=lambda u: u.party))
+    return RunInputs(members, tables, columns, sorted(u.id for u in uploads),
+                     _as_of(run.finished_at or run.created_at))
+
+
+def catalog(session: Session, project_id: str) -> CohortCatalog:
+    """What a definition may use: each party's declared attribute columns, and the run
+    counts and requests default to."""
+    project_or_404(session, project_id)
+    run = latest_finished_run(session, project_id)
+    parties = {party: json.loads(upload.columns_json or "[]") for party, upload in
+               sorted(latest_uploads(session, project_id, ATTRIBUTES).items())}
+    return CohortCatalog(run_id=run.id if run else None, parties=parties)
+
+
+def _definition(inputs: RunInputs, doc: dict[str, Any]) -> Definition:
+    try:
+        return parse_definition(doc, inputs.columns)
+    except CohortDefinitionError as e:
+        raise Invalid(f"cohort definition: {e}") from e
+
+
+def _as_of(epoch: float) -> int:
+    return datetime.fromtimestamp(epoch, UTC).year
+
+
+def count(session: Session, settings: Settings, store: ResultStore, principal: Principal,
+          project_id: str, query: CohortQuery) -> dict[str, Any]:
+    """Counts with small cells suppressed, and representativeness; the same query always
+    answers the same (ages are counted at the run's year unless the definition says)."""
+    run = _run(session, project_id, query.run_id)
+    inputs = run_inputs(session, settings, store, project_id, run)
+    definition = _definition(inputs, query.definition)
+    project = project_or_404(session, project_id)
+    report = count_cohort(definition, inputs.members, inputs.attributes, project.min_cell,
+                          query.reference, inputs.as_of_year)
+    if report.counts.entities == 0:
+        raise Invalid(f"the cohort is empty: no linked entity of run {run.id} meets the "
+                      f"definition")
+    record(session, actor=principal.token_id, role=principal.role, action="cohort.count",
+           project_id=project_id, run_id=run.id,
+           definition_sha256=hashlib.sha256(definition.canonical_json.encode()).hexdigest(),
+           entities=report.counts.entities)
+    session.commit()
+    return {"run_id": run.id, **report.as_dict()}
+
+
+def _out(session: Session, request: CohortRequest) -> CohortRequestOut:
+    state, entities = request.decision, None
+    if request.decision == "approved":
+        job = session.get(Job, request.job_id) if request.job_id else None
+        if job is None or job.state in ("queued", "running"):
+            state = "exporting"
+        elif job.state == "done":
+            state = "ready"
+            entities = json.loads(job.stats_json or "{}").get("entities")
+        else:
+            state = "failed"
+    return CohortRequestOut(id=request.id, project_id=request.project_id,
+                            run_id=request.run_id, purpose=request.purpose,
+                            definition=json.loads(request.definition_json),
+                            state=state, reason=request.reason,  # type: ignore[arg-type]
+                            entities=entities, created_at=request.created_at,
+                            decided_at=request.decided_at)
+
+
+def create_request(session: Session, settings: Settings, store: ResultStore,
+                   principal: Principal, project_id: str, body: CohortRequestCreate
+                   ) -> CohortRequestOut:
+    run = _run(session, project_id, body.run_id)
+    inputs = run_inputs(session, settings, store, project_id, run)
+    definition = _definition(inputs, body.definition)
+    if not select_entities(definition, inputs.members, inputs.attributes):
+        raise Invalid(f"the cohort is empty: no linked entity of run {run.id} meets the "
+                      f"definition")
+    request = CohortRequest(id=f"req_{secrets.token_hex(8)}", project_id=project_id,
+                            run_id=run.id, researcher=principal.token_id,
+                            purpose=body.purpose, definition_json=json.dumps(body.definition),
+                            decision="pending")
+    session.add(request)
+    record(session, actor=principal.token_id, role=principal.role, action="cohort.request",
+           project_id=project_id, request_id=request.id, run_id=run.id,
+           definition_sha256=hashlib.sha256(definition.canonical_json.encode()).hexdigest(),
+           purpose=body.purpose)
+    session.commit()
+    return _out(session, request)
+
+
+def _request(session: Session, principal: Principal, project_id: str, request_id: str
+             ) -> CohortRequest:
+    project_or_404(session, project_id)
+    request = session.get(CohortRequest, request_id)
+    if request is None or request.project_id != project_id:
+        raise NotFound(f"no cohort request {request_id!r} in project {project_id!r}")
+    if principal.role == "researcher" and request.researcher != principal.token_id:
+        raise Forbidden("this request is another researcher's")
+    return request
+
+
+def list_requests(session: Session, principal: Principal, project_id: str
+                  ) -> list[CohortRequestOut]:
+    project_or_404(session, project_id)
+    query = select(CohortRequest).where(CohortRequest.project_id == project_id)
+    if principal.role == "researcher":
+        query = query.where(CohortRequest.researcher == principal.token_id)
+    return [_out(session, r) for r in session.scalars(query.order_by(CohortRequest.created_at,
+                                                                     CohortRequest.id))]
+
+
+def get_request(session: Session, principal: Principal, project_id: str, request_id: str
+                ) -> CohortRequestOut:
+    return _out(session, _request(session, principal, project_id, request_id))
+
+
+def approve(session: Session, settings: Settings, store: ResultStore, principal: Principal,
+            project_id: str, request_id: str) -> CohortRequestOut:
+    """Queue the export job (again, for a request whose export failed)."""
+    request = _request(session, principal, project_id, request_id)
+    state = _out(session, request).state
+    if state not in ("pending", "failed"):
+        raise Conflict(f"request {request_id} is {state}; only a pending request, or one "
+                       f"whose export failed, can be approved")
+    inputs = run_inputs(session, settings, store, project_id,
+                        _run(session, project_id, request.run_id))
+    job = Job(project_id=project_id, kind=COHORT_EXPORT, state="queued", stage="queued",
+              progress=0.0, attempt=0, cancel_requested=False, params_json=json.dumps(
+                  {"request_id": request.id, "run_id": request.run_id,
+                   "upload_ids": inputs.upload_ids}))
+    session.add(job)
+    session.flush()
+    request.decision, request.job_id, request.decided_at = "approved", job.id, time.time()
+    record(session, actor=principal.token_id, role=principal.role, action="cohort.approve",
+           project_id=project_id, request_id=request_id, job_id=job.id,
+           retry=state == "failed")
+    session.commit()
+    return _out(session, request)
+
+
+def reject(session: Session, principal: Principal, project_id: str, request_id: str,
+           reason: str) -> CohortRequestOut:
+    request = _request(session, principal, project_id, request_id)
+    if request.decision != "pending":
+        raise Conflict(f"request {request_id} was {request.decision} already")
+    request.decision, request.reason, request.decided_at = "rejected", reason, time.time()
+    record(session, actor=principal.token_id, role=principal.role, action="cohort.reject",
+           project_id=project_id, request_id=request_id, reason=reason)
+    session.commit()
+    return _out(session, request)
+
+
+def _ready(session: Session, principal: Principal, project_id: str, request_id: str
+           ) -> CohortRequest:
+    request = _request(session, principal, project_id, request_id)
+    state = _out(session, request).state
+    if state != "ready":
+        raise Conflict(f"request {request_id} is {state}; its export can be fetched once it "
+                       f"is approved and ready")
+    return request
+
+
+def _zip_tables(folder: Path, target: Path, file_format: str) -> None:
+    """The tables of ``folder`` zipped into ``target`` (as CSV when asked), atomically."""
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+    try:
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.glob("*.parquet")):
+                if file_format == "csv":
+                    with archive.open(path.with_suffix(".csv").name, "w") as member:
+                        pacsv.write_csv(pq.read_table(path), member)
+                else:
+                    archive.write(path, path.name)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def export_archive(session: Session, settings: Settings, principal: Principal,
+                   project_id: str, request_id: str, file_format: str) -> Path:
+    """The export as a zip of its tables (Parquet, or CSV), built once per format."""
+    _ready(session, principal, project_id, request_id)
+    folder = export_folder(settings, project_id, request_id)
+    archive = folder / f"{request_id}-{file_format}.zip"
+    if not archive.is_file():
+        _zip_tables(folder / EXPORT_TABLES, archive, file_format)
+    record(session, actor=principal.token_id, role=principal.role, action="cohort.download",
+           project_id=project_id, request_id=request_id, format=file_format,
+           sha256=_sha256(archive))
+    session.commit()
+    return archive
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def relabel(session: Session, settings: Settings, principal: Principal, project_id: str,
+            request_id: str) -> dict[str, Any]:
+    """For the party of an upload token: its records of the cohort with the request's
+    pseudonym and day offset, and the request's UID key; nothing else."""
+    request = _ready(session, principal, project_id, request_id)
+    party = principal.party
+    folder = export_folder(settings, project_id, request.id) / _RELABEL
+    path = folder / f"{party}.parquet"
+    if not path.is_file():
+        raise NotFound(f"request {request_id}: party {party!r} holds none of the cohort")
+    table = pq.read_table(path)
+    record(session, actor=principal.token_id, role=principal.role, action="cohort.relabel",
+           project_id=project_id, request_id=request_id, party=party, records=table.num_rows)
+    session.commit()
+    return {"format": "pprl-relabel/1", "request_id": request.id, "party": party,
+            "uid_key": (folder / _UID_KEY).read_text(encoding="ascii"),
+            "records": table.to_pylist()}
