@@ -87,11 +87,10 @@ def get_request(project_id: ProjectId, request_id: RequestId, session: SessionDe
 @router.post("/requests/{request_id}/approve", response_model=CohortRequestOut,
              summary="Approve a request: its export is queued (owner)", responses=_NOT_READY)
 def approve_request(project_id: ProjectId, request_id: RequestId, session: SessionDep,
-                    settings: SettingsDep, store: ResultsDep, principal: OwnerDep
-                    ) -> CohortRequestOut:
+                    principal: OwnerDep) -> CohortRequestOut:
     """The export is keyed for this request; approving a request whose export failed
     queues it again."""
-    return cohorts.approve(session, settings, store, principal, project_id, request_id)
+    return cohorts.approve(session, principal, project_id, request_id)
 
 
 @router.post("/requests/{request_id}/reject", response_model=CohortRequestOut,

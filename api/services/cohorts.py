@@ -149,7 +149,7 @@ def count(session: Session, settings: Settings, store: ResultStore, principal: P
     project = project_or_404(session, project_id)
     report = count_cohort(definition, inputs.members, inputs.attributes, project.min_cell,
                           query.reference, inputs.as_of_year)
-    if report.counts.entities == 0:
+    if report.counts.empty:
         raise Invalid(f"the cohort is empty: no linked entity of run {run.id} meets the "
                       f"definition")
     record(session, actor=principal.token_id, role=principal.role, action="cohort.count",
@@ -227,20 +227,21 @@ def get_request(session: Session, principal: Principal, project_id: str, request
     return _out(session, _request(session, principal, project_id, request_id))
 
 
-def approve(session: Session, settings: Settings, store: ResultStore, principal: Principal,
-            project_id: str, request_id: str) -> CohortRequestOut:
-    """Queue the export job (again, for a request whose export failed)."""
+def approve(session: Session, principal: Principal, project_id: str, request_id: str
+            ) -> CohortRequestOut:
+    """Queue the export job (again, for a request whose export failed) over each party's
+    latest attributes, fixed now."""
     request = _request(session, principal, project_id, request_id)
     state = _out(session, request).state
     if state not in ("pending", "failed"):
         raise Conflict(f"request {request_id} is {state}; only a pending request, or one "
                        f"whose export failed, can be approved")
-    inputs = run_inputs(session, settings, store, project_id,
-                        _run(session, project_id, request.run_id))
+    _run(session, project_id, request.run_id)
+    upload_ids = sorted(u.id for u in latest_uploads(session, project_id, ATTRIBUTES).values())
     job = Job(project_id=project_id, kind=COHORT_EXPORT, state="queued", stage="queued",
               progress=0.0, attempt=0, cancel_requested=False, params_json=json.dumps(
                   {"request_id": request.id, "run_id": request.run_id,
-                   "upload_ids": inputs.upload_ids}))
+                   "upload_ids": upload_ids}))
     session.add(job)
     session.flush()
     request.decision, request.job_id, request.decided_at = "approved", job.id, time.time()

@@ -39,6 +39,12 @@ class CohortCounts:
     min_cell: int
     breakdown: dict[str, list[Cell]]
 
+    @property
+    def empty(self) -> bool:
+        """No entity at all (every entity has a category, "unknown" included, in each
+        breakdown)."""
+        return not any(self.breakdown.values())
+
     def as_dict(self) -> dict[str, object]:
         return {"entities": self.entities, "min_cell": self.min_cell,
                 "breakdown": {d: [{"category": c.category, "count": c.count,
