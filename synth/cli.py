@@ -69,7 +69,10 @@ def synthesize(folder: Path, people: int, seed: int,
 @click.option("--dicom", "with_dicom", is_flag=True,
               help="Also write the imaging extract's studies as DICOM files under "
                    "OUTDIR/dicom (input for `pprl deid`).")
-def synth_command(folder: Path, people: int, seed: int, with_dicom: bool) -> None:
+@click.option("--instances", type=click.IntRange(1, 100), default=2, show_default=True,
+              help="With --dicom: images per study.")
+def synth_command(folder: Path, people: int, seed: int, with_dicom: bool = False,
+                  instances: int = 2) -> None:
     """Generate a synthetic population and the imaging, EHR and claims extracts of it.
 
     Every extract has the columns of the shipped `person` schema, a record_id, an MRN and a
@@ -82,6 +85,6 @@ def synth_command(folder: Path, people: int, seed: int, with_dicom: bool) -> Non
     counts = synthesize(folder, people, seed)
     if with_dicom:
         counts["DICOM files"] = write_imaging_dicom(folder / "imaging.parquet",
-                                                    folder / "dicom")
+                                                    folder / "dicom", instances=instances)
     listed = ", ".join(f"{name} {count:,}" for name, count in counts.items())
     click.echo(f"{folder}: {listed} records in {time.perf_counter() - started:.1f} s")

@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 
-from tokenizer.encodings_file import AtomicFile
+from deid.dicom_files import write_atomic
+from deid.part10_writer import encode_part10
 
-__all__ = ["write_imaging_dicom", "SOP_CLASSES", "ISSUER"]
+__all__ = ["write_imaging_dicom", "truth_after_deid", "SOP_CLASSES", "ISSUER"]
 
 # Image storage SOP classes by modality (PS3.4 Annex B).
 SOP_CLASSES = {"CT": "1.2.840.10008.5.1.4.1.1.2", "MR": "1.2.840.10008.5.1.4.1.1.4",
@@ -42,19 +45,12 @@ def _da(iso: str) -> str:
     return iso.replace("-", "") if iso else ""
 
 
-def _dataset(row: Mapping[str, Any], series: int, instance: int) -> Dataset:
+def _study(row: Mapping[str, Any]) -> Dataset:
+    """What every instance of the record's study shares."""
     modality = str(row["modality"])
-    series_uid = _uid(row["study_uid"], "series", str(series))
-    sop_uid = _uid(row["study_uid"], "instance", str(series), str(instance))
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(SOP_CLASSES[modality])
-    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = SOP_CLASSES[modality], sop_uid
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = row["study_uid"], series_uid
+    ds.SOPClassUID = SOP_CLASSES[modality]
+    ds.StudyInstanceUID = row["study_uid"]
     ds.FrameOfReferenceUID = _uid(row["study_uid"], "frame")
     ds.PatientName = f"{str(row['surname']).upper()}^{str(row['given_name']).upper()}"
     ds.PatientID, ds.IssuerOfPatientID = row["mrn"], ISSUER
@@ -65,9 +61,9 @@ def _dataset(row: Mapping[str, Any], series: int, instance: int) -> Dataset:
     if row["phone"]:
         ds.PatientTelephoneNumbers = row["phone"]
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = _da(row["study_date"])
-    ds.StudyTime, ds.SeriesTime = "093000", f"09{30 + series:02d}00"
+    ds.StudyTime = "093000"
     ds.AccessionNumber = f"ACC{hashlib.sha256(row['study_uid'].encode()).hexdigest()[:10]}"
-    ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", series, instance
+    ds.StudyID = "1"
     ds.Modality, ds.BodyPartExamined = modality, row["body_part"]
     ds.ReferringPhysicianName = "SYNTH^REFERRER"
     ds.InstitutionName = "Synthetic Imaging Centre"
@@ -76,10 +72,25 @@ def _dataset(row: Mapping[str, Any], series: int, instance: int) -> Dataset:
     ds.Rows = ds.Columns = _SIDE
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.BurnedInAnnotation = "NO"
+    return ds
+
+
+def _instance(study: Dataset, series: int, instance: int) -> bytes:
+    series_uid = _uid(study.StudyInstanceUID, "series", str(series))
+    sop_uid = _uid(study.StudyInstanceUID, "instance", str(series), str(instance))
+    ds = Dataset(study)  # shares the study's elements; the ones set below are its own
+    ds.SeriesInstanceUID, ds.SOPInstanceUID = series_uid, sop_uid
+    ds.SeriesTime = f"09{30 + series:02d}00"
+    ds.SeriesNumber, ds.InstanceNumber = series, instance
     seed = int.from_bytes(hashlib.sha256(sop_uid.encode()).digest()[:8], "big")
     pixels = np.random.default_rng(seed).integers(0, 4096, (_SIDE, _SIDE), dtype=np.uint16)
     ds.PixelData = pixels.tobytes()
-    return ds
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(study.SOPClassUID)
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    return encode_part10(ds, meta)
 
 
 def write_imaging_dicom(extract: Path, out_dir: Path, *, series: int = 1,
@@ -88,16 +99,33 @@ def write_imaging_dicom(extract: Path, out_dir: Path, *, series: int = 1,
     Each file is written beside its name and renamed, so a stopped run can be repeated."""
     count = 0
     for row in pq.read_table(extract).to_pylist():
+        study = _study(row)
         for s in range(1, series + 1):
-            folder = out_dir / row["record_id"] / str(s)
-            folder.mkdir(parents=True, exist_ok=True)
             for i in range(1, instances + 1):
-                target = AtomicFile(folder / f"{i}.dcm")
-                try:
-                    _dataset(row, s, i).save_as(target.temp, enforce_file_format=True)
-                except BaseException:
-                    target.discard()
-                    raise
-                target.commit()
+                write_atomic(_instance(study, s, i),
+                             out_dir / row["record_id"] / str(s) / f"{i}.dcm")
                 count += 1
     return count
+
+
+def truth_after_deid(truth_csv: Path, deid_out: Path, report_csv: Path) -> pa.Table:
+    """The truth (party, record_id, true_id) with the imaging party's records named as the
+    linkage sees them: by the site pseudonyms ``pprl deid`` gave, traced from each exported
+    file back to the record it was made from (its path). Records whose files were all
+    withheld drop out, as they do from the imaging party's encodings."""
+    truth = pacsv.read_csv(truth_csv, convert_options=pacsv.ConvertOptions(
+        column_types={"true_id": pa.string()})).to_pylist()
+    person = {(t["party"], t["record_id"]): t["true_id"] for t in truth}
+    manifest = pq.read_table(deid_out / "manifest.parquet", columns=["pseudonym", "file"])
+    pseudonym_of = dict(zip(manifest["file"].to_pylist(), manifest["pseudonym"].to_pylist(),
+                            strict=True))
+    rows = {(t["party"], t["record_id"], t["true_id"]) for t in truth
+            if t["party"] != "imaging"}
+    for outcome in pacsv.read_csv(report_csv).to_pylist():
+        if outcome["status"] in ("written", "unchanged"):
+            record_id = outcome["source"].split("/")[0]
+            rows.add(("imaging", pseudonym_of[outcome["output"]],
+                      person[("imaging", record_id)]))
+    ordered = sorted(rows)
+    return pa.table({name: [r[i] for r in ordered]
+                     for i, name in enumerate(("party", "record_id", "true_id"))})

@@ -121,9 +121,14 @@ def test_schemas_lists_and_prints_shipped_schemas() -> None:
 
 def test_demo_runs_end_to_end(tmp_path) -> None:
     result = pprl("demo", "--dir", str(tmp_path / "demo"), "--people", "4000")
-    assert result.stdout.count("encodings from") == 3
+    assert result.stdout.count("encodings from") == 2  # EHR and claims; imaging by deid
+    assert "patients in" in result.stdout  # pprl deid's summary
     assert "popcount histogram" in result.stdout and "links" in result.stdout
     quality = result.stdout.split("precision ")[1].split()
     assert float(quality[0]) > 0.97 and float(quality[2]) > 0.8
     assert (tmp_path / "demo" / "linkage" / "entities.parquet").is_file()
     assert oct((tmp_path / "demo" / "linkage.secret").stat().st_mode & 0o777) == "0o600"
+    cohort = result.stdout.split("$ pprl cohort count")[1]
+    assert int(cohort.split("diagnosis: ")[1].split()[0]) >= 11  # entities, not suppressed
+    assert (tmp_path / "demo" / "cohort-representativeness.png").read_bytes()[:4] == \
+        b"\x89PNG"

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pydicom
 import pytest
@@ -23,7 +22,7 @@ from api.client import Client
 from deid.profile import ProfileOptions
 from deid.run import deidentify_folder
 from linker.cohorts import RequestKeys, parse_definition, select_entities
-from synth.dicom import write_imaging_dicom
+from synth.dicom import truth_after_deid, write_imaging_dicom
 from tests.service_harness import (
     SECRET,
     Service,
@@ -86,25 +85,10 @@ def cohort_world(service: Service, provider_files: dict[str, Path], imaging_site
 
 
 def _truth(folder: Path, imaging_site: dict) -> dict:
-    """What the truth says each party's record is, with the imaging party's records named
-    by their site pseudonyms (traced from the de-identified files back to the record)."""
-    truth = pacsv.read_csv(folder / "truth.csv", convert_options=pacsv.ConvertOptions(
-        column_types={"true_id": pa.string()})).to_pylist()
-    person = {(t["party"], t["record_id"]): t["true_id"] for t in truth}
-    report = pacsv.read_csv(imaging_site["deid"].with_name("deid.deid-report.csv")).to_pylist()
-    manifest = pq.read_table(imaging_site["deid"] / "manifest.parquet",
-                             columns=["pseudonym", "file"]).to_pylist()
-    pseudonym_of = {m["file"]: m["pseudonym"] for m in manifest}
-    rows = {(t["party"], t["record_id"]) for t in truth if t["party"] != "imaging"}
-    for r in report:
-        if r["status"] in ("written", "unchanged"):
-            record_id = r["source"].split("/")[0]
-            person[("imaging", pseudonym_of[r["output"]])] = person[("imaging", record_id)]
-            rows.add(("imaging", pseudonym_of[r["output"]]))
-    members = sorted(rows)
-    return {"members": pa.table({"party": [p for p, _ in members],
-                                 "record_id": [r for _, r in members],
-                                 "entity": [person[m] for m in members]})}
+    truth = truth_after_deid(folder / "truth.csv", imaging_site["deid"],
+                             imaging_site["deid"].with_name("deid.deid-report.csv"))
+    return {"members": pa.table({"party": truth["party"], "record_id": truth["record_id"],
+                                 "entity": truth["true_id"]})}
 
 
 def _client(service: Service, token: str) -> Client:

@@ -12,16 +12,30 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from api.client import Client
-from tests.service_harness import PARTIES, Service, project_with_uploads
+from tests.service_harness import PARTIES, Service, project_with_uploads, provider_attributes
+
+# A cohort of the synthetic population that is never empty (the imaging party's records).
+_COHORT = {"require": {"imaging": {"all": [{"column": "modality", "present": True}]}},
+           "release": {"imaging": ["modality"]}, "as_of_year": 2026}
 
 
 @pytest.fixture(scope="module")
 def fuzz_target(service: Service, provider_files: dict[str, Path]) -> dict:
-    created = project_with_uploads(service, provider_files, "fuzz", dedup=True)
+    """A project with a finished run and a ready cohort export, so that operations on runs
+    and requests can be reached with real ids."""
+    attributes = provider_attributes(provider_files["ehr"].parent)
+    created = project_with_uploads(service, provider_files, "fuzz", dedup=True,
+                                   attributes=attributes)
     project_id = created["project"]["id"]
     with Client(service.url, created["owner_token"]) as owner:
         run = owner.wait(project_id, owner.start_run(project_id, 0.8)["id"])
-    return {"created": created, "project_id": project_id, "run_id": run["id"]}
+        researcher = owner.create_token(project_id, role="researcher")["token"]
+        with Client(service.url, researcher) as asking:
+            request = asking.request_cohort(project_id, _COHORT, "fuzzing the service", run["id"])
+        owner.decide(project_id, request["id"], approve=True)
+        assert owner.wait_request(project_id, request["id"])["state"] == "ready"
+    return {"created": created, "project_id": project_id, "run_id": run["id"],
+            "request_id": request["id"], "researcher": researcher}
 
 
 def _token_for(case: schemathesis.Case, service: Service, target: dict, aim: bool) -> str:
@@ -32,6 +46,8 @@ def _token_for(case: schemathesis.Case, service: Service, target: dict, aim: boo
         params["project_id"] = target["project_id"]
         if "run_id" in params:
             params["run_id"] = target["run_id"]
+        if "request_id" in params:
+            params["request_id"] = target["request_id"]
         if "party" in params:
             params["party"] = "ehr"
     if case.path == "/projects" or case.path.startswith("/admin"):
@@ -39,6 +55,11 @@ def _token_for(case: schemathesis.Case, service: Service, target: dict, aim: boo
     if "party" in params:
         return created["upload_tokens"][params["party"] if params["party"] in PARTIES
                                         else "ehr"]
+    if case.path.endswith("/relabel"):
+        return created["upload_tokens"]["imaging"]
+    if case.path.endswith("/export") or (case.path.endswith("/requests")
+                                         and case.method.upper() == "POST"):
+        return str(target["researcher"])
     token: str = created["owner_token"]
     return token
 

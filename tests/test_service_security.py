@@ -56,7 +56,7 @@ def test_tokens_are_listed_revoked_and_expire(service: Service, world: dict) -> 
         assert listed[reader["id"]]["last_used_at"] is not None
         assert {t["role"] for t in listed.values()} == {"owner", "upload", "reader"}
         assert all("secret" not in t and "token" not in t for t in listed.values())
-        assert reader["token"].split("_")[2] not in str(listed)
+        assert reader["token"].split("_", 2)[2] not in str(listed)
         owner.revoke_token(project_id, reader["id"])
         assert _status(service, reader["token"], project_id) == 401
         assert owner.tokens(project_id)[-2]["revoked_at"] is not None
@@ -90,7 +90,7 @@ def test_admin_tokens_are_listed_and_revoked_from_cli_and_api(service: Service) 
                          "spare", "--expires-days", "7").stdout.strip()
     listed = service.pprl("admin", "tokens", "--data-dir", str(service.data_dir)).stdout
     spare_id = spare.split("_")[1]
-    assert spare_id in listed and "spare" in listed and spare.split("_")[2] not in listed
+    assert spare_id in listed and "spare" in listed and spare.split("_", 2)[2] not in listed
     with Client(service.url, service.admin_token) as admin:
         ids = [t["id"] for t in admin._call("GET", "/admin/tokens")]
         assert spare_id in ids

@@ -106,10 +106,12 @@ async def upload_encodings(project_id: ProjectId, party: PartyLabel, request: Re
     "/parties/{party}/attributes", status_code=201, response_model=UploadOut,
     summary="Upload a party's attributes file (its upload token)",
     openapi_extra={"requestBody": {"required": True, "content": {
-        "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}}}}},
+        media: {"schema": {"type": "string", "format": "binary"}}
+        for media, kind in uploads.UPLOAD_TYPES.items() if kind == "parquet"}}},
     responses={408: {"description": "The body stalled"},
                413: {"description": "Larger than the upload limit or the party's quota"},
-               415: {"description": "Not Parquet"},
+               415: {"description": "Not Parquet (application/vnd.apache.parquet or "
+                                    "application/octet-stream)"},
                422: {"description": "Not an attributes file: an undeclared or mistyped "
                                     "column, or one that holds direct identifiers"}})
 async def upload_attributes(project_id: ProjectId, party: PartyLabel, request: Request,

@@ -3,7 +3,8 @@
 The reference is every linked entity of the project (by default) or shares the data manager
 gives (census shares, say: dimension, category, share). For each shown cell the cohort's
 share is set beside the reference's as a ratio; a group whose ratio is below ``flag_below``
-(default 0.8) is flagged under-represented. Suppressed cells have no ratio.
+(default 0.8) is flagged under-represented ("unknown", a missing value, is no group and is
+never flagged). Suppressed cells have no ratio.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .counts import CohortCounts
+from .demographics import UNKNOWN
 
 __all__ = ["GroupShare", "representativeness", "plot_representativeness", "FLAG_BELOW"]
 
@@ -53,7 +55,8 @@ def representativeness(counts: CohortCounts,
                                    None if reference_share is None
                                    else round(reference_share, 4),
                                    None if ratio is None else round(ratio, 3),
-                                   ratio is not None and ratio < flag_below))
+                                   ratio is not None and ratio < flag_below
+                                   and category != UNKNOWN))
     return rows
 
 
