@@ -112,6 +112,27 @@ def test_small_cells_are_suppressed_with_their_complement(linked: dict) -> None:
     assert cohort_counts(entities, demographics, 11) == counts  # deterministic
 
 
+@pytest.mark.parametrize(("cells", "hidden"), [
+    ({"f": 12, "m": 13}, set()),  # nothing small
+    ({"a": 5, "b": 20, "c": 30}, {"a", "b"}),  # one small cell and its complement
+    ({"a": 1, "b": 1, "c": 500}, {"a", "b", "c"}),  # a + b = total - c = 2: hide c too
+    ({"a": 3, "b": 4, "c": 4, "d": 100, "e": 200}, {"a", "b", "c"}),  # hidden sum 11
+    ({"a": 2, "b": 3, "c": 40, "d": 41}, {"a", "b", "c"}),  # a + b = 5 < 11
+    ({"a": 1, "b": 12, "c": 12}, {"a", "b"}),  # ties: the first category in order
+])
+def test_suppressed_cells_cannot_be_recovered_from_the_total(cells: dict[str, int],
+                                                             hidden: set[str]) -> None:
+    """Hand-worked: whatever is hidden holds at least two cells whose sum (which the total
+    and the shown cells give away) is no small count."""
+    people = [f"{c}{i}" for c, n in cells.items() for i in range(n)]
+    demographics = {p: {d: (p.rstrip("0123456789"), None) for d in
+                        ("sex", "age_band", "race_ethnicity", "region")} for p in people}
+    counts = cohort_counts(people, demographics, min_cell=11)
+    for breakdown in counts.breakdown.values():
+        assert {c.category for c in breakdown if c.suppressed} == hidden
+        assert all(c.count == cells[c.category] for c in breakdown if not c.suppressed)
+
+
 def test_imaging_gets_race_and_age_from_the_linked_ehr(linked: dict) -> None:
     imaging_only = parse_definition(
         {"require": {"imaging": {"all": [{"column": "modality", "in": ["CT"]}]}}},
@@ -149,3 +170,16 @@ def test_representativeness_flags_groups_short_of_the_reference(linked: dict) ->
 def test_bad_definitions_name_what_is_wrong(linked: dict, change: dict, message: str) -> None:
     with pytest.raises(CohortDefinitionError, match=message):
         parse_definition({**LUNG_CT, **change}, _columns(linked))
+
+
+def test_canonical_text_tells_every_bound_apart(linked: dict) -> None:
+    """A bound of 0 was dropped from the audited text (0 == False), so "hba1c at least 0"
+    and "any hba1c" were audited as the same definition."""
+    def text(criterion: dict) -> str:
+        return parse_definition({"require": {"ehr": {"all": [criterion]}}},
+                                _columns(linked)).canonical_json
+
+    texts = {text({"column": "hba1c", "min": 0}), text({"column": "hba1c", "present": True}),
+             text({"column": "hba1c", "max": 0}), text({"column": "hba1c", "min": 0.5})}
+    assert len(texts) == 4
+    assert text({"column": "hba1c", "min": 0}) == text({"column": "hba1c", "min": 0.0})

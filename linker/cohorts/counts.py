@@ -2,9 +2,12 @@
 by sex, age band, race/ethnicity and region, with small cells suppressed.
 
 A count below the threshold (default 11, the CMS cell-size rule) is never shown; zero is.
-Each breakdown sums to the total, so one suppressed cell could be recovered from the total and
-the other cells: the next smallest cell of that breakdown is suppressed too (complementary
-suppression). When the total itself is below the threshold, nothing but that fact is shown.
+Each breakdown sums to the total, so the suppressed cells' sum can be recovered from the total
+and the shown cells: one suppressed cell would be given away, and two cells of 1 each (sum 2)
+as well. So the next smallest cells of that breakdown are suppressed too (complementary
+suppression) until at least two cells are hidden and their sum is itself no small count (at
+least the threshold). When the total itself is below the threshold, nothing but that fact is
+shown.
 There is no noise: the same query always gives the same answer, so repeating it averages
 nothing away.
 
@@ -53,11 +56,12 @@ class CohortCounts:
 
 
 def _suppressed(counts: Mapping[str, int], min_cell: int) -> set[str]:
+    """The small cells of one breakdown and their complement (module docstring)."""
     hidden = {c for c, n in counts.items() if 0 < n < min_cell}
-    if len(hidden) == 1:  # recoverable from the total: hide the next smallest as well
-        shown = sorted((n, c) for c, n in counts.items() if c not in hidden and n > 0)
-        if shown:
-            hidden.add(shown[0][1])
+    shown = sorted((n, c) for c, n in counts.items() if c not in hidden and n > 0)
+    while hidden and shown and (len(hidden) < 2
+                                or sum(counts[c] for c in hidden) < min_cell):
+        hidden.add(shown.pop(0)[1])
     return hidden
 
 

@@ -85,7 +85,8 @@ class Definition:
         def criteria(c: PartyCriteria) -> dict[str, Any]:
             return {c.mode: [{k: (str(v) if isinstance(v, date) else list(v)
                                   if isinstance(v, tuple) else v)
-                              for k, v in vars(x).items() if v not in ((), None, False)}
+                              for k, v in vars(x).items()
+                              if not (v is None or v is False or v == ())}
                              for x in c.criteria]}
         return json.dumps({"name": self.name,
                            "require": {p: criteria(c) for p, c in sorted(self.require.items())},
