@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from tokenizer.catalog import load_schema
-from tokenizer.cli import allow_short_secret_option
+from tokenizer.cli import allow_short_secret_option, normalize_options
 from tokenizer.errors import TokenizerError
 from tokenizer.keys import check_secret_length, read_secret
+from tokenizer.normalize import choose_kinds
 from tokenizer.parallel import default_workers
 
 from .errors import DeidError
@@ -46,6 +47,7 @@ def _profile_options(func: click.decorators.FC) -> click.decorators.FC:
 @click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--schema", "schema_ref", required=True, metavar="NAME|FILE",
               help="Linkage schema shared with the EHR and claims providers (e.g. person).")
+@normalize_options
 @click.option("--secret-file", type=click.Path(path_type=Path),
               help="File whose bytes are the project's linkage secret (keys the CLKs).")
 @click.option("--secret-env", metavar="VAR", help="Environment variable holding it.")
@@ -80,7 +82,8 @@ def _profile_options(func: click.decorators.FC) -> click.decorators.FC:
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 def deid_command(in_dir: Path, out_dir: Path, schema_ref: str, secret_file: Path | None,
                  secret_env: str | None, site_key_file: Path | None, site_key_env: str | None,
-                 dates: str, pixel_regions: Path | None, allow_burned_in: bool,
+                 normalize_specs: tuple[str, ...], no_normalize: bool, dates: str,
+                 pixel_regions: Path | None, allow_burned_in: bool,
                  report_path: Path | None, provider: str, replace: bool,
                  allow_short_secret: bool, workers: int,
                  progress: bool | None, as_json: bool, **flags: bool) -> None:
@@ -90,9 +93,10 @@ def deid_command(in_dir: Path, out_dir: Path, schema_ref: str, secret_file: Path
     Writes OUT_DIR/encodings.parquet (one row per patient: the site pseudonym and its CLK,
     uploaded like any provider's), OUT_DIR/manifest.parquet (pseudonym, CLK, remapped UIDs,
     modality, shifted study date per instance) and OUT_DIR/deid-settings.json (the options
-    and key check values that made it). Non-DICOM files are skipped; corrupt ones
-    quarantined; both reported. An interrupted run leaves OUT_DIR marked INCOMPLETE; running
-    the same command again completes it.
+    and key check values that made it). The Patient module is normalised as `pprl tokenize`
+    normalises rows given the same --normalize/--no-normalize choice. Non-DICOM files are
+    skipped; corrupt ones quarantined; both reported. An interrupted run leaves OUT_DIR
+    marked INCOMPLETE; running the same command again completes it.
     """
     from .run import deidentify_folder
 
@@ -103,12 +107,14 @@ def deid_command(in_dir: Path, out_dir: Path, schema_ref: str, secret_file: Path
         check_secret_length(secret, allow_short=allow_short_secret)
         check_secret_length(site_key, "site key", allow_short=allow_short_secret)
         schema = load_schema(schema_ref)
+        kinds = choose_kinds(schema, normalize_specs, off=no_normalize)
         options = ProfileOptions(dates=dates, **flags)  # type: ignore[arg-type]
         rules = load_region_rules(pixel_regions) if pixel_regions is not None else None
         report = deidentify_folder(in_dir, out_dir, schema, secret, site_key, options,
                                    allow_burned_in=allow_burned_in, workers=workers,
                                    report_path=report_path, progress=progress,
-                                   pixel_rules=rules, provider=provider, replace=replace)
+                                   pixel_rules=rules, provider=provider, replace=replace,
+                                   kinds=kinds)
     except (TokenizerError, DeidError) as e:
         raise click.ClickException(str(e)) from e
     counts = {s: report.count(s) for s in

@@ -1,10 +1,11 @@
 """OUT_DIR of ``pprl deid``: what produced it, whether it is complete, and rebuilding it whole.
 
 A de-identified export must be exactly what its settings say. OUT_DIR therefore records the
-settings that made it (``deid-settings.json``: profile options, schema fingerprint, and key
-check values of the site key and the linkage secret, never a key); a later run with other
-settings is refused, naming what differs, unless it is asked to ``replace`` the folder, which
-is then rebuilt beside it and swapped in whole. While a run works, OUT_DIR holds an
+settings that made it (``deid-settings.json``: profile options, schema fingerprint, the
+normalisation of the Patient module's identifiers, and key check values of the site key and
+the linkage secret, never a key); a later run with other settings is refused, naming what
+differs, unless it is asked to ``replace`` the folder, which is then rebuilt beside it and
+swapped in whole. While a run works, OUT_DIR holds an
 ``INCOMPLETE`` marker, removed last: readers refuse the files of a marked folder, and a re-run
 resumes it. At the end every file that is not an output of this run is removed, so the tree
 and the manifest always agree.
@@ -34,7 +35,8 @@ _OWN_FILES = {SETTINGS_NAME, INCOMPLETE_MARKER, "manifest.parquet", "encodings.p
               "attributes.parquet"}
 _LABELS = {"schema_fingerprint": "schema", "linkage_key_check": "linkage secret",
            "site_key_check": "site key", "allow_burned_in": "--allow-burned-in",
-           "pixel_rules_sha256": "--clean-pixel-data rules", "provider": "--provider"}
+           "pixel_rules_sha256": "--clean-pixel-data rules", "provider": "--provider",
+           "normalization": "normalisation (--normalize/--no-normalize)"}
 # Settings recorded as fingerprints: a difference is named, the values are not shown.
 _OPAQUE = {"schema_fingerprint", "linkage_key_check", "site_key_check", "pixel_rules_sha256"}
 
@@ -50,6 +52,8 @@ class DeidSettings:
     allow_burned_in: bool
     pixel_rules_sha256: str | None
     provider: str
+    normalization: dict[str, str]
+    """Feature -> normalisation kind: it decides the CLKs as much as the schema does."""
 
     def as_json(self) -> str:
         return json.dumps({"format": SETTINGS_FORMAT, **asdict(self)}, indent=2,

@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from tqdm import tqdm
 from tokenizer.encoder import ClkEncoder
 from tokenizer.encodings_file import AtomicFile
 from tokenizer.keys import key_check_value
-from tokenizer.normalize import PERSON_KINDS, Normalizer
+from tokenizer.normalize import Normalizer, choose_kinds
 from tokenizer.schema_model import Schema
 
 from .errors import DeidError
@@ -154,12 +154,12 @@ def _settle_duplicates(processor: FileProcessor, in_dir: Path, outcomes: list[Fi
             if o.source in contested else o for o in settled]
 
 
-def _tokenize(outcomes: list[FileOutcome], schema: Schema, secret: bytes
-              ) -> dict[tuple[str, str], tuple[bytes, int] | str]:
+def _tokenize(outcomes: list[FileOutcome], schema: Schema, secret: bytes,
+              kinds: Mapping[str, str]) -> dict[tuple[str, str], tuple[bytes, int] | str]:
     """CLK and popcount per patient (from the patient's first file in path order), or the
     reason its identifiers were rejected. The Patient module's values go through the same
-    normaliser as every provider's rows; columns it cannot fill are passed empty, as an empty
-    CSV cell would be."""
+    normaliser, with the same ``kinds``, as `pprl tokenize` applies to every provider's rows;
+    columns it cannot fill are passed empty, as an empty CSV cell would be."""
     first: dict[tuple[str, str], dict[str, str]] = {}
     for outcome in outcomes:
         if outcome.patient is not None and outcome.patient not in first:
@@ -168,7 +168,7 @@ def _tokenize(outcomes: list[FileOutcome], schema: Schema, secret: bytes
         return {}
     encoder = ClkEncoder(schema, secret)
     keys = list(first)
-    normalized = Normalizer(schema, PERSON_KINDS).apply(
+    normalized = Normalizer(schema, kinds).apply(
         {c: pa.array([first[k].get(c, "") for k in keys], pa.string())
          for c in encoder.required_columns})
     encoded = encoder.encode(normalized.columns)
@@ -221,11 +221,12 @@ def _studies(exported: list[FileOutcome]) -> list[tuple[str, str, str, str, str,
 
 def _settings(schema: Schema, secret: bytes, site_key: bytes, options: ProfileOptions,
               allow_burned_in: bool, pixel_rules: list[RegionRule] | None,
-              provider: str) -> DeidSettings:
+              provider: str, kinds: Mapping[str, str]) -> DeidSettings:
     rules = None if pixel_rules is None else hashlib.sha256(
         repr([asdict(r) for r in pixel_rules]).encode()).hexdigest()
     return DeidSettings(asdict(options), schema.fingerprint, key_check_value(secret),
-                        key_check_value(site_key, "site key"), allow_burned_in, rules, provider)
+                        key_check_value(site_key, "site key"), allow_burned_in, rules, provider,
+                        dict(sorted(kinds.items())))
 
 
 def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes,
@@ -233,7 +234,8 @@ def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes
                       allow_burned_in: bool = False, workers: int = 1,
                       report_path: Path | None = None, progress: bool | None = None,
                       pixel_rules: list[RegionRule] | None = None, provider: str = "imaging",
-                      replace: bool = False) -> DeidReport:
+                      replace: bool = False, kinds: Mapping[str, str] | None = None
+                      ) -> DeidReport:
     """De-identify every file under ``in_dir`` into ``out_dir``.
 
     Args:
@@ -245,6 +247,8 @@ def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes
         workers: processes; the output does not depend on it.
         provider: the party label of the encodings file.
         replace: rebuild an ``out_dir`` made with other settings beside it and swap it in.
+        kinds: feature -> normalisation kind of the Patient module's values; None: what
+            ``pprl tokenize`` uses by default (:func:`tokenizer.normalize.choose_kinds`).
 
     Raises:
         DeidError: ``in_dir`` is not a folder; ``out_dir`` is, contains or lies in it; the
@@ -257,8 +261,9 @@ def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes
         raise DeidError("the site key is the linkage secret: the site key must be this site's "
                         "own (make one with `pprl keygen`), or the linkage unit could "
                         "recompute pseudonyms and UIDs")
+    kinds = choose_kinds(schema) if kinds is None else kinds
     folder = OutputFolder(out_dir, _settings(schema, secret, site_key, options,
-                                             allow_burned_in, pixel_rules, provider),
+                                             allow_burned_in, pixel_rules, provider, kinds),
                           replace=replace)
     folder.prepare()
     _remove_stale_temps(folder.work)
@@ -272,7 +277,7 @@ def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes
     outcomes = _settle_duplicates(processor, in_dir, outcomes)
     exported = [o for o in outcomes if o.status in _EXPORTED and o.patient is not None]
     removed = folder.prune(o.output for o in exported)
-    clks = _tokenize(exported, schema, secret)
+    clks = _tokenize(exported, schema, secret, folder.settings.normalization)
     rows: list[ManifestRow] = []
     encoded: dict[str, tuple[bytes, int]] = {}
     for o in exported:

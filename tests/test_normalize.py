@@ -4,6 +4,7 @@ normalised form, through CSV, Parquet and the DICOM Patient module alike."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import cli
-from tokenizer.catalog import load_schema
+from tokenizer.catalog import load_schema, shipped_schema_text
 from tokenizer.encodings_file import read_encodings
 from tokenizer.errors import AllRowsRejectedError
 from tokenizer.normalize import Normalizer, parse_date
@@ -105,25 +106,97 @@ def _dicom_patient(path: Path, *, name: str, birth: str, sex: str, address: str,
     ds.save_as(path, enforce_file_format=True)
 
 
+def _deid_clk(tmp_path: Path, schema: str, *extra: str, name: str = "GARCIA^JOSE",
+              address: str = "12 Elm Street, Springfield, IL 62704",
+              phone: str = "217-555-0199") -> bytes:
+    """The CLK `pprl deid` gives the person of the reported case from the Patient module;
+    the manifest holds the same bytes."""
+    in_dir, out = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir(parents=True)
+    _dicom_patient(in_dir / "ct.dcm", name=name, birth="19800215", sex="M", address=address,
+                   phone=phone)
+    (tmp_path / "secret").write_bytes(SECRET)
+    (tmp_path / "site").write_bytes(SITE_KEY)
+    result = CliRunner().invoke(cli, [
+        "deid", str(in_dir), str(out), "--schema", schema, "--workers", "1",
+        "--secret-file", str(tmp_path / "secret"), "--site-key-file", str(tmp_path / "site"),
+        *extra])
+    assert result.exit_code == 0, result.output
+    (clk,) = _clks(out / "encodings.parquet")
+    (row,) = pq.read_table(out / "manifest.parquet").to_pylist()
+    assert row["clk"] == clk
+    return clk
+
+
+def _tokenize_clk(tmp_path: Path, schema: str, header: list[str], row: list[str],
+                  *extra: str) -> bytes:
+    """The CLK `pprl tokenize` gives one CSV row."""
+    source, out = _csv(tmp_path / "row.csv", [row], header), tmp_path / "row.parquet"
+    result = CliRunner().invoke(cli, ["tokenize", str(source), "--schema", schema, "-o",
+                                      str(out), "--secret-env", "S", "--workers", "1", *extra],
+                                env={"S": SECRET.decode()})
+    assert result.exit_code == 0, result.output
+    (clk,) = _clks(out)
+    return clk
+
+
 @pytest.mark.parametrize(("name", "address", "phone"), [
     ("GARCIA^JOSE", "12 Elm Street, Springfield, IL 62704", "217-555-0199"),
     ("García^José^Luis", "12 ELM STREET^^Springfield^IL^62704-1234^USA", "(217) 555-0199"),
 ])
 def test_the_dicom_patient_module_gives_the_same_clk(tmp_path, normalised_clk, name, address,
                                                      phone) -> None:
-    in_dir = tmp_path / "in"
-    in_dir.mkdir()
-    _dicom_patient(in_dir / "ct.dcm", name=name, birth="19800215", sex="M", address=address,
-                   phone=phone)
-    (tmp_path / "secret").write_bytes(SECRET)
-    (tmp_path / "site").write_bytes(SITE_KEY)
-    result = CliRunner().invoke(cli, [
-        "deid", str(in_dir), str(tmp_path / "out"), "--schema", "person", "--workers", "1",
-        "--secret-file", str(tmp_path / "secret"), "--site-key-file", str(tmp_path / "site")])
-    assert result.exit_code == 0, result.output
-    assert _clks(tmp_path / "out" / "encodings.parquet") == [normalised_clk]
-    (row,) = pq.read_table(tmp_path / "out" / "manifest.parquet").to_pylist()
-    assert row["clk"] == normalised_clk
+    assert _deid_clk(tmp_path, "person", name=name, address=address,
+                     phone=phone) == normalised_clk
+
+
+FEBRL_COLUMNS = ["rec_id", "given_name", "surname", "street_number", "address_1", "address_2",
+                 "suburb", "postcode", "state", "date_of_birth", "soc_sec_id"]
+
+
+def test_deid_and_tokenize_normalise_a_febrl_person_alike(tmp_path) -> None:
+    """The reported case: with `--schema febrl` deid wrote the birth date as 1980-02-15 (the
+    person rules) while tokenize keeps FEBRL's text 19800215: 0 links, no warning."""
+    row = ["r1", "José", "Garcia", "", "", "", "", "", "", "19800215", ""]
+    assert _deid_clk(tmp_path, "febrl") == _tokenize_clk(tmp_path, "febrl", FEBRL_COLUMNS, row)
+
+
+@pytest.fixture()
+def custom_schema(tmp_path: Path) -> Path:
+    """The person schema with its own salt and DICOM's DA date format: a custom schema."""
+    doc = json.loads(shipped_schema_text("person"))
+    doc["clkConfig"]["kdf"]["salt"] = "Y3VzdG9tIHNjaGVtYQ=="
+    for feature in doc["features"]:
+        if feature["identifier"] == "date_of_birth":
+            feature["format"]["format"] = "%Y%m%d"
+    path = tmp_path / "custom.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+CUSTOM_KINDS = ("--normalize", "given_name=name,surname=name,date_of_birth=date,sex=sex,"
+                               "address=address,zip=zip,phone=phone")
+
+
+def test_deid_and_tokenize_encode_a_custom_schema_alike(tmp_path, custom_schema) -> None:
+    """Custom schemas: as clkhash would (values as written) in both, unless normalisation is
+    asked for, then the same in both; the choice is recorded, and a changed one refused."""
+    schema = str(custom_schema)
+    as_written = ["JOSE", "GARCIA", "19800215", "M", "12 Elm Street", "62704", "217-555-0199"]
+    plain = _deid_clk(tmp_path / "plain", schema)
+    assert plain == _tokenize_clk(tmp_path, schema, COLUMNS, as_written)
+    asked = _deid_clk(tmp_path / "asked", schema, *CUSTOM_KINDS)
+    assert asked == _tokenize_clk(tmp_path, schema, COLUMNS, RAW_FORMS[1], *CUSTOM_KINDS)
+    assert asked != plain
+    recorded = json.loads((tmp_path / "asked" / "out" / "deid-settings.json").read_text())
+    assert recorded["normalization"]["surname"] == "name"
+    changed = CliRunner().invoke(cli, [
+        "deid", str(tmp_path / "asked" / "in"), str(tmp_path / "asked" / "out"),
+        "--schema", schema, "--no-normalize", "--workers", "1",
+        "--secret-file", str(tmp_path / "asked" / "secret"),
+        "--site-key-file", str(tmp_path / "asked" / "site")])
+    assert changed.exit_code == 1
+    assert "other settings" in changed.output and "normalisation" in changed.output
 
 
 def test_an_ambiguous_date_is_never_guessed(tmp_path) -> None:

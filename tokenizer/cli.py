@@ -14,18 +14,30 @@ from .catalog import load_schema, shipped_schema_text, shipped_schemas
 from .encodings_file import EncodingSet, read_encodings
 from .errors import TokenizerError
 from .keys import check_secret_length, read_secret, write_new_key
-from .normalize import DATE_ORDERS, KINDS, parse_kind_specs, shipped_kinds
+from .normalize import DATE_ORDERS, KINDS, choose_kinds
 from .parallel import default_workers
 from .pipeline import tokenize_file
 from .readers import DELIMITERS, parse_column_map
 
 __all__ = ["tokenize_command", "describe_command", "schemas_command", "keygen_command",
-           "attributes_command", "allow_short_secret_option"]
+           "attributes_command", "allow_short_secret_option", "normalize_options"]
 
 allow_short_secret_option = click.option(
     "--allow-short-secret", is_flag=True,
     help="Accept keys and secrets under 16 bytes (with a warning), only to reproduce other "
          "tools' test vectors (clkhash's examples use 1-byte secrets).")
+
+
+def normalize_options(func: click.decorators.FC) -> click.decorators.FC:
+    """``--normalize``/``--no-normalize``, the same on every command that encodes (decided by
+    :func:`tokenizer.normalize.choose_kinds`): the same choice gives the same CLKs."""
+    func = click.option(
+        "--no-normalize", is_flag=True,
+        help="Encode values exactly as written, as clkhash does (shipped schemas too).")(func)
+    return click.option(
+        "--normalize", "normalize_specs", multiple=True, metavar="FEATURE=KIND,...",
+        help=f"Normalise these features of a custom schema (KIND: {', '.join(sorted(KINDS))}); "
+             f"the shipped schemas are normalised by default.")(func)
 
 
 def _delimiter(value: str | None) -> str | None:
@@ -71,12 +83,7 @@ def _fail(error: Exception) -> click.ClickException:
 @click.option("--date-format", "date_order", type=click.Choice(DATE_ORDERS),
               help="How to read dates such as 03/04/1980: MDY (US) or DMY. Without it, "
                    "rows whose date could be either are rejected with that reason.")
-@click.option("--normalize", "normalize_specs", multiple=True, metavar="FEATURE=KIND,...",
-              help=f"Normalise these features of a custom schema (KIND: "
-                   f"{', '.join(sorted(KINDS))}); the shipped schemas are normalised by "
-                   f"default.")
-@click.option("--no-normalize", is_flag=True,
-              help="Encode values exactly as written, as clkhash does (shipped schemas too).")
+@normalize_options
 @allow_short_secret_option
 @click.option("--chunk-size", type=click.IntRange(min=1), default=65536, show_default=True,
               help="Records per chunk; bounds memory, never changes the output.")
@@ -104,10 +111,7 @@ def tokenize_command(input_path: Path, schema_ref: str, secret_file: Path | None
         secret = read_secret(file=secret_file, env=secret_env)
         check_secret_length(secret, allow_short=allow_short_secret)
         schema = load_schema(schema_ref)
-        if no_normalize and normalize_specs:
-            raise click.UsageError("give either --normalize or --no-normalize")
-        kinds = ({} if no_normalize else parse_kind_specs(list(normalize_specs), schema)
-                 if normalize_specs else shipped_kinds(schema) or {})
+        kinds = choose_kinds(schema, normalize_specs, off=no_normalize)
         report = tokenize_file(input_path, schema, secret, output,
                                output_format=output_format,  # type: ignore[arg-type]
                                id_column=id_column, strict=strict, chunk_size=chunk_size,

@@ -37,7 +37,7 @@ from .encodings_file import (
 from .errors import AllRowsRejectedError, InputError, InvalidRowsError
 from .keys import key_check_value
 from .ngram_kernel import warm_up
-from .normalize import DateOrder, Normalizer, shipped_kinds
+from .normalize import DateOrder, Normalizer, choose_kinds
 from .parallel import InOrderWorker, Rejected, encode_chunks
 from .readers import RecordChunk, open_records
 from .schema_model import Schema
@@ -241,7 +241,7 @@ def tokenize_file(
     input_path, output_path = Path(input_path), Path(output_path)
     required = ClkEncoder.columns_of(schema)
     columns = list(dict.fromkeys(([id_column] if id_column else []) + required))
-    normalizer = Normalizer(schema, shipped_kinds(schema) or {} if kinds is None else kinds,
+    normalizer = Normalizer(schema, choose_kinds(schema) if kinds is None else kinds,
                             date_order)
     reader = open_records(input_path, columns, chunk_size=chunk_size, encoding=encoding,
                           delimiter=delimiter, column_map=dict(column_map or {}))

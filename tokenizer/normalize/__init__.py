@@ -3,10 +3,10 @@
 from .dates import DATE_ORDERS, DateOrder, parse_date
 from .kinds import KINDS
 from .normalizer import (
-    PERSON_KINDS,
     SHIPPED_KINDS,
     NormalizedChunk,
     Normalizer,
+    choose_kinds,
     parse_kind_specs,
     shipped_kinds,
 )
@@ -17,8 +17,8 @@ __all__ = [
     "KINDS",
     "NormalizedChunk",
     "Normalizer",
-    "PERSON_KINDS",
     "SHIPPED_KINDS",
+    "choose_kinds",
     "parse_date",
     "parse_kind_specs",
     "shipped_kinds",

@@ -3,11 +3,13 @@
 The shipped schemas carry their kinds (``SHIPPED_KINDS``, found by schema fingerprint, so a
 copy of a shipped schema file is normalised the same way). A custom schema is encoded exactly
 as clkhash would unless kinds are asked for (``--normalize feature=kind``).
+:func:`choose_kinds` makes that choice for every command that encodes (``pprl tokenize``,
+``pprl deid``), so a person's CLK does not depend on which one encoded it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -17,14 +19,12 @@ from ..schema_model import DateFormat, Schema
 from .dates import DateOrder
 from .kinds import KINDS, KindContext, normalize_kind
 
-__all__ = ["Normalizer", "NormalizedChunk", "SHIPPED_KINDS", "PERSON_KINDS",
-           "shipped_kinds", "parse_kind_specs"]
+__all__ = ["Normalizer", "NormalizedChunk", "SHIPPED_KINDS", "shipped_kinds",
+           "parse_kind_specs", "choose_kinds"]
 
-# How the Patient module and every provider's person columns are normalised.
-PERSON_KINDS = {"given_name": "name", "surname": "name", "date_of_birth": "date",
-                "sex": "sex", "address": "address", "zip": "zip", "phone": "phone"}
 SHIPPED_KINDS: dict[str, dict[str, str]] = {
-    "person": PERSON_KINDS,
+    "person": {"given_name": "name", "surname": "name", "date_of_birth": "date", "sex": "sex",
+               "address": "address", "zip": "zip", "phone": "phone"},
     # FEBRL's date of birth is text on purpose (an impossible date stays linkable) and its
     # postcodes are Australian: both are plain text here.
     "febrl": {"given_name": "name", "surname": "name", "street_number": "text",
@@ -74,6 +74,23 @@ def parse_kind_specs(specs: list[str], schema: Schema) -> dict[str, str]:
                                  f"{feature!r}; its features are {sorted(features)}")
         kinds[feature] = kind
     return kinds
+
+
+def choose_kinds(schema: Schema, specs: Sequence[str] = (), *,
+                 off: bool = False) -> dict[str, str]:
+    """The kinds a run normalises with: none if ``off`` (values encoded as written, as clkhash
+    does), else the ``feature=kind`` ``specs`` if any, else the shipped schema's own kinds
+    (none for a custom schema). Every command that encodes decides here, so two providers
+    running different commands with the same options get the same CLK for the same person.
+
+    Raises:
+        TokenizerError: both ``specs`` and ``off``, or a malformed spec.
+    """
+    if off and specs:
+        raise TokenizerError("give either --normalize or --no-normalize, not both")
+    if off:
+        return {}
+    return parse_kind_specs(list(specs), schema) if specs else shipped_kinds(schema) or {}
 
 
 class Normalizer:
