@@ -82,8 +82,7 @@ def create_app(settings: Settings, worker_processes: int = 0, tls: bool = False)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate(engine)
-        with supervised_workers(settings, worker_processes) as supervisor:
-            app.state.supervisor = supervisor
+        with supervised_workers(settings, worker_processes):
             yield
         engine.dispose()
 

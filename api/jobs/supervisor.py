@@ -38,7 +38,6 @@ class Supervisor:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="pprl-supervisor",
                                         daemon=True)
-        self.restarts = 0
 
     def _start(self, slot: int) -> None:
         process = self._spawn.Process(target=worker_process_main, name=f"pprl-worker-{slot}",
@@ -61,12 +60,7 @@ class Supervisor:
                     continue  # crash loop: give it a moment
                 log.warning("worker %s (pid %s) stopped with exit code %s; starting another",
                             process.name, process.pid, process.exitcode)
-                self.restarts += 1
                 self._start(slot)
-
-    @property
-    def alive(self) -> int:
-        return sum(p is not None and p.is_alive() for p in self._processes)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -82,14 +76,14 @@ class Supervisor:
 
 @contextmanager
 def supervised_workers(settings: Settings, count: int, poll_seconds: float = 0.5
-                       ) -> Iterator[Supervisor | None]:
+                       ) -> Iterator[None]:
     """``count`` supervised worker processes for the duration of the block."""
     if count <= 0:
-        yield None
+        yield
         return
     supervisor = Supervisor(settings, count, poll_seconds)
     supervisor.start()
     try:
-        yield supervisor
+        yield
     finally:
         supervisor.stop()
