@@ -10,7 +10,13 @@ import httpx
 import pytest
 
 from api.client import Client
-from tests.service_harness import PARTIES, Service, project_with_uploads, provider_attributes
+from tests.service_harness import (
+    PARTIES,
+    Service,
+    imaging_attributes_with_uids,
+    project_with_uploads,
+    provider_attributes,
+)
 
 # (method, path) -> (roles allowed, the success status they get); "upload:ehr" = the ehr
 # party's upload token, etc.
@@ -47,10 +53,11 @@ POLICY: dict[tuple[str, str], tuple[set[str], int]] = {
     ("POST", "/projects/{project_id}/requests/{request_id}/approve"): ({"owner"}, 200),
     ("POST", "/projects/{project_id}/requests/{request_id}/reject"): ({"owner"}, 200),
     ("GET", "/projects/{project_id}/requests/{request_id}/export"): ({"researcher"}, 200),
-    ("GET", "/projects/{project_id}/requests/{request_id}/relabel"): (
-        {"upload:ehr", "upload:imaging"}, 200),  # each gets its own party's
+    # only a party holding objects with UIDs (imaging) gets a relabel table: no other party
+    # learns which of its records are in a cohort
+    ("GET", "/projects/{project_id}/requests/{request_id}/relabel"): ({"upload:imaging"}, 200),
 }
-# A cohort every party holds part of (so each party's relabel table exists).
+# A cohort every party holds part of.
 EVERYONE = {"require": {"ehr": {"all": [{"column": "diagnosis", "present": True}]},
                         "claims": {"all": [{"column": "procedure", "present": True}]}},
             "release": {"ehr": ["diagnosis"]}}
@@ -60,7 +67,8 @@ PUBLIC = {("GET", "/health"), ("GET", "/docs"), ("GET", "/openapi.json")}
 @pytest.fixture(scope="module")
 def world(service: Service, provider_files: dict[str, Path]) -> dict:
     """Two projects; the first with uploads, a finished run and a reader token."""
-    attributes = provider_attributes(provider_files["ehr"].parent)
+    attributes = {**provider_attributes(provider_files["ehr"].parent),
+                  "imaging": imaging_attributes_with_uids(provider_files["ehr"].parent)}
     first = project_with_uploads(service, provider_files, "auth", attributes=attributes)
     with Client(service.url, service.admin_token) as admin:
         second = admin.create_project("auth-other", "person", list(PARTIES))

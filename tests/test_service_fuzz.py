@@ -12,7 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from api.client import Client
-from tests.service_harness import PARTIES, Service, project_with_uploads, provider_attributes
+from tests.service_harness import (
+    PARTIES,
+    Service,
+    imaging_attributes_with_uids,
+    project_with_uploads,
+    provider_attributes,
+)
 
 # A cohort of the synthetic population that is never empty (the imaging party's records).
 _COHORT = {"require": {"imaging": {"all": [{"column": "modality", "present": True}]}},
@@ -23,7 +29,8 @@ _COHORT = {"require": {"imaging": {"all": [{"column": "modality", "present": Tru
 def fuzz_target(service: Service, provider_files: dict[str, Path]) -> dict:
     """A project with a finished run and a ready cohort export, so that operations on runs
     and requests can be reached with real ids."""
-    attributes = provider_attributes(provider_files["ehr"].parent)
+    attributes = {**provider_attributes(provider_files["ehr"].parent),
+                  "imaging": imaging_attributes_with_uids(provider_files["ehr"].parent)}
     created = project_with_uploads(service, provider_files, "fuzz", dedup=True,
                                    attributes=attributes)
     project_id = created["project"]["id"]

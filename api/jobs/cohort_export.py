@@ -1,6 +1,6 @@
 """The ``cohort_export`` job of an approved request: select the cohort over the run and the
-attribute uploads the approval fixed, write the researcher's tables and every party's
-relabel table, keyed for this request.
+attribute uploads the approval fixed, write the researcher's tables and the relabel table of
+each party holding objects with UIDs (the imaging party), keyed for this request.
 
 Everything is written into a staging folder and renamed into place whole, so a failed or
 stopped job leaves no partial export, and approving the request again retries it.
@@ -18,6 +18,7 @@ from linker.cohorts import (
     entity_demographics,
     export_cohort,
     parse_definition,
+    relabel_parties,
     relabel_tables,
     select_entities,
 )
@@ -66,7 +67,7 @@ def execute_cohort_export(context: JobContext) -> dict[str, Any]:
                       types, definition.release, demographics, keys)
         control.report("relabel", 0.8)
         relabel = {party: relabel_tables(entities, inputs.members, party, keys)
-                   for party in sorted(set(inputs.members["party"].to_pylist()))}
+                   for party in relabel_parties(inputs.columns)}
         write_relabel(staging, relabel, keys)
         control.check()
         shutil.rmtree(folder, ignore_errors=True)

@@ -117,8 +117,10 @@ def download_export(project_id: ProjectId, request_id: RequestId, session: Sessi
 
 
 @router.get("/requests/{request_id}/relabel",
-            summary="A party's relabel table for a ready export (that party's upload token)",
-            responses={404: {"description": "The party holds none of the cohort"},
+            summary="The imaging party's relabel table for a ready export (its upload token)",
+            responses={403: {"description": "The party holds no objects with UIDs (its "
+                                            "attributes have no *_uid column)"},
+                       404: {"description": "The party holds none of the cohort"},
                        **_NOT_READY})
 def get_relabel(project_id: ProjectId, request_id: RequestId, session: SessionDep,
                 settings: SettingsDep, principal: AnyPartyDep) -> dict[str, Any]:

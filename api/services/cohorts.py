@@ -66,13 +66,12 @@ def export_folder(settings: Settings, project_id: str, request_id: str) -> Path:
 
 
 def write_relabel(folder: Path, tables: dict[str, pa.Table], keys: RequestKeys) -> None:
-    """Each party's relabel table (those holding part of the cohort) and the request's UID
-    key, under ``folder``/relabel."""
+    """The relabel table of each party given (``relabel_parties``; empty where it holds none
+    of the cohort) and the request's UID key, under ``folder``/relabel."""
     target = folder / _RELABEL
     target.mkdir(parents=True, exist_ok=True)
     for party, table in tables.items():
-        if table.num_rows:
-            pq.write_table(table, target / f"{party}.parquet")
+        pq.write_table(table, target / f"{party}.parquet")
     (target / _UID_KEY).write_text(keys.uid_key.hex(), encoding="ascii")
 
 
@@ -322,8 +321,11 @@ def relabel(session: Session, settings: Settings, principal: Principal, project_
     folder = export_folder(settings, project_id, request.id) / _RELABEL
     path = folder / f"{party}.parquet"
     if not path.is_file():
-        raise NotFound(f"request {request_id}: party {party!r} holds none of the cohort")
+        raise Forbidden(f"party {party!r} holds no objects with UIDs: relabel tables go to "
+                        f"the parties whose attributes have a *_uid column (imaging)")
     table = pq.read_table(path)
+    if not table.num_rows:
+        raise NotFound(f"request {request_id}: party {party!r} holds none of the cohort")
     record(session, actor=principal.token_id, role=principal.role, action="cohort.relabel",
            project_id=project_id, request_id=request_id, party=party, records=table.num_rows)
     session.commit()

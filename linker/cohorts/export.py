@@ -15,7 +15,7 @@ import base64
 import hashlib
 import hmac
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +28,8 @@ import pyarrow.parquet as pq
 from .demographics import DIMENSIONS
 from .evaluate import entity_of_records
 
-__all__ = ["RequestKeys", "ENTITY_TABLE", "export_cohort", "relabel_tables", "remap_uid"]
+__all__ = ["RequestKeys", "ENTITY_TABLE", "export_cohort", "relabel_parties", "relabel_tables",
+           "remap_uid"]
 
 ENTITY_TABLE = "entities"
 _MIN_SHIFT, _MAX_SHIFT = 365, 3652
@@ -128,6 +129,14 @@ def export_cohort(folder: Path, entities: Sequence[str], members: pa.Table,
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
     return written
+
+
+def relabel_parties(columns: Mapping[str, Iterable[str]]) -> list[str]:
+    """The parties that get a relabel table: those whose attributes declare a ``*_uid``
+    column, i.e. that hold objects (images) to be given the export's UIDs. No other party
+    learns which of its records are in a cohort."""
+    return sorted(party for party, names in columns.items()
+                  if any(name.endswith("_uid") for name in names))
 
 
 def relabel_tables(entities: Sequence[str], members: pa.Table, party: str,
