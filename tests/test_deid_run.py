@@ -140,18 +140,29 @@ def test_removed_dates_are_empty_in_file_and_manifest(run: dict[str, Path],
     assert row["study_date"] == "" and ds.StudyDate == "" and ds.AcquisitionDate == ""
 
 
-def test_manifest_clk_equals_tokenize_clk_of_the_ehr_row(run: dict[str, Path],
-                                                         tmp_path: Path) -> None:
-    """Linkability: the EHR provider's row for the same person, normalised as documented,
-    tokenized by `pprl tokenize` with the same schema and secret, gives the same CLK."""
-    ehr = tmp_path / "ehr.csv"
+def tokenize_ehr(folder: Path, secret_file: Path) -> Path:
+    """The EHR provider's row for the planted patient, normalised as the README documents,
+    through `pprl tokenize` with the deid run's schema."""
+    ehr = folder / "ehr.csv"
     columns = list(PLANTED)
     ehr.write_text(",".join(columns) + "\n" + ",".join(PLANTED[c] for c in columns) + "\n")
-    out = tmp_path / "ehr.parquet"
+    out = folder / "ehr.parquet"
     result = CliRunner().invoke(cli, ["tokenize", str(ehr), "--schema", "person",
-                                      "--secret-file", str(run["root"] / "secret"),
+                                      "--secret-file", str(secret_file),
                                       "-o", str(out), "--workers", "1"])
     assert result.exit_code == 0, result.output
+    return out
+
+
+def test_manifest_clk_equals_tokenize_clk_of_the_ehr_row(run: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    """Linkability: the EHR provider's row for the same person, tokenized by `pprl tokenize`
+    with the same schema and secret, gives the same CLK, and the export's manifest and
+    encodings file record the key check value tokenize records."""
+    out = tokenize_ehr(tmp_path, run["root"] / "secret")
+    key_check = pq.read_schema(out).metadata[b"pprl.key_check_value"]
+    for name in ("manifest.parquet", "encodings.parquet"):
+        assert pq.read_schema(run["out"] / name).metadata[b"pprl.key_check_value"] == key_check
     ehr_clk = read_encodings(out).clks[0].tobytes()
     table = pq.read_table(run["out"] / "manifest.parquet").to_pylist()
     pseudonym = pydicom.dcmread(output_of(run, "planted_1.dcm")).PatientID
@@ -159,6 +170,19 @@ def test_manifest_clk_equals_tokenize_clk_of_the_ehr_row(run: dict[str, Path],
     assert manifest_clks == {ehr_clk}
     others = {r["clk"] for r in table if r["pseudonym"] != pseudonym}
     assert ehr_clk not in others
+
+
+def test_link_refuses_the_export_beside_encodings_of_another_secret(run: dict[str, Path],
+                                                                    tmp_path: Path) -> None:
+    (tmp_path / "other.secret").write_bytes(SECRET + b"\n")
+    ehr = tokenize_ehr(tmp_path, tmp_path / "other.secret")
+    imaging = run["out"] / "encodings.parquet"
+    result = CliRunner().invoke(cli, ["link", str(imaging), str(ehr), "-o",
+                                      str(tmp_path / "linked")])
+    assert result.exit_code == 1
+    assert str(imaging) in result.output and str(ehr) in result.output
+    assert "another linkage secret" in result.output
+    assert not (tmp_path / "linked").exists()
 
 
 def test_rerun_resumes_and_gives_identical_output(run: dict[str, Path], tmp_path: Path) -> None:
