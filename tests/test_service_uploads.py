@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -255,3 +256,26 @@ def test_a_held_database_lock_blocks_no_other_request(service: Service, project:
         engine.dispose()
     thread.join(timeout=60)
     assert uploaded and uploaded[0]["records"] > 0  # it waited for the lock, then went in
+
+
+@pytest.mark.parametrize(("column", "values", "rule"), [
+    ("phone", ["c1", "c2"], "is named like a phone number"),
+    ("note_code", ["I10", "123-45-6789"], "holds values shaped like a social security number"),
+])
+def test_attributes_holding_direct_identifiers_are_refused(
+        service: Service, project: dict, tmp_path: Path, column: str, values: list[str],
+        rule: str) -> None:
+    """A file made without `pprl attributes` (which would have refused it) is refused by the
+    service with the same rules, naming the column and the rule, never the value."""
+    path = tmp_path / "attributes.parquet"
+    table = pa.table({"record_id": ["p1", "p2"], column: values})
+    metadata = {"pprl.format": "pprl-attributes/1", "pprl.provider": "ehr",
+                "pprl.columns": json.dumps([{"name": column, "type": "code",
+                                             "role": "payload"}])}
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+    with (Client(service.url, project["upload_tokens"]["ehr"]) as provider,
+          pytest.raises(ServiceError) as refused):
+        provider.upload(project["project"]["id"], "ehr", path, "attributes")
+    assert refused.value.status == 422
+    assert f"column '{column}' {rule}" in refused.value.message
+    assert "123-45" not in refused.value.message
