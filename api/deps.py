@@ -85,16 +85,16 @@ def _refuse(session: Session, limiter: FailureLimiter, keys: tuple[str, ...], re
 
 def _authenticate(session: Session, limiter: FailureLimiter, token: str, client: str
                   ) -> Principal:
+    # The limit comes first: a refusal, malformed token included, costs an audit commit.
     parts = split_token(token)
-    if parts is None:
-        raise _refuse(session, limiter, (f"ip:{client}",), "malformed API token", None, None,
-                      client)
-    token_id, secret = parts
-    keys = (f"ip:{client}", f"token:{token_id}")
+    keys = (f"ip:{client}",) if parts is None else (f"ip:{client}", f"token:{parts[0]}")
     wait = limiter.retry_after(*keys)
     if wait is not None:
         raise TooMany("too many failed authentications; try again later",
                       headers={"Retry-After": str(wait)})
+    if parts is None:
+        raise _refuse(session, limiter, keys, "malformed API token", None, None, client)
+    token_id, secret = parts
     row: AdminToken | ProjectToken | None = session.get(AdminToken, token_id)
     if row is None:
         row = session.get(ProjectToken, token_id)

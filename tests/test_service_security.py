@@ -5,6 +5,7 @@ bounded integers; each party seeing only its own metadata."""
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import socket
 import ssl
@@ -108,7 +109,10 @@ def limited(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 def test_failed_authentications_are_limited_and_audited(limited: Service) -> None:
-    """The reported case: 300 wrong secrets in 2.9 s, none audited."""
+    """The reported case: 300 wrong secrets in 2.9 s, none audited. And the audit's: a
+    malformed token skipped the limit, so anyone could cause an audit commit per request
+    without end; now a limited client is refused before its token is read, and a fresh one
+    (another loopback address) gets as many tries with malformed tokens as with others."""
     with Client(limited.url, limited.admin_token) as admin:
         created = admin.create_project("limited", "person", ["a", "b"])
     project_id = created["project"]["id"]
@@ -128,14 +132,26 @@ def test_failed_authentications_are_limited_and_audited(limited: Service) -> Non
     assert log  # the server console is never limited
     from sqlalchemy import create_engine, text
 
+    url, malformed = f"{limited.url}/projects/{project_id}", {
+        "Authorization": "Bearer not-a-pprl-token"}
+    assert {httpx.get(url, headers=malformed, timeout=30).status_code
+            for _ in range(3)} == {429}
+    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2")) as fresh:
+        codes = [fresh.get(url, headers=malformed, timeout=30).status_code for _ in range(8)]
+    assert codes == [401] * 5 + [429] * 3
     engine = create_engine(limited.env["PPRL_DATABASE_URL"])
     with engine.connect() as connection:
         rows = connection.execute(text(
             "SELECT actor, detail FROM audit_events WHERE action = 'auth.failed' "
             "AND project_id = :p"), {"p": project_id}).all()
+        anonymous = connection.execute(text(
+            "SELECT actor, detail FROM audit_events WHERE action = 'auth.failed' "
+            "AND project_id IS NULL")).all()
     engine.dispose()
     assert len(rows) == 5 and all(actor == token_id for actor, _ in rows)
     assert all("WWWW" not in detail for _, detail in rows)
+    assert [(actor, json.loads(detail)["client"]) for actor, detail in anonymous] == [
+        ("anonymous", "127.0.0.2")] * 5
 
 
 def test_security_headers_and_docs_without_a_cdn(service: Service, world: dict) -> None:
