@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from linker.cohorts.export import remap_uid
 from tokenizer.encodings_file import INCOMPLETE_MARKER, AtomicFile
+from tokenizer.keys import keyed_uid
 
 from .dates import shift_value
 from .dicom_files import new_file_meta, read_dataset, write_atomic
@@ -118,7 +118,7 @@ def read_relabel(path: Path) -> Relabel:
 
 def _remap_uids(value: Any, uid_key: bytes) -> Any:
     def one(uid: str) -> str:
-        return remap_uid(uid_key, uid) if uid.startswith("2.25.") else uid
+        return keyed_uid(uid_key, uid) if uid.startswith("2.25.") else uid
     if isinstance(value, MultiValue | list):
         return [one(str(v)) for v in value]
     return one(str(value))

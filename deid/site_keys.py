@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from tokenizer.keys import keyed_uid
+
 __all__ = ["SiteKeys", "MIN_SHIFT_DAYS", "MAX_SHIFT_DAYS"]
 
 # Dates move back by 1 to 10 years: a whole number of days, so times of day and intervals
@@ -48,9 +50,7 @@ class SiteKeys:
         characters, no leading zero."""
         mapped = self._uid_cache.get(original)
         if mapped is None:
-            digest = hmac.new(self._uid, original.encode("ascii", "replace"),
-                              hashlib.sha256).digest()
-            mapped = "2.25." + str(int.from_bytes(digest[:16], "big"))
+            mapped = keyed_uid(self._uid, original)
             if len(self._uid_cache) >= _UID_CACHE_SIZE:  # bounded: a site has millions
                 self._uid_cache.clear()
             self._uid_cache[original] = mapped

@@ -107,3 +107,31 @@ def test_the_provider_parts_depend_on_no_service_or_synth_package(wheel: Path) -
     assert set(meta.get_all("Provides-Extra") or []) >= {"service", "synth", "dev"}
     service = {r.split(">")[0].strip() for r in requires if 'extra == "service"' in r}
     assert {"fastapi", "sqlalchemy", "uvicorn"} <= service
+
+
+# design.md, Layout: imports go one way.
+ALLOWED_IMPORTS = {"tokenizer": set(), "deid": {"tokenizer"}, "linker": {"tokenizer"},
+                   "synth": {"tokenizer", "deid"},
+                   "api": {"tokenizer", "deid", "linker", "synth"}}
+
+
+def _project_imports(module: Path) -> set[str]:
+    import ast
+
+    tree = ast.parse(module.read_text(encoding="utf-8"))
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+             for alias in node.names}
+    names |= {node.module for node in ast.walk(tree)
+              if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module}
+    return {name.split(".")[0] for name in names} & {*ALLOWED_IMPORTS, "benchmarks", "tests"}
+
+
+def test_imports_go_one_way() -> None:
+    """tokenizer and deid depend on neither linker nor api; linker only on tokenizer;
+    nothing in the product imports benchmarks or tests."""
+    root = Path(__file__).resolve().parent.parent
+    wrong = [f"{module.relative_to(root)} imports {sorted(used)}"
+             for package, allowed in ALLOWED_IMPORTS.items()
+             for module in (root / package).rglob("*.py")
+             if (used := _project_imports(module) - allowed - {package})]
+    assert not wrong, wrong

@@ -14,6 +14,8 @@ links.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import secrets as random_source
@@ -25,7 +27,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from .errors import SecretError
 from .schema_model import KdfConfig, Schema
 
-__all__ = ["MIN_SECRET_BYTES", "KEYGEN_BYTES", "read_secret", "check_secret_length",
+__all__ = ["MIN_SECRET_BYTES", "KEYGEN_BYTES", "read_secret", "check_secret_length", "keyed_uid",
            "key_check_value", "write_new_key", "derive_feature_keys"]
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,16 @@ def key_check_value(secret: bytes, purpose: str = "linkage secret") -> str:
     derived = HKDF(algorithm=hashes.SHA256(), length=_KCV_BYTES, salt=_KCV_SALT,
                    info=b"pprl-kcv/1 " + purpose.encode("ascii")).derive(secret)
     return derived.hex()
+
+
+def keyed_uid(key: bytes, original: str) -> str:
+    """A UID in the 2.25 (UUID-derived) form: 128 bits of HMAC-SHA256(key, original) as a
+    decimal, at most 44 characters. The same UID and key always give the same result, so
+    references between objects survive; without the key nothing ties it to the original.
+    Used by `pprl deid` (site key) and by cohort exports and their relabelled images (each
+    request's key), which must agree to the character."""
+    digest = hmac.new(key, original.encode("ascii", "replace"), hashlib.sha256).digest()
+    return "2.25." + str(int.from_bytes(digest[:16], "big"))
 
 
 def write_new_key(path: str | Path) -> None:

@@ -11,12 +11,11 @@ from .export import (
     export_cohort,
     relabel_parties,
     relabel_tables,
-    remap_uid,
 )
 from .representativeness import GroupShare, plot_representativeness, representativeness
 
 __all__ = ["DEFAULT_MIN_CELL", "DIMENSIONS", "ENTITY_TABLE", "Cell", "CohortCounts",
            "CohortDefinitionError", "Definition", "GroupShare", "RequestKeys", "cohort_counts",
            "entity_demographics", "export_cohort", "parse_definition",
-           "plot_representativeness", "relabel_parties", "relabel_tables", "remap_uid",
+           "plot_representativeness", "relabel_parties", "relabel_tables",
            "representativeness", "select_entities"]

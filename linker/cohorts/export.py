@@ -25,11 +25,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from tokenizer.keys import keyed_uid
+
 from .demographics import DIMENSIONS
 from .evaluate import entity_of_records
 
-__all__ = ["RequestKeys", "ENTITY_TABLE", "export_cohort", "relabel_parties", "relabel_tables",
-           "remap_uid"]
+__all__ = ["RequestKeys", "ENTITY_TABLE", "export_cohort", "relabel_parties", "relabel_tables"]
 
 ENTITY_TABLE = "entities"
 _MIN_SHIFT, _MAX_SHIFT = 365, 3652
@@ -61,12 +62,7 @@ class RequestKeys:
         return self._digest(b"uid-key", "")
 
     def uid(self, original: str) -> str:
-        return remap_uid(self.uid_key, original)
-
-
-def remap_uid(uid_key: bytes, original: str) -> str:
-    digest = hmac.new(uid_key, original.encode("ascii", "replace"), hashlib.sha256).digest()
-    return "2.25." + str(int.from_bytes(digest[:16], "big"))
+        return keyed_uid(self.uid_key, original)
 
 
 def _party_table(table: pa.Table, columns: Sequence[str], records: Mapping[str, str],
