@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["BAD_PARQUET", "write_bad", "write_expanding"]
+__all__ = ["BAD_PARQUET", "write_bad", "write_expanding", "with_expanding_column"]
 
 
 def _with_metadata(table: pa.Table, **changes: bytes | None) -> pa.Table:
@@ -50,6 +50,14 @@ def _string_popcount(table: pa.Table) -> pa.Table:
     return _replace(table, "popcount", table["popcount"].cast(pa.string()))
 
 
+def with_expanding_column(table: pa.Table, value_bytes: int = 100_000) -> pa.Table:
+    """``table`` and a column ``notes`` holding one long string in every row: Parquet keeps
+    it once in a dictionary page (the file grows by kilobytes), a reader of the whole file
+    decodes it once a row (``value_bytes`` times the rows)."""
+    one = pa.array(["n" * value_bytes])
+    return table.append_column("notes", pa.chunked_array([one] * table.num_rows))
+
+
 # name -> (how the good table is changed, words the 422 message must hold)
 BAD_PARQUET: dict[str, tuple[Callable[[pa.Table], pa.Table], str]] = {
     "int64 record_id": (_ints, "column record_id must be string, found int64"),
@@ -67,6 +75,7 @@ BAD_PARQUET: dict[str, tuple[Callable[[pa.Table], pa.Table], str]] = {
     "no key check value": (lambda t: _with_metadata(t, key_check_value=None),
                            "['pprl.key_check_value'] missing"),
     "zero records": (lambda t: t.slice(0, 0), "holds no records"),
+    "extra column": (with_expanding_column, "column 'notes' is not part of an encodings file"),
 }
 
 
@@ -79,7 +88,7 @@ def write_bad(good: Path, name: str, target: Path) -> str:
 
 def write_expanding(good: Path, target: Path, rows: int = 8_000_000) -> None:
     """A file of a few kilobytes that decodes to gigabytes: one long record id and one CLK,
-    dictionary-encoded, repeated ``rows`` times, plus an extra column of the same kind."""
+    dictionary-encoded, repeated ``rows`` times."""
     table = pq.read_table(good)
     width = table.schema.field("clk").type.byte_width
     ids = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int32)),
@@ -88,9 +97,7 @@ def write_expanding(good: Path, target: Path, rows: int = 8_000_000) -> None:
         pa.array(np.zeros(rows, np.int32)),
         pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), 1,
                                              [None, pa.py_buffer(bytes(width))]))
-    extra = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int32)),
-                                           pa.array(["y" * 10_000]))
     expanding = pa.table({"record_id": ids, "clk": clk,
-                          "popcount": pa.array(np.zeros(rows, np.uint16)), "notes": extra})
+                          "popcount": pa.array(np.zeros(rows, np.uint16))})
     expanding = expanding.replace_schema_metadata(table.schema.metadata)
     pq.write_table(expanding, target, compression="zstd", row_group_size=rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -19,6 +20,7 @@ from tokenizer.encodings_file import (
 from tokenizer.errors import InputError
 from tokenizer.pipeline import tokenize_file
 
+from .bad_uploads import with_expanding_column
 from .golden import case
 
 GOLDEN = case("febrl4a_bits_per_token")
@@ -90,3 +92,27 @@ def test_foreign_parquet_is_refused(tmp_path) -> None:
     pq.write_table(pa.table({"x": [1]}), tmp_path / "other.parquet")
     with pytest.raises(InputError, match="not a pprl-encodings"):
         read_encodings(tmp_path / "other.parquet")
+
+
+def _memory_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no {field}")
+
+
+def test_only_the_formats_columns_are_read(tmp_path) -> None:
+    """The audit's case: an upload with an extra column of one long string repeated (a few
+    kilobytes that decode to hundreds of megabytes) was read whole by the worker. Other
+    columns are never decoded (the peak is reset first: 5 > clear_refs)."""
+    out = tmp_path / "a.parquet"
+    tokenize_file(GOLDEN.data_path, load_schema(GOLDEN.schema_path), GOLDEN.secret, out,
+                  id_column="rec_id")
+    table = pq.read_table(out)  # 5,000 rows: 500 MB of notes when decoded
+    pq.write_table(with_expanding_column(table), tmp_path / "notes.parquet")
+    assert (tmp_path / "notes.parquet").stat().st_size < 2 * out.stat().st_size
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _memory_mib("VmRSS")
+    data = read_encodings(tmp_path / "notes.parquet")
+    assert _memory_mib("VmHWM") - before < 200
+    assert len(data) == table.num_rows

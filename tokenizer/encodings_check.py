@@ -4,8 +4,8 @@ file decodes to.
 A receiver (the service, the linker) cannot trust a Parquet file: a 12 KB file can hold
 millions of rows of one dictionary value, column types other than the format's, or metadata
 that is not text. Everything is checked before the file is kept: the footer's size, the
-format's metadata (present, text, numbers that are numbers), the three columns' types (other
-columns are never read), the number of rows, each row group's uncompressed size, and then,
+format's metadata (present, text, numbers that are numbers), the three columns' types (and
+that there is no other), the number of rows, each row group's uncompressed size, and then,
 one batch of rows at a time, record ids (UTF-8, non-empty, bounded length, unique), CLKs and
 popcounts. Messages name the file as the caller calls it, the column or key, and the rule.
 """
@@ -121,8 +121,15 @@ def _metadata(name: str, schema: pa.Schema) -> dict[str, str]:
 
 
 def _check_types(name: str, schema: pa.Schema, clk_bytes: int) -> None:
+    """The three columns, of their types, and no other: an extra column is never checked,
+    and one of a few kilobytes can decode to gigabytes wherever the file is read whole."""
     expected = {"record_id": "string", "clk": f"fixed_size_binary[{clk_bytes}]",
                 "popcount": "uint16"}
+    extra = [column for column in schema.names if column not in expected]
+    if extra:
+        raise InputError(f"{name}: column {extra[0][:64]!r} is not part of an encodings file "
+                         f"(record_id, clk and popcount only); write the file with "
+                         f"`pprl tokenize` or `pprl deid`")
     for column, wanted in expected.items():
         if column not in schema.names:
             raise InputError(f"{name}: column {column} is missing")

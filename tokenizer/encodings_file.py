@@ -40,6 +40,7 @@ __all__ = [
 FORMAT_NAME = "pprl-encodings/1"
 OutputFormat = Literal["parquet", "clkhash-json"]
 _META_PREFIX = "pprl."
+_COLUMNS = ("record_id", "clk", "popcount")
 # A producer that writes a whole folder (``pprl deid``) puts this file in it while it works and
 # removes it last: files of a folder holding it are from a run that has not finished.
 INCOMPLETE_MARKER = "INCOMPLETE"
@@ -184,19 +185,25 @@ class EncodingsWriter:
 
 
 def _read_parquet(path: Path) -> EncodingSet:
+    """Only the format's three columns are read: any other could decode to gigabytes."""
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
     except (pa.ArrowInvalid, OSError) as e:
         raise InputError(f"{path}: cannot be read as Parquet: {e}") from e
-    raw_meta = {k.decode(): v.decode("utf-8") for k, v in (table.schema.metadata or {}).items()
+    raw_meta = {k.decode(): v.decode("utf-8") for k, v in (schema.metadata or {}).items()
                 if k.startswith(_META_PREFIX.encode())}
     meta_of = lambda key: raw_meta.get(_META_PREFIX + key) or None  # noqa: E731
     if meta_of("format") != FORMAT_NAME:
         raise InputError(f"{path}: not a {FORMAT_NAME} encodings file (no pprl.format metadata); "
                          f"make it with `pprl tokenize`")
-    missing = {"record_id", "clk", "popcount"} - set(table.column_names)
+    missing = set(_COLUMNS) - set(schema.names)
     if missing:
         raise InputError(f"{path}: missing column(s) {sorted(missing)}")
+    try:
+        table = parquet.read(columns=list(_COLUMNS))
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(f"{path}: cannot be read as Parquet: {e}") from e
     length = int(meta_of("bloom_filter_bits") or 0)
     clk_type = table.schema.field("clk").type
     if not pa.types.is_fixed_size_binary(clk_type) or clk_type.byte_width != (length + 7) // 8:
@@ -261,9 +268,9 @@ def read_encodings(path: str | Path) -> EncodingSet:
         InputError: missing, unreadable, not an encodings file, or in an incomplete folder.
     """
     path = Path(path)
+    check_folder_complete(path)  # first: an interrupted first run has not written it yet
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    check_folder_complete(path)
     if path.suffix.lower() == ".json":
         return _read_clkhash_json(path)
     return _read_parquet(path)
