@@ -6,6 +6,7 @@ checked against the truth, the two exports of one person against each other."""
 from __future__ import annotations
 
 import io
+import json
 import secrets
 import shutil
 import zipfile
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import httpx
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pydicom
 import pytest
 
-from api.client import Client
+from api.client import Client, ServiceError
 from deid.profile import ProfileOptions
 from deid.run import deidentify_folder
 from linker.cohorts import RequestKeys, parse_definition, select_entities
@@ -371,3 +373,69 @@ def test_every_cohort_step_is_in_the_audit_log(service: Service, cohort_world: d
     assert all(len(e["detail"]["definition_sha256"]) == 64 for e in counted)
     # the log holds hashes of definitions, never their codes
     assert not any("C34" in str(e["detail"]) or "E11" in str(e["detail"]) for e in events)
+
+
+def test_the_researchers_commands_request_download_csv_and_see_a_rejection(
+        service: Service, cohort_world: dict, two_exports: list[dict],
+        tmp_path: Path) -> None:
+    """`pprl cohort request|requests|approve|download --format csv|reject` as each role runs
+    them; the CSV export holds the same rows as the Parquet one of the same request."""
+    project_id = cohort_world["project_id"]
+    researcher, owner = cohort_world["researchers"][0], cohort_world["owner"]
+    definition = tmp_path / "chest.json"
+    definition.write_text(json.dumps(CHEST_AFTER_DIAGNOSIS))
+    asked = json.loads(service.pprl("cohort", "request", project_id, str(definition),
+                                    "--purpose", "the commands test", "--json",
+                                    token=researcher).stdout)
+    assert asked["state"] == "pending"
+    listed = service.pprl("cohort", "requests", project_id, token=researcher).stdout
+    assert asked["id"] in listed and "pending" in listed
+    approved = service.pprl("cohort", "approve", project_id, asked["id"], "--wait",
+                            token=owner).stdout
+    assert "ready" in approved
+    target = tmp_path / "chest.zip"
+    service.pprl("cohort", "download", project_id, asked["id"], "--format", "csv", "-o",
+                 str(target), token=researcher)
+    with zipfile.ZipFile(target) as archive:
+        tables = {Path(n).stem: pacsv.read_csv(io.BytesIO(archive.read(n)))
+                  for n in archive.namelist()}
+    parquet = two_exports[0]["tables"]
+    assert set(tables) == set(parquet)
+    for name, table in tables.items():
+        assert table.num_rows == parquet[name].num_rows
+        assert table.column_names == parquet[name].column_names
+    assert sorted(map(str, tables["imaging"]["modality"].to_pylist())) == sorted(
+        parquet["imaging"]["modality"].to_pylist())
+    other = json.loads(service.pprl("cohort", "request", project_id, str(definition),
+                                    "--purpose", "a request to refuse", "--json",
+                                    token=researcher).stdout)
+    service.pprl("cohort", "reject", project_id, other["id"], "--reason", "not in the DUA",
+                 token=owner)
+    seen = service.pprl("cohort", "requests", project_id, token=researcher).stdout
+    assert f"{other['id']}" in seen and "rejected" in seen and "not in the DUA" in seen
+    refused = service.pprl("cohort", "download", project_id, other["id"], "-o",
+                           str(tmp_path / "no.zip"), token=researcher, check=False)
+    assert refused.returncode != 0 and "409" in refused.stdout + refused.stderr
+    assert not (tmp_path / "no.zip").exists()
+    with _client(service, owner) as owning:
+        actions = [(e["action"], e["detail"].get("request_id"))
+                   for e in owning.audit(project_id)]
+    assert ("cohort.reject", other["id"]) in actions
+
+
+def test_a_project_without_a_finished_run_has_no_cohorts(service: Service,
+                                                          provider_files: dict[str, Path]
+                                                          ) -> None:
+    created = project_with_uploads(service, provider_files, "no run yet",
+                                   attributes=provider_attributes(provider_files["ehr"].parent))
+    project_id = created["project"]["id"]
+    with _client(service, created["owner_token"]) as owner:
+        researcher = owner.create_token(project_id, role="researcher")["token"]
+    with _client(service, researcher) as asking:
+        for ask in (lambda: asking.count_cohort(project_id, DIABETES_CLAIMS),
+                    lambda: asking.request_cohort(project_id, DIABETES_CLAIMS,
+                                                  "before any linkage")):
+            with pytest.raises(ServiceError) as refused:
+                ask()
+            assert refused.value.status == 409
+            assert "no linkage run has finished yet" in refused.value.message
