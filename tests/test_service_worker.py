@@ -188,7 +188,7 @@ def test_a_killed_supervised_worker_is_replaced_and_its_run_completes(
     matching, and its replacement again while the results are half staged (the service
     pauses there for this test); every result then equals an unkilled run's, and no staging
     folder is left."""
-    pauses = {"PPRL_PAUSE_AT_STAGE": "matching,indexing", "PPRL_PAUSE_SECONDS": "3"}
+    pauses = {"PPRL_PAUSE_AT_STAGE": "matching,indexing", "PPRL_PAUSE_SECONDS": "1.5"}
     with running_service(kind, tmp_path / "svc", workers=1, lease_seconds=2.0,
                          extra_env=pauses) as live:
         project_id, owner_token = _project(live, provider_files, dedup=True)
