@@ -3,7 +3,6 @@ fresh SQLite file or (when PPRL_TEST_DATABASE_URL is set) a fresh PostgreSQL dat
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -173,20 +172,6 @@ def provider_attributes(folder: Path, parties: tuple[str, ...] = PARTIES) -> dic
                              id_column="record_id", provider=party)
         outputs[party] = output
     return outputs
-
-
-def imaging_attributes_with_uids(folder: Path) -> Path:
-    """The imaging party's attributes with a ``study_uid`` column, as `pprl deid` releases
-    them (which makes it the party that gets relabel tables), from the synthetic extract."""
-    output = folder / "imaging.uid-attributes.parquet"
-    if not output.exists():
-        spec = json.loads((SPECS / "imaging.json").read_text())
-        spec["columns"].append({"name": "study_uid", "type": "code", "role": "payload"})
-        spec_path = folder / "imaging-with-uids.spec.json"
-        spec_path.write_text(json.dumps(spec))
-        build_attributes(folder / "imaging.parquet", load_attribute_spec(spec_path), output,
-                         id_column="record_id", provider="imaging")
-    return output
 
 
 def project_with_uploads(service: Service, files: dict[str, Path], name: str,

@@ -13,7 +13,6 @@ from api.client import Client
 from tests.service_harness import (
     PARTIES,
     Service,
-    imaging_attributes_with_uids,
     project_with_uploads,
     provider_attributes,
 )
@@ -67,8 +66,7 @@ PUBLIC = {("GET", "/health"), ("GET", "/docs"), ("GET", "/openapi.json")}
 @pytest.fixture(scope="module")
 def world(service: Service, provider_files: dict[str, Path]) -> dict:
     """Two projects; the first with uploads, a finished run and a reader token."""
-    attributes = {**provider_attributes(provider_files["ehr"].parent),
-                  "imaging": imaging_attributes_with_uids(provider_files["ehr"].parent)}
+    attributes = provider_attributes(provider_files["ehr"].parent)
     first = project_with_uploads(service, provider_files, "auth", attributes=attributes)
     with Client(service.url, service.admin_token) as admin:
         second = admin.create_project("auth-other", "person", list(PARTIES))

@@ -15,7 +15,6 @@ from api.client import Client
 from tests.service_harness import (
     PARTIES,
     Service,
-    imaging_attributes_with_uids,
     project_with_uploads,
     provider_attributes,
 )
@@ -29,8 +28,7 @@ _COHORT = {"require": {"imaging": {"all": [{"column": "modality", "present": Tru
 def fuzz_target(service: Service, provider_files: dict[str, Path]) -> dict:
     """A project with a finished run and a ready cohort export, so that operations on runs
     and requests can be reached with real ids."""
-    attributes = {**provider_attributes(provider_files["ehr"].parent),
-                  "imaging": imaging_attributes_with_uids(provider_files["ehr"].parent)}
+    attributes = provider_attributes(provider_files["ehr"].parent)
     created = project_with_uploads(service, provider_files, "fuzz", dedup=True,
                                    attributes=attributes)
     project_id = created["project"]["id"]
