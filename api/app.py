@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tokenizer.encodings_file import tool_version
 
@@ -64,6 +65,14 @@ def _database_busy(request: Request, error: Exception) -> JSONResponse:
                         status_code=503, headers={"Retry-After": "10"})
 
 
+def _pool_exhausted(request: Request, _error: Exception) -> JSONResponse:
+    """Every pooled database connection stayed in use for the pool's whole wait: the service
+    is busy, which is a 503 to retry, not a crash."""
+    log.warning("no database connection free for %s %s", request.method, request.url.path)
+    return _domain_error(request, Busy("the service is busy; try again in a moment",
+                                       headers={"Retry-After": "5"}))
+
+
 def _invalid_request(_request: Request, error: Exception) -> JSONResponse:
     """422 naming each field and rule; never echoing the input (it may be anything)."""
     assert isinstance(error, RequestValidationError)
@@ -94,6 +103,7 @@ def create_app(settings: Settings, worker_processes: int = 0, tls: bool = False)
     app.state.auth_limiter = FailureLimiter(settings.auth_failures_per_minute)
     app.add_exception_handler(ServiceError, _domain_error)
     app.add_exception_handler(OperationalError, _database_busy)
+    app.add_exception_handler(PoolTimeout, _pool_exhausted)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.mount("/docs/assets", StaticFiles(directory=service.DOCS_ASSETS), name="docs-assets")
     for module in (service, projects, tokens, uploads, runs, results, cohorts, audit):

@@ -121,6 +121,12 @@ def _check_quota(session: Session, settings: Settings, project_id: str, party: s
                        f"quota of {settings.party_quota_bytes:,} bytes")
 
 
+def _project(sessions: sessionmaker[Session], project_id: str) -> Project:
+    """The project, read in a session of its own that is closed before a file is checked."""
+    with sessions() as session:
+        return project_or_404(session, project_id)
+
+
 def _checked_file(settings: Settings, project: Project, party: str, body: ReceivedBody,
                   source_format: str) -> tuple[Path, int, str | None]:
     """The file to keep (the body itself, or clkhash JSON converted to an encodings file),
@@ -158,13 +164,15 @@ def _checked_file(settings: Settings, project: Project, party: str, body: Receiv
 def store_upload(sessions: sessionmaker[Session], settings: Settings, principal: Principal,
                  project_id: str, party: str, body: ReceivedBody,
                  source_format: str) -> UploadOut:
-    """Check the spooled body, keep it and record it (one commit), then prune."""
+    """Check the spooled body, keep it and record it (one commit), then prune. The check
+    (tens of seconds for a big file) holds no database connection: concurrent ones would
+    exhaust the pool."""
     kept: Path | None = None
     try:
+        project = _project(sessions, project_id)
+        path, records, key_check = _checked_file(settings, project, party, body,
+                                                 source_format)
         with sessions() as session:
-            project = project_or_404(session, project_id)
-            path, records, key_check = _checked_file(settings, project, party, body,
-                                                     source_format)
             others = {p: u.key_check for p, u in latest_uploads(session, project_id).items()
                       if p != party}
             mismatch = secret_mismatch({**others, party: key_check})
@@ -200,18 +208,18 @@ def store_attributes(sessions: sessionmaker[Session], settings: Settings,
                      principal: Principal, project_id: str, party: str,
                      body: ReceivedBody) -> UploadOut:
     """Check a spooled attributes file (bounded before it is read, then every declared
-    column and the identifier rules), keep it and record it (one commit), then prune."""
+    column and the identifier rules) with no database connection held, keep it and record it
+    (one commit), then prune."""
     name = f"party {party!r}: attributes upload"
     limits = EncodingsLimits(settings.max_upload_records, settings.max_record_id_bytes,
                              settings.max_column_chunk_bytes)
     kept: Path | None = None
     try:
+        try:  # the project and party exist: check_can_upload looked before the body came
+            declared = check_attributes_upload(body.path, name, limits)
+        except TokenizerError as e:
+            raise Invalid(str(e)) from e
         with sessions() as session:
-            project_or_404(session, project_id)
-            try:
-                declared = check_attributes_upload(body.path, name, limits)
-            except TokenizerError as e:
-                raise Invalid(str(e)) from e
             _check_quota(session, settings, project_id, party, body.size_bytes)
             final = settings.uploads_dir / project_id / party / f"{uuid.uuid4().hex}.parquet"
             final.parent.mkdir(parents=True, exist_ok=True)
