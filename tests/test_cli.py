@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -18,9 +19,10 @@ GOLDEN = case("febrl4b_with_invalid_rows")
 COMMANDS = ["tokenize", "attributes", "describe", "schemas", "keygen", "demo", "link",
             "dedup", "evaluate", "synth", "deid", "deid-verify", "serve", "worker", "admin",
             "project", "upload", "run", "status", "results", "cohort", "audit"]
-SUBCOMMANDS = {"admin": ["token"], "project": ["create", "show", "reader-token"],
-               "cohort": ["count", "catalog", "request", "requests", "approve", "reject",
-                          "download", "relabel", "dicom"]}
+SUBCOMMANDS = {"admin": ["prune", "revoke", "token", "tokens"],
+               "project": ["create", "reader-token", "revoke", "show", "token", "tokens"],
+               "cohort": ["approve", "catalog", "count", "dicom", "download", "reject", "relabel",
+                          "request", "requests"]}
 
 
 def pprl(*args: str, env: dict[str, str] | None = None, check: bool = True
@@ -37,6 +39,11 @@ def test_every_command_has_help() -> None:
     listed = [line.split()[0] for line in top.split("Commands:", 1)[1].splitlines()
               if line.startswith("  ") and not line.startswith("   ")]
     assert listed == sorted(COMMANDS)
+    context = click.Context(cli)
+    loaded = {name: cli.get_command(context, name) for name in COMMANDS}
+    groups = {name: sorted(command.commands) for name, command in loaded.items()
+              if isinstance(command, click.Group)}
+    assert groups == SUBCOMMANDS
     runner = CliRunner()
     for command in COMMANDS:
         for sub in SUBCOMMANDS.get(command, [""]):
