@@ -16,6 +16,7 @@ import io
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -98,7 +99,11 @@ def _quarantine(in_dir: Path, out_dir: Path, outcomes: list[FileOutcome]) -> Non
 
 
 def _init_worker(processor: FileProcessor) -> None:
+    """Workers ignore Ctrl-C; the parent alone stops the run. A worker killed by it loses its
+    task, and the parent, whose SIGINT may be taken by another of its threads, would wait for
+    that result forever; with every worker still going, the next result wakes it."""
     global _processor
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _processor = processor
 
 

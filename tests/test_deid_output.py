@@ -5,7 +5,12 @@ re-run completes it, and the tree always agrees with the manifest."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -219,6 +224,54 @@ def test_an_interrupted_run_is_marked_refused_and_resumed(site, monkeypatch) -> 
     assert _everything(site["out"]) == _everything(fresh)
     assert instances(site["out"]) == manifest_files(site["out"])
     assert len(read_encodings(encodings)) == 2  # the planted patient and MR_small's
+
+
+PPRL = [sys.executable, "-c", "from api.cli import main; main()"]
+
+
+def _many_inputs(folder: Path, count: int) -> Path:
+    """``count`` instances of five patients: enough work to interrupt a run part-way."""
+    folder.mkdir()
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    for i in range(count):
+        ds.PatientID, ds.SOPInstanceUID = f"MRN-{i % 5}", f"1.2.826.0.1.3680043.8.498.77.{i}"
+        ds.save_as(folder / f"{i:04d}.dcm", enforce_file_format=True)
+    return folder
+
+
+def test_ctrl_c_during_a_first_cli_run_is_marked_refused_and_resumed(site) -> None:
+    """The reported case: Ctrl-C during a first `pprl deid` (parallel workers, empty OUT_DIR)
+    left 513 files, no manifest, nothing marking the folder incomplete. Workers killed by the
+    Ctrl-C also left the run waiting for their results forever, now and then."""
+    in_dir, out = _many_inputs(site["root"] / "many", 200), site["root"] / "first"
+    process = subprocess.Popen(
+        [*PPRL, "deid", str(in_dir), str(out), "--schema", "person", "--workers", "2",
+         "--secret-file", str(site["root"] / "secret"),
+         "--site-key-file", str(site["root"] / "site")],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline and not (
+            out.is_dir() and any(out.rglob("*.dcm"))):
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C does: the whole process group
+    try:
+        _, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("pprl deid did not stop on Ctrl-C")
+    assert process.returncode != 0 and b"Aborted" in stderr, stderr[-500:]
+    assert any(out.rglob("*.dcm")) and (out / INCOMPLETE_MARKER).exists()
+    encodings = out / "encodings.parquet"
+    for args in (["describe", str(encodings)],
+                 ["link", str(encodings), str(encodings), "-o", str(site["root"] / "l")]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code != 0 and "INCOMPLETE" in result.output, (args, result.output)
+    deid(site, "--workers", "2", in_dir=in_dir, out=out)
+    assert not (out / INCOMPLETE_MARKER).exists()
+    fresh = site["root"] / "fresh"
+    deid(site, "--workers", "2", in_dir=in_dir, out=fresh)
+    assert _everything(out) == _everything(fresh)
+    assert len(read_encodings(encodings)) == 5
 
 
 def test_library_callers_get_the_same_refusals(site) -> None:

@@ -132,9 +132,9 @@ def read_attributes(path: str | Path, name: str | None = None) -> AttributesFile
     """
     path = Path(path)
     name = name or str(path)
+    check_folder_complete(path)  # first: an interrupted first run has not written it yet
     if not path.is_file():
         raise InputError(f"{name}: no such file")
-    check_folder_complete(path)
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as e:
