@@ -69,13 +69,15 @@ class DeidReport:
 
 def report_path_for(out_dir: Path) -> Path:
     """The report lists input file names, which may identify: it goes beside OUT_DIR, not
-    into the folder that is exported."""
+    into the folder that is exported. OUT_DIR is resolved first: ``.`` has no name."""
+    out_dir = out_dir.resolve()
     return out_dir.with_name(out_dir.name + ".deid-report.csv")
 
 
 def quarantine_dir_for(out_dir: Path) -> Path:
     """Copies of the inputs that could not be de-identified, beside OUT_DIR (they hold
     identifiers), under their input paths, for someone to look at."""
+    out_dir = out_dir.resolve()
     return out_dir.with_name(out_dir.name + ".quarantine")
 
 
@@ -262,6 +264,7 @@ def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes
     """
     started = time.perf_counter()
     check_folders(in_dir, out_dir)
+    out_dir = out_dir.resolve()  # `.` or `..` has no name to derive the rebuild folder from
     if site_key == secret:
         raise DeidError("the site key is the linkage secret: the site key must be this site's "
                         "own (make one with `pprl keygen`), or the linkage unit could "

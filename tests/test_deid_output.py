@@ -278,3 +278,16 @@ def test_library_callers_get_the_same_refusals(site) -> None:
     with pytest.raises(DeidError, match="is IN_DIR itself"):
         deidentify_folder(site["in"], site["in"], load_schema("person"), SECRET, SITE_KEY,
                           ProfileOptions())
+
+
+def test_out_dir_given_as_the_current_folder(site, monkeypatch) -> None:
+    """The reported case: `pprl deid IN .` died with a traceback (`.` has no name to put the
+    report beside)."""
+    site["out"].mkdir()
+    monkeypatch.chdir(site["out"])
+    output = deid(site, out=Path("."))
+    assert "3 written" in output
+    assert instances(site["out"]) == manifest_files(site["out"])
+    assert (site["root"] / "out.deid-report.csv").is_file()
+    verified = CliRunner().invoke(cli, ["deid-verify", str(site["in"]), "."])
+    assert verified.exit_code == 0, verified.output
