@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         "Fault-injection tests only: a job entering one of these stages (comma-separated) "
         "waits pause_seconds there, so that a test can kill its worker at that moment."))
     pause_seconds: float = Field(0.0, ge=0)
+    fail_at_stage: str = Field("", description=(
+        "Fault-injection tests only: a worker's first job raises an unexpected error "
+        "(RuntimeError) on entering this stage, so that a test can see it fail once and "
+        "the worker take the next job."))
 
     @model_validator(mode="after")
     def _resolve(self) -> Settings:

@@ -5,6 +5,7 @@ workers never execute a run twice."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from linker.clkset import load_clk_sets
 from linker.link import link_sets
 from tests.service_harness import (
     PARTIES,
+    PPRL,
     Service,
     database_kinds,
     make_providers,
@@ -270,3 +272,38 @@ def test_health_and_status_tell_a_dead_worker(bare_service: Service,
             assert owner.wait(project_id, run_id, timeout=300)["state"] == "done"
         finally:
             _stop(replacement)
+
+
+def test_an_unexpected_error_fails_the_job_once_and_the_worker_goes_on(
+        bare_service: Service, provider_files: dict[str, Path]) -> None:
+    """The worker's catch-all: an exception no executor expects (injected: a RuntimeError on
+    entering "matching", in the worker's first job) fails that job once with a message that
+    shows nothing of the server, the log keeps the traceback under the message's reference,
+    and the same worker process takes the next job to the end."""
+    project_id, owner_token = _project(bare_service, provider_files, dedup=False)
+    log = bare_service.data_dir / "faulty-worker.log"
+    with log.open("wb") as output:
+        worker = subprocess.Popen(
+            [*PPRL, "worker", "--data-dir", str(bare_service.data_dir), "--poll-seconds", "0.2"],
+            env={**bare_service.env, "PPRL_FAIL_AT_STAGE": "matching"}, stdout=output,
+            stderr=subprocess.STDOUT)
+    try:
+        with Client(bare_service.url, owner_token) as owner:
+            failed = owner.wait(project_id, owner.start_run(project_id, THRESHOLD)["id"],
+                                timeout=120)
+            assert worker.poll() is None
+            after = owner.wait(project_id, owner.start_run(project_id, THRESHOLD)["id"],
+                               timeout=120)
+        assert worker.poll() is None
+    finally:
+        _stop(worker)
+    assert (failed["state"], failed["attempt"]) == ("failed", 1)
+    error = failed["error"]
+    assert error.startswith("an unexpected error stopped this linkage job (reference ")
+    for internal in ("fault injected", "RuntimeError", "Traceback", str(bare_service.data_dir)):
+        assert internal not in error
+    reference = re.search(r"reference ([0-9a-f]{8})", error)
+    assert reference is not None
+    logged = log.read_text()
+    assert f"reference {reference.group(1)}" in logged and "Traceback" in logged
+    assert (after["state"], after["attempt"]) == ("done", 1)

@@ -35,18 +35,23 @@ class JobStopped(Exception):
 class JobControl:
     """Stage and progress shared between a job and its heartbeat thread.
 
-    ``pause_at`` (fault-injection tests only: stages, comma-separated) makes the job wait
-    ``pause_seconds`` each time it enters one of them."""
+    Fault-injection tests only: ``pause_at`` (stages, comma-separated) makes the job wait
+    ``pause_seconds`` each time it enters one of them; entering ``fail_at`` raises an
+    unexpected error (RuntimeError)."""
 
-    def __init__(self, pause_at: str = "", pause_seconds: float = 0.0) -> None:
+    def __init__(self, pause_at: str = "", pause_seconds: float = 0.0,
+                 fail_at: str = "") -> None:
         self.stage, self.progress = "loading", 0.0
         self.cancelled = threading.Event()
         self.lost = threading.Event()
         self.done = threading.Event()
         self._pause_at = {s.strip() for s in pause_at.split(",") if s.strip()}
         self._pause_seconds = pause_seconds
+        self._fail_at = fail_at.strip()
 
     def report(self, stage: str, progress: float) -> None:
+        if stage == self._fail_at:
+            raise RuntimeError(f"fault injected on entering stage {stage!r}")
         if stage in self._pause_at and self.stage != stage:
             self.stage, self.progress = stage, progress
             self.done.wait(self._pause_seconds)

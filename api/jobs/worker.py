@@ -46,10 +46,11 @@ def _beat(sessions: sessionmaker[Session], claim: Claim, lease: float, control: 
             control.cancelled.set()
 
 
-def execute_job(settings: Settings, sessions: sessionmaker[Session], claim: Claim) -> str:
+def execute_job(settings: Settings, sessions: sessionmaker[Session], claim: Claim,
+                fail_at: str = "") -> str:
     """Run a claimed job to its end; returns the state recorded ("lost" if another worker
-    holds it now). Never raises for what the job does."""
-    control = JobControl(settings.pause_at_stage, settings.pause_seconds)
+    holds it now). Never raises for what the job does (``fail_at``: see JobControl)."""
+    control = JobControl(settings.pause_at_stage, settings.pause_seconds, fail_at)
     beat = threading.Thread(target=_beat, name=f"pprl-heartbeat-{claim.job_id}", daemon=True,
                             args=(sessions, claim, settings.lease_seconds, control))
     beat.start()
@@ -111,7 +112,8 @@ def run_worker(settings: Settings, *, poll_seconds: float = 1.0, once: bool = Fa
                 continue
             log.info("worker %s: job %s (%s), attempt %s", worker, claim.job_id, claim.kind,
                      claim.attempt)
-            execute_job(settings, sessions, claim)
+            execute_job(settings, sessions, claim,
+                        fail_at=settings.fail_at_stage if executed == 0 else "")
             executed += 1
     finally:
         try:
