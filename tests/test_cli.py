@@ -103,7 +103,7 @@ def test_schema_errors_name_the_json_path(tmp_path) -> None:
     assert "$.clkConfig.l" in result.stderr and "bad.json" in result.stderr
 
 
-def test_describe_shows_count_length_fingerprint_and_histogram(tmp_path) -> None:
+def test_describe_shows_count_length_fingerprint_key_check_and_histogram(tmp_path) -> None:
     secret = tmp_path / "s"
     secret.write_bytes(GOLDEN.secret)
     out = tmp_path / "o.parquet"
@@ -113,9 +113,12 @@ def test_describe_shows_count_length_fingerprint_and_histogram(tmp_path) -> None
     assert "2,414" in text and "1024" in text and "popcount histogram" in text and "#" in text
     summary = json.loads(pprl("describe", str(out), "--json").stdout)
     from tokenizer.catalog import load_schema
+    from tokenizer.keys import key_check_value
 
     assert summary["records"] == 2414 and summary["l"] == 1024
     assert summary["schema_fingerprint"] == load_schema(GOLDEN.schema_path).fingerprint
+    assert summary["key_check_value"] == key_check_value(GOLDEN.secret)
+    assert f"key check value     {key_check_value(GOLDEN.secret)}" in text
 
 
 def test_schemas_lists_and_prints_shipped_schemas() -> None:

@@ -166,6 +166,7 @@ def _summary(path: Path, data: EncodingSet) -> dict[str, object]:
         "records": len(data),
         "l": meta.bloom_filter_bits,
         "schema_fingerprint": meta.schema_fingerprint,
+        "key_check_value": meta.key_check,
         "provider": meta.provider,
         "tool_version": meta.tool_version,
         "popcount": {
@@ -183,7 +184,9 @@ def _summary(path: Path, data: EncodingSet) -> dict[str, object]:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def describe_command(path: Path, as_json: bool) -> None:
     """Summarise an encodings file (Parquet or clkhash JSON): count, l, schema fingerprint,
-    popcount histogram."""
+    key check value of the linkage secret, popcount histogram.
+
+    Providers compare key check values before uploading: equal values, same secret."""
     try:
         data = read_encodings(path)
     except TokenizerError as e:
@@ -199,6 +202,7 @@ def describe_command(path: Path, as_json: bool) -> None:
     click.echo(f"records             {summary['records']:,}")
     click.echo(f"l (bits)            {summary['l']}")
     click.echo(f"schema fingerprint  {summary['schema_fingerprint'] or '(none: clkhash JSON)'}")
+    click.echo(f"key check value     {summary['key_check_value'] or '(none: cannot be checked)'}")
     if summary["provider"]:
         click.echo(f"provider            {summary['provider']}")
     if summary["tool_version"]:
