@@ -162,11 +162,13 @@ def test_site_key_equal_to_the_linkage_secret_is_refused(site) -> None:
     assert not site["out"].exists() or not any(site["out"].iterdir())
 
 
-def test_short_keys_are_refused_unless_allowed(site) -> None:
+def test_short_keys_are_refused_unless_allowed(site, caplog) -> None:
     (site["root"] / "tiny").write_bytes(b"k2")
     message = deid(site, site_key="tiny", code=1)
     assert "site key is 2 bytes" in message and "--allow-short-secret" in message
     deid(site, "--allow-short-secret", site_key="tiny")
+    assert "site key is 2 bytes" in caplog.text
+    assert "accepted because of --allow-short-secret" in caplog.text and "k2" not in caplog.text
 
 
 def test_a_folder_deid_did_not_make_is_never_written_or_replaced(site) -> None:
