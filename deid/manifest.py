@@ -89,11 +89,18 @@ STUDY_COLUMNS = (AttributeColumn("study_uid", "code", "payload"),
 
 
 def write_study_attributes(path: Path, studies: Sequence[tuple[str, str, str, str, str, int,
-                                                               int]], provider: str) -> None:
+                                                               int]], provider: str,
+                           real_dates: bool) -> None:
     """The export's attributes file: (pseudonym, study UID, modality, body part, study date
-    ``YYYYMMDD`` or "", series count, instance count) per study, in that order."""
+    ``YYYYMMDD`` or "", series count, instance count) per study, in that order.
+
+    ``study_date`` is a column only when the dates are the real ones (``--dates full``):
+    dates shifted by the site key, one offset per patient, would silently give wrong
+    windows against another party's real dates in a cohort definition."""
+    columns = STUDY_COLUMNS if real_dates else tuple(
+        c for c in STUDY_COLUMNS if c.name != "study_date")
     dates = [None if not s[4] else f"{s[4][:4]}-{s[4][4:6]}-{s[4][6:8]}" for s in studies]
-    table = pa.table({
+    values = {
         "record_id": pa.array([s[0] for s in studies], pa.string()),
         "study_uid": pa.array([s[1] for s in studies], pa.string()),
         "modality": pa.array([s[2] or None for s in studies], pa.string()),
@@ -101,5 +108,6 @@ def write_study_attributes(path: Path, studies: Sequence[tuple[str, str, str, st
         "study_date": pa.array(dates, pa.string()).cast(pa.date32()),
         "series_count": pa.array([s[5] for s in studies], pa.float64()),
         "instance_count": pa.array([s[6] for s in studies], pa.float64()),
-    })
-    write_attributes(path, table, STUDY_COLUMNS, provider)
+    }
+    table = pa.table({name: values[name] for name in ("record_id", *(c.name for c in columns))})
+    write_attributes(path, table, columns, provider)

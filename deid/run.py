@@ -299,7 +299,8 @@ def deidentify_folder(in_dir: Path, out_dir: Path, schema: Schema, secret: bytes
     key_check = folder.settings.linkage_key_check
     write_manifest(folder.work / MANIFEST_NAME, rows, schema, key_check)
     write_patient_encodings(folder.work / ENCODINGS_NAME, encoded, schema, provider, key_check)
-    write_study_attributes(folder.work / ATTRIBUTES_NAME, _studies(exported), provider)
+    write_study_attributes(folder.work / ATTRIBUTES_NAME, _studies(exported), provider,
+                           real_dates=options.dates == "full")
     _quarantine(in_dir, out_dir, outcomes)
     report = report_path or report_path_for(out_dir)
     _write_report(report, outcomes, clks)

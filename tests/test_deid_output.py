@@ -23,6 +23,7 @@ from deid.errors import DeidError
 from deid.process import FileProcessor
 from deid.profile import ProfileOptions
 from deid.run import deidentify_folder
+from tokenizer.attributes_file import read_attributes
 from tokenizer.catalog import load_schema
 from tokenizer.encodings_file import INCOMPLETE_MARKER, read_encodings
 from tokenizer.errors import InputError
@@ -293,3 +294,23 @@ def test_out_dir_given_as_the_current_folder(site, monkeypatch) -> None:
     assert (site["root"] / "out.deid-report.csv").is_file()
     verified = CliRunner().invoke(cli, ["deid-verify", str(site["in"]), "."])
     assert verified.exit_code == 0, verified.output
+
+
+@pytest.mark.parametrize("dates", ["modified", "full", "remove"])
+def test_the_attributes_hold_study_dates_only_when_they_are_real(site, dates: str) -> None:
+    """One row per study. A date shifted by the site key (one offset per patient) cannot be
+    compared with another party's real dates, so a cohort window over it would be silently
+    wrong: the column is there with --dates full only."""
+    deid(site, "--dates", dates)
+    attributes = read_attributes(site["out"] / "attributes.parquet")
+    rows = attributes.table.to_pylist()
+    studies = {(r["pseudonym"], r["study_instance_uid"]) for r in
+               pq.read_table(site["out"] / "manifest.parquet").to_pylist()}
+    assert {(r["record_id"], r["study_uid"]) for r in rows} == studies
+    assert sum(r["instance_count"] for r in rows) == len(instances(site["out"]))
+    named = [c.name for c in attributes.columns]
+    assert ("study_date" in named) == (dates == "full")
+    if dates == "full":
+        originals = {pydicom.dcmread(p, stop_before_pixels=True).StudyDate
+                     for p in site["in"].iterdir()}
+        assert {r["study_date"].strftime("%Y%m%d") for r in rows} == originals
