@@ -6,7 +6,9 @@
 Parts: encoding speed against clkhash; matching speed against anonlink; end to end (synthetic
 providers -> tokenize -> link -> evaluate) at 10k, 100k and 1M records per provider; quality
 on FEBRL4 and on the synthetic population, two and three parties, beside Splink's cleartext
-probabilistic linkage of the same records; DICOM de-identification speed against dicognito.
+probabilistic linkage of the same records; cohorts (entities per definition from the truth
+against from the linkage, and a large cohort's export timed with its peak memory); DICOM
+de-identification speed against dicognito.
 Each part prints a table and writes JSON to the results folder, which also receives PNG plots;
 BENCHMARKS.md gets all tables.
 """
@@ -43,7 +45,7 @@ from tokenizer.catalog import load_schema
 from tokenizer.parallel import default_workers
 from tokenizer.pipeline import tokenize_file
 
-from . import bench_deid, bench_encoding, bench_matching
+from . import bench_cohorts, bench_deid, bench_encoding, bench_matching
 from .peers import SCRIPTS_DIR, peer_python
 from .report import print_table, write_json
 
@@ -371,6 +373,7 @@ def _markdown(results: dict[str, Any], machine: dict[str, Any], command: str,
                   if key in part] + ([""] if "speedup" in part else [])
         lines += [f"- `{column}`: {meaning}"
                   for column, meaning in part.get("definitions", {}).items()]
+        lines += [f"- {note}" for note in part.get("notes", [])]
         lines.append("")
     if plots:
         lines += ["## plots", ""]
@@ -412,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         results["end_to_end"] = _timed(lambda: end_to_end(sizes, args.workers, work))
         results["quality"] = _timed(lambda: quality(min(20_000, max(args.max_size, 1000)),
                                                     args.workers, work, not args.no_peers))
+        results["cohorts"] = _timed(lambda: bench_cohorts.run(
+            min(150_000, max(args.max_size, 2000)), 0, work))
         if not args.no_peers:
             results["deid"] = _timed(lambda: bench_deid.run(
                 min(2000, max(args.max_size // 10, 50)), args.workers, work))

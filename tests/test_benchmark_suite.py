@@ -29,6 +29,12 @@ def test_tiny_suite_runs_every_part(tmp_path) -> None:
                for r in json.loads((out / "quality.json").read_text())["results"]}
     assert quality[("FEBRL4, 2 parties", "pprl (CLKs)")]["precision"] >= 0.999
     assert ("synthetic imaging-claims", "Splink 4 (cleartext)") in quality
+    cohorts = json.loads((out / "cohorts.json").read_text())
+    broadest = cohorts["results"][-1]
+    assert broadest["truth"] > 1000 and 0.95 < broadest["ratio"] < 1.05
+    assert broadest["precision"] > 0.99 and broadest["recall"] > 0.95
+    assert cohorts["export"]["entities"] == broadest["linkage"]
+    assert cohorts["export"]["peak_rss_mib"] > 0
     deid = json.loads((out / "deid.json").read_text())
     assert [r["files"] for r in deid["results"]] == [200, 200]
     assert deid["ours_verified"]["leaks"] == 0 and deid["ours_verified"]["checks"] >= 200
@@ -37,3 +43,4 @@ def test_tiny_suite_runs_every_part(tmp_path) -> None:
     text = markdown.read_text()
     assert "## encoding" in text and "## quality" in text and "Splink" in text
     assert "## deid" in text and "dicognito" in text
+    assert "## cohorts" in text and "peak RSS" in text
