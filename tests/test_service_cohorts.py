@@ -33,6 +33,7 @@ from tests.service_harness import (
 )
 from tokenizer.attributes_file import read_attributes
 from tokenizer.catalog import load_schema
+from tokenizer.keys import keyed_uid
 
 CHEST_AFTER_DIAGNOSIS = {
     "name": "chest imaging within five years after an EHR encounter",
@@ -260,8 +261,19 @@ def test_the_imaging_site_relabels_its_images_to_match_the_export(
     files = sorted(out.rglob("*.dcm"))
     assert len(files) == written.num_rows
     cohort = set(export["tables"]["entities"]["pseudonym"].to_pylist())
+    # every UID the site gave (instance, series, study, frame of reference, references) is
+    # the request's remapping of one in the site's de-identified files, never the original
+    uid_key = bytes.fromhex(json.loads(relabel.read_text())["uid_key"])
+    site_uids = {e.value for p in imaging_site["deid"].rglob("*.dcm")
+                 for e in pydicom.dcmread(p, stop_before_pixels=True).iterall()
+                 if e.VR == "UI" and str(e.value).startswith("2.25.")}
+    remapped = {keyed_uid(uid_key, u) for u in site_uids}
     for path in files[:40]:
         dataset = pydicom.dcmread(path)
+        given = {e.value for e in dataset.iterall()
+                 if e.VR == "UI" and str(e.value).startswith("2.25.")}
+        assert {"SeriesInstanceUID", "FrameOfReferenceUID"} <= set(dataset.dir())
+        assert given <= remapped and not given & site_uids, path
         assert dataset.PatientID == str(dataset.PatientName) == path.parts[-4]
         assert dataset.PatientID in cohort
         assert (dataset.PatientID, dataset.StudyInstanceUID, dataset.StudyDate) in exported
