@@ -22,7 +22,9 @@ from .jobs.supervisor import supervised_workers
 from .results_store import ResultStore
 from .routers import audit, cohorts, projects, results, runs, service, tokens, uploads
 from .security.headers import SecurityHeaders
+from .security.last_used import LastUsed
 from .security.rate_limit import FailureLimiter
+from .services.health import HealthProbe
 from .settings import Settings
 
 __all__ = ["create_app"]
@@ -93,12 +95,16 @@ def create_app(settings: Settings, worker_processes: int = 0, tls: bool = False)
         migrate(engine)
         with supervised_workers(settings, worker_processes):
             yield
+        app.state.health.close()
+        app.state.last_used.close()
         engine.dispose()
 
     app = FastAPI(title="pprl-imaging linkage service", version=tool_version(),
                   description=_DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.sessions = session_factory(engine)
+    app.state.health = HealthProbe(settings)
+    app.state.last_used = LastUsed(settings.database_url)
     app.state.results = ResultStore(settings.result_cache_bytes)
     app.state.auth_limiter = FailureLimiter(settings.auth_failures_per_minute)
     app.add_exception_handler(ServiceError, _domain_error)

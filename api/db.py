@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from alembic import command
@@ -12,27 +13,37 @@ from sqlalchemy.orm import Session, sessionmaker
 __all__ = ["make_engine", "migrate", "session_factory"]
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+_SQLITE_LOCK_WAIT_SECONDS = 30.0
+
+
+def _sqlite_pragmas(busy_ms: int) -> Callable[[Any, Any], None]:
     """WAL lets the API read while a worker writes; the busy timeout makes concurrent writers
     (API and worker processes) wait for each other instead of failing."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+    return on_connect
 
 
 def make_engine(url: str, pool_size: int = 5, max_overflow: int = 10,
-                pool_timeout: float = 30.0) -> Engine:
+                pool_timeout: float = 30.0, lock_wait: float | None = None) -> Engine:
     """An engine whose pool holds ``pool_size`` + ``max_overflow`` connections; a request
-    that waits ``pool_timeout`` seconds for one gets SQLAlchemy's TimeoutError."""
+    that waits ``pool_timeout`` seconds for one gets SQLAlchemy's TimeoutError. A statement
+    waits ``lock_wait`` seconds for another's lock, then fails with OperationalError
+    (default: 30 s on SQLite, for ever on PostgreSQL)."""
     pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+        wait = _SQLITE_LOCK_WAIT_SECONDS if lock_wait is None else lock_wait
+        engine = create_engine(url, connect_args={"timeout": wait, "check_same_thread": False},
                                **pool)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(int(wait * 1000)))
         return engine
-    return create_engine(url, pool_pre_ping=True, **pool)
+    options = {} if lock_wait is None else {
+        "options": f"-c lock_timeout={max(1, int(lock_wait * 1000))}"}
+    return create_engine(url, pool_pre_ping=True, connect_args=options, **pool)
 
 
 def migrate(engine: Engine) -> None:

@@ -2,12 +2,14 @@
 docs declares.
 
 Authentication opens its own short database session and closes it before the route runs,
-so no pooled connection is held while an upload's body streams in. Failed authentications
-are limited per client address and token id (429 with Retry-After) and written to the audit
-log without the secret. Roles: ``admin`` (creates projects), ``owner`` (a project's data
-manager), ``upload`` (one party: uploads its encodings, reads its own results), ``reader``
-(reads one party's results), ``researcher`` (counts and requests cohorts). 401 means no
-valid credential, 403 a valid one without the right to this project, party or action.
+so no pooled connection is held while an upload's body streams in; its note of a token's
+last use is best-effort, so a held database lock never delays or fails a request. Failed
+authentications are limited per client address and token id (429 with Retry-After) and
+written to the audit log without the secret. Roles: ``admin`` (creates projects),
+``owner`` (a project's data manager), ``upload`` (one party: uploads its encodings, reads
+its own results), ``reader`` (reads one party's results), ``researcher`` (counts and
+requests cohorts). 401 means no valid credential, 403 a valid one without the right to this
+project, party or action.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .errors import Forbidden, TooMany, Unauthorized
 from .models import AdminToken, ProjectToken
 from .results_store import ResultStore
 from .security.audit import record
+from .security.last_used import LastUsed
 from .security.rate_limit import FailureLimiter
 from .security.tokens import secret_matches, split_token, unusable_reason
 from .settings import Settings
@@ -83,8 +86,8 @@ def _refuse(session: Session, limiter: FailureLimiter, keys: tuple[str, ...], re
     return Unauthorized(reason)
 
 
-def _authenticate(session: Session, limiter: FailureLimiter, token: str, client: str
-                  ) -> Principal:
+def _authenticate(session: Session, limiter: FailureLimiter, last_used: LastUsed,
+                  token: str, client: str) -> Principal:
     # The limit comes first: a refusal, malformed token included, costs an audit commit.
     parts = split_token(token)
     keys = (f"ip:{client}",) if parts is None else (f"ip:{client}", f"token:{parts[0]}")
@@ -107,8 +110,7 @@ def _authenticate(session: Session, limiter: FailureLimiter, token: str, client:
     if unusable is not None:
         raise _refuse(session, limiter, keys, unusable, token_id, project_id, client)
     if row.last_used_at is None or row.last_used_at < now - _LAST_USED_EVERY_SECONDS:
-        row.last_used_at = now
-        session.commit()
+        last_used.note(type(row), token_id, now)
     if isinstance(row, AdminToken):
         return Principal(token_id, "admin")
     return Principal(token_id, row.role, row.project_id, row.party)
@@ -123,8 +125,9 @@ def current_principal(
     client = request.client.host if request.client else "unknown"
     limiter: FailureLimiter = request.app.state.auth_limiter
     factory: sessionmaker[Session] = request.app.state.sessions
+    last_used: LastUsed = request.app.state.last_used
     with factory() as session:
-        return _authenticate(session, limiter, credentials.credentials, client)
+        return _authenticate(session, limiter, last_used, credentials.credentials, client)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

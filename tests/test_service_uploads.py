@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import create_engine
 
 from api.client import Client, ServiceError
 from tests.bad_uploads import BAD_PARQUET, write_bad, write_expanding
@@ -218,13 +221,31 @@ def test_a_file_that_expands_is_refused_in_bounded_memory(
 
 
 def test_a_held_database_lock_blocks_no_other_request(service: Service, project: dict,
-                                                      provider_files: dict[str, Path]) -> None:
+                                                      provider_files: dict[str, Path],
+                                                      tmp_path: Path) -> None:
     """The reported case: while another connection held SQLite's write lock, the async upload
-    handler's database calls blocked the event loop, so /health took as long as the lock."""
-    import threading
-    import time
+    handler's database calls blocked the event loop, so /health took as long as the lock.
+    And the audit's: a token's first use in a minute wrote its last use under the lock (30 s,
+    then 503), and /health needed one of the API's worker threads, which uploads waiting for
+    the lock can all take. On PostgreSQL the holder locks uploads, and token rows against
+    writes."""
+    project_id = project["project"]["id"]
+    with Client(service.url, project["owner_token"]) as owner:
+        fresh = [owner.create_reader_token(project_id, "ehr")["token"] for _ in range(4)]
+    small = tmp_path / "small.parquet"
+    pq.write_table(pq.read_table(provider_files["imaging"]).slice(0, 20), small)
 
-    from sqlalchemy import create_engine, text
+    def upload(path: Path) -> int:
+        return httpx.put(f"{service.url}/projects/{project_id}/parties/imaging/encodings",
+                         content=path.read_bytes(), timeout=120, headers={
+                             "Authorization": f"Bearer {project['upload_tokens']['imaging']}",
+                             "Content-Type": "application/vnd.apache.parquet"}).status_code
+
+    def first_use(token: str) -> tuple[int, float]:
+        started = time.monotonic()
+        answer = httpx.get(f"{service.url}/projects/{project_id}/schema", timeout=5,
+                           headers={"Authorization": f"Bearer {token}"})
+        return answer.status_code, time.monotonic() - started
 
     url = service.env["PPRL_DATABASE_URL"]
     engine = create_engine(url)
@@ -233,19 +254,20 @@ def test_a_held_database_lock_blocks_no_other_request(service: Service, project:
         holder.exec_driver_sql("BEGIN IMMEDIATE")  # what a long write by a worker holds
     else:
         holder.begin()
-        holder.execute(text("LOCK TABLE uploads IN ACCESS EXCLUSIVE MODE"))
-    uploaded: list[dict] = []
-
-    def upload() -> None:
-        with Client(service.url, project["upload_tokens"]["imaging"]) as provider:
-            uploaded.append(provider.upload(project["project"]["id"], "imaging",
-                                            provider_files["imaging"]))
-
-    thread = threading.Thread(target=upload)
-    thread.start()
+        holder.exec_driver_sql("LOCK TABLE uploads IN ACCESS EXCLUSIVE MODE")
+        holder.exec_driver_sql("LOCK TABLE project_tokens IN EXCLUSIVE MODE")
+    uploads = ThreadPoolExecutor(50)
     try:
+        waiting = [uploads.submit(upload, provider_files["imaging"])]
         time.sleep(0.5)
-        for _ in range(5):
+        with ThreadPoolExecutor(len(fresh)) as requests:
+            answers = list(requests.map(first_use, fresh))
+        assert [code for code, _ in answers] == [200] * len(fresh)
+        assert max(seconds for _, seconds in answers) < 1.0
+        # uploads waiting for the lock take every worker thread of the API (40)
+        waiting += [uploads.submit(upload, small) for _ in range(45)]
+        time.sleep(1.5)
+        for _ in range(3):
             started = time.monotonic()
             assert httpx.get(f"{service.url}/health", timeout=5).status_code == 200
             assert time.monotonic() - started < 1.0
@@ -254,8 +276,9 @@ def test_a_held_database_lock_blocks_no_other_request(service: Service, project:
         holder.rollback()
         holder.close()
         engine.dispose()
-    thread.join(timeout=60)
-    assert uploaded and uploaded[0]["records"] > 0  # it waited for the lock, then went in
+    # each waited for the lock, then went in
+    assert [future.result(timeout=120) for future in waiting] == [201] * len(waiting)
+    uploads.shutdown()
 
 
 @pytest.mark.parametrize(("column", "values", "rule"), [

@@ -9,9 +9,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from ..deps import SessionDep, SettingsDep
 from ..schemas import Health
-from ..services.health import health as service_health
+from ..services.health import HealthProbe
 
 router = APIRouter(tags=["service"])
 
@@ -19,11 +18,15 @@ DOCS_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
 
 
 @router.get("/health", response_model=Health, summary="Liveness and the job queue (no token)",
-            responses={503: {"model": Health, "description": "No worker is alive"}})
-def health(session: SessionDep, settings: SettingsDep) -> Response:
+            responses={503: {"model": Health, "description": "No worker is alive (or, "
+                                                          "with only a detail, the database "
+                                                          "did not answer)"}})
+async def health(request: Request) -> Response:
     """How many workers are alive, how many runs are queued and running, and how long ago
-    the oldest running job's lease was renewed; 503 when no worker is alive."""
-    report = service_health(session, settings)
+    the oldest running job's lease was renewed; 503 when no worker is alive. Async, with no
+    dependency that would need a worker thread: it answers while all are taken."""
+    probe: HealthProbe = request.app.state.health
+    report = await probe.report()
     return JSONResponse(report.model_dump(), status_code=200 if report.workers_alive else 503)
 
 
