@@ -377,8 +377,13 @@ def test_every_cohort_step_is_in_the_audit_log(service: Service, cohort_world: d
                    "cohort.download"):
         assert action in actions, action
     about = [e for e in events if e["detail"].get("request_id") == request_id]
-    assert [e["action"] for e in about][:3] == ["cohort.request", "cohort.approve",
-                                               "cohort.download"]
+    assert [e["action"] for e in about][:4] == ["cohort.request", "cohort.approve",
+                                               "job.done", "cohort.download"]
+    assert about[2]["role"] == "worker" and about[2]["detail"]["kind"] == "cohort_export"
+    # how every job ended is there too: the linkage run, and the export that failed
+    ended = [(e["action"], e["detail"].get("kind")) for e in events
+             if e["action"].startswith("job.")]
+    assert ("job.done", "linkage") in ended and ("job.failed", "cohort_export") in ended
     researcher_id = cohort_world["researchers"][0].split("_")[1]
     assert about[0]["actor"] == researcher_id and about[0]["role"] == "researcher"
     counted = [e for e in events if e["action"] == "cohort.count"]

@@ -18,6 +18,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import Job, Worker
+from ..security.audit import record
 
 __all__ = ["Claim", "MAX_ATTEMPTS", "claim_job", "heartbeat", "finish_job", "worker_alive",
            "worker_gone"]
@@ -56,8 +57,10 @@ def claim_job(sessions: sessionmaker[Session], worker: str, lease_seconds: float
                                 ("failed", f"its worker stopped {row.attempt} times without "
                                            f"finishing (killed, or out of memory?); the "
                                            f"service log says more"))
-                session.execute(update(Job).where(*guard).values(
+                ended = session.execute(update(Job).where(*guard).values(
                     state=state, stage=state, error=error, finished_at=now, lease_until=None))
+                if ended.rowcount == 1:  # type: ignore[attr-defined]
+                    _audit_end(session, row.id, state, worker, error)
                 continue
             claimed = session.execute(update(Job).where(*guard).values(
                 state="running", attempt=row.attempt + 1, worker=worker,
@@ -94,7 +97,26 @@ def finish_job(sessions: sessionmaker[Session], claim: Claim, state: str, *,
             .values(state=state, stage=state, progress=1.0 if state == "done" else Job.progress,
                     stats_json=json.dumps(stats) if stats is not None else None,
                     error=error, finished_at=time.time(), lease_until=None))
-        return result.rowcount == 1  # type: ignore[attr-defined]
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        _audit_end(session, claim.job_id, state, claim.worker, error)
+        return True
+
+
+def _audit_end(session: Session, job_id: int, state: str, worker: str, error: str | None
+               ) -> None:
+    """How a job ended, in the project's audit log (``job.done``, ``job.failed``,
+    ``job.cancelled``), in the transaction that records it. Job errors name parties and
+    problems, never values or server paths, so the message is kept."""
+    job = session.get_one(Job, job_id)
+    params = json.loads(job.params_json or "{}")
+    detail: dict[str, Any] = {"job_id": job.id, "kind": job.kind, "attempt": job.attempt}
+    if "request_id" in params:
+        detail["request_id"] = params["request_id"]
+    if error:
+        detail["error"] = error
+    record(session, actor=worker, role="worker", action=f"job.{state}",
+           project_id=job.project_id, **detail)
 
 
 def _seen(session: Session, worker: str, now: float) -> None:
