@@ -103,15 +103,31 @@ def write_run_results(folder: Path, result: LinkResult, info: dict[str, Any],
     write_results(staging, result, info)
     if on_staged is not None:
         on_staged()
-    parties = _party_entities(result, service_key, project_id)
-    members, index = _groups(parties)
-    pq.write_table(parties, staging / PARTIES)
-    pq.write_table(members, staging / GROUPS)
-    pq.write_table(index, staging / GROUP_INDEX)
-    (staging / INDEX).write_text(json.dumps({"parties": _party_ranges(parties)}) + "\n",
-                                 encoding="utf-8")
+    _write_indexed(staging, _party_entities(result, service_key, project_id))
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
+
+
+def _write_indexed(folder: Path, parties: pa.Table) -> None:
+    """parties.parquet (sorted by party), the groups and both indexes; index.json last, as
+    the sign that the rest is there."""
+    members, index = _groups(parties)
+    for table, name in ((parties, PARTIES), (members, GROUPS), (index, GROUP_INDEX)):
+        temporary = folder / f".{name}.tmp"
+        pq.write_table(table, temporary)
+        temporary.replace(folder / name)
+    temporary = folder / f".{INDEX}.tmp"
+    temporary.write_text(json.dumps({"parties": _party_ranges(parties)}) + "\n",
+                         encoding="utf-8")
+    temporary.replace(folder / INDEX)
+
+
+def _index_old_run(folder: Path) -> None:
+    """A run written before result pages had indexes holds parties.parquet alone (unsorted):
+    sort it and write the indexes once, on its first page."""
+    parties = pq.read_table(folder / PARTIES)
+    _write_indexed(folder, parties.sort_by([("party", "ascending"),
+                                            ("record_id", "ascending")]))
 
 
 @dataclass(frozen=True)
@@ -129,6 +145,7 @@ class ResultStore:
         self._items: OrderedDict[tuple[str, str], _Loaded] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
+        self._indexing = threading.Lock()
 
     def _get(self, folder: Path, name: str) -> Any:
         key = (str(folder), name)
@@ -147,6 +164,10 @@ class ResultStore:
         return loaded.value
 
     def _load(self, folder: Path, name: str) -> _Loaded:
+        if name in (INDEX, PARTIES, GROUPS, GROUP_INDEX) and not (folder / INDEX).is_file():
+            with self._indexing:
+                if not (folder / INDEX).is_file():
+                    _index_old_run(folder)
         if name == INDEX:
             ranges = json.loads((folder / INDEX).read_text(encoding="utf-8"))["parties"]
             return _Loaded(ranges, 64 * len(ranges))

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -91,3 +92,28 @@ def test_result_pages_are_slices_of_the_runs_files(service: Service,
                                 page_size=101) == expected
         matches = pq.read_table(folder / "matches.parquet").to_pylist()
         assert owner.matches(project_id, run_id, page_size=89) == matches
+
+
+def test_a_run_written_before_the_indexes_is_paged_alike(service: Service,
+                                                         provider_files: dict[str, Path]
+                                                         ) -> None:
+    """Runs of the earlier service hold parties.parquet alone, in link order: their first
+    page builds the indexes, and pages equal a run of today's."""
+    created = project_with_uploads(service, provider_files, "old run", dedup=True)
+    project_id = created["project"]["id"]
+    with Client(service.url, created["owner_token"]) as owner:
+        run_id = owner.wait(project_id, owner.start_run(project_id, 0.75)["id"])["id"]
+        folder = service.data_dir / "runs" / project_id / str(run_id)
+        today = {p: pq.read_table(folder / p) for p in ("parties.parquet", "groups.parquet")}
+        parties = pq.read_table(folder / "parties.parquet")
+        shuffled = parties.take(np.random.default_rng(5).permutation(parties.num_rows))
+        pq.write_table(shuffled, folder / "parties.parquet")
+        for name in ("index.json", "groups.parquet", "group_index.parquet"):
+            (folder / name).unlink()
+        expected = {p: [{"record_id": e["record_id"], "entity": e["entity"]}
+                        for e in parties.to_pylist() if e["party"] == p] for p in PARTIES}
+        assert {p: owner.party_entities(project_id, run_id, p, page_size=97)
+                for p in PARTIES} == expected
+        assert len(owner.groups(project_id, run_id, min_size=2)) > 0
+    assert all(pq.read_table(folder / p).equals(table) for p, table in today.items())
+    assert not list(folder.glob(".*.tmp"))
