@@ -21,6 +21,7 @@ from .errors import Busy, ServiceError
 from .jobs.supervisor import supervised_workers
 from .results_store import ResultStore
 from .routers import audit, cohorts, projects, results, runs, service, tokens, uploads
+from .security.body_limit import BodyLimit
 from .security.headers import SecurityHeaders
 from .security.last_used import LastUsed
 from .security.rate_limit import FailureLimiter
@@ -33,8 +34,9 @@ log = logging.getLogger(__name__)
 
 _DESCRIPTION = """
 Privacy-preserving record linkage of imaging, EHR and claims data. Providers upload keyed
-Bloom-filter encodings (CLKs) made at their site with `pprl tokenize` or `pprl deid`; the
-service never receives an identifier or the linkage secret.
+Bloom-filter encodings (CLKs) made at their site with `pprl tokenize` or `pprl deid`, and
+de-identified attributes for cohorts; the service never receives an identifier or the linkage
+secret.
 
 **Roles** (each an API token, `Authorization: Bearer pprl_<id>_<secret>`, shown once and
 stored hashed; tokens can expire and be revoked):
@@ -42,7 +44,9 @@ stored hashed; tokens can expire and be revoked):
 - *project owner* (the data manager): runs linkage, reads matches, groups and the audit log,
   makes and revokes tokens;
 - *upload token* (one per party): uploads that party's encodings and reads its own results;
-- *reader* (per party): reads that party's record -> entity pseudonym mapping.
+- *reader* (per party): reads that party's record -> entity pseudonym mapping;
+- *researcher* (one per researcher): lists the attribute catalog, counts cohorts (small
+  cells suppressed), requests cohorts and downloads its own approved exports.
 
 Only `/health` and the docs answer without a token. Failed authentications are limited per
 client and token (429 with Retry-After) and audited.
@@ -114,5 +118,6 @@ def create_app(settings: Settings, worker_processes: int = 0, tls: bool = False)
     app.mount("/docs/assets", StaticFiles(directory=service.DOCS_ASSETS), name="docs-assets")
     for module in (service, projects, tokens, uploads, runs, results, cohorts, audit):
         app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, tls=tls)
     return app

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         "Larger uploads are refused with 413 while they stream in."))
     max_json_upload_bytes: int = Field(256 * _MIB, ge=1, description=(
         "clkhash JSON is parsed as it streams; larger JSON uploads are refused."))
+    max_body_bytes: int = Field(_MIB, ge=1024, description=(
+        "Largest request body other than an upload (JSON of projects, runs, cohorts); "
+        "larger ones are refused with 413 before they are read."))
     max_upload_records: int = Field(20_000_000, ge=1, description=(
         "Records one upload may hold (memory of the uniqueness check: 8 bytes each)."))
     max_record_id_bytes: int = Field(256, ge=1, description="Longest record_id accepted.")

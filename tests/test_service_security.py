@@ -325,3 +325,24 @@ def test_200_stalled_uploads_stop_no_one(impatient: Service,
                                                     f"/uploads")] != []
     leftovers = list((impatient.data_dir / "tmp").iterdir())
     assert leftovers == []
+
+
+def test_request_bodies_other_than_uploads_are_capped(service: Service, world: dict) -> None:
+    """FastAPI reads a JSON body whole before authentication: an anonymous 100 MB POST was
+    held in memory. A declared length over the cap is refused before anything is read, a
+    longer body without one as it arrives; uploads keep their own, larger limits."""
+    host, port = service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as raw:
+        raw.sendall(b"POST /projects HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 100000000\r\n\r\n{")
+        answer = raw.recv(4096).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 413") and "at most 1,048,576 bytes" in answer
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"name": "' + b"x" * (2 << 20) + b'"}'
+
+    streamed = httpx.post(f"{service.url}/projects", content=chunks(), timeout=60,
+                          headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413, streamed.text
+    with Client(service.url, world["created"]["owner_token"]) as owner:  # still answering
+        assert owner.project(world["project_id"])["id"] == world["project_id"]
