@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from .errors import InputError
 
 __all__ = ["RecordChunk", "MalformedRow", "RecordReader", "open_records", "DELIMITERS",
+           "CsvDialect", "sniff_dialect",
            "parse_column_map"]
 
 CSV_SUFFIXES = {".csv", ".txt"}
@@ -242,12 +243,12 @@ def _decode_binary_columns(
 
 
 @dataclass(frozen=True)
-class _CsvDialect:
+class CsvDialect:
     delimiter: str
     skip_rows: int  # 1 when the first line is Excel's "sep=;"
 
 
-def _sniff_dialect(path: Path, encoding: str, delimiter: str | None) -> _CsvDialect:
+def sniff_dialect(path: Path, encoding: str, delimiter: str | None) -> CsvDialect:
     """Excel's ``sep=X`` first line, else the given delimiter, else the candidate that
     splits the header line most often (outside quotes); a header without any is one column."""
     with path.open("rb") as handle:
@@ -258,13 +259,13 @@ def _sniff_dialect(path: Path, encoding: str, delimiter: str | None) -> _CsvDial
         raise InputError(f"{path}: unknown text encoding {encoding!r} (--encoding)") from e
     first = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
     if first.lower().startswith("sep=") and len(first) == 5:
-        return _CsvDialect(first[4], 1)
+        return CsvDialect(first[4], 1)
     if delimiter is not None:
-        return _CsvDialect(delimiter, 0)
+        return CsvDialect(delimiter, 0)
     outside_quotes = first.split('"')[::2]
     counts = {d: sum(part.count(d) for part in outside_quotes) for d in DELIMITERS}
     best = max(counts, key=lambda d: counts[d])
-    return _CsvDialect(best if counts[best] else ",", 0)
+    return CsvDialect(best if counts[best] else ",", 0)
 
 
 def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str | None,
@@ -274,7 +275,7 @@ def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str | N
     if not sample:
         raise InputError(f"{path} is empty: expected a header row, then one row per record")
     guess = guess_encoding(sample) if encoding.replace("-", "").lower() == "utf8" else None
-    dialect = _sniff_dialect(path, encoding, delimiter)
+    dialect = sniff_dialect(path, encoding, delimiter)
     header = _csv_header(path, dialect, encoding, guess)
     source = _resolve_columns(path, header, wanted, column_map)
     hint = _encoding_hint(guess)
@@ -357,7 +358,7 @@ def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str | N
     return RecordReader(path, header, None, _rechunk(pieces(), chunk_size, wanted))
 
 
-def _csv_header(path: Path, dialect: _CsvDialect, encoding: str, guess: str | None
+def _csv_header(path: Path, dialect: CsvDialect, encoding: str, guess: str | None
                 ) -> list[str]:
     """Column names from the header row, read on their own."""
     try:
