@@ -1,8 +1,9 @@
 """Equivalence classes: the records that share every quasi-identifier's value.
 
 Every figure of a risk report starts here. A missing value is a value of its own (two records
-both missing a ZIP3 are indistinguishable on it), as pycanon and ARX treat it. Values are
-compared as they are written: generalise first (``generalise``) to compare coarser ones.
+both missing a ZIP3 are indistinguishable on it), as ARX treats it; pycanon 1.3.6 (pandas'
+groupby) drops such records instead, which would hide a record unique by its missing value.
+Values are compared as they are written: generalise first (``generalise``) to compare coarser ones.
 """
 
 from __future__ import annotations
@@ -39,19 +40,23 @@ class EquivalenceClasses:
         return self.sizes[self.class_of]
 
 
-def column_codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
-    """Each value's code (0 .. distinct - 1; a missing value gets a code of its own) and the
-    number of codes."""
+def column_codes(column: pa.ChunkedArray | pa.Array, ordered: bool = False
+                 ) -> tuple[np.ndarray, int]:
+    """Each value's code (0 .. distinct - 1; a missing value gets a code of its own, the last)
+    and the number of codes. ``ordered``: codes follow the values' order (numbers by value,
+    text by code point), which distances between values (t-closeness) need."""
     encoded = pc.dictionary_encode(column)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.unify_dictionaries().combine_chunks()
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
     distinct = len(encoded.dictionary)
-    if encoded.null_count:
-        codes = np.where(pc.is_null(encoded.indices).to_numpy(zero_copy_only=False),
-                         distinct, codes)
-        distinct += 1
-    return codes.astype(np.int64, copy=False), distinct
+    missing = int(encoded.null_count > 0)
+    codes = pc.fill_null(encoded.indices, pa.scalar(distinct, encoded.indices.type))
+    codes = codes.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    if ordered and distinct:
+        rank = np.arange(distinct + 1)
+        rank[pc.array_sort_indices(encoded.dictionary).to_numpy()] = np.arange(distinct)
+        codes = rank[codes]
+    return codes, distinct + missing
 
 
 def equivalence_classes(table: pa.Table, quasi_identifiers: Sequence[str]
