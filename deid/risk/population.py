@@ -91,7 +91,8 @@ def zayatz(histogram: SizeHistogram, population_size: int) -> float:
 def pitman_parameters(histogram: SizeHistogram) -> tuple[float, float] | None:
     """Maximum-likelihood (theta, alpha) of Pitman's sampling formula for the sample's partition
     into classes (Hoshino 2001, as in Dankar et al. and ARX), or None where the likelihood has no
-    stationary point with theta > 0 and 0 < alpha < 1 (ARX constrains theta >= 0).
+    stationary point with theta > 0 and 0 < alpha < 1 (ARX constrains theta >= 0), or the sample
+    has no uniques (the start below needs them; the estimate is then 0 anyway).
 
     The log-likelihood is ``sum_{i<u} log(theta + i alpha) - sum_{i<n} log(theta + i)
     + sum_j s_j sum_{k<j} log(k - alpha)``; its score is written with digamma functions and its
@@ -102,6 +103,8 @@ def pitman_parameters(histogram: SizeHistogram) -> tuple[float, float] | None:
     """
     n, u = histogram.records, histogram.count
     c1 = histogram.of_size(1)
+    if c1 == 0:
+        return None
     sizes, classes = histogram.sizes.astype(float), histogram.classes.astype(float)
 
     def score(x: np.ndarray) -> list[float]:
