@@ -38,6 +38,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
              "De-identify DICOM (PS3.15 Annex E), tokenizing patients first."),
     "deid-verify": ("deid.cli", "deid_verify_command",
                     "Check de-identified DICOM files against their originals."),
+    "risk": ("deid.risk.cli", "risk_command",
+             "Re-identification risk of a released table (CSV/Parquet), Safe Harbor check."),
     "synth": ("synth.cli", "synth_command",
               "Generate a synthetic population and its providers' extracts with truth."),
     "demo": ("api.demo", "demo_command",

@@ -4,10 +4,16 @@ ZIP3 areas; ages over 89), the JSON document's keys, the HTML report, and input 
 from __future__ import annotations
 
 import datetime
+import json
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner, Result
 
+from api.cli import cli
 from deid.risk.safe_harbor import IDENTIFIER_KINDS, RESTRICTED_ZIP3, safe_harbor_findings
 
 NEUTRAL = ["A7", "B3", "C9"]
@@ -134,3 +140,105 @@ def test_birth_years_that_reveal_ages_over_89() -> None:
     table = pa.table({"birth_year": [1936, 1980], "YearOfBirth": ["1935", "1980"]})
     assert kinds(table, as_of_year=2025) == {"YearOfBirth": {"dates"}}
     assert kinds(table, as_of_year=2026) == {"birth_year": {"dates"}, "YearOfBirth": {"dates"}}
+
+
+# --- pprl risk ------------------------------------------------------------------------------
+
+DOCUMENT_KEYS = ["format", "tool_version", "dataset", "quasi_identifiers", "sensitive",
+                 "population_size", "k_anonymity", "l_diversity", "entropy_l_diversity",
+                 "recursive_cl_diversity", "t_closeness", "beta_likeness",
+                 "enhanced_beta_likeness", "delta_disclosure", "equivalence_classes",
+                 "sample_uniques", "prosecutor", "journalist", "marketer",
+                 "population_uniqueness", "safe_harbor"]
+RELEASED = pa.table({
+    "record_id": [f"r{i}" for i in range(8)],
+    "age_band": ["40-44", "40-44", "40-44", "45-49", "45-49", "45-49", "90+", "90+"],
+    "sex": ["F", "F", "F", "M", "M", "M", "F", "F"],
+    "zip3": ["021", "021", "021", "100", "100", "100", "036", "036"],
+    "diagnosis": ["J45", "E11", "I10", "J45", "J45", "E11", "I10", "C34"],
+    "email": ["<b>&x@example.org", None, None, None, None, None, None, None],
+})
+
+
+def risk(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["risk", *args], prog_name="pprl")
+
+
+@pytest.fixture(params=["csv", "parquet"])
+def released(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    path = tmp_path / f"released.{request.param}"
+    if request.param == "csv":
+        pacsv.write_csv(RELEASED, path, pacsv.WriteOptions(delimiter=";"))
+    else:
+        pq.write_table(RELEASED, path)
+    return path
+
+
+def test_json_document_and_html_report(released: Path, tmp_path: Path) -> None:
+    report = tmp_path / "out" / "report.html"
+    shown = risk(str(released), "-q", "age_band", "-q", "sex", "-q", "zip3", "-s", "diagnosis",
+                 "--population-size", "1000", "--threshold", "0.4", "--json", "-o", str(report))
+    assert shown.exit_code == 0, shown.output
+    document = json.loads(shown.output)
+    assert list(document) == DOCUMENT_KEYS
+    assert document["format"] == "pprl-risk-report/1"
+    assert document["dataset"]["file"] == released.name and document["dataset"]["rows"] == 8
+    assert document["k_anonymity"] == 2 and document["l_diversity"] == 2
+    assert document["prosecutor"]["highest_risk"] == 0.5
+    assert document["prosecutor"]["records_at_risk"] == 0.25  # the class of 2 is above 0.4
+    assert {(f["column"], f["identifier"]) for f in document["safe_harbor"]} == {
+        ("zip3", "geographic_subdivisions"), ("email", "email_addresses")}
+    page = report.read_text(encoding="utf-8")
+    assert page.count('src="data:image/png;base64,') == 2
+    for text in ("k_anonymity", "prosecutor.highest_risk", "population_uniqueness",
+                 released.name, document["dataset"]["sha256"], "age_band, sex, zip3",
+                 document["tool_version"], "164.514(b)(2)(i)(F)"):
+        assert text in page
+    assert "example.org" not in page  # findings never quote a value
+    assert [p.name for p in report.parent.iterdir()] == ["report.html"]  # no temp file left
+
+
+def test_column_names_are_escaped_in_html(tmp_path: Path) -> None:
+    path, report = tmp_path / "t.parquet", tmp_path / "r.html"
+    pq.write_table(pa.table({"<script>x</script>": ["a", "a"]}), path)
+    assert risk(str(path), "-q", "<script>x</script>", "-o", str(report)).exit_code == 0
+    page = report.read_text()
+    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+
+
+def test_summary_without_json(released: Path) -> None:
+    shown = risk(str(released), "-q", "sex")
+    assert shown.exit_code == 0, shown.output
+    assert "k_anonymity: 3" in shown.output and "Safe Harbor: 2 finding(s)" in shown.output
+    assert "example.org" not in shown.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-q", "sex", "-q", "zipcode"], "no column 'zipcode' (--quasi-identifier)"),
+    (["-q", "sex", "-s", "dx"], "no column 'dx' (--sensitive)"),
+    (["-q", "sex", "-s", "sex"], "column 'sex' is named both"),
+    ([], "name at least one --quasi-identifier"),
+    (["-q", "sex", "--population-size", "5"], "smaller than the table's 8 records"),
+])
+def test_bad_options_fail_clearly_and_write_nothing(released: Path, tmp_path: Path,
+                                                    args: list[str], message: str) -> None:
+    report = tmp_path / "report.html"
+    shown = risk(str(released), *args, "-o", str(report))
+    assert shown.exit_code == 1 and message in shown.output
+    assert "Traceback" not in shown.output and not report.exists()
+
+
+def test_unreadable_inputs_fail_clearly(tmp_path: Path) -> None:
+    empty, header_only, ragged, other = (tmp_path / n for n in (
+        "empty.csv", "header.csv", "ragged.csv", "data.xlsx"))
+    empty.write_text("")
+    header_only.write_text("sex,zip3\n")
+    ragged.write_text("sex,zip3\nF,021\nM,100,123-45-6789\n")
+    other.write_text("x")
+    for path, message in ((empty, "is empty"), (header_only, "has no rows"),
+                          (ragged, "data row 2 has 3 fields where the header has 2"),
+                          (other, "unknown file type '.xlsx'"),
+                          (tmp_path / "missing.csv", "no such file")):
+        shown = risk(str(path), "-q", "sex")
+        assert shown.exit_code == 1 and message in shown.output, shown.output
+        assert str(path) in shown.output and "123-45-6789" not in shown.output

@@ -17,7 +17,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from tokenizer.errors import InputError
-from tokenizer.readers import CSV_SUFFIXES, PARQUET_SUFFIXES, TSV_SUFFIXES, sniff_dialect
+from tokenizer.readers import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    TSV_SUFFIXES,
+    CsvDialect,
+    sniff_dialect,
+)
 
 from ..errors import DeidError
 
@@ -28,23 +34,21 @@ class RiskInputError(DeidError):
     """The dataset cannot be assessed as asked (unreadable, empty, a column missing)."""
 
 
-def _read_csv(path: Path) -> pa.Table:
-    try:
-        dialect = sniff_dialect(path, "utf-8", "\t" if path.suffix.lower() in TSV_SUFFIXES
-                                else None)
-    except InputError as e:
-        raise RiskInputError(str(e)) from e
-    bad_rows: list[tuple[int, int, int]] = []
+def _parse_csv(path: Path, dialect: CsvDialect, threads: bool
+               ) -> tuple[pa.Table, list[tuple[int | None, int, int]]]:
+    """The table and the rows with the wrong number of fields (row number, fields, expected);
+    Arrow numbers rows only when it reads on one thread."""
+    bad_rows: list[tuple[int | None, int, int]] = []
 
     def on_invalid_row(row: pacsv.InvalidRow) -> str:
-        bad_rows.append((-1 if row.number is None else row.number - 1 - dialect.skip_rows,
+        bad_rows.append((None if row.number is None else row.number - 1 - dialect.skip_rows,
                          row.actual_columns, row.expected_columns))
         return "skip"
 
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(skip_rows=dialect.skip_rows),
+            read_options=pacsv.ReadOptions(skip_rows=dialect.skip_rows, use_threads=threads),
             parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter,
                                              newlines_in_values=True,
                                              invalid_row_handler=on_invalid_row),
@@ -53,7 +57,18 @@ def _read_csv(path: Path) -> pa.Table:
         # Arrow's message may quote the data; say what is wrong without it.
         raise RiskInputError(f"{path}: cannot be read as UTF-8 CSV with a header row "
                              f"(delimiter {dialect.delimiter!r})") from e
+    return table, bad_rows
+
+
+def _read_csv(path: Path) -> pa.Table:
+    try:
+        dialect = sniff_dialect(path, "utf-8", "\t" if path.suffix.lower() in TSV_SUFFIXES
+                                else None)
+    except InputError as e:
+        raise RiskInputError(str(e)) from e
+    table, bad_rows = _parse_csv(path, dialect, threads=True)
     if bad_rows:
+        _, bad_rows = _parse_csv(path, dialect, threads=False)  # again, for the row numbers
         row, actual, expected = bad_rows[0]
         raise RiskInputError(f"{path}: data row {row} has {actual} fields where the header has "
                              f"{expected} ({len(bad_rows)} such rows); every row must be "
