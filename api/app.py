@@ -13,14 +13,16 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, sessionmaker
 
 from tokenizer.encodings_file import tool_version
 
 from .db import make_engine, migrate, session_factory
-from .errors import Busy, ServiceError
+from .errors import Busy, Forbidden, ServiceError
 from .jobs.supervisor import supervised_workers
 from .results_store import ResultStore
 from .routers import audit, cohorts, projects, results, runs, service, tokens, uploads
+from .security.audit import record
 from .security.body_limit import BodyLimit
 from .security.headers import SecurityHeaders
 from .security.last_used import LastUsed
@@ -53,10 +55,25 @@ client and token (429 with Retry-After) and audited.
 """
 
 
-def _domain_error(_request: Request, error: Exception) -> JSONResponse:
+def _domain_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ServiceError)
+    if isinstance(error, Forbidden) and error.actor is not None:
+        _audit_refusal(request, error)
     return JSONResponse({"detail": error.message}, status_code=error.status,
                         headers=error.headers)
+
+
+def _audit_refusal(request: Request, error: Forbidden) -> None:
+    """A 403 in the audit log of the project asked for (the operation, never the token);
+    401s are audited where authentication fails."""
+    route = request.scope.get("route")
+    operation = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    factory: sessionmaker[Session] = request.app.state.sessions
+    with factory() as session:
+        record(session, actor=error.actor or "", role=error.role or "",
+               action="access.refused", project_id=error.project_id, operation=operation,
+               reason=error.message)
+        session.commit()
 
 
 def _database_busy(request: Request, error: Exception) -> JSONResponse:

@@ -62,8 +62,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
                 "Read a finished run's results from a service."),
     "cohort": ("api.client.cohort_cli", "cohort_group",
                "Cohorts: counts, requests, approvals, exports, relabelled DICOM."),
-    "audit": ("api.client.cli", "audit_command",
-              "Read a project's audit log from a service."),
+    "audit": ("api.client.cli", "audit_group",
+              "Read a project's audit log from a service, or verify its hash chain."),
 }
 
 

@@ -34,7 +34,8 @@ from .settings import Settings
 
 __all__ = ["Principal", "SessionDep", "SettingsDep", "ResultsDep", "PrincipalDep", "AdminDep",
            "OwnerDep", "MemberDep", "PartyReaderDep", "UploaderDep", "ResearcherDep", "CounterDep",
-           "AnyPartyDep", "ProjectId", "PartyLabel", "RunId", "RequestId"]
+           "AnyPartyDep", "RequestReaderDep", "AuditReaderDep", "ProjectId", "PartyLabel",
+           "RunId", "RequestId"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer "
                                                    "pprl_<id>_<secret>`.")
@@ -136,16 +137,20 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 def _role(principal: Principal, roles: tuple[str, ...], project_id: str | None,
           party: str | None = None) -> Principal:
     """Forbidden unless the principal has one of ``roles`` on ``project_id`` (and, for the
-    party roles, on ``party``)."""
+    party roles, on ``party``); the refusal names who was refused, for the audit log."""
+    def refuse(message: str) -> Forbidden:
+        return Forbidden(message, actor=principal.token_id, role=principal.role,
+                         project_id=project_id)
+
     if principal.role not in roles:
-        raise Forbidden(f"a {principal.role} token may not do this (needs: {', '.join(roles)})")
+        raise refuse(f"a {principal.role} token may not do this (needs: {', '.join(roles)})")
     if principal.role == "admin":
         return principal
     if project_id is not None and principal.project_id != project_id:
-        raise Forbidden("this token belongs to another project")
+        raise refuse("this token belongs to another project")
     if principal.role in ("upload", "reader") and party is not None \
             and principal.party != party:
-        raise Forbidden(f"this token is for party {principal.party!r}, not {party!r}")
+        raise refuse(f"this token is for party {principal.party!r}, not {party!r}")
     return principal
 
 
@@ -158,7 +163,8 @@ def require_owner(principal: PrincipalDep, project_id: ProjectId) -> Principal:
 
 
 def require_member(principal: PrincipalDep, project_id: ProjectId) -> Principal:
-    return _role(principal, ("owner", "upload", "reader", "researcher"), project_id)
+    return _role(principal, ("owner", "upload", "reader", "researcher", "auditor"),
+                 project_id)
 
 
 def require_party_reader(principal: PrincipalDep, project_id: ProjectId,
@@ -183,9 +189,20 @@ def require_any_party(principal: PrincipalDep, project_id: ProjectId) -> Princip
     return _role(principal, ("upload",), project_id)
 
 
+def require_request_reader(principal: PrincipalDep, project_id: ProjectId) -> Principal:
+    """Cohort requests: the owner's and an auditor's all, a researcher's own."""
+    return _role(principal, ("owner", "researcher", "auditor"), project_id)
+
+
+def require_audit_reader(principal: PrincipalDep, project_id: ProjectId) -> Principal:
+    return _role(principal, ("owner", "auditor"), project_id)
+
+
 ResearcherDep = Annotated[Principal, Depends(require_researcher)]
 CounterDep = Annotated[Principal, Depends(require_counter)]
 AnyPartyDep = Annotated[Principal, Depends(require_any_party)]
+RequestReaderDep = Annotated[Principal, Depends(require_request_reader)]
+AuditReaderDep = Annotated[Principal, Depends(require_audit_reader)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
 OwnerDep = Annotated[Principal, Depends(require_owner)]
 MemberDep = Annotated[Principal, Depends(require_member)]

@@ -29,7 +29,14 @@ class Unauthorized(ServiceError):
 
 
 class Forbidden(ServiceError):
+    """``actor``, ``role``, ``project_id``: who was refused, for the audit log."""
+
     status = 403
+
+    def __init__(self, message: str, *, actor: str | None = None, role: str | None = None,
+                 project_id: str | None = None) -> None:
+        super().__init__(message)
+        self.actor, self.role, self.project_id = actor, role, project_id
 
 
 class NotFound(ServiceError):

@@ -157,7 +157,9 @@ class CohortRequest(Base):
 
 
 class AuditEvent(Base):
-    """Append-only: database triggers refuse UPDATE and DELETE on this table."""
+    """Append-only: database triggers refuse UPDATE and DELETE on this table. Each event
+    carries the hash of the one before it in its project's chain (``security.audit``), so an
+    edit or a deletion by someone who gets past the triggers is detected."""
 
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -167,3 +169,16 @@ class AuditEvent(Base):
     role: Mapped[str] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The end of each audit chain (a project's, or ``""`` for the service's own events):
+    its last hash and length. Appending locks this row, so a chain never forks; a chain cut
+    short at its end no longer reaches the head."""
+
+    __tablename__ = "audit_heads"
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    events: Mapped[int] = mapped_column(Integer, default=0)

@@ -68,10 +68,11 @@ class ProjectCreated(BaseModel):
 
 
 class TokenCreate(_Strict):
-    role: Literal["reader", "upload", "researcher"] = Field(
+    role: Literal["reader", "upload", "researcher", "auditor"] = Field(
         "reader", description="reader: reads one party's results; upload: a new upload token "
                               "for a party (revoke the old one to rotate it); researcher: "
-                              "counts and requests cohorts (no party).")
+                              "counts and requests cohorts (no party); auditor: reads the "
+                              "audit log and every request, read-only (no party).")
     party: str | None = Field(None, pattern=_LABEL, examples=["ehr"],
                               description="The party (reader and upload tokens).")
     label: str = Field("", max_length=200, description="Who it is for (shown in listings).")
@@ -218,8 +219,18 @@ class PartyEntityOut(BaseModel):
 
 class AuditEventOut(BaseModel):
     id: int
-    at: float
-    actor: str
+    at: str = Field(description="ISO-8601 UTC, to the microsecond.")
+    actor: str = Field(description="Token id, worker, or `anonymous`; never a token.")
     role: str
     action: str
     detail: dict[str, Any]
+    prev_hash: str = Field(description="The hash of the event before this one in the "
+                                       "project's chain (64 zeros for the first).")
+    hash: str = Field(description="SHA-256 of prev_hash and this event's canonical text.")
+
+
+class AuditHeadOut(BaseModel):
+    """The end of the project's chain: its length and last hash."""
+
+    events: int
+    last_hash: str

@@ -19,7 +19,7 @@ GOLDEN = case("febrl4b_with_invalid_rows")
 COMMANDS = ["tokenize", "attributes", "describe", "schemas", "keygen", "demo", "link",
             "dedup", "evaluate", "synth", "deid", "deid-verify", "serve", "worker", "admin",
             "project", "upload", "run", "status", "results", "cohort", "audit", "risk"]
-SUBCOMMANDS = {"admin": ["prune", "revoke", "token", "tokens"],
+SUBCOMMANDS = {"admin": ["prune", "revoke", "token", "tokens"], "audit": ["show", "verify"],
                "project": ["create", "reader-token", "revoke", "show", "token", "tokens"],
                "cohort": ["approve", "catalog", "count", "dicom", "download", "reject", "relabel",
                           "request", "requests"]}

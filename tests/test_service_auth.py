@@ -23,10 +23,10 @@ POLICY: dict[tuple[str, str], tuple[set[str], int]] = {
     ("POST", "/projects"): ({"admin"}, 201),
     ("GET", "/projects/{project_id}"): (
         {"owner", "upload:ehr", "upload:imaging", "reader:ehr", "reader:imaging",
-         "researcher"}, 200),
+         "researcher", "auditor"}, 200),
     ("GET", "/projects/{project_id}/schema"): (
         {"owner", "upload:ehr", "upload:imaging", "reader:ehr", "reader:imaging",
-         "researcher"}, 200),
+         "researcher", "auditor"}, 200),
     ("GET", "/projects/{project_id}/tokens"): ({"owner"}, 200),
     ("POST", "/projects/{project_id}/tokens"): ({"owner"}, 201),
     ("DELETE", "/projects/{project_id}/tokens/{token_id}"): ({"owner"}, 200),
@@ -42,13 +42,15 @@ POLICY: dict[tuple[str, str], tuple[set[str], int]] = {
     ("GET", "/projects/{project_id}/runs/{run_id}/groups"): ({"owner"}, 200),
     ("GET", "/projects/{project_id}/runs/{run_id}/parties/{party}/entities"): (
         {"owner", "upload:ehr", "reader:ehr"}, 200),
-    ("GET", "/projects/{project_id}/audit"): ({"owner"}, 200),
+    ("GET", "/projects/{project_id}/audit"): ({"owner", "auditor"}, 200),
+    ("GET", "/projects/{project_id}/audit/head"): ({"owner", "auditor"}, 200),
     ("PUT", "/projects/{project_id}/parties/{party}/attributes"): ({"upload:ehr"}, 201),
     ("GET", "/projects/{project_id}/cohorts/catalog"): ({"owner", "researcher"}, 200),
     ("POST", "/projects/{project_id}/cohorts/count"): ({"owner", "researcher"}, 200),
     ("POST", "/projects/{project_id}/requests"): ({"researcher"}, 201),
-    ("GET", "/projects/{project_id}/requests"): ({"owner", "researcher"}, 200),
-    ("GET", "/projects/{project_id}/requests/{request_id}"): ({"owner", "researcher"}, 200),
+    ("GET", "/projects/{project_id}/requests"): ({"owner", "researcher", "auditor"}, 200),
+    ("GET", "/projects/{project_id}/requests/{request_id}"): (
+        {"owner", "researcher", "auditor"}, 200),
     ("POST", "/projects/{project_id}/requests/{request_id}/approve"): ({"owner"}, 200),
     ("POST", "/projects/{project_id}/requests/{request_id}/reject"): ({"owner"}, 200),
     ("GET", "/projects/{project_id}/requests/{request_id}/export"): ({"researcher"}, 200),
@@ -79,6 +81,7 @@ def world(service: Service, provider_files: dict[str, Path]) -> dict:
         other_reader = owner.create_reader_token(project_id, "imaging")["token"]
         disposable = owner.create_token(project_id, "claims", label="revoked by the test")
         researcher = owner.create_token(project_id, role="researcher")["token"]
+        auditor = owner.create_token(project_id, role="auditor")["token"]
     with Client(service.url, researcher) as asking:
         requests = {what: asking.request_cohort(project_id, EVERYONE, f"auth test: {what}")["id"]
                     for what in ("ready", "approve", "reject")}
@@ -98,6 +101,7 @@ def world(service: Service, provider_files: dict[str, Path]) -> dict:
         "reader:ehr": reader,
         "reader:imaging": other_reader,
         "researcher": researcher,
+        "auditor": auditor,
         "other-owner": second["owner_token"],
         "other-upload:ehr": second["upload_tokens"]["ehr"],
     }

@@ -377,9 +377,9 @@ def test_every_cohort_step_is_in_the_audit_log(service: Service, cohort_world: d
                    "cohort.download"):
         assert action in actions, action
     about = [e for e in events if e["detail"].get("request_id") == request_id]
-    assert [e["action"] for e in about][:4] == ["cohort.request", "cohort.approve",
-                                               "job.done", "cohort.download"]
-    assert about[2]["role"] == "worker" and about[2]["detail"]["kind"] == "cohort_export"
+    assert [e["action"] for e in about][:5] == ["cohort.request", "cohort.approve",
+                                               "job.start", "job.done", "cohort.download"]
+    assert about[3]["role"] == "worker" and about[3]["detail"]["kind"] == "cohort_export"
     # how every job ended is there too: the linkage run, and the export that failed
     ended = [(e["action"], e["detail"].get("kind")) for e in events
              if e["action"].startswith("job.")]

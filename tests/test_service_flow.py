@@ -5,10 +5,12 @@ their own mapping, and everything lands in the audit log."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from api.client import Client, ServiceError
@@ -138,3 +140,90 @@ def test_audit_log_records_every_step_and_cannot_be_rewritten(service: Service,
         assert created["owner_token"].rsplit("_", 1)[1] not in stored
     finally:
         engine.dispose()
+
+
+def _without_triggers(engine: Engine, statement: str) -> None:
+    """What someone with the database's own credentials could do: lift the append-only
+    triggers, change the log, put them back."""
+    postgres = engine.dialect.name == "postgresql"
+    with engine.begin() as c:
+        if postgres:
+            c.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+        else:
+            c.execute(text("DROP TRIGGER audit_events_no_update"))
+            c.execute(text("DROP TRIGGER audit_events_no_delete"))
+        c.execute(text(statement))
+        if postgres:
+            c.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
+        else:
+            for event in ("UPDATE", "DELETE"):
+                c.execute(text(f"CREATE TRIGGER audit_events_no_{event.lower()} BEFORE {event} "
+                               f"ON audit_events BEGIN SELECT RAISE(ABORT, 'append-only'); "
+                               f"END"))
+
+
+def test_an_auditor_reads_and_verifies_the_log_and_finds_tampering(
+        service: Service, provider_files: dict[str, Path]) -> None:
+    """Times are ISO-8601 UTC; the chain verifies; an edited event, a removed one and a log
+    cut short at its end are each found by `pprl audit verify`, naming the event."""
+    created = project_with_uploads(service, provider_files, "tampered")
+    project_id = created["project"]["id"]
+    with Client(service.url, created["owner_token"]) as owner:
+        owner.wait(project_id, owner.start_run(project_id, THRESHOLD)["id"])
+        auditor = owner.create_token(project_id, role="auditor", label="audit office")["token"]
+    with Client(service.url, auditor) as auditing:
+        events = auditing.audit(project_id)
+        for refused in (lambda: auditing.matches(project_id, 1),
+                        lambda: auditing.party_entities(project_id, 1, "ehr")):
+            with pytest.raises(ServiceError, match="403"):
+                refused()
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", e["at"]) for e in events)
+    actions = [e["action"] for e in events]
+    assert {"job.start", "job.done", "token.create"} <= set(actions)
+    refusals = [e for e in auditing_events(service, auditor, project_id)
+                if e["action"] == "access.refused"]
+    assert {r["detail"]["operation"] for r in refusals} == {
+        "GET /projects/{project_id}/runs/{run_id}/matches",
+        "GET /projects/{project_id}/runs/{run_id}/parties/{party}/entities"}
+    assert auditor not in json.dumps(refusals)
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return service.pprl("audit", "verify", project_id, token=auditor, check=False)
+
+    assert verify().returncode == 0 and "chain intact" in verify().stdout
+    engine = create_engine(service.env["PPRL_DATABASE_URL"])
+    ids = [e["id"] for e in events]
+    try:
+        _without_triggers(engine, f"UPDATE audit_events SET detail = '{{}}' WHERE id = {ids[3]}")
+        broken = verify()
+        assert broken.returncode == 1 and f"event {ids[3]} was changed" in broken.stdout
+        original = json.dumps(events[3]["detail"], sort_keys=True)  # put it back as it was
+        _without_triggers(engine, "UPDATE audit_events SET detail = "
+                                  f"'{original}' WHERE id = {ids[3]}")
+        assert verify().returncode == 0
+        _without_triggers(engine, f"DELETE FROM audit_events WHERE id = {ids[5]}")
+        broken = verify()
+        assert broken.returncode == 1 and f"event {ids[6]} does not follow" in broken.stdout
+    finally:
+        engine.dispose()
+
+
+def auditing_events(service: Service, token: str, project_id: str) -> list[dict]:
+    with Client(service.url, token) as reader:
+        return reader.audit(project_id)
+
+
+def test_a_log_cut_short_at_its_end_is_found(service: Service,
+                                             provider_files: dict[str, Path]) -> None:
+    created = project_with_uploads(service, provider_files, "cut short")
+    project_id = created["project"]["id"]
+    owner_token = created["owner_token"]
+    assert service.pprl("audit", "verify", project_id, token=owner_token).returncode == 0
+    engine = create_engine(service.env["PPRL_DATABASE_URL"])
+    try:
+        _without_triggers(engine, "DELETE FROM audit_events WHERE id = (SELECT MAX(id) FROM "
+                                  f"audit_events WHERE project_id = '{project_id}')")
+    finally:
+        engine.dispose()
+    broken = service.pprl("audit", "verify", project_id, token=owner_token, check=False)
+    assert broken.returncode == 1 and "events at its end were removed" in broken.stdout

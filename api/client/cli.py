@@ -26,7 +26,7 @@ from tokenizer.errors import TokenizerError
 from .http import Client, ServiceError
 
 __all__ = ["project_group", "upload_command", "run_command", "status_command",
-           "results_command", "audit_command", "token_line", "connection_options", "connect",
+           "results_command", "audit_group", "token_line", "connection_options", "connect",
            "with_client", "emit"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -310,12 +310,35 @@ def results_command(client: Client, as_json: bool, project_id: str, run_id: int,
         writer.writerows(rows)
 
 
-@click.command("audit")
+@click.group("audit")
+def audit_group() -> None:
+    """A project's audit log: read it, or check its hash chain (owner or auditor token)."""
+
+
+@audit_group.command("show")
 @click.argument("project_id")
 @with_client
-def audit_command(client: Client, as_json: bool, project_id: str) -> None:
-    """The project's audit log (owner token)."""
+def audit_show_command(client: Client, as_json: bool, project_id: str) -> None:
+    """Every event of the project's audit log, oldest first (times in UTC)."""
     events = client.audit(project_id)
     emit(events, as_json, "\n".join(
-        f"{e['id']:>6} {e['at']:.3f} {e['role']:<6} {e['actor']:<16} {e['action']:<14} "
+        f"{e['id']:>6} {e['at']} {e['role']:<10} {e['actor']:<16} {e['action']:<16} "
         f"{json.dumps(e['detail'], sort_keys=True)}" for e in events))
+
+
+@audit_group.command("verify")
+@click.argument("project_id")
+@with_client
+def audit_verify_command(client: Client, as_json: bool, project_id: str) -> None:
+    """Recompute the project's hash chain: every event must match its hash and follow the
+    one before it, and the last must be the chain's head. Exits 1 naming the first event
+    where it breaks (an event changed, removed, or events cut from the end)."""
+    from api.security.audit import verify_chain
+
+    head = client.audit_head(project_id)  # first: events appended meanwhile come after it
+    events = client.audit(project_id)[:head["events"]]
+    broken = verify_chain(project_id, events, head)
+    emit({"events": len(events), "intact": broken is None, "problem": broken}, as_json,
+         f"{len(events):,} events, chain intact" if broken is None else f"BROKEN: {broken}")
+    if broken is not None:
+        raise SystemExit(1)

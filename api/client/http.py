@@ -172,6 +172,10 @@ class Client:
     def audit(self, project_id: str, page_size: int = 1000) -> list[dict[str, Any]]:
         return self._pages(f"/projects/{project_id}/audit", page_size)
 
+    def audit_head(self, project_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/projects/{project_id}/audit/head")
+        return result
+
     def cohort_catalog(self, project_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/projects/{project_id}/cohorts/catalog")
         return result

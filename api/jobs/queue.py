@@ -60,13 +60,15 @@ def claim_job(sessions: sessionmaker[Session], worker: str, lease_seconds: float
                 ended = session.execute(update(Job).where(*guard).values(
                     state=state, stage=state, error=error, finished_at=now, lease_until=None))
                 if ended.rowcount == 1:  # type: ignore[attr-defined]
-                    _audit_end(session, row.id, state, worker, error)
+                    _audit(session, row.id, f"job.{state}", worker, error)
                 continue
             claimed = session.execute(update(Job).where(*guard).values(
                 state="running", attempt=row.attempt + 1, worker=worker,
                 lease_until=now + lease_seconds, started_at=now, stage="loading",
                 progress=0.0))
             if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                _audit(session, row.id, "job.start" if row.attempt == 0 else "job.retry",
+                       worker)
                 return Claim(row.id, row.kind, row.attempt + 1, worker)
 
 
@@ -99,15 +101,16 @@ def finish_job(sessions: sessionmaker[Session], claim: Claim, state: str, *,
                     error=error, finished_at=time.time(), lease_until=None))
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return False
-        _audit_end(session, claim.job_id, state, claim.worker, error)
+        _audit(session, claim.job_id, f"job.{state}", claim.worker, error)
         return True
 
 
-def _audit_end(session: Session, job_id: int, state: str, worker: str, error: str | None
-               ) -> None:
-    """How a job ended, in the project's audit log (``job.done``, ``job.failed``,
-    ``job.cancelled``), in the transaction that records it. Job errors name parties and
-    problems, never values or server paths, so the message is kept."""
+def _audit(session: Session, job_id: int, action: str, worker: str,
+           error: str | None = None) -> None:
+    """A job's start (``job.start``; ``job.retry`` when an earlier attempt's worker died) and
+    end (``job.done``, ``job.failed``, ``job.cancelled``) in the project's audit log, in the
+    transaction that records it. Job errors name parties and problems, never values or
+    server paths, so the message is kept."""
     job = session.get_one(Job, job_id)
     params = json.loads(job.params_json or "{}")
     detail: dict[str, Any] = {"job_id": job.id, "kind": job.kind, "attempt": job.attempt}
@@ -115,8 +118,8 @@ def _audit_end(session: Session, job_id: int, state: str, worker: str, error: st
         detail["request_id"] = params["request_id"]
     if error:
         detail["error"] = error
-    record(session, actor=worker, role="worker", action=f"job.{state}",
-           project_id=job.project_id, **detail)
+    record(session, actor=worker, role="worker", action=action, project_id=job.project_id,
+           **detail)
 
 
 def _seen(session: Session, worker: str, now: float) -> None:

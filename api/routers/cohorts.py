@@ -15,6 +15,7 @@ from ..deps import (
     OwnerDep,
     ProjectId,
     RequestId,
+    RequestReaderDep,
     ResearcherDep,
     ResultsDep,
     SessionDep,
@@ -71,16 +72,17 @@ def create_request(project_id: ProjectId, body: CohortRequestCreate, session: Se
 
 
 @router.get("/requests", response_model=list[CohortRequestOut],
-            summary="Cohort requests (the owner: all; a researcher: their own)")
-def list_requests(project_id: ProjectId, session: SessionDep, principal: CounterDep
+            summary="Cohort requests with their definitions (the owner and auditors: all; a "
+                    "researcher: their own)")
+def list_requests(project_id: ProjectId, session: SessionDep, principal: RequestReaderDep
                   ) -> list[CohortRequestOut]:
     return cohorts.list_requests(session, principal, project_id)
 
 
 @router.get("/requests/{request_id}", response_model=CohortRequestOut,
-            summary="A cohort request's state (the owner, its researcher)")
+            summary="A cohort request's state (the owner, auditors, its researcher)")
 def get_request(project_id: ProjectId, request_id: RequestId, session: SessionDep,
-                principal: CounterDep) -> CohortRequestOut:
+                principal: RequestReaderDep) -> CohortRequestOut:
     return cohorts.get_request(session, principal, project_id, request_id)
 
 

@@ -207,7 +207,8 @@ def _request(session: Session, principal: Principal, project_id: str, request_id
     if request is None or request.project_id != project_id:
         raise NotFound(f"no cohort request {request_id!r} in project {project_id!r}")
     if principal.role == "researcher" and request.researcher != principal.token_id:
-        raise Forbidden("this request is another researcher's")
+        raise Forbidden("this request is another researcher's", actor=principal.token_id,
+                        role=principal.role, project_id=project_id)
     return request
 
 
@@ -322,7 +323,8 @@ def relabel(session: Session, settings: Settings, principal: Principal, project_
     path = folder / f"{party}.parquet"
     if not path.is_file():
         raise Forbidden(f"party {party!r} holds no objects with UIDs: relabel tables go to "
-                        f"the parties whose attributes have a *_uid column (imaging)")
+                        f"the parties whose attributes have a *_uid column (imaging)",
+                        actor=principal.token_id, role=principal.role, project_id=project_id)
     table = pq.read_table(path)
     if not table.num_rows:
         raise NotFound(f"request {request_id}: party {party!r} holds none of the cohort")

@@ -44,9 +44,9 @@ def list_project_tokens(session: Session, project_id: str) -> list[TokenOut]:
 def create_project_token(session: Session, principal: Principal, project_id: str,
                          body: TokenCreate) -> TokenCreated:
     project_or_404(session, project_id)
-    if body.role == "researcher":
+    if body.role in ("researcher", "auditor"):
         if body.party is not None:
-            raise Invalid("a researcher token belongs to no party; leave party out")
+            raise Invalid(f"a {body.role} token belongs to no party; leave party out")
     elif body.party not in party_labels(session, project_id):
         raise Invalid(f"project {project_id} has no party {body.party!r}")
     token = issue_token()
