@@ -71,6 +71,7 @@ def test_a_spec_builds_declared_columns_with_several_rows_per_record(tmp_path: P
 
 @pytest.mark.parametrize(("column", "rule"), [
     ("patient_name", "a person's name"), ("FamilyName", "a person's name"),
+    ("name", "a person's name"), ("referring_physician_name", "a person's name"),
     ("mrn", "a medical record number"), ("chart_number", "a medical record number"),
     ("ssn", "a social security number"), ("phone", "a phone number"),
     ("e_mail", "an e-mail address"), ("street_address", "a street address"),
@@ -105,12 +106,15 @@ def test_values_shaped_like_direct_identifiers_are_refused(tmp_path: Path, value
 
 def test_codes_that_are_digits_and_zip3_are_not_identifiers(tmp_path: Path) -> None:
     """CPT procedure codes have five digits and NDC drug codes ten or eleven: bare digits are
-    codes, judged by the column's name, not taken for ZIP codes or phone numbers."""
+    codes, judged by the column's name, not taken for ZIP codes or phone numbers; a drug's
+    name is not a person's."""
     table = pa.table({"record_id": ["p1", "p2"], "procedure": ["77067", "71250"],
-                      "ndc": ["0002143380", "00002143380"], "zip3": ["021", "627"]})
+                      "ndc": ["0002143380", "00002143380"], "zip3": ["021", "627"],
+                      "drug_name": ["metformin", "insulin glargine"]})
     columns = (AttributeColumn("procedure", "code", "payload"),
                AttributeColumn("ndc", "code", "payload"),
-               AttributeColumn("zip3", "category", "quasi-identifier"))
+               AttributeColumn("zip3", "category", "quasi-identifier"),
+               AttributeColumn("drug_name", "code", "payload"))
     write_attributes(tmp_path / "a.parquet", table, columns, "claims")
     assert read_attributes(tmp_path / "a.parquet").table.num_rows == 2
 

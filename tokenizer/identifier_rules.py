@@ -33,9 +33,11 @@ class _Column(Protocol):
 # (rule, pattern over the column name's words, lower case, joined by "_")
 IDENTIFIER_NAME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (rule, re.compile(pattern)) for rule, pattern in (
-        ("a person's name", r"(^|_)(name|names|surname|forename|firstname|lastname|"
+        # "name" alone, or a person's: drug_name and procedure_name are not identifiers
+        ("a person's name", r"^(full_)?names?$|(^|_)(surname|forename|firstname|lastname|"
                             r"given_?name|family_?name|first_name|last_name|middle_name|"
-                            r"maiden_name|patient_name)($|_)"),
+                            r"maiden_name|nickname|(patient|person|member|subscriber|"
+                            r"mother|father|guardian|contact|physician|doctor)_name)($|_)"),
         ("a medical record number", r"(^|_)(mrn|medical_record(_number)?|patient_id|"
                                     r"chart_number)($|_)"),
         ("a social security number", r"(^|_)(ssn|social_security(_number)?)($|_)"),
