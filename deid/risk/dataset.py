@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from tokenizer.encodings_file import AtomicFile
 from tokenizer.errors import InputError
 from tokenizer.readers import (
     CSV_SUFFIXES,
@@ -27,7 +28,7 @@ from tokenizer.readers import (
 
 from ..errors import DeidError
 
-__all__ = ["RiskInputError", "read_dataset", "check_columns"]
+__all__ = ["RiskInputError", "read_dataset", "check_columns", "write_table"]
 
 
 class RiskInputError(DeidError):
@@ -120,3 +121,28 @@ def check_columns(path: str | Path, table: pa.Table, quasi_identifiers: Sequence
     if not quasi_identifiers:
         raise RiskInputError("name at least one --quasi-identifier: the figures are about "
                              "the records that share their values")
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write a transformed table as CSV (``.csv``) or Parquet (``.parquet``), beside its name
+    and then renamed, so a failed run leaves no half-written release.
+
+    Raises:
+        RiskInputError: another suffix, or the file cannot be written.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in (*CSV_SUFFIXES, *PARQUET_SUFFIXES):
+        raise RiskInputError(f"{path}: write the transformed table as .csv or .parquet")
+    target = AtomicFile(path)
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            pq.write_table(table, target.temp)
+        else:
+            pacsv.write_csv(table, target.temp)
+        target.commit()
+    except OSError as e:
+        target.discard()
+        raise RiskInputError(f"{path}: cannot be written ({e.strerror or e})") from e
+    except BaseException:
+        target.discard()
+        raise
