@@ -19,6 +19,7 @@ __all__ = ["Base", "AdminToken", "Project", "Party", "ProjectToken", "Upload", "
 ACTIVE_STATES = ("queued", "running")
 LINKAGE = "linkage"  # the job kind of a linkage run
 COHORT_EXPORT = "cohort_export"  # the job kind of an approved cohort request
+RISK_REPORT = "risk_report"  # the job kind of a re-run of an export's risk report
 ENCODINGS, ATTRIBUTES = "encodings", "attributes"  # what an upload holds
 
 
@@ -56,6 +57,8 @@ class Project(Base):
     dedup: Mapped[bool] = mapped_column(Boolean, default=False)
     # Cohort counts below this are suppressed (11: the CMS cell-size rule).
     min_cell: Mapped[int] = mapped_column(Integer, default=11)
+    # What a cohort export must meet before it is released (schemas.RiskPolicy as JSON).
+    risk_policy_json: Mapped[str] = mapped_column(Text, default="{}")
     created_at: Mapped[float] = mapped_column(Float, default=_now)
 
 
@@ -154,6 +157,22 @@ class CohortRequest(Base):
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     decided_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class RiskReport(Base):
+    """A cohort export's risk report (``pprl-risk-report/1``) against the project's policy
+    as it was then: ``passed`` releases the export, else it is held with ``reasons``."""
+
+    __tablename__ = "risk_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("cohort_requests.id"), index=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    policy_json: Mapped[str] = mapped_column(Text)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    reasons_json: Mapped[str] = mapped_column(Text, default="[]")
+    document_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
 
 
 class AuditEvent(Base):

@@ -31,6 +31,28 @@ class Health(BaseModel):
                     "retried); null when nothing runs.")
 
 
+Demographic = Literal["sex", "age_band", "race_ethnicity", "region"]
+_DEMOGRAPHICS: tuple[Demographic, ...] = ("sex", "age_band", "race_ethnicity", "region")
+
+
+class RiskPolicy(_Strict):
+    """What a cohort export's entity table must meet before a researcher may download it
+    (the release gate). Defaults: k >= 11 (the CMS cell-size rule), highest prosecutor risk
+    at most 0.09 (El Emam's threshold for data released to researchers under an agreement),
+    no Safe Harbor finding."""
+
+    min_k: int = Field(11, ge=1, le=1_000_000, description="Smallest equivalence class.")
+    max_risk: float = Field(0.09, gt=0.0, le=1.0,
+                            description="Highest prosecutor risk (1 / smallest class).")
+    safe_harbor: bool = Field(True, description="Hold an export with any Safe Harbor finding "
+                                                "in its entity table.")
+    quasi_identifiers: list[Demographic] = Field(
+        default_factory=lambda: list(_DEMOGRAPHICS), min_length=1,
+        description="The entity table's columns an attacker may know.")
+    max_suppression: float = Field(0.05, ge=0.0, le=1.0, description=(
+        "The suggested generalisation may suppress at most this share of the entities."))
+
+
 class ProjectCreate(_Strict):
     name: str = Field(min_length=1, max_length=200, examples=["imaging-ehr-claims 2026"])
     schema_: str | dict[str, Any] = Field(
@@ -43,6 +65,7 @@ class ProjectCreate(_Strict):
     min_cell: int = Field(11, ge=1, le=1000, description=(
         "Cohort counts below this are suppressed, with complementary suppression (11: the "
         "CMS cell-size rule)."))
+    risk_policy: RiskPolicy = Field(default_factory=lambda: RiskPolicy.model_validate({}))
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -55,6 +78,7 @@ class ProjectOut(BaseModel):
     parties: list[str]
     dedup: bool
     min_cell: int
+    risk_policy: RiskPolicy
     created_at: float
     uploads: dict[str, int | None] = Field(
         description="Per party, the record count of its latest upload (null: none yet). An "
@@ -152,9 +176,12 @@ class CohortRequestOut(BaseModel):
     run_id: int
     purpose: str
     definition: dict[str, Any]
-    state: Literal["pending", "rejected", "exporting", "ready", "failed"]
+    state: Literal["pending", "rejected", "exporting", "held", "ready", "failed"] = Field(
+        description="held: exported, but its risk report does not meet the project's "
+                    "policy; the owner generalises or rejects it.")
     reason: str | None
-    entities: int | None = Field(description="Entities exported, once ready.")
+    entities: int | None = Field(description="Entities exported, once ready or held.")
+    risk_report_id: int | None = Field(description="The export's latest risk report.")
     created_at: float
     decided_at: float | None
 
@@ -227,6 +254,18 @@ class AuditEventOut(BaseModel):
     prev_hash: str = Field(description="The hash of the event before this one in the "
                                        "project's chain (64 zeros for the first).")
     hash: str = Field(description="SHA-256 of prev_hash and this event's canonical text.")
+
+
+class RiskReportOut(BaseModel):
+    id: int
+    request_id: str
+    job_id: int
+    created_at: str = Field(description="ISO-8601 UTC.")
+    policy: RiskPolicy
+    passed: bool
+    reasons: list[str] = Field(description="Why the export is held (empty when passed).")
+    report: dict[str, Any] = Field(description="The `pprl-risk-report/1` document of the "
+                                               "export's entity table (see `pprl risk`).")
 
 
 class AuditHeadOut(BaseModel):

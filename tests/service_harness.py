@@ -174,14 +174,19 @@ def provider_attributes(folder: Path, parties: tuple[str, ...] = PARTIES) -> dic
     return outputs
 
 
+# A policy every export meets, for tests about something else than the release gate.
+OPEN_POLICY = {"min_k": 1, "max_risk": 1.0, "safe_harbor": False}
+
+
 def project_with_uploads(service: Service, files: dict[str, Path], name: str,
-                         dedup: bool = False, attributes: dict[str, Path] | None = None
-                         ) -> dict[str, Any]:
+                         dedup: bool = False, attributes: dict[str, Path] | None = None,
+                         risk_policy: dict[str, Any] | None = None) -> dict[str, Any]:
     """A project of the three parties (as the service's administrator), each party having
     uploaded its file (and its attributes, if given) with its own token; the service's
     creation answer."""
     with Client(service.url, service.admin_token) as admin:
-        created: dict[str, Any] = admin.create_project(name, "person", list(PARTIES), dedup)
+        created: dict[str, Any] = admin.create_project(name, "person", list(PARTIES), dedup,
+                                                       risk_policy=risk_policy)
     for party in PARTIES:
         with Client(service.url, created["upload_tokens"][party]) as provider:
             provider.upload(created["project"]["id"], party, files[party])

@@ -20,9 +20,10 @@ COMMANDS = ["tokenize", "attributes", "describe", "schemas", "keygen", "demo", "
             "dedup", "evaluate", "synth", "deid", "deid-verify", "serve", "worker", "admin",
             "project", "upload", "run", "status", "results", "cohort", "audit", "risk"]
 SUBCOMMANDS = {"admin": ["prune", "revoke", "token", "tokens"], "audit": ["show", "verify"],
-               "project": ["create", "reader-token", "revoke", "show", "token", "tokens"],
-               "cohort": ["approve", "catalog", "count", "dicom", "download", "reject", "relabel",
-                          "request", "requests"]}
+               "project": ["create", "policy", "reader-token", "revoke", "show", "token",
+                           "tokens"],
+               "cohort": ["approve", "catalog", "count", "dicom", "download", "generalise",
+                          "reject", "relabel", "request", "requests", "risk-report"]}
 
 
 def pprl(*args: str, env: dict[str, str] | None = None, check: bool = True

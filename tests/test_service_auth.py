@@ -11,6 +11,7 @@ import pytest
 
 from api.client import Client
 from tests.service_harness import (
+    OPEN_POLICY,
     PARTIES,
     Service,
     project_with_uploads,
@@ -57,6 +58,12 @@ POLICY: dict[tuple[str, str], tuple[set[str], int]] = {
     # only a party holding objects with UIDs (imaging) gets a relabel table: no other party
     # learns which of its records are in a cohort
     ("GET", "/projects/{project_id}/requests/{request_id}/relabel"): ({"upload:imaging"}, 200),
+    ("PUT", "/projects/{project_id}/risk-policy"): ({"owner"}, 200),
+    ("POST", "/projects/{project_id}/requests/{request_id}/generalise"): ({"owner"}, 200),
+    ("GET", "/projects/{project_id}/requests/{request_id}/risk-reports"): (
+        {"owner", "auditor"}, 200),
+    ("POST", "/projects/{project_id}/requests/{request_id}/risk-reports"): (
+        {"owner", "auditor"}, 202),
 }
 # A cohort every party holds part of.
 EVERYONE = {"require": {"ehr": {"all": [{"column": "diagnosis", "present": True}]},
@@ -69,7 +76,8 @@ PUBLIC = {("GET", "/health"), ("GET", "/docs"), ("GET", "/openapi.json")}
 def world(service: Service, provider_files: dict[str, Path]) -> dict:
     """Two projects; the first with uploads, a finished run and a reader token."""
     attributes = provider_attributes(provider_files["ehr"].parent)
-    first = project_with_uploads(service, provider_files, "auth", attributes=attributes)
+    first = project_with_uploads(service, provider_files, "auth", attributes=attributes,
+                                 risk_policy=OPEN_POLICY)
     with Client(service.url, service.admin_token) as admin:
         second = admin.create_project("auth-other", "person", list(PARTIES))
     project_id = first["project"]["id"]
@@ -84,10 +92,14 @@ def world(service: Service, provider_files: dict[str, Path]) -> dict:
         auditor = owner.create_token(project_id, role="auditor")["token"]
     with Client(service.url, researcher) as asking:
         requests = {what: asking.request_cohort(project_id, EVERYONE, f"auth test: {what}")["id"]
-                    for what in ("ready", "approve", "reject")}
+                    for what in ("ready", "approve", "reject", "held")}
     with Client(service.url, first["owner_token"]) as owner:
         owner.decide(project_id, requests["ready"], approve=True)
         assert owner.wait_request(project_id, requests["ready"])["state"] == "ready"
+        owner.set_risk_policy(project_id, {"min_k": 1_000_000})  # holds every export
+        owner.decide(project_id, requests["held"], approve=True)
+        assert owner.wait_request(project_id, requests["held"])["state"] == "held"
+        owner.set_risk_policy(project_id, OPEN_POLICY)
     spare_admin = service.pprl("admin", "token", "--data-dir", str(service.data_dir),
                                "--label", "revoked by the test").stdout.strip()
     assert run["state"] == "done"
@@ -122,12 +134,13 @@ def _call(service: Service, world: dict, method: str, path: str, token: str | No
           ) -> httpx.Response:
     token_id = world["token_ids"]["/admin" if path.startswith("/admin") else "/projects"]
     request = world["requests"]["approve" if path.endswith("/approve") else
-                                "reject" if path.endswith("/reject") else "ready"]
+                                "reject" if path.endswith("/reject") else
+                                "held" if path.endswith("/generalise") else "ready"]
     url = service.url + path.format(project_id=world["project_id"], run_id=world["run_id"],
                                     party="ehr", token_id=token_id, request_id=request)
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     kwargs: dict = {}
-    if method == "PUT":
+    if method == "PUT" and path.endswith(("/encodings", "/attributes")):
         kwargs["content"] = world["ehr_attributes" if path.endswith("/attributes")
                                   else "ehr_file"].read_bytes()
         headers["Content-Type"] = "application/vnd.apache.parquet"
@@ -143,6 +156,8 @@ def _call(service: Service, world: dict, method: str, path: str, token: str | No
             del kwargs["json"]["purpose"]
     elif path.endswith("/reject"):
         kwargs["json"] = {"reason": "the access policy test"}
+    elif path.endswith("/risk-policy"):
+        kwargs["json"] = OPEN_POLICY
     return httpx.request(method, url, headers=headers, timeout=60, **kwargs)
 
 

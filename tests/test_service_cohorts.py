@@ -26,6 +26,7 @@ from deid.run import deidentify_folder
 from linker.cohorts import RequestKeys, parse_definition, select_entities
 from synth.dicom import truth_after_deid, write_imaging_dicom
 from tests.service_harness import (
+    OPEN_POLICY,
     SECRET,
     Service,
     project_with_uploads,
@@ -74,7 +75,8 @@ def cohort_world(service: Service, provider_files: dict[str, Path], imaging_site
     attributes = provider_attributes(folder, ("ehr", "claims"))
     attributes["imaging"] = imaging_site["deid"] / "attributes.parquet"
     encodings = {**provider_files, "imaging": imaging_site["deid"] / "encodings.parquet"}
-    created = project_with_uploads(service, encodings, "cohorts", attributes=attributes)
+    created = project_with_uploads(service, encodings, "cohorts", attributes=attributes,
+                                   risk_policy=OPEN_POLICY)
     project_id = created["project"]["id"]
     with Client(service.url, created["owner_token"]) as owner:
         run = owner.wait(project_id, owner.start_run(project_id, 0.7)["id"])
@@ -377,9 +379,11 @@ def test_every_cohort_step_is_in_the_audit_log(service: Service, cohort_world: d
                    "cohort.download"):
         assert action in actions, action
     about = [e for e in events if e["detail"].get("request_id") == request_id]
-    assert [e["action"] for e in about][:5] == ["cohort.request", "cohort.approve",
-                                               "job.start", "job.done", "cohort.download"]
-    assert about[3]["role"] == "worker" and about[3]["detail"]["kind"] == "cohort_export"
+    assert [e["action"] for e in about][:6] == ["cohort.request", "cohort.approve",
+                                               "job.start", "risk.report", "job.done",
+                                               "cohort.download"]
+    assert about[4]["role"] == "worker" and about[4]["detail"]["kind"] == "cohort_export"
+    assert about[3]["detail"]["passed"] is True
     # how every job ended is there too: the linkage run, and the export that failed
     ended = [(e["action"], e["detail"].get("kind")) for e in events
              if e["action"].startswith("job.")]
@@ -456,3 +460,79 @@ def test_a_project_without_a_finished_run_has_no_cohorts(service: Service,
                 ask()
             assert refused.value.status == 409
             assert "no linkage run has finished yet" in refused.value.message
+
+
+def test_the_release_gate_holds_a_risky_export_until_it_is_generalised(
+        service: Service, cohort_world: dict) -> None:
+    """With the default policy (k >= 11, highest prosecutor risk <= 0.09, no Safe Harbor
+    finding) a small cohort's export is held with its report; the researcher cannot
+    download it; the owner has the suggested generalisation applied, which releases it; an
+    auditor re-runs the report and gets the same figures; the policy changes are audited."""
+    project_id, researcher = cohort_world["project_id"], cohort_world["researchers"][0]
+    with _client(service, cohort_world["owner"]) as owner:
+        auditor = owner.create_token(project_id, role="auditor")["token"]
+        service.pprl("project", "policy", project_id, token=cohort_world["owner"])  # default
+        try:
+            with _client(service, researcher) as asking:
+                request_id = asking.request_cohort(project_id, CHEST_AFTER_DIAGNOSIS,
+                                                   "the release gate test")["id"]
+            owner.decide(project_id, request_id, approve=True)
+            held = owner.wait_request(project_id, request_id, timeout=120)
+            assert held["state"] == "held", held
+            shown = service.pprl("cohort", "risk-report", project_id, request_id,
+                                 token=auditor).stdout
+            assert "HELD" in shown and "held: k-anonymity" in shown
+            (report,) = owner.risk_reports(project_id, request_id)
+            assert report["id"] == held["risk_report_id"] and not report["passed"]
+            assert report["report"]["k_anonymity"] < 11
+            assert any(r.startswith("k-anonymity") for r in report["reasons"])
+            assert not any(r.startswith("Safe Harbor") for r in report["reasons"])
+            assert report["report"]["quasi_identifiers"] == ["sex", "age_band",
+                                                             "race_ethnicity", "region"]
+            with _client(service, researcher) as asking:
+                for refused in (lambda: asking.download_export(project_id, request_id,
+                                                               Path("/nonexistent.zip")),
+                                lambda: asking.risk_reports(project_id, request_id)):
+                    with pytest.raises(ServiceError) as error:
+                        refused()
+                    assert error.value.status in (403, 409)
+            owner.generalise(project_id, request_id)
+            released = owner.wait_request(project_id, request_id, timeout=120)
+            assert released["state"] == "ready", released
+            last = owner.risk_reports(project_id, request_id)[-1]
+            assert last["passed"] and last["report"]["k_anonymity"] >= 11
+            assert last["report"]["prosecutor"]["highest_risk"] <= 0.09
+            done = last["report"]["generalisation"]
+            assert done["k_anonymity"] >= 11 and done["released"] == released["entities"]
+        finally:
+            owner.set_risk_policy(project_id, OPEN_POLICY)
+    tables = _download(service, project_id, request_id, researcher)
+    kept = set(tables["entities"]["pseudonym"].to_pylist())
+    assert len(kept) == released["entities"]
+    assert all(set(tables[p]["pseudonym"].to_pylist()) <= kept for p in ("imaging", "ehr"))
+    again = json.loads(service.pprl("cohort", "risk-report", project_id, request_id, "--rerun",
+                                    "--json", token=auditor).stdout)
+    with _client(service, auditor) as auditing:
+        assert len(auditing.risk_reports(project_id, request_id)) == 3
+        with pytest.raises(ServiceError, match="403"):
+            auditing.download_export(project_id, request_id, Path("/nonexistent.zip"))
+        events = auditing.audit(project_id)
+    # the same export, assessed again under the open policy: the same figures, now passed
+    figures = ("k_anonymity", "prosecutor", "equivalence_classes", "dataset")
+    assert {k: again["report"][k] for k in figures} == {k: last["report"][k] for k in figures}
+    assert again["passed"] and again["policy"]["min_k"] == 1
+    changes = [e for e in events if e["action"] == "policy.change"]
+    assert [c["detail"]["after"]["min_k"] for c in changes][-2:] == [11, 1]
+    verdicts = [e["detail"]["passed"] for e in events if e["action"] == "risk.report"
+                and e["detail"]["request_id"] == request_id]
+    assert verdicts == [False, True, True]
+
+
+def _download(service: Service, project_id: str, request_id: str, researcher: str
+              ) -> dict[str, pa.Table]:
+    answer = httpx.get(f"{service.url}/projects/{project_id}/requests/{request_id}/export",
+                       headers={"Authorization": f"Bearer {researcher}"}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
+        return {Path(n).stem: pq.read_table(io.BytesIO(archive.read(n)))
+                for n in archive.namelist()}

@@ -13,6 +13,7 @@ from schemathesis.checks import not_a_server_error
 
 from api.client import Client
 from tests.service_harness import (
+    OPEN_POLICY,
     PARTIES,
     Service,
     project_with_uploads,
@@ -30,6 +31,7 @@ def fuzz_target(service: Service, provider_files: dict[str, Path]) -> dict:
     and requests can be reached with real ids."""
     attributes = provider_attributes(provider_files["ehr"].parent)
     created = project_with_uploads(service, provider_files, "fuzz", dedup=True,
+                                   risk_policy=OPEN_POLICY,
                                    attributes=attributes)
     project_id = created["project"]["id"]
     with Client(service.url, created["owner_token"]) as owner:

@@ -118,6 +118,35 @@ def project_create_command(client: Client, as_json: bool, name: str, schema_ref:
     emit(created, as_json, "\n".join(lines))
 
 
+@project_group.command("policy")
+@click.argument("project_id")
+@click.option("--min-k", type=click.IntRange(min=1), default=11, show_default=True,
+              help="Smallest equivalence class of an export's entity table.")
+@click.option("--max-risk", type=click.FloatRange(0, 1, min_open=True), default=0.09,
+              show_default=True, help="Highest prosecutor risk (1 / smallest class).")
+@click.option("--safe-harbor/--no-safe-harbor", default=True, show_default=True,
+              help="Hold an export with any HIPAA Safe Harbor finding.")
+@click.option("--quasi-identifier", "quasi_identifiers", multiple=True,
+              type=click.Choice(["sex", "age_band", "race_ethnicity", "region"]),
+              help="Entity-table columns an attacker may know (default: all four).")
+@click.option("--max-suppression", type=click.FloatRange(0, 1), default=0.05,
+              show_default=True, help="Share of entities the suggested generalisation may "
+                                      "suppress.")
+@with_client
+def project_policy_command(client: Client, as_json: bool, project_id: str, min_k: int,
+                           max_risk: float, safe_harbor: bool,
+                           quasi_identifiers: tuple[str, ...], max_suppression: float) -> None:
+    """Set the release gate's risk policy (owner token): cohort exports made from now on are
+    held unless their entity table meets it. Audited."""
+    policy: dict[str, object] = {"min_k": min_k, "max_risk": max_risk,
+                                 "safe_harbor": safe_harbor,
+                                 "max_suppression": max_suppression}
+    if quasi_identifiers:
+        policy["quasi_identifiers"] = list(quasi_identifiers)
+    set_to = client.set_risk_policy(project_id, policy)
+    emit(set_to, as_json, "risk policy: " + ", ".join(f"{k} {v}" for k, v in set_to.items()))
+
+
 @project_group.command("show")
 @click.argument("project_id")
 @with_client

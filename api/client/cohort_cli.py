@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +278,52 @@ def dicom_command(relabel_file: Path, deid_out: Path, out_dir: Path, as_json: bo
          f"{report.unchanged:,} unchanged, {report.removed:,} removed); "
          f"{report.entities_without_images:,} entities of the relabel file have no images "
          f"in {deid_out}")
+
+
+@cohort_group.command("generalise")
+@click.argument("project_id")
+@click.argument("request_id")
+@click.option("--wait", is_flag=True, help="Wait until it is exported and assessed again.")
+@with_client
+def generalise_command(client: Client, as_json: bool, project_id: str, request_id: str,
+                       wait: bool) -> None:
+    """Export a request held by the release gate again, with the suggested generalisation
+    applied (owner token): quasi-identifiers generalised to the policy, the entities of
+    classes still too small suppressed; it is then assessed again."""
+    request = client.generalise(project_id, request_id)
+    if wait:
+        request = client.wait_request(project_id, request_id)
+    emit(request, as_json, _request_line(request))
+
+
+@cohort_group.command("risk-report")
+@click.argument("project_id")
+@click.argument("request_id")
+@click.option("--rerun", is_flag=True, help="Assess the export again first, against the "
+                                            "policy as it is now, and wait for it.")
+@with_client
+def risk_report_command(client: Client, as_json: bool, project_id: str, request_id: str,
+                        rerun: bool) -> None:
+    """An export's latest risk report: the policy, the verdict and why, the figures (owner
+    or auditor token; `--json` for the whole `pprl-risk-report/1` document)."""
+    if rerun:
+        before = len(client.risk_reports(project_id, request_id))
+        client.rerun_risk_report(project_id, request_id)
+        deadline = time.monotonic() + 600
+        while len(client.risk_reports(project_id, request_id)) == before:
+            if time.monotonic() > deadline:
+                raise click.ClickException("the risk report was not re-run within 10 minutes")
+            time.sleep(0.5)
+    reports = client.risk_reports(project_id, request_id)
+    if not reports:
+        raise click.ClickException(f"request {request_id} has no risk report yet")
+    report = reports[-1]
+    figures = report["report"]
+    lines = [f"report {report['id']} ({report['created_at']}): "
+             + ("passed" if report["passed"] else "HELD"),
+             f"  k-anonymity {figures['k_anonymity']}, highest prosecutor risk "
+             f"{figures['prosecutor']['highest_risk']:.4g}, Safe Harbor findings "
+             f"{len(figures['safe_harbor'])}",
+             "  policy: " + ", ".join(f"{k} {v}" for k, v in report["policy"].items())]
+    lines += [f"  held: {reason}" for reason in report["reasons"]]
+    emit(report, as_json, "\n".join(lines))

@@ -64,10 +64,18 @@ class Client:
         return result
 
     def create_project(self, name: str, schema: str | dict[str, Any], parties: list[str],
-                       dedup: bool = False, min_cell: int = 11) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", "/projects", json={
-            "name": name, "schema": schema, "parties": parties, "dedup": dedup,
-            "min_cell": min_cell})
+                       dedup: bool = False, min_cell: int = 11,
+                       risk_policy: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = {"name": name, "schema": schema, "parties": parties, "dedup": dedup,
+                "min_cell": min_cell}
+        if risk_policy is not None:
+            body["risk_policy"] = risk_policy
+        result: dict[str, Any] = self._call("POST", "/projects", json=body)
+        return result
+
+    def set_risk_policy(self, project_id: str, policy: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("PUT", f"/projects/{project_id}/risk-policy",
+                                            json=policy)
         return result
 
     def project(self, project_id: str) -> dict[str, Any]:
@@ -210,6 +218,22 @@ class Client:
         path = f"/projects/{project_id}/requests/{request_id}"
         result: dict[str, Any] = (self._call("POST", f"{path}/approve") if approve else
                                   self._call("POST", f"{path}/reject", json={"reason": reason}))
+        return result
+
+    def generalise(self, project_id: str, request_id: str) -> dict[str, Any]:
+        """Export a held request again with the suggested generalisation (owner)."""
+        result: dict[str, Any] = self._call(
+            "POST", f"/projects/{project_id}/requests/{request_id}/generalise")
+        return result
+
+    def risk_reports(self, project_id: str, request_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(
+            "GET", f"/projects/{project_id}/requests/{request_id}/risk-reports")
+        return result
+
+    def rerun_risk_report(self, project_id: str, request_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "POST", f"/projects/{project_id}/requests/{request_id}/risk-reports")
         return result
 
     def wait_request(self, project_id: str, request_id: str, *, timeout: float = 3600.0,

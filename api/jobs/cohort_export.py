@@ -1,6 +1,8 @@
 """The ``cohort_export`` job of an approved request: select the cohort over the run and the
 attribute uploads the approval fixed, write the researcher's tables and the relabel table of
-each party holding objects with UIDs (the imaging party), keyed for this request.
+each party holding objects with UIDs (the imaging party), keyed for this request; then pass
+it through the release gate (``services.release``): its risk report decides whether it is
+ready or held. Asked to (``generalise``), it first applies the suggested generalisation.
 
 Everything is written into a staging folder and renamed into place whole, so a failed or
 stopped job leaves no partial export, and approving the request again retries it.
@@ -12,6 +14,7 @@ import json
 import shutil
 from typing import Any
 
+from deid.risk.generalise import GeneralisationError
 from linker.cohorts import (
     CohortDefinitionError,
     RequestKeys,
@@ -24,13 +27,14 @@ from linker.cohorts import (
 )
 
 from ..errors import ServiceError
-from ..models import COHORT_EXPORT, CohortRequest, Job
+from ..models import COHORT_EXPORT, RISK_REPORT, CohortRequest, Job, Project
 from ..results_store import ResultStore
+from ..services import release
 from ..services.cohorts import EXPORT_TABLES, export_folder, run_inputs, write_relabel
 from ..services.lookups import run_or_404
 from .kinds import JobContext, JobInputError, register
 
-__all__ = ["execute_cohort_export"]
+__all__ = ["execute_cohort_export", "execute_risk_report"]
 
 
 @register(COHORT_EXPORT)
@@ -69,10 +73,48 @@ def execute_cohort_export(context: JobContext) -> dict[str, Any]:
         relabel = {party: relabel_tables(entities, inputs.members, party, keys)
                    for party in relabel_parties(inputs.columns)}
         write_relabel(staging, relabel, keys)
+        control.report("assessing", 0.9)
+        with context.sessions() as session:
+            policy = release.policy_of(session.get_one(Project, job.project_id))
+        generalised = None
+        if params.get("generalise"):
+            try:
+                generalised = release.generalise_export(staging, staging / EXPORT_TABLES,
+                                                        policy)
+            except GeneralisationError as e:
+                raise JobInputError(f"request {request.id}: the export cannot be generalised "
+                                    f"to the project's policy: {e}") from e
+        document, reasons = release.assess(staging / EXPORT_TABLES, policy)
+        if generalised is not None:
+            document["generalisation"] = generalised
         control.check()
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return {"entities": len(entities),
-            "records": sum(table.num_rows for table in relabel.values())}
+    with context.sessions() as session:
+        report = release.store_report(session, session.get_one(Job, job.id), request.id,
+                                      policy, document, reasons, context.claim.worker)
+        session.commit()
+    return {"entities": document["dataset"]["rows"],
+            "records": sum(table.num_rows for table in relabel.values()),
+            "risk_report_id": report.id, "released": not reasons}
+
+
+@register(RISK_REPORT)
+def execute_risk_report(context: JobContext) -> dict[str, Any]:
+    """Assess a request's export again, against the project's policy as it is now."""
+    with context.sessions() as session:
+        job = session.get_one(Job, context.claim.job_id)
+        request_id = json.loads(job.params_json)["request_id"]
+        policy = release.policy_of(session.get_one(Project, job.project_id))
+    context.control.report("assessing", 0.1)
+    tables = export_folder(context.settings, job.project_id, request_id) / EXPORT_TABLES
+    if not tables.is_dir():
+        raise JobInputError(f"request {request_id}: its export is gone")
+    document, reasons = release.assess(tables, policy)
+    with context.sessions() as session:
+        report = release.store_report(session, session.get_one(Job, job.id), request_id,
+                                      policy, document, reasons, context.claim.worker)
+        session.commit()
+    return {"risk_report_id": report.id, "released": not reasons}

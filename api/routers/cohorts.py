@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 
 from ..deps import (
     AnyPartyDep,
+    AuditReaderDep,
     CounterDep,
     OwnerDep,
     ProjectId,
@@ -27,6 +28,7 @@ from ..schemas import (
     CohortQuery,
     CohortRequestCreate,
     CohortRequestOut,
+    RiskReportOut,
 )
 from ..services import cohorts
 
@@ -130,3 +132,32 @@ def get_relabel(project_id: ProjectId, request_id: RequestId, session: SessionDe
     pseudonym and day offset, and the request's UID key: what `pprl cohort dicom` needs to
     give the party's de-identified images the export's identifiers and dates."""
     return cohorts.relabel(session, settings, principal, project_id, request_id)
+
+
+@router.post("/requests/{request_id}/generalise", response_model=CohortRequestOut,
+             summary="Export a held request again with the suggested generalisation (owner)",
+             responses=_NOT_READY)
+def generalise_request(project_id: ProjectId, request_id: RequestId, session: SessionDep,
+                       principal: OwnerDep) -> CohortRequestOut:
+    """The entity table's quasi-identifiers are generalised to the project's policy (least
+    information loss, as ARX does) and the entities of classes still too small suppressed
+    from every table; the export is then assessed again."""
+    return cohorts.generalise(session, principal, project_id, request_id)
+
+
+@router.get("/requests/{request_id}/risk-reports", response_model=list[RiskReportOut],
+            summary="An export's risk reports, oldest first (owner, auditor)")
+def list_risk_reports(project_id: ProjectId, request_id: RequestId, session: SessionDep,
+                      principal: AuditReaderDep) -> list[RiskReportOut]:
+    return cohorts.risk_reports(session, principal, project_id, request_id)
+
+
+@router.post("/requests/{request_id}/risk-reports", status_code=202,
+             response_model=CohortRequestOut,
+             summary="Re-run an export's risk report against the policy as it is now "
+                     "(owner, auditor)", responses=_NOT_READY)
+def rerun_risk_report(project_id: ProjectId, request_id: RequestId, session: SessionDep,
+                      principal: AuditReaderDep) -> CohortRequestOut:
+    """A risk-report job on the shared queue; its report is listed when it is done. The
+    same export and policy give the same figures."""
+    return cohorts.rerun_risk_report(session, principal, project_id, request_id)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..deps import AdminDep, MemberDep, ProjectId, SessionDep
-from ..schemas import ProjectCreate, ProjectCreated, ProjectOut
-from ..services import projects
+from ..deps import AdminDep, MemberDep, OwnerDep, ProjectId, SessionDep
+from ..schemas import ProjectCreate, ProjectCreated, ProjectOut, RiskPolicy
+from ..services import projects, release
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
@@ -32,3 +32,12 @@ def get_schema(project_id: ProjectId, session: SessionDep, principal: MemberDep
                ) -> dict[str, object]:
     """Providers tokenize with exactly this schema; uploads made with another are refused."""
     return projects.project_schema(session, project_id)
+
+
+@router.put("/{project_id}/risk-policy", response_model=RiskPolicy,
+            summary="Change the release gate's risk policy (owner)")
+def put_risk_policy(project_id: ProjectId, body: RiskPolicy, session: SessionDep,
+                    principal: OwnerDep) -> RiskPolicy:
+    """Cohort exports made from now on are held unless they meet it; audited with the
+    policy before and after. Re-run an export's risk report to assess it anew."""
+    return release.set_policy(session, principal, project_id, body)

@@ -37,14 +37,22 @@ from ..deps import Principal
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..models import ATTRIBUTES, COHORT_EXPORT, CohortRequest, Job, Upload
 from ..results_store import ResultStore, run_folder
-from ..schemas import CohortCatalog, CohortQuery, CohortRequestCreate, CohortRequestOut
+from ..schemas import (
+    CohortCatalog,
+    CohortQuery,
+    CohortRequestCreate,
+    CohortRequestOut,
+    RiskReportOut,
+)
 from ..security.audit import record
 from ..settings import Settings
+from . import release
 from .lookups import latest_finished_run, latest_uploads, project_or_404, run_or_404
 
 __all__ = ["RunInputs", "run_inputs", "catalog", "count", "create_request", "list_requests",
-           "get_request", "approve", "reject", "export_folder", "export_archive", "relabel",
-           "write_relabel", "EXPORT_TABLES"]
+           "get_request", "approve", "reject", "generalise", "risk_reports",
+           "rerun_risk_report", "export_folder", "export_archive", "relabel", "write_relabel",
+           "EXPORT_TABLES"]
 
 EXPORT_TABLES, _RELABEL, _UID_KEY = "researcher", "relabel", "uid_key.hex"
 
@@ -160,13 +168,16 @@ def count(session: Session, settings: Settings, store: ResultStore, principal: P
 
 
 def _out(session: Session, request: CohortRequest) -> CohortRequestOut:
-    state, entities = request.decision, None
+    """The request's state: its decision, then its export job's, then (once exported) its
+    latest risk report's verdict: ready, or held for the owner."""
+    state, entities, report = request.decision, None, None
     if request.decision == "approved":
         job = session.get(Job, request.job_id) if request.job_id else None
         if job is None or job.state in ("queued", "running"):
             state = "exporting"
         elif job.state == "done":
-            state = "ready"
+            report = release.latest_report(session, request.id)
+            state = "ready" if report is None or report.passed else "held"
             entities = json.loads(job.stats_json or "{}").get("entities")
         else:
             state = "failed"
@@ -174,8 +185,8 @@ def _out(session: Session, request: CohortRequest) -> CohortRequestOut:
                             run_id=request.run_id, purpose=request.purpose,
                             definition=json.loads(request.definition_json),
                             state=state, reason=request.reason,  # type: ignore[arg-type]
-                            entities=entities, created_at=request.created_at,
-                            decided_at=request.decided_at)
+                            entities=entities, risk_report_id=report.id if report else None,
+                            created_at=request.created_at, decided_at=request.decided_at)
 
 
 def create_request(session: Session, settings: Settings, store: ResultStore,
@@ -238,13 +249,8 @@ def approve(session: Session, principal: Principal, project_id: str, request_id:
                        f"whose export failed, can be approved")
     _run(session, project_id, request.run_id)
     upload_ids = sorted(u.id for u in latest_uploads(session, project_id, ATTRIBUTES).values())
-    job = Job(project_id=project_id, kind=COHORT_EXPORT, state="queued", stage="queued",
-              progress=0.0, attempt=0, cancel_requested=False, params_json=json.dumps(
-                  {"request_id": request.id, "run_id": request.run_id,
-                   "upload_ids": upload_ids}))
-    session.add(job)
-    session.flush()
-    request.decision, request.job_id, request.decided_at = "approved", job.id, time.time()
+    job = _export_job(session, request, upload_ids, generalised=False)
+    request.decision, request.decided_at = "approved", time.time()
     record(session, actor=principal.token_id, role=principal.role, action="cohort.approve",
            project_id=project_id, request_id=request_id, job_id=job.id,
            retry=state == "failed")
@@ -252,11 +258,56 @@ def approve(session: Session, principal: Principal, project_id: str, request_id:
     return _out(session, request)
 
 
+def _export_job(session: Session, request: CohortRequest, upload_ids: list[int],
+                generalised: bool) -> Job:
+    job = Job(project_id=request.project_id, kind=COHORT_EXPORT, state="queued",
+              stage="queued", progress=0.0, attempt=0, cancel_requested=False,
+              params_json=json.dumps({"request_id": request.id, "run_id": request.run_id,
+                                      "upload_ids": upload_ids, "generalise": generalised}))
+    session.add(job)
+    session.flush()
+    request.job_id = job.id
+    return job
+
+
+def generalise(session: Session, principal: Principal, project_id: str, request_id: str
+               ) -> CohortRequestOut:
+    """Export a held request again with the suggested generalisation applied (the same
+    attribute uploads); it is assessed again."""
+    request = _request(session, principal, project_id, request_id)
+    if _out(session, request).state != "held":
+        raise Conflict(f"request {request_id} is not held; only an export held by the release "
+                       f"gate is generalised")
+    previous = session.get_one(Job, request.job_id)
+    job = _export_job(session, request, json.loads(previous.params_json)["upload_ids"],
+                      generalised=True)
+    record(session, actor=principal.token_id, role=principal.role, action="cohort.generalise",
+           project_id=project_id, request_id=request_id, job_id=job.id)
+    session.commit()
+    return _out(session, request)
+
+
+def risk_reports(session: Session, principal: Principal, project_id: str, request_id: str
+                 ) -> list[RiskReportOut]:
+    _request(session, principal, project_id, request_id)
+    return release.list_reports(session, request_id)
+
+
+def rerun_risk_report(session: Session, principal: Principal, project_id: str,
+                      request_id: str) -> CohortRequestOut:
+    """Queue a risk-report job: the export assessed again against the policy as it is now."""
+    request = _request(session, principal, project_id, request_id)
+    release.queue_report(session, principal, project_id, request_id,
+                         _out(session, request).state in ("ready", "held"))
+    return _out(session, request)
+
+
 def reject(session: Session, principal: Principal, project_id: str, request_id: str,
            reason: str) -> CohortRequestOut:
     request = _request(session, principal, project_id, request_id)
-    if request.decision != "pending":
-        raise Conflict(f"request {request_id} was {request.decision} already")
+    if request.decision != "pending" and _out(session, request).state != "held":
+        raise Conflict(f"request {request_id} was {request.decision} already (only a "
+                       f"pending request, or an export held by the release gate, is rejected)")
     request.decision, request.reason, request.decided_at = "rejected", reason, time.time()
     record(session, actor=principal.token_id, role=principal.role, action="cohort.reject",
            project_id=project_id, request_id=request_id, reason=reason)

@@ -19,6 +19,7 @@ from ..schemas import ProjectCreate, ProjectCreated, ProjectOut
 from ..security.audit import record
 from ..security.tokens import issue_token
 from .lookups import latest_uploads, party_labels, project_or_404
+from .release import policy_of
 
 __all__ = ["create_project", "describe_project", "project_schema"]
 
@@ -43,6 +44,7 @@ def _out(session: Session, project: Project, principal: Principal) -> ProjectOut
                       schema_fingerprint=project.schema_fingerprint,
                       bloom_filter_bits=project.bloom_filter_bits, parties=labels,
                       dedup=project.dedup, min_cell=project.min_cell,
+                      risk_policy=policy_of(project),
                       created_at=project.created_at,
                       uploads={p: uploads[p].records if p in uploads else None
                                for p in labels if p in visible})
@@ -60,7 +62,7 @@ def create_project(session: Session, principal: Principal, body: ProjectCreate
     project = Project(id=f"prj_{secrets.token_hex(8)}", name=body.name,
                       schema_json=text, schema_fingerprint=schema.fingerprint,
                       bloom_filter_bits=schema.bloom_filter_bits, dedup=body.dedup,
-                      min_cell=body.min_cell)
+                      min_cell=body.min_cell, risk_policy_json=body.risk_policy.model_dump_json())
     session.add(project)
     session.flush()
     owner = issue_token()
@@ -75,7 +77,8 @@ def create_project(session: Session, principal: Principal, body: ProjectCreate
         uploads[label] = token.token
     record(session, actor=principal.token_id, role=principal.role, action="project.create",
            project_id=project.id, name=body.name, parties=body.parties, dedup=body.dedup,
-           schema_fingerprint=schema.fingerprint, owner_token_id=owner.id)
+           schema_fingerprint=schema.fingerprint, owner_token_id=owner.id,
+           risk_policy=body.risk_policy.model_dump())
     session.commit()
     return ProjectCreated(project=_out(session, project, principal), owner_token=owner.token,
                           upload_tokens=uploads)
