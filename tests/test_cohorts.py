@@ -114,6 +114,7 @@ def test_small_cells_are_suppressed_with_their_complement(linked: dict) -> None:
 
 @pytest.mark.parametrize(("cells", "hidden"), [
     ({"f": 12, "m": 13}, set()),  # nothing small
+    ({"f": 11, "m": 40}, set()),  # a cell of exactly the threshold is shown
     ({"a": 5, "b": 20, "c": 30}, {"a", "b"}),  # one small cell and its complement
     ({"a": 1, "b": 1, "c": 500}, {"a", "b", "c"}),  # a + b = total - c = 2: hide c too
     ({"a": 3, "b": 4, "c": 4, "d": 100, "e": 200}, {"a", "b", "c"}),  # hidden sum 11
