@@ -10,11 +10,15 @@ from importlib import resources
 
 import pytest
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
 
-from deid.dates import shift_date, shift_datetime
+from deid.dates import shift_date, shift_datetime, shift_value
+from deid.identity import identity_of
 from deid.private_tags import _parse_path, load_private_dispositions, normalise_disposition
 from deid.profile import ProfileOptions, load_profile
+from deid.scrub import Scrubber
 from deid.site_keys import MAX_SHIFT_DAYS, MIN_SHIFT_DAYS, SiteKeys
+from deid.transform import PatientContext, Transformer
 
 
 def action(keyword: str, **options: object) -> str:
@@ -105,3 +109,28 @@ def test_date_shifts_keep_intervals_and_empty_what_cannot_shift() -> None:
     assert shift_date("20201340", -1) == ""
     assert shift_datetime("20200301101500.5+0100", -1) == "20200229101500.5+0100"
     assert shift_datetime("2020", -1) == ""
+
+
+def test_retain_safe_private_follows_the_knowledge_base_per_block() -> None:
+    """Mutation testing found the private-block handling unchecked: creators (gggg,0010) to
+    (gggg,00FF) are kept with the blocks they own; in each block, an element the TCIA
+    knowledge base marks k stays as it is, h gets a keyed stand-in, o is shifted like every
+    date of the patient, d goes; an element whose creator is missing goes too."""
+    dataset = Dataset()
+    dataset.add_new(0x00090010, "LO", "FDMS 1.0")  # block 0x10
+    dataset.add_new(0x000900FF, "LO", "GEMS_PETD_01")  # block 0xFF, the last one
+    dataset.add_new(0x00091008, "UL", 7)  # FDMS 1.0 08: k
+    dataset.add_new(0x00091005, "LO", "1.2.3.4")  # FDMS 1.0 05: h
+    dataset.add_new(0x0009FF05, "DT", "20200110083000")  # GEMS_PETD_01 05: o
+    dataset.add_new(0x0009FF02, "LO", "PLANTED")  # GEMS_PETD_01 02: d
+    dataset.add_new(0x00091201, "LO", "NO CREATOR")  # block 0x12 has no creator
+    keys = SiteKeys(b"site key of the private tests....")
+    offset = keys.day_offset("P")
+    Transformer(ProfileOptions(retain_safe_private=True), keys).apply(
+        dataset, PatientContext("P", offset, Scrubber(identity_of(Dataset()))))
+    kept = {int(e.tag): e.value for e in dataset}
+    assert kept[0x00090010] == "FDMS 1.0" and kept[0x000900FF] == "GEMS_PETD_01"
+    assert kept[0x00091008] == 7
+    assert kept[0x00091005] == keys.hashed_value("1.2.3.4", 16) != "1.2.3.4"
+    assert kept[0x0009FF05] == shift_value("DT", "20200110083000", offset) != "20200110083000"
+    assert 0x0009FF02 not in kept and 0x00091201 not in kept
