@@ -50,6 +50,30 @@ def _string_popcount(table: pa.Table) -> pa.Table:
     return _replace(table, "popcount", table["popcount"].cast(pa.string()))
 
 
+def _wrong_popcount(table: pa.Table) -> pa.Table:
+    counts = table["popcount"].to_numpy().copy()
+    counts[3] += 1
+    return _replace(table, "popcount", pa.array(counts, pa.uint16()))
+
+
+def _narrow_clk(table: pa.Table) -> pa.Table:
+    width = table.schema.field("clk").type.byte_width
+    cut = [value[:-1] for value in table["clk"].to_pylist()]
+    return _replace(table, "clk", pa.array(cut, pa.binary(width - 1)))
+
+
+def _null_record_id(table: pa.Table) -> pa.Table:
+    ids = table["record_id"].to_pylist()
+    ids[2] = None
+    return _replace(table, "record_id", pa.array(ids, pa.string()))
+
+
+def _empty_record_id(table: pa.Table) -> pa.Table:
+    ids = table["record_id"].to_pylist()
+    ids[2] = ""
+    return _replace(table, "record_id", pa.array(ids, pa.string()))
+
+
 def with_expanding_column(table: pa.Table, value_bytes: int = 100_000) -> pa.Table:
     """``table`` and a column ``notes`` holding one long string in every row: Parquet keeps
     it once in a dictionary page (the file grows by kilobytes), a reader of the whole file
@@ -65,6 +89,12 @@ BAD_PARQUET: dict[str, tuple[Callable[[pa.Table], pa.Table], str]] = {
     "binary record_id": (_binary, "column record_id must be string, found binary"),
     "list record_id": (_lists, "column record_id must be string, found list<element: string>"),
     "string popcount": (_string_popcount, "column popcount must be uint16, found string"),
+    "popcount not the CLK's": (_wrong_popcount,
+                               "popcount does not match the CLK in 1 record(s), first at row 4"),
+    "CLK a byte short": (_narrow_clk, "column clk must be fixed_size_binary[128], found "
+                                      "fixed_size_binary[127]"),
+    "null record_id": (_null_record_id, "column record_id has an empty (null) value"),
+    "empty record_id": (_empty_record_id, "is empty"),
     "non-numeric bloom_filter_bits": (
         lambda t: _with_metadata(t, bloom_filter_bits=b"many"),
         "pprl.bloom_filter_bits must be a whole number"),
