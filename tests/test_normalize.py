@@ -1,5 +1,6 @@
 """Identifiers normalised one way everywhere: each raw form of a person gives the CLK of its
-normalised form, through CSV, Parquet and the DICOM Patient module alike."""
+normalised form, through CSV, Parquet, FHIR Patient resources and the DICOM Patient module
+alike."""
 
 from __future__ import annotations
 
@@ -148,6 +149,66 @@ def test_the_dicom_patient_module_gives_the_same_clk(tmp_path, normalised_clk, n
                                                      phone) -> None:
     assert _deid_clk(tmp_path, "person", name=name, address=address,
                      phone=phone) == normalised_clk
+
+
+def fhir_patient(given: str, family: str, birth: str, gender: str, street: str, zip_code: str,
+                 phone: str) -> dict[str, object]:
+    """A Patient whose current official name, home address and home phone are the given
+    values, beside an old name, an ended home address, a work address, a work phone and an
+    email that must not be used."""
+    return {
+        "resourceType": "Patient", "id": f"p-{family}-{zip_code}-{phone}",
+        "identifier": [{"type": {"coding": [{"system": "http://terminology.hl7.org/"
+                                                       "CodeSystem/v2-0203", "code": "MR"}]},
+                        "value": "MRN-1"}],
+        "name": [{"use": "old", "family": "Smith", "given": ["Maria"]},
+                 {"use": "official", "family": family, "given": [given, "Luis"]}],
+        "gender": gender, "birthDate": birth,
+        "address": [{"use": "home", "line": ["1 Old Road"], "postalCode": "99999",
+                     "period": {"end": "2001-06-30"}},
+                    {"use": "work", "line": ["5 Work Avenue"], "postalCode": "11111"},
+                    {"use": "home", "line": [street, "Apt 2"], "city": "Springfield",
+                     "state": "IL", "postalCode": zip_code}],
+        "telecom": [{"system": "email", "value": "jose@example.org"},
+                    {"system": "phone", "use": "work", "value": "312-555-0100"},
+                    {"system": "phone", "use": "home", "value": phone}],
+    }
+
+
+# RAW_FORMS as FHIR writes them: birthDate is always YYYY-MM-DD, gender a code.
+FHIR_FORMS = [fhir_patient(r[0], r[1], "1980-02-15", "male", r[4], r[5], r[6])
+              for r in RAW_FORMS]
+
+
+def test_fhir_patients_give_the_same_clks(tmp_path, normalised_clk) -> None:
+    ndjson, bundle = tmp_path / "patients.ndjson", tmp_path / "bundle.json"
+    ndjson.write_text("".join(json.dumps(p) + "\n" for p in FHIR_FORMS), encoding="utf-8")
+    bundle.write_text(json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"fullUrl": f"urn:uuid:{i}", "resource": p} for i, p in enumerate(FHIR_FORMS)]}),
+        encoding="utf-8")
+    for source in (ndjson, bundle):
+        out = source.with_suffix(".out.parquet")
+        report = tokenize_file(source, load_schema("person"), SECRET, out)
+        assert report.rejected == 0
+        assert _clks(out) == [normalised_clk] * len(FHIR_FORMS)
+
+
+def test_a_fhir_patient_its_csv_row_and_its_dicom_module_give_one_clk(tmp_path) -> None:
+    """The same person through `pprl tokenize` (FHIR NDJSON, CSV) and `pprl deid`."""
+    (tmp_path / "fhir").mkdir()
+    source, out = tmp_path / "fhir" / "p.ndjson", tmp_path / "fhir" / "p.parquet"
+    source.write_text(json.dumps(fhir_patient(
+        "José", "García", "1980-02-15", "male", "12 Elm Street", "62704-1234",
+        "(217) 555-0199")), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["tokenize", str(source), "--schema", "person", "-o",
+                                      str(out), "--secret-env", "S", "--workers", "1"],
+                                env={"S": SECRET.decode()})
+    assert result.exit_code == 0, result.output
+    (fhir_clk,) = _clks(out)
+    assert read_encodings(out).record_ids == ["p-García-62704-1234-(217) 555-0199"]
+    csv_clk = _tokenize_clk(tmp_path, "person", COLUMNS, RAW_FORMS[1])
+    assert fhir_clk == csv_clk == _deid_clk(tmp_path / "dicom", "person",
+                                           name="García^José^Luis")
 
 
 FEBRL_COLUMNS = ["rec_id", "given_name", "surname", "street_number", "address_1", "address_2",

@@ -69,7 +69,8 @@ def _fail(error: Exception) -> click.ClickException:
               help="Parquet encodings file, or clkhash's {\"clks\": [...]} JSON.")
 @click.option("--id-column", metavar="COLUMN",
               help="Column holding the record id (a site pseudonym, never an MRN). "
-                   "Default: the data-row number, 1 for the first row after the header.")
+                   "Default: the data-row number, 1 for the first row after the header; for FHIR "
+                   "input, the Patient's logical id (column id).")
 @click.option("--strict", is_flag=True, help="Fail, writing nothing, if any row is invalid.")
 @click.option("--provider", metavar="LABEL", help="Provider label stored in the file metadata.")
 @click.option("--encoding", default="utf-8", show_default=True,
@@ -100,7 +101,8 @@ def tokenize_command(input_path: Path, schema_ref: str, secret_file: Path | None
                      column_map: tuple[str, ...] = (), date_order: str | None = None,
                      normalize_specs: tuple[str, ...] = (), no_normalize: bool = False,
                      allow_short_secret: bool = False) -> None:
-    """Encode the identifiers in INPUT (CSV or Parquet) into CLKs.
+    """Encode the identifiers in INPUT (CSV, Parquet, or FHIR R4 Patient resources as
+    bulk-export .ndjson or a Bundle .json) into CLKs.
 
     Run it inside the provider's network: the output holds no identifier and can be uploaded;
     the linkage secret never leaves the site and is never taken from the command line.

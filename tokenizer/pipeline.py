@@ -39,7 +39,7 @@ from .keys import key_check_value
 from .ngram_kernel import warm_up
 from .normalize import DateOrder, Normalizer, choose_kinds
 from .parallel import InOrderWorker, Rejected, encode_chunks
-from .readers import RecordChunk, open_records
+from .readers import RecordChunk, default_id_column, open_records
 from .schema_model import Schema
 
 __all__ = ["TokenizeReport", "tokenize_file", "rejects_path_for"]
@@ -221,7 +221,8 @@ def tokenize_file(
         schema: the linkage schema all providers of the project share.
         secret: the linkage secret (bytes); never logged.
         id_column: column holding the record id (a site pseudonym); default: the data-row
-            number, 1 for the first row after the header.
+            number, 1 for the first row after the header; for FHIR input the Patient's
+            logical id (``id``).
         strict: any invalid row makes the run fail, and no encodings file is written.
         progress: show a progress bar; default: only when stderr is a terminal.
         workers: processes encoding chunks in parallel; the output does not depend on it.
@@ -239,6 +240,7 @@ def tokenize_file(
     started = time.perf_counter()
     threading.Thread(target=warm_up, name="pprl-warm-up", daemon=True).start()
     input_path, output_path = Path(input_path), Path(output_path)
+    id_column = id_column or default_id_column(input_path)
     required = ClkEncoder.columns_of(schema)
     columns = list(dict.fromkeys(([id_column] if id_column else []) + required))
     normalizer = Normalizer(schema, choose_kinds(schema) if kinds is None else kinds,

@@ -1,11 +1,12 @@
-"""Read identifier tables (CSV or Parquet) in chunks of string columns.
+"""Read identifier tables (CSV, Parquet, FHIR R4 Patient resources) in chunks of string columns.
 
 Values are kept exactly as written (no whitespace stripping, no type inference, empty stays
 empty): normalising them is the normaliser's job (``tokenizer.normalize``), and for a custom
 schema without normalisation the CLK depends on every character, as it does in clkhash. Each
 record carries its data-row number (1 = first row after the header) so that rejects can be
 found in the file. Rows that cannot be parsed (wrong number of fields, bytes that are not
-valid text) are reported, not fatal.
+valid text) are reported, not fatal. FHIR inputs (``tokenizer.fhir``) give the same chunks,
+numbered by NDJSON line or Bundle entry, with their malformed resources reported alike.
 
 Sites' files differ in small ways that are not errors: the delimiter (``,`` ``;`` tab ``|``,
 or Excel's ``sep=`` first line) is detected, headers are matched after trimming and case
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +27,18 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .errors import InputError
+from .fhir import (
+    BUNDLE_SUFFIXES,
+    FHIR_COLUMNS,
+    NDJSON_SUFFIXES,
+    RECORD_ID,
+    MalformedResource,
+    read_patients,
+)
 
 __all__ = ["RecordChunk", "MalformedRow", "RecordReader", "open_records", "DELIMITERS",
            "CsvDialect", "sniff_dialect",
-           "parse_column_map"]
+           "parse_column_map", "default_id_column"]
 
 CSV_SUFFIXES = {".csv", ".txt"}
 TSV_SUFFIXES = {".tsv", ".tab"}
@@ -408,10 +418,54 @@ def _open_parquet(path: Path, wanted: list[str], chunk_size: int,
     return RecordReader(path, list(names), parquet.metadata.num_rows, chunks())
 
 
+def _open_fhir(path: Path, wanted: list[str], chunk_size: int,
+               column_map: dict[str, str]) -> RecordReader:
+    """FHIR Patient resources as chunks of ``chunk_size`` records; an NDJSON file is read a
+    line at a time, so memory stays bounded by the chunk size."""
+    source = _resolve_columns(path, FHIR_COLUMNS, wanted, column_map)
+    total, patients = read_patients(path, date.today())
+
+    def chunks() -> Iterator[RecordChunk]:
+        rows: list[int] = []
+        values: dict[str, list[str]] = {c: [] for c in wanted}
+        malformed: list[MalformedRow] = []
+        for number, read in patients:
+            if isinstance(read, MalformedResource):
+                malformed.append(MalformedRow(number, read.reason))
+            else:
+                rows.append(number)
+                for column in wanted:
+                    values[column].append(read[source[column]])
+            if len(rows) == chunk_size or len(malformed) == chunk_size:
+                yield _fhir_chunk(rows, values, malformed)
+                rows, values, malformed = [], {c: [] for c in wanted}, []
+        if rows or malformed:
+            yield _fhir_chunk(rows, values, malformed)
+
+    return RecordReader(path, list(FHIR_COLUMNS), total, chunks())
+
+
+def _fhir_chunk(rows: list[int], values: dict[str, list[str]],
+                malformed: list[MalformedRow]) -> RecordChunk:
+    return RecordChunk(np.array(rows, dtype=np.int64),
+                       {c: pa.array(v, pa.string()) for c, v in values.items()}, malformed)
+
+
+def default_id_column(path: str | Path) -> str | None:
+    """The record-id column of an input when none is given: the Patient's logical id for
+    FHIR (its line or entry number would change with every export); None (the data-row
+    number) for tables."""
+    suffix = Path(path).suffix.lower()
+    return RECORD_ID if suffix in NDJSON_SUFFIXES | BUNDLE_SUFFIXES else None
+
+
 def open_records(path: str | Path, columns: Sequence[str], *, chunk_size: int = 65536,
                  encoding: str = "utf-8", delimiter: str | None = None,
                  column_map: dict[str, str] | None = None) -> RecordReader:
-    """Open a CSV (header row required), TSV or Parquet file for chunked reading.
+    """Open a CSV (header row required), TSV, Parquet or FHIR file for chunked reading.
+
+    FHIR R4 Patient resources are read from bulk-export NDJSON (``.ndjson``) or a Bundle
+    (``.json``) as the columns of ``tokenizer.fhir.FHIR_COLUMNS``.
 
     Args:
         columns: the columns wanted, by the schema's names; the chunks use these names.
@@ -438,4 +492,7 @@ def open_records(path: str | Path, columns: Sequence[str], *, chunk_size: int = 
         if delimiter is None and suffix in TSV_SUFFIXES:
             delimiter = "\t"
         return _open_csv(path, wanted, chunk_size, delimiter, encoding, mapping)
-    raise InputError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .parquet")
+    if suffix in NDJSON_SUFFIXES | BUNDLE_SUFFIXES:
+        return _open_fhir(path, wanted, chunk_size, mapping)
+    raise InputError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv, .parquet, or "
+                     f".ndjson / .json (FHIR Patient resources)")
