@@ -71,7 +71,7 @@ def test_fallbacks_when_nothing_is_marked() -> None:
 @pytest.mark.parametrize(("resource", "reason"), [
     ([1], "is not a JSON object"),
     ({"name": []}, "has no resourceType"),
-    ({"resourceType": "Observation"}, "is a Observation resource, not a Patient"),
+    ({"resourceType": "Observation"}, "has resourceType Observation, not Patient"),
     ({"resourceType": "José García"}, "has a resourceType that is not a FHIR resource type"),
     ({"resourceType": "Patient", "birthDate": 19800215}, "has Patient.birthDate that is not a "
                                                          "string"),
@@ -99,7 +99,7 @@ def test_malformed_lines_go_to_the_rejects_file_by_line_number(tmp_path) -> None
     assert read_encodings(out).record_ids == [good[0]["id"], good[1]["id"]]
     assert [(r["row"], r["reason"], r["raw_text"]) for r in _rejects(out)] == [
         ("2", "is not JSON (Expecting property name enclosed in double quotes)", ""),
-        ("4", "is a Observation resource, not a Patient", ""),
+        ("4", "has resourceType Observation, not Patient", ""),
         ("5", "has Patient.gender that is not a string", "")]
     assert tokenize_file(source, PERSON, SECRET, tmp_path / "big.parquet").records_written == 2
     assert read_encodings(tmp_path / "big.parquet").clks.tobytes() == \
@@ -140,7 +140,7 @@ def test_a_file_of_only_malformed_resources_fails(tmp_path) -> None:
                                       "--workers", "1"], env={"S": SECRET.decode()})
     assert result.exit_code == 1
     assert "all 3 rows were rejected" in result.output
-    assert "1 x row is a Observation resource, not a Patient" in result.output
+    assert "1 x row has resourceType Observation, not Patient" in result.output
     assert not (tmp_path / "out.parquet").exists()
 
 

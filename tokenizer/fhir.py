@@ -125,7 +125,7 @@ def patient_columns(resource: object, today: date) -> dict[str, str]:
         if kind is None:
             raise MalformedResource("has no resourceType")
         if isinstance(kind, str) and _RESOURCE_TYPE.fullmatch(kind):
-            raise MalformedResource(f"is a {kind} resource, not a Patient")
+            raise MalformedResource(f"has resourceType {kind}, not Patient")
         raise MalformedResource("has a resourceType that is not a FHIR resource type")
     name = _pick(_objects(resource, "name", "Patient"), "Patient.name", today, {"official"},
                  _NOT_CURRENT_NAMES) or {}
