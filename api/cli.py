@@ -26,6 +26,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
                 "List the shipped linkage schemas or print one."),
     "attributes": ("tokenizer.cli", "attributes_command",
                    "Build the de-identified attributes file a provider releases."),
+    "tokens": ("tokenizer.opentoken.cli", "tokens_command",
+               "OpenToken-compatible deterministic tokens T1-T5 (hash-only)."),
     "keygen": ("tokenizer.cli", "keygen_command",
                "Write a new random 256-bit key (linkage secret or site key) to a file."),
     "link": ("linker.cli", "link_command",

@@ -1,0 +1,124 @@
+"""``pprl tokens`` against OpenToken 1.12.5's own outputs, and its rules as read in its code."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tokenizer.opentoken import rules
+from tokenizer.opentoken.cli import tokens_command
+
+DATA = Path(__file__).parent / "data" / "opentoken"
+# Fields that hold versions of the producing tool; everything else must be equal.
+VERSION_FIELDS = {"PythonVersion", "JavaVersion", "Platform", "OpenTokenVersion"}
+CASES = [("sample.csv", "hashed-output.csv", b"HashingKey", "output.metadata.json"),
+         ("test_data.csv", "test_data-hashed.csv", b"Another-Hashing-Secret",
+          "test_data-hashed.metadata.json"),
+         ("edge_cases/input.csv", "edge_cases/expected-hashed.csv",
+          (DATA / "edge_cases/hashing.secret").read_bytes(), "edge_cases/expected.metadata.json")]
+
+
+@pytest.mark.parametrize(("source", "expected", "secret", "metadata"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_byte_identical_to_opentoken(tmp_path: Path, source: str, expected: str, secret: bytes,
+                                     metadata: str) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_bytes(secret)
+    out = tmp_path / "tokens.csv"
+    result = CliRunner().invoke(tokens_command, [str(DATA / source), "-o", str(out),
+                                                 "--hashing-secret-file", str(secret_file)])
+    assert result.exit_code == 0, result.output
+    assert secret.decode() not in result.output
+    assert out.read_bytes() == (DATA / expected).read_bytes()
+    ours = json.loads((tmp_path / "tokens.metadata.json").read_text())
+    theirs = json.loads((DATA / metadata).read_text())
+    theirs.pop("EncryptionSecretHash", None)   # OpenToken's sample was made encrypted
+    assert {k: v for k, v in ours.items() if k not in VERSION_FIELDS} == \
+        {k: v for k, v in theirs.items() if k not in VERSION_FIELDS}
+
+
+def test_parquet_and_person_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    people = tmp_path / "people.parquet"
+    pq.write_table(pa.table({"record_id": ["a"], "given_name": ["John"], "surname": ["Hopkins"],
+                             "date_of_birth": ["1996-05-15"], "sex": ["Female"],
+                             "zip": ["86236"], "ssn": ["157-71-1836"]}), people)
+    monkeypatch.setenv("OT_SECRET", "Another-Hashing-Secret")
+    out = tmp_path / "t.parquet"
+    result = CliRunner().invoke(tokens_command, [str(people), "-o", str(out),
+                                                 "--hashing-secret-env", "OT_SECRET"])
+    assert result.exit_code == 0, result.output
+    expected = (DATA / "test_data-hashed.csv").read_text().splitlines()[1:6]
+    got = pq.read_table(out).to_pylist()
+    assert [f"{r['RuleId']},{r['Token']},{r['RecordId']}" for r in got] == \
+        [line.replace("3dead710-9768-4e4e-8883-ff73c24638d5", "a") for line in expected]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("Dr Emily", (True, "Emily")), ("Dr.John", (True, "DrJohn")), ("Mr. Adam", (True, "Adam")),
+    ("José", (True, "Jose")), ("Anne-Marie", (True, "AnneMarie")), ("John Q.", (True, "John")),
+    ("Robert III", (True, "Robert")), ("N/A", (False, "")), ("patient", (False, "")),
+    ("  ", (False, "")), ("Łukasz", (True, "ukasz"))])
+def test_first_name(value: str, expected: tuple[bool, str]) -> None:
+    assert rules.first_name(value) == expected
+
+
+@pytest.mark.parametrize(("value", "valid", "normalised"), [
+    ("Henry III", True, "Henry"), ("Smith-Jones II", True, "SmithJones"), ("Ng", True, "Ng"),
+    ("Li", True, "Li"), ("Xu", True, "Xu"), ("Wz", False, "Wz"), ("Øster", True, "ster"),
+    ("Ó Súilleabháin", True, "OSuilleabhain"), ("Test", False, ""), ("Test2", False, "Test"),
+    ("Jr", False, "Jr"), ("Kowalski Sr", True, "Kowalski"), ("A", False, "A")])
+def test_last_name(value: str, valid: bool, normalised: str) -> None:
+    ok, norm = rules.last_name(value)
+    assert ok is valid and (norm == normalised or not ok)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2000-01-31", (True, "2000-01-31")), ("2000/01/31", (True, "2000-01-31")),
+    ("01/31/2000", (True, "2000-01-31")), ("01-31-2000", (True, "2000-01-31")),
+    ("31.01.2000", (True, "2000-01-31")), ("2000-01-31T10:00:00Z", (True, "2000-01-31")),
+    ("2000-01-31T10:00:00", (False, "")), ("20000131", (False, "")),
+    ("1909-12-31", (False, "")), ("1910-01-01", (True, "1910-01-01")),
+    ("2031-01-01", (False, "")), (" 2000-01-31", (False, "")), ("2000-02-30", (False, ""))])
+def test_birth_date(value: str, expected: tuple[bool, str]) -> None:
+    assert rules.birth_date(value, today=date(2030, 1, 1)) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("M", (True, "Male")), (" male ", (True, "Male")), ("f", (True, "Female")),
+    ("Female", (True, "Female")), ("FEMALE", (False, "")), ("MALE", (False, "")),
+    ("U", (False, "")), ("", (False, ""))])
+def test_sex(value: str, expected: tuple[bool, str]) -> None:
+    assert rules.sex(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("98101", (True, "98101")), ("98101-1234", (True, "98101")), ("981011234", (True, "98101")),
+    ("980", (True, "98000")), ("1740", (True, "17400")), ("00000", (False, "")),
+    ("12345", (False, "")), ("55512", (False, "")), ("k1a0b1", (False, "")),
+    ("p4l1b5", (True, "P4L 1B5")), ("G2C 2C9", (True, "G2C 2C9")), ("k1a", (True, "k1a")),
+    ("1234567", (False, "")), ("", (False, ""))])
+def test_postal_code(value: str, expected: tuple[bool, str]) -> None:
+    assert rules.postal_code(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("125-22-3895", (True, "125-22-3895")), ("834612579", (True, "834-61-2579")),
+    ("900123456", (True, "900-12-3456")), ("900-12-3456", (False, "")),
+    ("11569469", (True, "011-56-9469")), ("123-45-6789", (False, "")),
+    ("123456789", (True, "123-45-6789")), ("627 29 7635", (False, "")),
+    ("123-00-4567", (False, "")), ("123456", (False, ""))])
+def test_ssn(value: str, expected: tuple[bool, str]) -> None:
+    assert rules.ssn(value) == expected
+
+
+def test_secret_required(tmp_path: Path) -> None:
+    result = CliRunner().invoke(tokens_command, [str(DATA / "sample.csv"), "-o",
+                                                 str(tmp_path / "o.csv")])
+    assert result.exit_code != 0 and "hashing secret" in result.output
+    assert not (tmp_path / "o.csv").exists()
