@@ -122,3 +122,66 @@ def test_secret_required(tmp_path: Path) -> None:
                                                  str(tmp_path / "o.csv")])
     assert result.exit_code != 0 and "hashing secret" in result.output
     assert not (tmp_path / "o.csv").exists()
+
+
+ENCRYPTION_KEY = "Secret-Encryption-Key-Goes-Here."   # OpenToken's sample key (golden README)
+
+
+def _tokens_cli(tmp_path: Path, *args: str) -> str:
+    (tmp_path / "hashing").write_bytes(b"HashingKey")
+    (tmp_path / "key").write_text(ENCRYPTION_KEY)
+    result = CliRunner().invoke(tokens_command, [a.replace("@", str(tmp_path) + "/")
+                                                 for a in args])
+    assert result.exit_code == 0, result.output
+    assert ENCRYPTION_KEY not in result.output
+    return result.output
+
+
+def test_decrypt_opentoken_encrypted_output(tmp_path: Path) -> None:
+    """OpenToken's own encrypted sample decrypts to exactly its hash-only sample."""
+    _tokens_cli(tmp_path, str(DATA / "output.csv"), "-o", "@plain.csv", "--decrypt",
+                "--encryption-key-file", "@key")
+    assert (tmp_path / "plain.csv").read_bytes() == (DATA / "hashed-output.csv").read_bytes()
+
+
+def test_encrypted_mode(tmp_path: Path) -> None:
+    """Decrypted independently (OpenToken's layout: base64(IV 12 | ciphertext | tag 16), key =
+    the 32 characters), our encrypted tokens are OpenToken's hash-only ones; blanks stay 64
+    zeros; the metadata's secret hashes are OpenToken's; our --decrypt round-trips."""
+    import base64
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    _tokens_cli(tmp_path, str(DATA / "sample.csv"), "-o", "@enc.csv", "--hashing-secret-file",
+                "@hashing", "--encryption-key-file", "@key")
+    ours = [line.split(",") for line in (tmp_path / "enc.csv").read_text().splitlines()]
+    expected = [line.split(",") for line in (DATA / "hashed-output.csv").read_text().splitlines()]
+    aead = AESGCM(ENCRYPTION_KEY.encode("ascii"))
+    decrypted = []
+    for rule, token, rid in ours[1:]:
+        if token != "0" * 64:
+            raw = base64.b64decode(token)
+            token = aead.decrypt(raw[:12], raw[12:], None).decode()
+        decrypted.append([rule, token, rid])
+    assert [ours[0], *decrypted] == expected
+    assert len({token for _, token, _ in ours[1:]}) > len({token for _, token, _ in expected})
+    meta = json.loads((tmp_path / "enc.metadata.json").read_text())
+    theirs = json.loads((DATA / "output.metadata.json").read_text())
+    assert meta["EncryptionSecretHash"] == theirs["EncryptionSecretHash"]
+    assert meta["HashingSecretHash"] == theirs["HashingSecretHash"]
+    _tokens_cli(tmp_path, "@enc.csv", "-o", "@back.csv", "--decrypt", "--encryption-key-file",
+                "@key")
+    assert (tmp_path / "back.csv").read_bytes() == (DATA / "hashed-output.csv").read_bytes()
+
+
+@pytest.mark.parametrize(("key", "message"), [
+    ("Another-32-character-key-here...", "does not decrypt with this key"),
+    ("short", "must be 32 characters")])
+def test_decrypt_refuses(tmp_path: Path, key: str, message: str) -> None:
+    (tmp_path / "key").write_text(key)
+    result = CliRunner().invoke(tokens_command, [str(DATA / "output.csv"), "-o",
+                                                 str(tmp_path / "p.csv"), "--decrypt",
+                                                 "--encryption-key-file", str(tmp_path / "key")])
+    assert result.exit_code != 0 and message in result.output and key not in result.output
+    assert not (tmp_path / "p.csv").exists()
+    if "decrypt with" in message:
+        assert "row 1, column Token" in result.output

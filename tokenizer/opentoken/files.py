@@ -17,14 +17,15 @@ from ..errors import InputError
 from .engine import RULE_IDS, Counts
 from .rules import ATTRIBUTES
 
-__all__ = ["read_people", "write_tokens", "write_metadata", "metadata_path",
-           "OPENTOKEN_VERSION"]
+__all__ = ["read_people", "write_tokens", "write_token_rows", "read_token_rows",
+           "write_metadata", "metadata_path", "OPENTOKEN_VERSION", "TOKEN_COLUMNS"]
 
 OPENTOKEN_VERSION = "1.12.5"
 # Our `person` schema's columns, beside OpenToken's own names and aliases.
 _OUR_COLUMNS = {"given_name": "FirstName", "surname": "LastName", "date_of_birth": "BirthDate",
                 "sex": "Sex", "zip": "PostalCode", "ssn": "SocialSecurityNumber"}
 _RECORD_ID = ("recordid", "id", "record_id")
+TOKEN_COLUMNS = ("RuleId", "Token", "RecordId")
 
 
 def _read_table(path: Path) -> pa.Table:
@@ -71,26 +72,51 @@ def read_people(path: str | Path) -> tuple[dict[str, pa.Array], pa.Array | None,
 
 
 def write_tokens(path: str | Path, record_ids: list[str], tokens: dict[str, list[str]]) -> None:
-    """OpenToken's token file: ``RuleId,Token,RecordId``, rules T1-T5 per record in order.
-    CSV (LF line ends, minimal quoting, as OpenToken's writer) unless the name ends in
-    .parquet. Nothing appears at ``path`` unless the whole file was written."""
+    """OpenToken's token file: ``RuleId,Token,RecordId``, rules T1-T5 per record in order."""
+    write_token_rows(path, [rule for _ in record_ids for rule in RULE_IDS],
+                     [tokens[rule][i] for i in range(len(record_ids)) for rule in RULE_IDS],
+                     [rid for rid in record_ids for _ in RULE_IDS])
+
+
+def write_token_rows(path: str | Path, rule_ids: list[str], tokens: list[str],
+                     record_ids: list[str]) -> None:
+    """Token rows as given: CSV (LF line ends, minimal quoting, as OpenToken's writer) unless
+    the name ends in .parquet. Nothing appears at ``path`` unless the whole file was written."""
     target = AtomicFile(Path(path))
     try:
-        rule_col = [rule for _ in record_ids for rule in RULE_IDS]
-        token_col = [tokens[rule][i] for i in range(len(record_ids)) for rule in RULE_IDS]
-        id_col = [rid for rid in record_ids for _ in RULE_IDS]
         if target.target.suffix.lower() == ".parquet":
-            pq.write_table(pa.table({"RuleId": rule_col, "Token": token_col,
-                                     "RecordId": id_col}), target.temp)
+            pq.write_table(pa.table({"RuleId": pa.array(rule_ids, pa.string()),
+                                     "Token": pa.array(tokens, pa.string()),
+                                     "RecordId": pa.array(record_ids, pa.string())}),
+                           target.temp)
         else:
             with target.temp.open("w", encoding="utf-8", newline="") as handle:
                 writer = csv.writer(handle, lineterminator="\n")
-                writer.writerow(("RuleId", "Token", "RecordId"))
-                writer.writerows(zip(rule_col, token_col, id_col, strict=True))
+                writer.writerow(TOKEN_COLUMNS)
+                writer.writerows(zip(rule_ids, tokens, record_ids, strict=True))
         target.commit()
     except BaseException:
         target.discard()
         raise
+
+
+def read_token_rows(path: str | Path) -> tuple[list[str], list[str], list[str]]:
+    """RuleId, Token and RecordId columns of an OpenToken token file (CSV or Parquet); the
+    three column names are required exactly, as OpenToken's reader requires them; a null
+    (Parquet) reads as empty, as in CSV."""
+    path = Path(path)
+    table = _read_table(path)
+    missing = [name for name in TOKEN_COLUMNS if name not in table.column_names]
+    if missing:
+        raise InputError(f"{path}: no column {', '.join(missing)} (an OpenToken token file "
+                         f"has RuleId, Token, RecordId)")
+    columns = []
+    for name in TOKEN_COLUMNS:
+        try:
+            columns.append(table.column(name).cast(pa.string()).fill_null("").to_pylist())
+        except pa.ArrowInvalid as e:
+            raise InputError(f"{path}: column {name} cannot be read as text") from e
+    return columns[0], columns[1], columns[2]
 
 
 def metadata_path(output: str | Path) -> Path:

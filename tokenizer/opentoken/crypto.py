@@ -1,0 +1,106 @@
+"""OpenToken 1.12.5's encrypted mode: AES-256-GCM over each hash-only token.
+
+Layout, from its ``EncryptTokenTransformer``/``DecryptTokenTransformer``: the plaintext is the
+UTF-8 of the base64 hash-only token; the token written is base64(IV ‖ ciphertext ‖ tag) with
+a fresh random 12-byte IV per token and the 16-byte tag last, no associated data; the key is
+the 32-character ``--encryptionkey`` string, one byte per character (Latin-1). A blank token
+(64 zeros) is never encrypted and is never decrypted. Because the IV is random, encrypting
+twice never gives the same bytes: outputs are compared after decryption, not byte for byte.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..errors import InputError, SecretError
+from .engine import BLANK
+
+__all__ = ["KEY_CHARS", "IV_BYTES", "TAG_BYTES", "encryption_key", "encrypt_tokens",
+           "decrypt_tokens"]
+
+KEY_CHARS = 32
+IV_BYTES = 12
+TAG_BYTES = 16
+
+
+def encryption_key(secret: bytes) -> bytes:
+    """AES key bytes from the key as read (file bytes or UTF-8 environment value).
+
+    OpenToken takes the key as a 32-character string and uses one byte per character, so a
+    key must be 32 characters of Latin-1; anything else is refused rather than padded.
+
+    Raises:
+        SecretError: not UTF-8 text, not 32 characters, or a character beyond Latin-1.
+    """
+    try:
+        text = secret.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SecretError("the encryption key is not UTF-8 text") from e
+    if len(text) != KEY_CHARS:
+        raise SecretError(f"the encryption key must be {KEY_CHARS} characters, as OpenToken's "
+                          f"(it has {len(text)}; a trailing line break counts)")
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError as e:
+        raise SecretError("the encryption key has characters beyond Latin-1, which OpenToken "
+                          "cannot use as key bytes") from e
+
+
+def encrypt_tokens(tokens: list[str], key: bytes) -> list[str]:
+    """Each hash-only token encrypted with its own random IV; blank tokens stay blank.
+    The IVs come from one ``os.urandom`` call and the messages are base64-encoded together
+    (they all have the same length, a multiple of 3, so no padding falls between them)."""
+    aead = AESGCM(key)
+    wanted = [i for i, token in enumerate(tokens) if token != BLANK]
+    ivs = os.urandom(IV_BYTES * len(wanted))
+    messages = []
+    lengths = set()
+    for n, i in enumerate(wanted):
+        iv = ivs[n * IV_BYTES:(n + 1) * IV_BYTES]
+        message = iv + aead.encrypt(iv, tokens[i].encode(), None)
+        lengths.add(len(message))
+        messages.append(message)
+    out = list(tokens)
+    if len(lengths) == 1 and (size := lengths.pop()) % 3 == 0:
+        width = size // 3 * 4
+        joined = base64.b64encode(b"".join(messages)).decode("ascii")
+        for n, i in enumerate(wanted):
+            out[i] = joined[n * width:(n + 1) * width]
+    else:
+        for message, i in zip(messages, wanted, strict=True):
+            out[i] = base64.b64encode(message).decode("ascii")
+    return out
+
+
+def decrypt_tokens(tokens: list[str], key: bytes, source: str,
+                   first_row: int = 1) -> list[str]:
+    """The hash-only tokens behind OpenToken's encrypted ones; blank tokens stay blank.
+
+    Raises:
+        InputError: a token that is not base64 of IV ‖ ciphertext ‖ tag, or whose tag does not
+            verify under this key (wrong key or altered token), named by file, row and column.
+    """
+    aead = AESGCM(key)
+    out = []
+    for row, token in enumerate(tokens, start=first_row):
+        if token == "" or token == BLANK:
+            out.append(token)
+            continue
+        try:
+            message = base64.b64decode(token, validate=True)
+            if len(message) <= IV_BYTES + TAG_BYTES:
+                raise ValueError("too short")
+            plain = aead.decrypt(message[:IV_BYTES], message[IV_BYTES:], None)
+            out.append(plain.decode("utf-8"))
+        except (binascii.Error, ValueError) as e:
+            raise InputError(f"{source}: row {row:,}, column Token: not an OpenToken encrypted "
+                             f"token (base64 of IV, ciphertext and tag)") from e
+        except InvalidTag as e:
+            raise InputError(f"{source}: row {row:,}, column Token: does not decrypt with this "
+                             f"key (wrong key, or the token was altered)") from e
+    return out
