@@ -16,8 +16,9 @@ alone, as a threshold sees it) reaches 0.5; precision is the mean posterior of t
 recall the posterior mass kept over the posterior mass of all links at the floor.
 
 Measured (benchmarks/bench_estimate.py): within 0.02 of the true precision and recall on
-FEBRL 4 and the synthetic providers' pairs, at thresholds whose F1 is within 0.01 of the best. Not for deduplication: there a record's second
-best is often a duplicate too, and household members form a third population.
+FEBRL 4 and the synthetic providers' pairs, at thresholds whose F1 is within 0.01 of the best.
+Not for deduplication: there a record's second best is often a duplicate too, and household
+members form a third population.
 """
 
 from __future__ import annotations
