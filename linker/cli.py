@@ -15,7 +15,8 @@ from tokenizer.errors import TokenizerError
 from tokenizer.parallel import default_workers
 
 from .blocking import LshBlocking
-from .clkset import LinkageInputError, load_clk_sets
+from .clkset import ClkSet, LinkageInputError, load_clk_sets
+from .estimate import estimate_sets
 from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
 from .link import DEFAULT_THRESHOLD, link_sets
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
@@ -23,9 +24,28 @@ from .similarity import CpuBackend
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
 
+class _Threshold(click.ParamType):
+    """A Dice coefficient in [0, 1], or ``auto``."""
+
+    name = "threshold"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> float | str:
+        if isinstance(value, float) or value == "auto":
+            return value  # type: ignore[return-value]
+        try:
+            number = float(str(value))
+        except ValueError:
+            number = -1.0
+        if not 0.0 <= number <= 1.0:
+            self.fail(f"{value!r} is neither a number from 0 to 1 nor 'auto'", param, ctx)
+        return number
+
+
 _threshold = click.option(
-    "--threshold", type=click.FloatRange(0.0, 1.0), default=DEFAULT_THRESHOLD,
-    show_default=True, help="Smallest Dice coefficient for a candidate pair.")
+    "--threshold", type=_Threshold(), default=DEFAULT_THRESHOLD, show_default=True,
+    help="Smallest Dice coefficient for a candidate pair; `auto` (two parties, no "
+         "deduplication) chooses it from the data and estimates precision and recall.")
 _output = click.option("-o", "--output", "folder", required=True,
                        type=click.Path(file_okay=False, path_type=Path),
                        help="Folder for matches.parquet, entities.parquet and run.json.")
@@ -43,8 +63,27 @@ _blocking = click.option(
          "may lose some matches; measure with `pprl evaluate`).")
 
 
-def _run(paths: tuple[Path, ...], folder: Path, threshold: float, dedup: list[bool] | None,
-         workers: int, kernel: str, blocking: str, command: str) -> None:
+def _choose(sets: list[ClkSet], dedup: list[bool], backend: CpuBackend
+            ) -> tuple[float, dict[str, object]]:
+    """``--threshold auto``: the threshold the data suggests, and what to record of it."""
+    if len(sets) != 2 or any(dedup):
+        raise click.UsageError(
+            "--threshold auto estimates two-party linkage without deduplication only; give "
+            "a threshold (measured: 0.64-0.67 for deduplication, see the README)")
+    try:
+        estimate = estimate_sets(sets[0], sets[1], backend)
+    except ValueError as e:  # too few scores to fit
+        raise click.ClickException(f"--threshold auto: {e}; give a threshold") from e
+    click.echo(f"threshold {estimate.threshold} chosen from the data: {estimate.reason}; "
+               f"estimated precision {estimate.precision:.4f}, recall {estimate.recall:.4f}")
+    return estimate.threshold, {"method": "estimated", "reason": estimate.reason,
+                                "estimated_precision": round(estimate.precision, 6),
+                                "estimated_recall": round(estimate.recall, 6)}
+
+
+def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
+         dedup: list[bool] | None, workers: int, kernel: str, blocking: str,
+         command: str) -> None:
     try:
         sets = load_clk_sets(paths)
     except (TokenizerError, LinkageInputError) as e:
@@ -68,11 +107,16 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float, dedup: list[bo
         bar.set_postfix_str(f"{pairs_so_far / max(elapsed, 1e-9):.3g} pairs/s")
 
     backend = CpuBackend(workers, kernel=kernel)
+    choice: dict[str, object] = {"method": "given"}
+    if threshold == "auto":
+        threshold, choice = _choose(sets, dedup_flags, backend)
+    assert isinstance(threshold, float)
     result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
                        blocking=LshBlocking() if blocking == "lsh" else None,
                        progress=progress)
     bar.close()
-    info = {"command": command, "threshold": threshold, "blocking": blocking,
+    info = {"command": command, "threshold": threshold, "threshold_choice": choice,
+            "blocking": blocking,
             "kernel": backend.kernel,
             "inputs": [{"file": s.source, "party": s.party, "records": len(s),
                         "deduplicated": d} for s, d in zip(sets, dedup_flags, strict=True)],
@@ -142,8 +186,12 @@ def dedup_command(path: Path, threshold: float, folder: Path, workers: int, kern
               help="CSV or Parquet with columns party, record_id, true_id.")
 @click.option("--plot", type=click.Path(path_type=Path),
               help="PNG of precision/recall against the threshold (default: OUTDIR/quality.png).")
+@click.option("--estimate", is_flag=True,
+              help="Also show the precision and recall the run estimated without the truth "
+                   "(a run made with --threshold auto).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def evaluate_command(folder: Path, truth: Path, plot: Path | None, as_json: bool) -> None:
+def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: bool,
+                     as_json: bool) -> None:
     """Precision, recall and F1 of a linkage run against ground truth."""
     for name in (MATCHES, ENTITIES, RUN):
         if not (folder / name).is_file():
@@ -173,6 +221,13 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, as_json: bool
                "true_links": quality.actual, "plot": str(plot_path),
                "curve": [{"threshold": t, "precision": round(q.precision, 6),
                           "recall": round(q.recall, 6)} for t, q in curve]}
+    choice = run.get("threshold_choice", {})
+    if estimate:
+        if choice.get("method") != "estimated":
+            raise click.ClickException(f"{folder} was linked with a given threshold, so it "
+                                       f"holds no estimate; link with --threshold auto")
+        summary["estimated"] = {"precision": choice["estimated_precision"],
+                                "recall": choice["estimated_recall"]}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -180,4 +235,7 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, as_json: bool
                f"recall {quality.recall:.4f}  F1 {quality.f1:.4f}  "
                f"({quality.true_positives:,} of {quality.predicted:,} predicted links are "
                f"true; {quality.actual:,} true links)")
+    if estimate:
+        click.echo(f"estimated without the truth: precision {choice['estimated_precision']:.4f}"
+                   f"  recall {choice['estimated_recall']:.4f}")
     click.echo(f"precision/recall curve: {plot_path}")

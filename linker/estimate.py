@@ -28,7 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special, stats
 
-__all__ = ["FLOOR", "Mixture", "Estimate", "top_two", "fit_mixture", "estimate_link"]
+from .clkset import ClkSet
+from .similarity import SimilarityBackend, candidate_pairs
+from .solve import greedy_one_to_one
+
+__all__ = ["FLOOR", "Mixture", "Estimate", "top_two", "fit_mixture", "estimate_link",
+           "estimate_sets"]
 
 FLOOR = 0.5
 _EPS = 1e-6
@@ -98,7 +103,8 @@ def fit_mixture(best: np.ndarray, second: np.ndarray) -> Mixture:
                          f"too few to fit the score distribution")
 
     def model(p: np.ndarray) -> Mixture:
-        return Mixture(float(special.expit(p[0])), *np.exp(p[1:3]), float(p[3]),
+        a, b = np.exp(p[1:3])
+        return Mixture(float(special.expit(p[0])), float(a), float(b), float(p[3]),
                        float(np.exp(p[4])))
 
     def nll(p: np.ndarray) -> float:
@@ -146,3 +152,14 @@ def estimate_link(left: np.ndarray, right: np.ndarray, score: np.ndarray, accept
               f"Gumbel(mu={mixture.mu:.3f}, beta={mixture.beta:.4f}); at Dice "
               f"{threshold} a best score is as likely a match as not")
     return Estimate(threshold, precision, recall, mixture, reason)
+
+
+def estimate_sets(a: ClkSet, b: ClkSet, backend: SimilarityBackend | None = None
+                  ) -> Estimate:
+    """The estimate for linking ``a`` and ``b`` 1:1: their candidates at ``FLOOR`` in
+    anonlink's order, greedily solved, then :func:`estimate_link`."""
+    found = candidate_pairs(a, b, FLOOR, backend=backend)
+    order = np.lexsort((found.right, found.left, -found.score))
+    left, right, score = found.left[order], found.right[order], found.score[order]
+    accepted = greedy_one_to_one(left, right, len(a), len(b))
+    return estimate_link(left, right, score, accepted, len(a), len(b))

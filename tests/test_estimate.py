@@ -3,6 +3,9 @@ estimate is within a few points of the truth at a threshold whose F1 is near the
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from linker.estimate import FLOOR, estimate_link, fit_mixture
@@ -10,6 +13,7 @@ from linker.similarity import candidate_pairs
 from linker.solve import greedy_one_to_one
 
 from .linker_data import febrl4_sets, febrl_person
+from .test_linker import _write, pprl
 
 
 def test_mixture_recovers_known_beta_and_gumbel() -> None:
@@ -51,3 +55,30 @@ def test_febrl4_estimate_is_close_to_the_truth() -> None:
     best = max(truth(t)[2] for t in np.arange(0.55, 0.95, 0.01))
     assert f1 >= best - 0.02
     assert "Gumbel" in estimate.reason and str(estimate.threshold) in estimate.reason
+
+
+def test_link_chooses_the_threshold_and_evaluate_shows_the_estimate(tmp_path: Path) -> None:
+    a, b = febrl4_sets()
+    fa, fb = _write(tmp_path / "a.parquet", a), _write(tmp_path / "b.parquet", b)
+    truth = tmp_path / "truth.csv"
+    truth.write_text("party,record_id,true_id\n" + "".join(
+        f"{s.party},{r},{febrl_person(r)}\n" for s in (a, b) for r in s.record_ids))
+    out = tmp_path / "auto"
+    linked = pprl("link", str(fa), str(fb), "--threshold", "auto", "-o", str(out)).stdout
+    assert "chosen from the data" in linked and "estimated precision" in linked
+    run = json.loads((out / "run.json").read_text())
+    assert run["threshold_choice"]["method"] == "estimated" and 0.5 < run["threshold"] < 0.95
+    report = json.loads(pprl("evaluate", str(out), "--truth", str(truth), "--estimate",
+                             "--json").stdout)
+    assert abs(report["estimated"]["precision"] - report["precision"]) <= 0.05
+    assert abs(report["estimated"]["recall"] - report["recall"]) <= 0.05
+    refused = pprl("dedup", str(fa), "--threshold", "auto", "-o", str(tmp_path / "d"),
+                   check=False)
+    assert refused.returncode != 0 and "two-party linkage" in refused.stdout + refused.stderr
+    given = tmp_path / "given"
+    pprl("link", str(fa), str(fb), "-o", str(given))
+    assert json.loads((given / "run.json").read_text())["threshold_choice"] == {
+        "method": "given"}
+    no_estimate = pprl("evaluate", str(given), "--truth", str(truth), "--estimate",
+                       check=False)
+    assert no_estimate.returncode != 0 and "--threshold auto" in no_estimate.stderr
