@@ -185,3 +185,50 @@ def test_decrypt_refuses(tmp_path: Path, key: str, message: str) -> None:
     assert not (tmp_path / "p.csv").exists()
     if "decrypt with" in message:
         assert "row 1, column Token" in result.output
+
+
+def test_fast_rules_agree_with_rules() -> None:
+    """Every value a fast (Arrow) rule decides gets the Python rule's verdict and form."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from tokenizer.opentoken.fast_rules import fast_rule
+    table = pacsv.read_csv(DATA / "edge_cases/input.csv", convert_options=pacsv.ConvertOptions(
+        strings_can_be_null=False, column_types={c: pa.string() for c in rules.ATTRIBUTES}))
+    extra = {"FirstName": ["Anne", "NONE", "Test", "a", "Zz", "Jo\n"],
+             "LastName": ["Ng", "Li", "Wz", "Abc", "MISSING", "Smith\n"],
+             "BirthDate": ["2000-02-29", "2001-02-29", "1909-12-31", "1910-01-01", "0000-01-01",
+                           "2999-01-01", "2000-13-01", "2000-1-01", "9999-12-31"],
+             "PostalCode": ["12345", "54321x", "00000", "99999", "98101", "000", "5551"],
+             "SocialSecurityNumber": ["000-12-3456", "666-12-3456", "900-12-3456",
+                                      "123-00-4567", "123-45-0000", "123-45-6789", "1234567",
+                                      "12345678", "000000000", "1234567890", "123-45-678"]}
+    for attribute, (rule, _) in rules.ATTRIBUTES.items():
+        values = sorted(set(table.column(attribute).to_pylist()) | set(extra.get(attribute, [])))
+        taken, valid, normalised = fast_rule(attribute, pa.array(values, pa.string()))
+        for value, took, ok, norm in zip(values, taken, valid, normalised.to_pylist(),
+                                         strict=True):
+            if took:
+                expected = rule(value)
+                assert (bool(ok), norm if ok else "") == (expected[0], expected[1] if ok
+                                                          else ""), (attribute, value)
+        if attribute != "Sex":
+            assert taken.sum() > 0, attribute
+
+
+@pytest.mark.parametrize("secret", [b"k", b"s" * 64, b"t" * 65, bytes(range(200))])
+def test_hash_kernel_matches_hashlib(secret: bytes) -> None:
+    """Signatures of every padding case (0-200 bytes, multi-byte UTF-8) and secrets longer
+    than a block give hmac/hashlib's tokens; nulls give the blank token."""
+    import base64
+    import hashlib
+    import hmac
+
+    import pyarrow as pa
+
+    from tokenizer.opentoken.engine import BLANK, hash_signatures
+    signatures = ["é" * (n // 2) + "x" * (n % 2) for n in range(0, 130)] + ["a" * 200, None]
+    expected = [base64.b64encode(hmac.digest(secret, hashlib.sha256(s.encode()).hexdigest()
+                                             .encode(), "sha256")).decode() if s is not None
+                else BLANK for s in signatures]
+    assert hash_signatures(pa.array(signatures, pa.string()), secret).to_pylist() == expected

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import pyarrow as pa
 
 from ..errors import SecretError, TokenizerError
 from ..keys import read_secret
@@ -52,7 +53,8 @@ def tokens_command(input_path: Path, output: Path, hashing_secret_file: str | No
                 raise SecretError("--decrypt takes no hashing secret, only the encryption key")
             rule_ids, encrypted, record_ids = read_token_rows(input_path)
             plain = decrypt_tokens(encrypted, encryption_key(key_text), str(input_path))
-            write_token_rows(output, rule_ids, plain, record_ids)
+            write_token_rows(output, pa.array(rule_ids, pa.string()),
+                             pa.array(plain, pa.string()), pa.array(record_ids, pa.string()))
             click.echo(f"{len(plain):,} tokens decrypted -> {output}")
             return
         key = None if key_text is None else encryption_key(key_text)

@@ -14,6 +14,9 @@ import base64
 import binascii
 import os
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -51,30 +54,30 @@ def encryption_key(secret: bytes) -> bytes:
                           "cannot use as key bytes") from e
 
 
-def encrypt_tokens(tokens: list[str], key: bytes) -> list[str]:
+def encrypt_tokens(tokens: pa.Array, key: bytes) -> pa.Array:
     """Each hash-only token encrypted with its own random IV; blank tokens stay blank.
     The IVs come from one ``os.urandom`` call and the messages are base64-encoded together
     (they all have the same length, a multiple of 3, so no padding falls between them)."""
+    tokens = tokens.cast(pa.large_string())
+    wanted = pc.not_equal(tokens, BLANK)
+    plain = tokens.filter(wanted).to_pylist()
     aead = AESGCM(key)
-    wanted = [i for i, token in enumerate(tokens) if token != BLANK]
-    ivs = os.urandom(IV_BYTES * len(wanted))
-    messages = []
-    lengths = set()
-    for n, i in enumerate(wanted):
-        iv = ivs[n * IV_BYTES:(n + 1) * IV_BYTES]
-        message = iv + aead.encrypt(iv, tokens[i].encode(), None)
-        lengths.add(len(message))
-        messages.append(message)
-    out = list(tokens)
-    if len(lengths) == 1 and (size := lengths.pop()) % 3 == 0:
+    ivs = os.urandom(IV_BYTES * len(plain))
+    messages = [ivs[n * IV_BYTES:(n + 1) * IV_BYTES]
+                + aead.encrypt(ivs[n * IV_BYTES:(n + 1) * IV_BYTES], token.encode(), None)
+                for n, token in enumerate(plain)]
+    sizes = {len(message) for message in messages}
+    if len(sizes) == 1 and (size := sizes.pop()) % 3 == 0:
+        text = base64.b64encode(b"".join(messages))
         width = size // 3 * 4
-        joined = base64.b64encode(b"".join(messages)).decode("ascii")
-        for n, i in enumerate(wanted):
-            out[i] = joined[n * width:(n + 1) * width]
+        encrypted = pa.Array.from_buffers(
+            pa.large_string(), len(messages),
+            [None, pa.py_buffer(np.arange(len(messages) + 1, dtype=np.int64) * width),
+             pa.py_buffer(text)])
     else:
-        for message, i in zip(messages, wanted, strict=True):
-            out[i] = base64.b64encode(message).decode("ascii")
-    return out
+        encrypted = pa.array([base64.b64encode(m).decode("ascii") for m in messages],
+                             pa.large_string())
+    return pc.replace_with_mask(tokens, wanted, encrypted)
 
 
 def decrypt_tokens(tokens: list[str], key: bytes, source: str,

@@ -7,17 +7,18 @@ a batch costs a few C-level passes plus two hashes per distinct signature.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
+import os
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .fast_rules import fast_rule
+from .hmac_kernel import TOKEN_CHARS, hash_tokens, hmac_key
 from .rules import ATTRIBUTES
 
 __all__ = ["BLANK", "RULE_IDS", "TokenBatch", "Counts", "tokenize_batch", "hash_signatures"]
@@ -69,25 +70,48 @@ class _Column:
     pieces: dict[str, pa.Array]  # piece kind -> per-row string (empty where invalid)
 
 
+def _fast_pieces(kind: str, normalised: pa.Array) -> pa.Array:
+    """``_piece`` for values a fast rule took: ASCII without whitespace, where Arrow's ASCII
+    kernels and Python's str methods agree."""
+    if kind == "upper":
+        return pc.ascii_upper(normalised)
+    if kind in ("first1", "first3"):
+        return pc.ascii_upper(pc.utf8_slice_codeunits(normalised, 0, 1 if kind == "first1" else 3))
+    if kind == "digits":
+        return pc.replace_substring(normalised, "-", "")
+    return normalised
+
+
 def _column(values: pa.Array, rule_kinds: set[str], attribute: str) -> _Column:
+    """Validity and pieces of each row: the rules run once per distinct value, the common
+    plain forms in Arrow (:mod:`.fast_rules`), every other value through the Python rule."""
     rule = ATTRIBUTES[attribute][0]
     encoded = pc.dictionary_encode(values.cast(pa.string()))
-    dictionary = encoded.dictionary.to_pylist()
-    indices = encoded.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
-    results = [rule(value) for value in dictionary] + [(False, "")]  # null: invalid
-    valid = np.fromiter((ok for ok, _ in results), dtype=bool, count=len(results))[indices]
+    dictionary = encoded.dictionary
+    size = len(dictionary)
+    indices = encoded.indices.fill_null(size).to_numpy(zero_copy_only=False)
+    taken, valid, normalised = fast_rule(attribute, dictionary)
+    slow = np.flatnonzero(~taken)
+    results = [rule(value) for value in dictionary.take(pa.array(slow)).to_pylist()]
+    valid[slow] = [ok for ok, _ in results]
+    valid = np.append(valid, False)   # a null value: invalid
+    slow_mask = pa.array(np.append(~taken, False))
+    padded = pa.concat_arrays([normalised, pa.array([""], pa.string())])
+    row_indices = pa.array(indices)
     pieces = {}
     for kind in rule_kinds:
-        distinct = [_piece(kind, norm) if ok else "" for ok, norm in results]
-        pieces[kind] = pa.array(distinct, type=pa.string()).take(pa.array(indices))
-    return _Column(valid, pieces)
+        distinct = pc.replace_with_mask(
+            _fast_pieces(kind, padded), slow_mask,
+            pa.array([_piece(kind, norm) if ok else "" for ok, norm in results], pa.string()))
+        pieces[kind] = distinct.take(row_indices)
+    return _Column(valid[indices], pieces)
 
 
 @dataclass
 class TokenBatch:
     """Signatures (None for a blank token) per rule, and the record ids, of one batch."""
 
-    record_ids: list[str]
+    record_ids: pa.Array
     signatures: dict[str, pa.Array]
 
 
@@ -126,24 +150,47 @@ def tokenize_batch(columns: dict[str, pa.Array], record_ids: pa.Array | None, ro
     for name, flags in invalid_rows.items():
         counts.invalid[name] += int(flags.sum())
     counts.rows += rows
-    ids: list[str]
     if record_ids is None:
-        ids = [str(uuid.uuid4()) for _ in range(rows)]
-    else:
-        ids = [value if value else str(uuid.uuid4())
-               for value in record_ids.cast(pa.string()).to_pylist()]
+        record_ids = pa.nulls(rows, pa.string())
+    ids = record_ids.cast(pa.string())
+    missing = _mask(pc.equal(ids, ""))   # null or empty
+    if missing.any():   # OpenToken gives a record without an id a random UUID
+        ids = pc.replace_with_mask(ids, pa.array(missing), pa.array(
+            [str(uuid.uuid4()) for _ in range(int(missing.sum()))], pa.string()))
     return TokenBatch(ids, signatures)
 
 
-def hash_signatures(signatures: pa.Array, secret: bytes) -> list[str]:
+def _mask(flags: pa.Array) -> np.ndarray:
+    return np.asarray(flags.fill_null(True).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def hash_signatures(signatures: pa.Array, secret: bytes, workers: int | None = None) -> pa.Array:
     """OpenToken's token: base64 HMAC-SHA256, keyed with the secret, of the lowercase hex
     SHA-256 of the signature; a null signature gives the blank token. Each distinct
-    signature is hashed once."""
+    signature is hashed once, by the compiled kernel on ``workers`` threads (all cores)."""
     encoded = pc.dictionary_encode(signatures)
-    sha256, digest, b64 = hashlib.sha256, hmac.digest, base64.b64encode
-    distinct = [b64(digest(secret, sha256(s.encode()).hexdigest().encode(), "sha256")).decode()
-                for s in encoded.dictionary.to_pylist()]
-    distinct.append(BLANK)
-    indices = encoded.indices.fill_null(len(distinct) - 1).to_numpy(zero_copy_only=False)
-    table = np.array(distinct, dtype=object)
-    return table[indices].tolist()
+    distinct = encoded.dictionary.cast(pa.large_string())
+    count = len(distinct)
+    offsets = np.frombuffer(distinct.buffers()[1], dtype=np.int64)[
+        distinct.offset:distinct.offset + count + 1]
+    data_buffer = distinct.buffers()[2]
+    data = (np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None
+            else np.zeros(0, dtype=np.uint8))
+    out = np.empty((count, TOKEN_CHARS), dtype=np.uint8)
+    key = hmac_key(secret)
+    parts = max(1, min(workers or _workers(), count // 10_000))
+    bounds = np.linspace(0, count, parts + 1).astype(int).tolist()
+    with ThreadPoolExecutor(parts) as pool:
+        list(pool.map(lambda b: hash_tokens(data, offsets, b[0], b[1], key, out),
+                      zip(bounds[:-1], bounds[1:], strict=True)))
+    hashed = pa.Array.from_buffers(
+        pa.large_string(), count,
+        [None, pa.py_buffer(np.arange(count + 1, dtype=np.int64) * TOKEN_CHARS),
+         pa.py_buffer(out)])
+    tokens = pa.concat_arrays([hashed, pa.array([BLANK], pa.large_string())])
+    indices = encoded.indices.fill_null(count)
+    return tokens.take(indices)

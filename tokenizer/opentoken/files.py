@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import platform
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -26,6 +30,8 @@ _OUR_COLUMNS = {"given_name": "FirstName", "surname": "LastName", "date_of_birth
                 "sex": "Sex", "zip": "PostalCode", "ssn": "SocialSecurityNumber"}
 _RECORD_ID = ("recordid", "id", "record_id")
 TOKEN_COLUMNS = ("RuleId", "Token", "RecordId")
+_WRITE_ROWS = 1 << 20
+_EMPTY, _NEWLINE, _COMMA = (pa.scalar(t, pa.large_string()) for t in ("", "\n", ","))
 
 
 def _read_table(path: Path) -> pa.Table:
@@ -71,29 +77,89 @@ def read_people(path: str | Path) -> tuple[dict[str, pa.Array], pa.Array | None,
     return columns, record_ids, table.num_rows
 
 
-def write_tokens(path: str | Path, record_ids: list[str], tokens: dict[str, list[str]]) -> None:
-    """OpenToken's token file: ``RuleId,Token,RecordId``, rules T1-T5 per record in order."""
-    write_token_rows(path, [rule for _ in record_ids for rule in RULE_IDS],
-                     [tokens[rule][i] for i in range(len(record_ids)) for rule in RULE_IDS],
-                     [rid for rid in record_ids for _ in RULE_IDS])
+def write_tokens(path: str | Path, record_ids: pa.Array, tokens: dict[str, pa.Array]) -> None:
+    """OpenToken's token file: ``RuleId,Token,RecordId``, rules T1-T5 per record in order.
+    For CSV, each rule's lines are joined in Arrow, then interleaved with one ``take``; our
+    tokens (base64 or the blank) never need quoting."""
+    count, rules = len(record_ids), len(RULE_IDS)
+    if Path(path).suffix.lower() == ".parquet":
+        order = (np.arange(rules)[None, :] * count + np.arange(count)[:, None]).ravel()
+        write_token_rows(path, pa.array(np.tile(np.array(RULE_IDS), count), pa.string()),
+                         pa.concat_arrays([tokens[rule].cast(pa.large_string())
+                                           for rule in RULE_IDS]).take(pa.array(order)),
+                         record_ids.take(pa.array(np.repeat(np.arange(count), rules))))
+        return
+    block = _WRITE_ROWS // rules
+
+    def lines() -> Iterator[pa.Array]:
+        for start in range(0, count, block):
+            size = min(block, count - start)
+            tail = pc.binary_join_element_wise(_csv_field(record_ids.slice(start, size)),
+                                               _EMPTY, _NEWLINE)
+            by_rule = [pc.binary_join_element_wise(
+                pa.scalar(rule, pa.large_string()),
+                tokens[rule].slice(start, size).cast(pa.large_string()), tail, _COMMA)
+                for rule in RULE_IDS]
+            order = (np.arange(rules)[None, :] * size + np.arange(size)[:, None]).ravel()
+            yield pa.concat_arrays(by_rule).take(pa.array(order))
+
+    _write_csv(path, lines())
 
 
-def write_token_rows(path: str | Path, rule_ids: list[str], tokens: list[str],
-                     record_ids: list[str]) -> None:
+def _csv_quote(value: str) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow([value])
+    return buffer.getvalue()[:-1]
+
+
+def _csv_field(column: pa.Array) -> pa.Array:
+    """A column as Python's csv writer (minimal quoting) writes its fields: the few values
+    with a delimiter, quote or line break go through the csv module itself."""
+    column = column.cast(pa.large_string()).fill_null("")
+    special = pc.match_substring_regex(column, '[,"\r\n]')
+    if special.true_count == 0:
+        return column
+    quoted = [_csv_quote(value) for value in column.filter(special).to_pylist()]
+    return pc.replace_with_mask(column, special, pa.array(quoted, pa.large_string()))
+
+
+def write_token_rows(path: str | Path, rule_ids: pa.Array, tokens: pa.Array,
+                     record_ids: pa.Array) -> None:
     """Token rows as given: CSV (LF line ends, minimal quoting, as OpenToken's writer) unless
     the name ends in .parquet. Nothing appears at ``path`` unless the whole file was written."""
+    if Path(path).suffix.lower() == ".parquet":
+        target = AtomicFile(Path(path))
+        try:
+            pq.write_table(pa.table({"RuleId": rule_ids.cast(pa.string()),
+                                     "Token": tokens.cast(pa.string()),
+                                     "RecordId": record_ids.cast(pa.string())}), target.temp)
+            target.commit()
+        except BaseException:
+            target.discard()
+            raise
+        return
+
+    def lines() -> Iterator[pa.Array]:
+        for start in range(0, len(tokens), _WRITE_ROWS):
+            fields = [_csv_field(column.slice(start, _WRITE_ROWS))
+                      for column in (rule_ids, tokens, record_ids)]
+            fields[2] = pc.binary_join_element_wise(fields[2], _EMPTY, _NEWLINE)
+            yield pc.binary_join_element_wise(*fields, _COMMA)
+
+    _write_csv(path, lines())
+
+
+def _write_csv(path: str | Path, blocks: Iterable[pa.Array]) -> None:
+    """The header, then each block's lines (their text is contiguous in the Arrow buffer),
+    atomically."""
     target = AtomicFile(Path(path))
     try:
-        if target.target.suffix.lower() == ".parquet":
-            pq.write_table(pa.table({"RuleId": pa.array(rule_ids, pa.string()),
-                                     "Token": pa.array(tokens, pa.string()),
-                                     "RecordId": pa.array(record_ids, pa.string())}),
-                           target.temp)
-        else:
-            with target.temp.open("w", encoding="utf-8", newline="") as handle:
-                writer = csv.writer(handle, lineterminator="\n")
-                writer.writerow(TOKEN_COLUMNS)
-                writer.writerows(zip(rule_ids, tokens, record_ids, strict=True))
+        with target.temp.open("wb") as handle:
+            handle.write((",".join(TOKEN_COLUMNS) + "\n").encode())
+            for lines in blocks:
+                offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
+                first, last = offsets[lines.offset], offsets[lines.offset + len(lines)]
+                handle.write(memoryview(lines.buffers()[2])[first:last])
         target.commit()
     except BaseException:
         target.discard()
