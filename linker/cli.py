@@ -11,6 +11,7 @@ import click
 import numpy as np
 from tqdm import tqdm
 
+from tokenizer.encodings_file import TOKEN_RULES
 from tokenizer.errors import TokenizerError
 from tokenizer.parallel import default_workers
 
@@ -63,6 +64,22 @@ _blocking = click.option(
          "may lose some matches; measure with `pprl evaluate`).")
 
 
+def _rules(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    """``--tokens T1,T3``: known rules, each once, in the order given."""
+    rules = tuple(dict.fromkeys(r.strip() for r in (value or "").split(",") if r.strip()))
+    unknown = [r for r in rules if r not in TOKEN_RULES]
+    if unknown:
+        raise click.BadParameter(f"unknown rule(s) {unknown}; choose from "
+                                 f"{','.join(TOKEN_RULES)}")
+    return rules
+
+
+_tokens = click.option(
+    "--tokens", callback=_rules, metavar="T1,T3,...",
+    help="Also make every pair agreeing on one of these OpenToken tokens a candidate "
+         "whatever its Dice score (inputs made with `pprl tokenize --with-tokens`).")
+
+
 def _choose(sets: list[ClkSet], dedup: list[bool], backend: CpuBackend
             ) -> tuple[float, dict[str, object]]:
     """``--threshold auto``: the threshold the data suggests, and what to record of it."""
@@ -83,7 +100,8 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: CpuBackend
 
 def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
          dedup: list[bool] | None, workers: int, kernel: str, blocking: str,
-         command: str) -> None:
+         command: str, tokens: tuple[str, ...] | None) -> None:
+    tokens = tokens or ()  # None when invoked from code (`pprl demo`): callbacks don't run
     try:
         sets = load_clk_sets(paths)
     except (TokenizerError, LinkageInputError) as e:
@@ -111,12 +129,15 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
     if threshold == "auto":
         threshold, choice = _choose(sets, dedup_flags, backend)
     assert isinstance(threshold, float)
-    result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
-                       blocking=LshBlocking() if blocking == "lsh" else None,
-                       progress=progress)
+    try:
+        result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
+                           blocking=LshBlocking() if blocking == "lsh" else None,
+                           progress=progress, tokens=tokens)
+    except LinkageInputError as e:
+        raise click.ClickException(str(e)) from e
     bar.close()
     info = {"command": command, "threshold": threshold, "threshold_choice": choice,
-            "blocking": blocking,
+            "blocking": blocking, "token_rules": list(tokens),
             "kernel": backend.kernel,
             "inputs": [{"file": s.source, "party": s.party, "records": len(s),
                         "deduplicated": d} for s, d in zip(sets, dedup_flags, strict=True)],
@@ -131,6 +152,9 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
                f"{stats['seconds']} s ({pairs_per_s:.3g} pairs/s; "
                f"{stats['pruned_share']:.1%} skipped by popcount, "
                f"{stats['stopped_halfway_share']:.1%} of the rest stopped halfway)")
+    if tokens:
+        click.echo(f"{stats['token_only_pairs']:,} candidate pairs from tokens "
+                   f"{','.join(tokens)} alone")
 
 
 @click.command("link")
@@ -143,9 +167,10 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
 @_workers
 @_kernel
 @_blocking
+@_tokens
 def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
                  dedup_parties: tuple[str, ...], workers: int, kernel: str,
-                 blocking: str) -> None:
+                 blocking: str, tokens: tuple[str, ...] | None = None) -> None:
     """Link the encodings files of two or more providers into entities.
 
     An entity holds at most one record per provider, unless that provider is deduplicated
@@ -164,7 +189,7 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
             raise click.UsageError(f"--dedup names unknown parties {sorted(unknown)}; "
                                    f"parties: {parties}")
         dedup = [("all" in dedup_parties) or p in dedup_parties for p in parties]
-    _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link")
+    _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens)
 
 
 @click.command("dedup")
@@ -174,10 +199,11 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
 @_workers
 @_kernel
 @_blocking
+@_tokens
 def dedup_command(path: Path, threshold: float, folder: Path, workers: int, kernel: str,
-                  blocking: str) -> None:
+                  blocking: str, tokens: tuple[str, ...] | None = None) -> None:
     """Find records of the same person within one provider's encodings file."""
-    _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup")
+    _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup", tokens)
 
 
 @click.command("evaluate")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,9 @@ class ClkSet:
         source: where it was read from, for messages.
         key_check: key check value of the linkage secret it was made with; None when the
             file does not say (clkhash JSON).
+        tokens: OpenToken rule -> object array (n,) of tokens, None where blank; empty when
+            the file carries none.
+        token_key_check: key check value of the tokens' hashing secret.
     """
 
     words: np.ndarray
@@ -60,6 +63,8 @@ class ClkSet:
     party: str
     source: str
     key_check: str | None = None
+    tokens: dict[str, np.ndarray] = field(default_factory=dict)
+    token_key_check: str | None = None
 
     def __len__(self) -> int:
         return len(self.record_ids)
@@ -68,28 +73,31 @@ class ClkSet:
     def from_arrays(cls, clks: np.ndarray, record_ids: Sequence[str] | None = None, *,
                     length: int | None = None, party: str = "party",
                     fingerprint: str | None = None, source: str = "<memory>",
-                    key_check: str | None = None) -> ClkSet:
+                    key_check: str | None = None, tokens: dict[str, np.ndarray] | None = None,
+                    token_key_check: str | None = None) -> ClkSet:
         """From uint8 CLK bytes (n, bytes); record ids default to positions."""
         words = np.ascontiguousarray(pack_words(np.asarray(clks, dtype=np.uint8)))
         popcounts = np.bitwise_count(words).sum(axis=1, dtype=np.int32)
         ids = [str(i) for i in range(len(clks))] if record_ids is None else list(record_ids)
         return cls(words, popcounts, ids, length or clks.shape[1] * 8, fingerprint, party,
-                   source, key_check)
+                   source, key_check, dict(tokens or {}), token_key_check)
 
     @classmethod
     def from_encodings(cls, data: EncodingSet, source: str, party: str) -> ClkSet:
         return cls.from_arrays(data.clks, data.record_ids, length=data.metadata.bloom_filter_bits,
                                party=party, fingerprint=data.metadata.schema_fingerprint,
-                               source=source, key_check=data.metadata.key_check)
+                               source=source, key_check=data.metadata.key_check,
+                               tokens=data.tokens,
+                               token_key_check=data.metadata.token_key_check)
 
 
 def load_clk_sets(paths: Sequence[str | Path]) -> list[ClkSet]:
     """Read encodings files and check they can be linked together.
 
     Raises:
-        LinkageInputError: different schema fingerprints, lengths or linkage secrets (key
-            check values), naming both files; duplicate record ids within a file; the same
-            party label twice.
+        LinkageInputError: different schema fingerprints, lengths, linkage secrets or token
+            hashing secrets (key check values), naming both files; duplicate record ids
+            within a file; the same party label twice.
         InputError: a file cannot be read.
     """
     sets: list[ClkSet] = []
@@ -99,7 +107,21 @@ def load_clk_sets(paths: Sequence[str | Path]) -> list[ClkSet]:
         sets.append(ClkSet.from_encodings(data, str(path), party))
     _check_compatible(sets)
     check_key_checks([(s.source, s.key_check) for s in sets])
+    _check_token_key_checks(sets)
     return sets
+
+
+def _check_token_key_checks(sets: Sequence[ClkSet]) -> None:
+    """Tokens hashed with different secrets never agree: refuse rather than match nothing."""
+    with_tokens = [s for s in sets if s.tokens]
+    for other in with_tokens[1:]:
+        first = with_tokens[0]
+        if other.token_key_check != first.token_key_check:
+            raise LinkageInputError(
+                f"{other.source} holds tokens made with another hashing secret than "
+                f"{first.source} (token key check values {other.token_key_check} and "
+                f"{first.token_key_check}): every provider must use the same hashing secret "
+                f"bytes with `pprl tokenize --with-tokens`")
 
 
 def check_key_checks(inputs: Sequence[tuple[str, str | None]]) -> None:

@@ -13,6 +13,7 @@ from .blocking import LshBlocking
 from .clkset import ClkSet
 from .similarity import Candidates, SimilarityBackend, candidate_pairs
 from .solve import cluster_records, greedy_one_to_one
+from .token_pairs import add_token_pairs, check_token_rules
 
 __all__ = ["DEFAULT_THRESHOLD", "LinkResult", "link_sets"]
 
@@ -53,18 +54,26 @@ def _party_pairs(count: int, dedup: Sequence[bool]) -> list[tuple[int, int]]:
 def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
               dedup: Sequence[bool] | None = None, backend: SimilarityBackend | None = None,
               blocking: LshBlocking | None = None,
-              progress: Callable[[int, int], None] | None = None) -> LinkResult:
+              progress: Callable[[int, int], None] | None = None,
+              tokens: Sequence[str] = ()) -> LinkResult:
     """Link every pair of parties (and deduplicate the flagged ones).
 
     Args:
         dedup: per party, whether to find duplicates within it (default: none).
         progress: called with (A rows done, pairs compared so far) as work proceeds.
+        tokens: OpenToken rules (``T1``...) on which agreement makes a pair a candidate
+            whatever its Dice coefficient (with or without blocking); its score stays its
+            Dice coefficient.
+
+    Raises:
+        LinkageInputError: ``tokens`` names a rule an input does not carry.
     """
     started = time.perf_counter()
+    check_token_rules(sets, tokens)
     dedup = list(dedup) if dedup is not None else [False] * len(sets)
     offsets = np.cumsum([0] + [len(s) for s in sets])
     found: list[tuple[int, int, Candidates]] = []
-    compared = total = completed = 0
+    compared = total = completed = token_only = 0
     rows_done = 0
     for i, j in _party_pairs(len(sets), dedup):
         width = len(sets[j])
@@ -77,6 +86,10 @@ def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
 
         candidates = candidate_pairs(sets[i], None if i == j else sets[j], threshold,
                                      backend=backend, blocking=blocking, progress=tick)
+        if tokens:
+            candidates, added = add_token_pairs(sets[i], None if i == j else sets[j], tokens,
+                                                candidates)
+            token_only += added
         found.append((i, j, candidates))
         compared += candidates.compared
         completed += candidates.completed
@@ -110,6 +123,7 @@ def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
              "pairs_compared_in_full": int(completed),
              "pruned_share": round(1 - compared / total, 6) if total else 0.0,
              "stopped_halfway_share": round(1 - completed / compared, 6) if compared else 0.0,
+             "token_only_pairs": token_only,
              "seconds": round(time.perf_counter() - started, 3)}
     return LinkResult([s.party for s in sets], [s.record_ids for s in sets],
                       party_a[accepted], record_a[accepted], party_b[accepted],

@@ -82,6 +82,17 @@ def with_expanding_column(table: pa.Table, value_bytes: int = 100_000) -> pa.Tab
     return table.append_column("notes", pa.chunked_array([one] * table.num_rows))
 
 
+def _undeclared_token(table: pa.Table) -> pa.Table:
+    return table.append_column("token_T1", pa.array(["t" * 44] * table.num_rows))
+
+
+def _long_token(table: pa.Table) -> pa.Table:
+    tokens = ["t" * 44] * table.num_rows
+    tokens[2] = "t" * 45
+    return _with_metadata(table.append_column("token_T1", pa.array(tokens)), tokens=b"T1",
+                          token_key_check_value=b"0" * 16)
+
+
 # name -> (how the good table is changed, words the 422 message must hold)
 BAD_PARQUET: dict[str, tuple[Callable[[pa.Table], pa.Table], str]] = {
     "int64 record_id": (_ints, "column record_id must be string, found int64"),
@@ -106,6 +117,10 @@ BAD_PARQUET: dict[str, tuple[Callable[[pa.Table], pa.Table], str]] = {
                            "['pprl.key_check_value'] missing"),
     "zero records": (lambda t: t.slice(0, 0), "holds no records"),
     "extra column": (with_expanding_column, "column 'notes' is not part of an encodings file"),
+    "undeclared token column": (_undeclared_token,
+                                "column 'token_T1' is not declared in file metadata pprl.tokens"),
+    "45-character token": (_long_token, "column token_T1 row 3: a token must be null or 44 "
+                                        "ASCII characters"),
 }
 
 

@@ -84,6 +84,14 @@ def _fail(error: Exception) -> click.ClickException:
 @click.option("--date-format", "date_order", type=click.Choice(DATE_ORDERS),
               help="How to read dates such as 03/04/1980: MDY (US) or DMY. Without it, "
                    "rows whose date could be either are rejected with that reason.")
+@click.option("--with-tokens", is_flag=True,
+              help="Also write each record's OpenToken tokens T1-T5 (hash-only, as `pprl "
+                   "tokens` computes them) as columns token_T1..token_T5, for `pprl link "
+                   "--tokens`. Needs the hashing secret.")
+@click.option("--hashing-secret-file", type=click.Path(dir_okay=False), default=None,
+              help="With --with-tokens: file whose bytes are OpenToken's hashing secret.")
+@click.option("--hashing-secret-env", default=None, metavar="VAR",
+              help="With --with-tokens: environment variable holding the hashing secret.")
 @normalize_options
 @allow_short_secret_option
 @click.option("--chunk-size", type=click.IntRange(min=1), default=65536, show_default=True,
@@ -100,7 +108,9 @@ def tokenize_command(input_path: Path, schema_ref: str, secret_file: Path | None
                      as_json: bool = False, delimiter: str | None = None,
                      column_map: tuple[str, ...] = (), date_order: str | None = None,
                      normalize_specs: tuple[str, ...] = (), no_normalize: bool = False,
-                     allow_short_secret: bool = False) -> None:
+                     allow_short_secret: bool = False, with_tokens: bool = False,
+                     hashing_secret_file: str | None = None,
+                     hashing_secret_env: str | None = None) -> None:
     """Encode the identifiers in INPUT (CSV, Parquet, or FHIR R4 Patient resources as
     bulk-export .ndjson or a Bundle .json) into CLKs.
 
@@ -112,6 +122,12 @@ def tokenize_command(input_path: Path, schema_ref: str, secret_file: Path | None
     try:
         secret = read_secret(file=secret_file, env=secret_env)
         check_secret_length(secret, allow_short=allow_short_secret)
+        token_secret = None
+        if with_tokens:
+            token_secret = read_secret(file=hashing_secret_file, env=hashing_secret_env,
+                                       what="hashing secret", option="--hashing-secret")
+        elif hashing_secret_file is not None or hashing_secret_env is not None:
+            raise click.UsageError("a hashing secret is used with --with-tokens only")
         schema = load_schema(schema_ref)
         kinds = choose_kinds(schema, normalize_specs, off=no_normalize)
         report = tokenize_file(input_path, schema, secret, output,
@@ -121,7 +137,8 @@ def tokenize_command(input_path: Path, schema_ref: str, secret_file: Path | None
                                workers=workers, kinds=kinds,
                                date_order=date_order,  # type: ignore[arg-type]
                                delimiter=_delimiter(delimiter),
-                               column_map=parse_column_map(column_map))
+                               column_map=parse_column_map(column_map),
+                               token_secret=token_secret)
     except TokenizerError as e:
         raise _fail(e) from e
     if as_json:

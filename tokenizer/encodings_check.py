@@ -5,9 +5,10 @@ A receiver (the service, the linker) cannot trust a Parquet file: a 12 KB file c
 millions of rows of one dictionary value, column types other than the format's, or metadata
 that is not text. Everything is checked before the file is kept: the footer's size, the
 format's metadata (present, text, numbers that are numbers), the three columns' types (and
-that there is no other), the number of rows, each row group's uncompressed size, and then,
-one batch of rows at a time, record ids (UTF-8, non-empty, bounded length, unique), CLKs and
-popcounts. Messages name the file as the caller calls it, the column or key, and the rule.
+that there is no other but the token columns the metadata declares), the number of rows, each
+row group's uncompressed size, and then, one batch of rows at a time, record ids (UTF-8,
+non-empty, bounded length, unique), CLKs, popcounts and tokens (null or 44 ASCII
+characters). Messages name the file as the caller calls it, the column or key, and the rule.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .encodings_file import FORMAT_NAME
+from .encodings_file import FORMAT_NAME, TOKEN_CHARS, declared_tokens, token_column
 from .errors import InputError
 
 __all__ = ["EncodingsLimits", "EncodingsSummary", "check_parquet_encodings", "check_bounds",
@@ -117,15 +118,25 @@ def _metadata(name: str, schema: pa.Schema) -> dict[str, str]:
             <= 1 << 16:
         raise InputError(f"{name}: file metadata pprl.bloom_filter_bits must be a whole "
                          f"number of bits (8 to 65536)")
+    if declared_tokens(name, found.get("tokens")) and not found.get("token_key_check_value"):
+        raise InputError(f"{name}: file metadata pprl.token_key_check_value missing, though "
+                         f"pprl.tokens declares tokens")
     return found
 
 
-def _check_types(name: str, schema: pa.Schema, clk_bytes: int) -> None:
-    """The three columns, of their types, and no other: an extra column is never checked,
-    and one of a few kilobytes can decode to gigabytes wherever the file is read whole."""
+def _check_types(name: str, schema: pa.Schema, clk_bytes: int,
+                 token_columns: list[str]) -> None:
+    """The three columns and the declared token columns, of their types, and no other: an
+    extra column is never checked, and one of a few kilobytes can decode to gigabytes
+    wherever the file is read whole."""
     expected = {"record_id": "string", "clk": f"fixed_size_binary[{clk_bytes}]",
-                "popcount": "uint16"}
+                "popcount": "uint16", **dict.fromkeys(token_columns, "string")}
     extra = [column for column in schema.names if column not in expected]
+    undeclared = [column for column in extra if column.startswith("token_")]
+    if undeclared:
+        raise InputError(f"{name}: column {undeclared[0][:64]!r} is not declared in file "
+                         f"metadata pprl.tokens; write the file with `pprl tokenize "
+                         f"--with-tokens`")
     if extra:
         raise InputError(f"{name}: column {extra[0][:64]!r} is not part of an encodings file "
                          f"(record_id, clk and popcount only); write the file with "
@@ -212,6 +223,23 @@ def _ids_of(name: str, column: pa.Array, first_row: int, limits: EncodingsLimits
     return column.cast(pa.string())
 
 
+def _check_tokens(name: str, column_name: str, column: pa.Array | pa.ChunkedArray,
+                  first_row: int) -> None:
+    """Each token null or exactly :data:`TOKEN_CHARS` ASCII characters; a dictionary is
+    checked before it is expanded (only a flag per row is)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    values = column.dictionary if pa.types.is_dictionary(column.type) else column
+    bad = pc.fill_null(pc.or_(pc.not_equal(pc.binary_length(values), TOKEN_CHARS),
+                              pc.invert(pc.string_is_ascii(values))), False)
+    if pa.types.is_dictionary(column.type):
+        bad = pc.fill_null(bad.take(column.indices), False)
+    wrong = np.flatnonzero(bad.to_numpy(zero_copy_only=False))
+    if len(wrong):
+        raise InputError(f"{name}: column {column_name} row {first_row + int(wrong[0]) + 1:,}: "
+                         f"a token must be null or {TOKEN_CHARS} ASCII characters")
+
+
 def check_parquet_encodings(path: Path, name: str, limits: EncodingsLimits
                             ) -> EncodingsSummary:
     """Check ``path`` as a ``pprl-encodings/1`` file, reading one batch of rows at a time.
@@ -236,16 +264,21 @@ def check_parquet_encodings(path: Path, name: str, limits: EncodingsLimits
     meta = _metadata(name, schema)
     bits = int(meta["bloom_filter_bits"])
     clk_bytes = (bits + 7) // 8
-    _check_types(name, schema, clk_bytes)
-    # Record ids stay dictionary-encoded as read: a dictionary is checked before it expands.
-    parquet = open_parquet(read_dictionary=["record_id"])
-    _check_row_groups(name, parquet, limits)
+    token_columns = [token_column(rule) for rule in declared_tokens(name, meta.get("tokens"))]
+    _check_types(name, schema, clk_bytes, token_columns)
+    # Record ids and tokens stay dictionary-encoded as read: a dictionary is checked before
+    # it expands.
+    parquet = open_parquet(read_dictionary=["record_id", *token_columns])
+    _check_row_groups(name, parquet, limits, ["record_id", "clk", "popcount", *token_columns])
     hashes = np.empty(parquet.metadata.num_rows, dtype=np.uint64)
     row = 0
     try:
         for batch in parquet.iter_batches(batch_size=_BATCH_ROWS,
-                                          columns=["record_id", "clk", "popcount"]):
+                                          columns=["record_id", "clk", "popcount",
+                                                   *token_columns]):
             ids = _ids_of(name, batch.column("record_id"), row, limits)
+            for column_name in token_columns:
+                _check_tokens(name, column_name, batch.column(column_name), row)
             clk, popcount = batch.column("clk"), batch.column("popcount")
             if clk.null_count or popcount.null_count:
                 raise InputError(f"{name}: columns clk and popcount must not be null "

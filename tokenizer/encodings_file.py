@@ -14,7 +14,7 @@ import binascii
 import json
 import os
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Literal
@@ -35,12 +35,19 @@ __all__ = [
     "tool_version",
     "INCOMPLETE_MARKER",
     "check_folder_complete",
+    "TOKEN_RULES",
+    "TOKEN_CHARS",
+    "token_column",
+    "declared_tokens",
 ]
 
 FORMAT_NAME = "pprl-encodings/1"
 OutputFormat = Literal["parquet", "clkhash-json"]
 _META_PREFIX = "pprl."
 _COLUMNS = ("record_id", "clk", "popcount")
+# OpenToken's rules whose tokens an encodings file may carry, one column each.
+TOKEN_RULES = ("T1", "T2", "T3", "T4", "T5")
+TOKEN_CHARS = 44  # base64 of an HMAC-SHA256
 # A producer that writes a whole folder (``pprl deid``) puts this file in it while it works and
 # removes it last: files of a folder holding it are from a run that has not finished.
 INCOMPLETE_MARKER = "INCOMPLETE"
@@ -65,6 +72,10 @@ class EncodingsMetadata:
     source_format: str = FORMAT_NAME
     key_check: str | None = None
     """Key check value of the linkage secret (``tokenizer.keys.key_check_value``)."""
+    tokens: tuple[str, ...] = ()
+    """OpenToken rules whose tokens the file carries (columns ``token_<rule>``)."""
+    token_key_check: str | None = None
+    """Key check value of the tokens' hashing secret (purpose ``token secret``)."""
 
     def as_parquet_metadata(self) -> dict[bytes, bytes]:
         fields = {
@@ -76,6 +87,9 @@ class EncodingsMetadata:
             "schema": self.schema_json or "",
             "key_check_value": self.key_check or "",
         }
+        if self.tokens:  # files without tokens stay as they were
+            fields["tokens"] = ",".join(self.tokens)
+            fields["token_key_check_value"] = self.token_key_check or ""
         return {f"{_META_PREFIX}{k}".encode(): v.encode("utf-8") for k, v in fields.items()}
 
 
@@ -87,12 +101,14 @@ class EncodingSet:
         record_ids: one string per record.
         clks: uint8 array (n, ceil(l/8)).
         popcounts: uint16 array (n,).
+        tokens: rule -> object array (n,) of 44-character tokens, None where blank.
     """
 
     record_ids: list[str]
     clks: np.ndarray
     popcounts: np.ndarray
     metadata: EncodingsMetadata
+    tokens: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.record_ids)
@@ -114,11 +130,29 @@ class AtomicFile:
             self.temp.unlink()
 
 
+def token_column(rule: str) -> str:
+    return f"token_{rule}"
+
+
+def declared_tokens(name: str, value: str | None) -> tuple[str, ...]:
+    """The rules of a ``pprl.tokens`` metadata value, each known and named once.
+
+    Raises:
+        InputError: an unknown or repeated rule.
+    """
+    rules = tuple(r for r in (value or "").split(",") if r)
+    if any(r not in TOKEN_RULES for r in rules) or len(set(rules)) != len(rules):
+        raise InputError(f"{name}: file metadata pprl.tokens must list distinct rules of "
+                         f"{','.join(TOKEN_RULES)}")
+    return rules
+
+
 def _arrow_schema(clk_bytes: int, meta: EncodingsMetadata) -> pa.Schema:
     return pa.schema(
         [pa.field("record_id", pa.string(), nullable=False),
          pa.field("clk", pa.binary(clk_bytes), nullable=False),
-         pa.field("popcount", pa.uint16(), nullable=False)],
+         pa.field("popcount", pa.uint16(), nullable=False)]
+        + [pa.field(token_column(rule), pa.string()) for rule in meta.tokens],
         metadata=meta.as_parquet_metadata(),
     )
 
@@ -136,27 +170,35 @@ class EncodingsWriter:
         self._file = AtomicFile(Path(path))
         self._parquet: pq.ParquetWriter | None = None
         self._json: IO[str] | None = None
+        if meta.tokens and output_format != "parquet":
+            raise InputError("tokens can be written to a Parquet encodings file only")
         if output_format == "parquet":
             # CLKs are incompressible by design: compressing them only costs time.
             self._parquet = pq.ParquetWriter(
                 self._file.temp, _arrow_schema(self.clk_bytes, meta),
-                compression={"record_id": "zstd", "clk": "none", "popcount": "zstd"},
+                compression={"record_id": "zstd", "clk": "none", "popcount": "zstd",
+                             **{token_column(rule): "zstd" for rule in meta.tokens}},
                 use_dictionary=False, write_statistics=["record_id", "popcount"])
         else:
             self._json = self._file.temp.open("w", encoding="ascii")
             self._json.write('{"clks": [')
 
     def write(self, record_ids: list[str] | pa.Array, clks: np.ndarray,
-              popcounts: np.ndarray) -> None:
+              popcounts: np.ndarray, tokens: dict[str, pa.Array] | None = None) -> None:
+        """``tokens``: rule -> string array (null for a blank token), one for each rule of
+        the metadata's ``tokens``."""
         if len(clks) == 0:
             return
         if self._parquet is not None:
             flat = pa.py_buffer(np.ascontiguousarray(clks).tobytes())
             clk_array = pa.FixedSizeBinaryArray.from_buffers(
                 pa.binary(self.clk_bytes), len(clks), [None, flat])
+            given = tokens or {}
             table = pa.table({"record_id": pa.array(record_ids, pa.string()),
                               "clk": clk_array,
-                              "popcount": pa.array(popcounts, pa.uint16())},
+                              "popcount": pa.array(popcounts, pa.uint16()),
+                              **{token_column(rule): given[rule].cast(pa.string())
+                                 for rule in self.meta.tokens}},
                              schema=self._parquet.schema)
             self._parquet.write_table(table)
         else:
@@ -200,8 +242,10 @@ def _read_parquet(path: Path) -> EncodingSet:
     missing = set(_COLUMNS) - set(schema.names)
     if missing:
         raise InputError(f"{path}: missing column(s) {sorted(missing)}")
+    rules = declared_tokens(str(path), meta_of("tokens"))
+    _check_token_columns(path, schema, rules, meta_of("token_key_check_value"))
     try:
-        table = parquet.read(columns=list(_COLUMNS))
+        table = parquet.read(columns=[*_COLUMNS, *map(token_column, rules)])
     except (pa.ArrowInvalid, OSError) as e:
         raise InputError(f"{path}: cannot be read as Parquet: {e}") from e
     length = int(meta_of("bloom_filter_bits") or 0)
@@ -219,9 +263,31 @@ def _read_parquet(path: Path) -> EncodingSet:
     clks = clks.reshape(len(clk_column), width).copy()
     meta = EncodingsMetadata(length, meta_of("schema_fingerprint"), meta_of("provider"),
                              meta_of("tool_version"), meta_of("schema"),
-                             key_check=meta_of("key_check_value"))
+                             key_check=meta_of("key_check_value"), tokens=rules,
+                             token_key_check=meta_of("token_key_check_value"))
     popcounts = table.column("popcount").to_numpy().astype(np.uint16)
-    return EncodingSet(table.column("record_id").to_pylist(), clks, popcounts, meta)
+    tokens = {rule: table.column(token_column(rule)).to_numpy(zero_copy_only=False)
+              for rule in rules}
+    return EncodingSet(table.column("record_id").to_pylist(), clks, popcounts, meta, tokens)
+
+
+def _check_token_columns(path: Path, schema: pa.Schema, rules: tuple[str, ...],
+                         key_check: str | None) -> None:
+    """The token columns are exactly those the metadata declares, as text, with the key
+    check value of their secret: tokens of an unknown secret could never be compared."""
+    present = {name for name in schema.names if name.startswith("token_")}
+    declared = set(map(token_column, rules))
+    if present != declared:
+        odd = sorted(present ^ declared)[0]
+        raise InputError(f"{path}: column {odd} and file metadata pprl.tokens disagree "
+                         f"(declared: {','.join(rules) or 'none'})")
+    for name in sorted(declared):
+        if not pa.types.is_string(schema.field(name).type):
+            raise InputError(f"{path}: column {name} must be string, found "
+                             f"{schema.field(name).type}")
+    if rules and not key_check:
+        raise InputError(f"{path}: file metadata pprl.token_key_check_value missing, though "
+                         f"the file carries tokens")
 
 
 def _read_clkhash_json(path: Path) -> EncodingSet:

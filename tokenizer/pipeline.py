@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from .encoder import ClkEncoder, EncodedChunk
 from .encodings_file import (
+    TOKEN_RULES,
     AtomicFile,
     EncodingsMetadata,
     EncodingsWriter,
@@ -38,6 +39,8 @@ from .errors import AllRowsRejectedError, InputError, InvalidRowsError
 from .keys import key_check_value
 from .ngram_kernel import warm_up
 from .normalize import DateOrder, Normalizer, choose_kinds
+from .opentoken.engine import record_tokens
+from .opentoken.files import token_sources
 from .parallel import InOrderWorker, Rejected, encode_chunks
 from .readers import RecordChunk, default_id_column, open_records
 from .schema_model import Schema
@@ -173,9 +176,19 @@ class _RecordIds:
                          f"encodings file was written")
 
 
+@dataclass(frozen=True)
+class _TokenInput:
+    """Where ``--with-tokens`` reads each OpenToken attribute (chunk column), and the
+    hashing secret."""
+
+    sources: dict[str, str]
+    secret: bytes
+
+
 def _write_chunk(writer: EncodingsWriter, rejects: _RejectsWriter, chunk: RecordChunk,
                  encoded: EncodedChunk, id_column: str | None,
-                 normalizer_rejects: Rejected, written_ids: _RecordIds | None) -> None:
+                 normalizer_rejects: Rejected, written_ids: _RecordIds | None,
+                 token_input: _TokenInput | None) -> None:
     reasons = {r.index: (";".join(r.fields), r.describe()) for r in encoded.rejects}
     valid = encoded.valid.copy()
     for index, problems in normalizer_rejects.items():
@@ -189,7 +202,12 @@ def _write_chunk(writer: EncodingsWriter, rejects: _RejectsWriter, chunk: Record
     keep = (id_ok & valid)[encoded.valid]
     written = pa.array(valid & id_ok)
     kept_ids = ids.filter(written)
-    writer.write(kept_ids, encoded.clks[keep], encoded.popcounts[keep])
+    tokens = None
+    if token_input is not None:
+        tokens = record_tokens({attribute: chunk.columns[column].filter(written)
+                                for attribute, column in token_input.sources.items()},
+                               len(kept_ids), token_input.secret)
+    writer.write(kept_ids, encoded.clks[keep], encoded.popcounts[keep], tokens)
     if written_ids is not None:
         written_ids.add(kept_ids, chunk.rows[valid & id_ok])
     _write_rejects(rejects, chunk, reasons)
@@ -214,6 +232,7 @@ def tokenize_file(
     date_order: DateOrder | None = None,
     delimiter: str | None = None,
     column_map: Mapping[str, str] | None = None,
+    token_secret: bytes | None = None,
 ) -> TokenizeReport:
     """Tokenize every record of ``input_path`` into ``output_path``.
 
@@ -231,6 +250,9 @@ def tokenize_file(
         date_order: how ambiguous dates (``03/04/1980``) are read; None: such rows are
             rejected with that reason.
         delimiter, column_map: see :func:`tokenizer.readers.open_records`.
+        token_secret: also write each record's OpenToken tokens T1-T5 (hash-only, keyed
+            with this hashing secret), computed from the same rows with the same columns
+            `pprl tokens` reads (:func:`tokenizer.opentoken.files.token_sources`).
 
     Raises:
         InputError: the input cannot be read, lacks columns, or repeats a record id.
@@ -247,9 +269,19 @@ def tokenize_file(
                             date_order)
     reader = open_records(input_path, columns, chunk_size=chunk_size, encoding=encoding,
                           delimiter=delimiter, column_map=dict(column_map or {}))
+    token_input = None
+    if token_secret is not None:
+        # The token columns are known once the header is: the input is opened again with them.
+        token_input = _TokenInput(token_sources(reader.columns), token_secret)
+        columns = list(dict.fromkeys(columns + list(token_input.sources.values())))
+        reader = open_records(input_path, columns, chunk_size=chunk_size, encoding=encoding,
+                              delimiter=delimiter, column_map=dict(column_map or {}))
     meta = EncodingsMetadata(schema.bloom_filter_bits, schema.fingerprint, provider,
                              tool_version(), schema.canonical_json,
-                             key_check=key_check_value(secret))
+                             key_check=key_check_value(secret),
+                             tokens=TOKEN_RULES if token_secret is not None else (),
+                             token_key_check=None if token_secret is None else
+                             key_check_value(token_secret, "token secret"))
     writer = EncodingsWriter(output_path, meta, output_format)
     rejects = _RejectsWriter(rejects_path_for(output_path), columns)
     show = sys.stderr.isatty() if progress is None else progress
@@ -266,7 +298,7 @@ def tokenize_file(
 
     def write(chunk: RecordChunk, encoded: EncodedChunk, normalizer_rejects: Rejected) -> None:
         _write_chunk(writer, rejects, chunk, encoded, id_column, normalizer_rejects,
-                     written_ids)
+                     written_ids, token_input)
         bar.update(len(chunk) + len(chunk.malformed))
 
     try:

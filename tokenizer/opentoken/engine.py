@@ -21,7 +21,8 @@ from .fast_rules import fast_rule
 from .hmac_kernel import TOKEN_CHARS, hash_tokens, hmac_key
 from .rules import ATTRIBUTES
 
-__all__ = ["BLANK", "RULE_IDS", "TokenBatch", "Counts", "tokenize_batch", "hash_signatures"]
+__all__ = ["BLANK", "RULE_IDS", "TokenBatch", "Counts", "tokenize_batch", "hash_signatures",
+           "record_tokens"]
 
 BLANK = "0" * 64
 RULE_IDS = ("T1", "T2", "T3", "T4", "T5")
@@ -194,3 +195,16 @@ def hash_signatures(signatures: pa.Array, secret: bytes, workers: int | None = N
     tokens = pa.concat_arrays([hashed, pa.array([BLANK], pa.large_string())])
     indices = encoded.indices.fill_null(count)
     return tokens.take(indices)
+
+
+def record_tokens(columns: dict[str, pa.Array], rows: int, secret: bytes) -> dict[str, pa.Array]:
+    """Each rule's hash-only token of ``rows`` records, null where the token is blank (a
+    blank token says only that the record lacks something, so it must never match)."""
+    placeholder_ids = pa.repeat(pa.scalar("-", pa.string()), rows)  # spares a UUID per row
+    batch = tokenize_batch(columns, placeholder_ids, rows, Counts())
+    tokens = {}
+    for rule in RULE_IDS:
+        signatures = batch.signatures[rule]
+        hashed = hash_signatures(signatures, secret).cast(pa.string())
+        tokens[rule] = pc.if_else(pc.is_null(signatures), pa.scalar(None, pa.string()), hashed)
+    return tokens

@@ -21,7 +21,7 @@ from ..errors import InputError
 from .engine import RULE_IDS, Counts
 from .rules import ATTRIBUTES
 
-__all__ = ["read_people", "write_tokens", "write_token_rows", "read_token_rows",
+__all__ = ["read_people", "token_sources", "write_tokens", "write_token_rows", "read_token_rows",
            "write_metadata", "metadata_path", "OPENTOKEN_VERSION", "TOKEN_COLUMNS"]
 
 OPENTOKEN_VERSION = "1.12.5"
@@ -49,31 +49,45 @@ def _read_table(path: Path) -> pa.Table:
         raise InputError(f"{path}: cannot be read as CSV (UTF-8, header row) or Parquet") from e
 
 
-def read_people(path: str | Path) -> tuple[dict[str, pa.Array], pa.Array | None, int]:
-    """Raw string columns by OpenToken attribute name, the record ids, and the row count.
+def token_sources(headers: Iterable[str]) -> dict[str, str]:
+    """OpenToken attribute -> the header it is read from: the first header matching one of
+    OpenToken's names and aliases case-insensitively, as OpenToken does, or one of our
+    ``person`` columns. `pprl tokens` and `pprl tokenize --with-tokens` share it, so both
+    give a record the same tokens."""
+    wanted = {alias.lower(): name for name, (_, aliases) in ATTRIBUTES.items()
+              for alias in aliases} | _OUR_COLUMNS
+    sources: dict[str, str] = {}
+    for header in headers:
+        attribute = wanted.get(header.lower())
+        if attribute is not None and attribute not in sources:
+            sources[attribute] = header
+    return sources
 
-    Headers match OpenToken's names and aliases case-insensitively, as OpenToken does, or
-    our ``person`` columns; other columns are ignored. A missing attribute blanks the rules
+
+def read_people(path: str | Path) -> tuple[dict[str, pa.Array], pa.Array | None, int]:
+    """Raw string columns by OpenToken attribute name (:func:`token_sources`), the record
+    ids, and the row count. Other columns are ignored; a missing attribute blanks the rules
     that need it, as in OpenToken.
     """
     path = Path(path)
     table = _read_table(path)
-    wanted = {alias.lower(): name for name, (_, aliases) in ATTRIBUTES.items()
-              for alias in aliases} | _OUR_COLUMNS
+    id_header = next((h for h in table.column_names if h.lower() in _RECORD_ID), None)
+    sources = token_sources(table.column_names)
     columns: dict[str, pa.Array] = {}
     record_ids = None
     for header in table.column_names:
+        if header != id_header and header not in sources.values():
+            continue
         column = table.column(header).combine_chunks()
         if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
             try:
                 column = column.cast(pa.string())
             except pa.ArrowInvalid as e:
                 raise InputError(f"{path}: column {header} cannot be read as text") from e
-        folded = header.lower()
-        if folded in _RECORD_ID and record_ids is None:
+        if header == id_header:
             record_ids = column
-        elif folded in wanted and wanted[folded] not in columns:
-            columns[wanted[folded]] = column
+        else:
+            columns[next(a for a, h in sources.items() if h == header)] = column
     return columns, record_ids, table.num_rows
 
 
