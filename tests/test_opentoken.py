@@ -232,3 +232,48 @@ def test_hash_kernel_matches_hashlib(secret: bytes) -> None:
                                              .encode(), "sha256")).decode() if s is not None
                 else BLANK for s in signatures]
     assert hash_signatures(pa.array(signatures, pa.string()), secret).to_pylist() == expected
+
+
+def _patient(number: int, given: str, family: str, birth: str, gender: str, zip_code: str
+             ) -> dict:
+    return {"resourceType": "Patient", "id": f"p{number}", "gender": gender,
+            "birthDate": birth, "name": [{"use": "official", "family": family,
+                                          "given": [given]}],
+            "address": [{"use": "home", "line": ["1 Main St"], "city": "Springfield",
+                         "postalCode": zip_code}]}
+
+
+def test_fhir_patients_give_the_tokens_of_the_same_people_as_csv(tmp_path: Path) -> None:
+    """FHIR R4 Patient resources (NDJSON, a Bundle) are read as `pprl tokenize` reads them:
+    the same people written as an OpenToken CSV get the same tokens; a resource that is not a
+    Patient is left out with a warning naming its line, never a value."""
+    people = [(1, "John", "Hopkins", "1996-05-15", "male", "86236"),
+              (2, "Mary", "O'Neil", "1970-01-31", "female", "02134")]
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text("RecordId,FirstName,LastName,BirthDate,Sex,PostalCode\n" + "".join(
+        f"p{n},{g},{f},{b},{s},{z}\n" for n, g, f, b, s, z in people))
+    ndjson = tmp_path / "people.ndjson"
+    ndjson.write_text("\n".join(json.dumps(_patient(*p)) for p in people) + "\n"
+                      + json.dumps({"resourceType": "Observation", "id": "o1"}) + "\n")
+    bundle = tmp_path / "people.json"
+    bundle.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": _patient(*p)} for p in people]}))
+    (tmp_path / "secret").write_bytes(b"HashingKey")
+    outputs = {}
+    for source in (csv_file, ndjson, bundle):
+        out = tmp_path / f"{source.stem}-{source.suffix[1:]}.csv"
+        result = CliRunner().invoke(tokens_command, [str(source), "-o", str(out),
+                                                     "--hashing-secret-file",
+                                                     str(tmp_path / "secret")])
+        assert result.exit_code == 0, result.output
+        outputs[source.suffix] = out.read_text()
+    assert outputs[".csv"] == outputs[".ndjson"] == outputs[".json"]
+    assert outputs[".csv"].count("\n") == 1 + 5 * len(people)
+    only_bad = tmp_path / "bad.ndjson"
+    only_bad.write_text(json.dumps({"resourceType": "Observation"}) + "\n")
+    result = CliRunner().invoke(tokens_command, [str(only_bad), "-o", str(tmp_path / "x.csv"),
+                                                 "--hashing-secret-file",
+                                                 str(tmp_path / "secret")])
+    assert result.exit_code != 0
+    assert "line 1" in result.output and "not Patient" in result.output
+    assert not (tmp_path / "x.csv").exists()

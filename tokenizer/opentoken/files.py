@@ -6,8 +6,10 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import platform
 from collections.abc import Iterable, Iterator
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +20,20 @@ import pyarrow.parquet as pq
 
 from ..encodings_file import AtomicFile
 from ..errors import InputError
+from ..fhir import (
+    BUNDLE_SUFFIXES,
+    FHIR_COLUMNS,
+    NDJSON_SUFFIXES,
+    MalformedResource,
+    read_patients,
+)
 from .engine import RULE_IDS, Counts
 from .rules import ATTRIBUTES
 
 __all__ = ["read_people", "token_sources", "write_tokens", "write_token_rows", "read_token_rows",
            "write_metadata", "metadata_path", "OPENTOKEN_VERSION", "TOKEN_COLUMNS"]
+
+log = logging.getLogger(__name__)
 
 OPENTOKEN_VERSION = "1.12.5"
 # Our `person` schema's columns, beside OpenToken's own names and aliases.
@@ -34,7 +45,34 @@ _WRITE_ROWS = 1 << 20
 _EMPTY, _NEWLINE, _COMMA = (pa.scalar(t, pa.large_string()) for t in ("", "\n", ","))
 
 
+def _read_fhir(path: Path) -> pa.Table:
+    """FHIR R4 Patient resources, mapped as `pprl tokenize` maps them (``tokenizer.fhir``:
+    official name, birthDate, gender, home address, logical id as the record id). OpenToken
+    reads no FHIR; a resource that cannot be read is left out with a warning naming its line
+    or entry and why (never a value), and a file of nothing else fails."""
+    _, resources = read_patients(path, date.today())
+    rows: list[dict[str, str]] = []
+    skipped: list[tuple[int, MalformedResource]] = []
+    for number, read in resources:
+        if isinstance(read, MalformedResource):
+            skipped.append((number, read))
+        else:
+            rows.append(read)
+    where = "line" if path.suffix.lower() in NDJSON_SUFFIXES else "entry"
+    if skipped:
+        number, reason = skipped[0]
+        message = (f"{path}: {len(skipped):,} resource(s) left out, the first at {where} "
+                   f"{number}: it {reason}")
+        if not rows:
+            raise InputError(f"{message}; no Patient resource could be read")
+        log.warning("%s", message)
+    return pa.table({c: pa.array([r.get(c, "") for r in rows], pa.string())
+                     for c in FHIR_COLUMNS})
+
+
 def _read_table(path: Path) -> pa.Table:
+    if path.suffix.lower() in (*NDJSON_SUFFIXES, *BUNDLE_SUFFIXES):
+        return _read_fhir(path)
     try:
         if path.suffix.lower() == ".parquet":
             return pq.read_table(path)
