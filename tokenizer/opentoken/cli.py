@@ -37,9 +37,10 @@ def tokens_command(input_path: Path, output: Path, hashing_secret_file: str | No
                    hashing_secret_env: str | None, encryption_key_file: str | None,
                    encryption_key_env: str | None, decrypt: bool) -> None:
     """OpenToken 1.12.5 tokens T1-T5 of each record in INPUT (CSV or Parquet with OpenToken's
-    columns or our person columns, or FHIR R4 Patient resources as NDJSON or a Bundle): hash-only tokens byte-identical to OpenToken's, or, with an
-    encryption key, encrypted ones that OpenToken decrypts (a random IV each, so never
-    byte-identical). With --decrypt, OpenToken's encrypted output back to hash-only tokens."""
+    columns or our person columns, or FHIR R4 Patient resources as NDJSON or a Bundle):
+    hash-only tokens byte-identical to OpenToken's, or, with an encryption key, encrypted
+    ones that OpenToken decrypts (a random IV each, so never byte-identical). With --decrypt,
+    OpenToken's encrypted output back to hash-only tokens."""
     try:
         key_text = None
         if encryption_key_file is not None or encryption_key_env is not None:
