@@ -48,6 +48,7 @@ def demo_command(folder: Path, people: int) -> None:
     provider, link them, measure the quality, and count a cohort across imaging and EHR."""
     from api.client.cohort_cli import count_command
     from deid.cli import deid_command
+    from deid.run import report_path_for
     from linker.cli import evaluate_command, link_command
     from synth.cli import synth_command
     from synth.dicom import truth_after_deid
@@ -97,7 +98,7 @@ def demo_command(folder: Path, people: int) -> None:
     import pyarrow.csv as pacsv
 
     pacsv.write_csv(truth_after_deid(folder / "truth.csv", deid_out,
-                                     deid_out.with_name(f"{deid_out.name}.deid-report.csv")),
+                                     report_path_for(deid_out)),
                     truth)
     _step(f"pprl evaluate {linked} --truth {truth}")
     ctx.invoke(evaluate_command, folder=linked, truth=truth, plot=None, as_json=False)

@@ -32,10 +32,10 @@ from .security.rate_limit import FailureLimiter
 from .security.tokens import secret_matches, split_token, unusable_reason
 from .settings import Settings
 
-__all__ = ["Principal", "SessionDep", "SettingsDep", "ResultsDep", "PrincipalDep", "AdminDep",
-           "OwnerDep", "MemberDep", "PartyReaderDep", "UploaderDep", "ResearcherDep", "CounterDep",
-           "AnyPartyDep", "RequestReaderDep", "AuditReaderDep", "ProjectId", "PartyLabel",
-           "RunId", "RequestId"]
+__all__ = ["Principal", "refused", "SessionDep", "SettingsDep", "ResultsDep", "PrincipalDep",
+           "AdminDep", "OwnerDep", "MemberDep", "PartyReaderDep", "UploaderDep",
+           "ResearcherDep", "CounterDep", "AnyPartyDep", "RequestReaderDep", "AuditReaderDep",
+           "ProjectId", "PartyLabel", "RunId", "RequestId"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer "
                                                    "pprl_<id>_<secret>`.")
@@ -134,13 +134,18 @@ def current_principal(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
+def refused(principal: Principal, project_id: str | None, message: str) -> Forbidden:
+    """A 403 that names who was refused, for the audit log (``app._audit_refusal``)."""
+    return Forbidden(message, actor=principal.token_id, role=principal.role,
+                     project_id=project_id)
+
+
 def _role(principal: Principal, roles: tuple[str, ...], project_id: str | None,
           party: str | None = None) -> Principal:
     """Forbidden unless the principal has one of ``roles`` on ``project_id`` (and, for the
-    party roles, on ``party``); the refusal names who was refused, for the audit log."""
+    party roles, on ``party``)."""
     def refuse(message: str) -> Forbidden:
-        return Forbidden(message, actor=principal.token_id, role=principal.role,
-                         project_id=project_id)
+        return refused(principal, project_id, message)
 
     if principal.role not in roles:
         raise refuse(f"a {principal.role} token may not do this (needs: {', '.join(roles)})")

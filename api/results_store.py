@@ -12,6 +12,7 @@ it once does. Everything is written beside the folder and renamed into place who
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import threading
 from collections import OrderedDict
@@ -110,13 +111,15 @@ def write_run_results(folder: Path, result: LinkResult, info: dict[str, Any],
 
 def _write_indexed(folder: Path, parties: pa.Table) -> None:
     """parties.parquet (sorted by party), the groups and both indexes; index.json last, as
-    the sign that the rest is there."""
+    the sign that the rest is there. Temporary names are this writer's own: the API and a
+    worker may index an old run at the same time (both write the same bytes)."""
     members, index = _groups(parties)
+    own = secrets.token_hex(6)
     for table, name in ((parties, PARTIES), (members, GROUPS), (index, GROUP_INDEX)):
-        temporary = folder / f".{name}.tmp"
+        temporary = folder / f".{name}.{own}.tmp"
         pq.write_table(table, temporary)
         temporary.replace(folder / name)
-    temporary = folder / f".{INDEX}.tmp"
+    temporary = folder / f".{INDEX}.{own}.tmp"
     temporary.write_text(json.dumps({"parties": _party_ranges(parties)}) + "\n",
                          encoding="utf-8")
     temporary.replace(folder / INDEX)

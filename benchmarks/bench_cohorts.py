@@ -48,6 +48,7 @@ from .report import print_table, write_json
 ROOT = Path(__file__).resolve().parent.parent
 PARTIES = ("imaging", "ehr", "claims")
 THRESHOLD = 0.75  # pprl demo's
+AS_OF_YEAR = 2026  # ages of definitions that name no year
 _SECRET = b"bench_cohorts: a 32-byte secret."
 _EXAMPLES = ROOT / "linker" / "cohorts" / "examples"
 DEFINITIONS = {
@@ -118,7 +119,8 @@ def quality(folder: Path) -> list[dict[str, object]]:
         wanted = set(select_entities(definition, truth, tables))
         started = time.perf_counter()
         found = select_entities(definition, linked, tables)
-        demographics = entity_demographics(found, linked, tables, 2026)
+        demographics = entity_demographics(found, linked, tables,
+                                           definition.as_of_year or AS_OF_YEAR)
         cohort_counts(found, demographics)
         seconds = time.perf_counter() - started
         correct = sum(person_of[e] in wanted for e in found)
@@ -137,7 +139,8 @@ def export_only(folder: Path, target: Path) -> dict[str, object]:
     definition = parse_definition(DEFINITIONS[BROADEST], columns)
     started = time.perf_counter()
     entities = select_entities(definition, linked, tables)
-    demographics = entity_demographics(entities, linked, tables, 2026)
+    demographics = entity_demographics(entities, linked, tables,
+                                       definition.as_of_year or AS_OF_YEAR)
     selected = time.perf_counter() - started
     types = {p: {n: c.type for n, c in cs.items()} for p, cs in columns.items()}
     started = time.perf_counter()

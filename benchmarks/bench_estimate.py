@@ -21,9 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from linker.clkset import ClkSet, load_clk_sets
-from linker.estimate import FLOOR, estimate_link
-from linker.similarity import candidate_pairs
-from linker.solve import greedy_one_to_one
+from linker.estimate import FLOOR, estimate_link, floor_links
 from tokenizer.catalog import load_schema
 from tokenizer.encoder import ClkEncoder
 from tokenizer.pipeline import tokenize_file
@@ -65,10 +63,8 @@ def synthetic(folder: Path, people: int, seed: int) -> tuple[list[ClkSet], list[
 
 def compare(a: ClkSet, b: ClkSet, truth_a: list[str], truth_b: list[str]) -> dict:
     """The estimate of a 1:1 linkage of a and b beside the truth."""
-    found = candidate_pairs(a, b, FLOOR)
-    order = np.lexsort((found.right, found.left, -found.score))
-    left, right, score = found.left[order], found.right[order], found.score[order]
-    accepted = greedy_one_to_one(left, right, len(a), len(b))
+    found = floor_links(a, b)
+    left, right, score, accepted = found.left, found.right, found.score, found.accepted
     estimate = estimate_link(left, right, score, accepted, len(a), len(b))
     ta, tb = np.array(truth_a), np.array(truth_b)
     correct = ta[left[accepted]] == tb[right[accepted]]

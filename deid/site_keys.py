@@ -10,14 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from tokenizer.keys import keyed_uid
+from tokenizer.keys import MAX_SHIFT_DAYS, MIN_SHIFT_DAYS, keyed_day_offset, keyed_uid
 
 __all__ = ["SiteKeys", "MIN_SHIFT_DAYS", "MAX_SHIFT_DAYS"]
 
-# Dates move back by 1 to 10 years: a whole number of days, so times of day and intervals
-# within a patient survive, and a birth year cannot be read off a shifted study date.
-MIN_SHIFT_DAYS = 365
-MAX_SHIFT_DAYS = 3652
 # A file's study and series UIDs repeat across its neighbours; recent ones are worth keeping.
 _UID_CACHE_SIZE = 1 << 16
 
@@ -58,9 +54,8 @@ class SiteKeys:
 
     def day_offset(self, pseudonym: str) -> int:
         """Days to add to every date of this patient (negative)."""
-        digest = hmac.new(self._dates, pseudonym.encode("ascii"), hashlib.sha256).digest()
-        span = MAX_SHIFT_DAYS - MIN_SHIFT_DAYS + 1
-        return -(MIN_SHIFT_DAYS + int.from_bytes(digest[:8], "big") % span)
+        return keyed_day_offset(hmac.new(self._dates, pseudonym.encode("ascii"),
+                                         hashlib.sha256).digest())
 
     def hashed_value(self, value: str, max_length: int) -> str:
         """A consistent stand-in for an identifying private value (disposition h)."""

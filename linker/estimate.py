@@ -33,7 +33,7 @@ from .similarity import SimilarityBackend, candidate_pairs
 from .solve import greedy_one_to_one
 
 __all__ = ["FLOOR", "Mixture", "Estimate", "top_two", "fit_mixture", "estimate_link",
-           "estimate_sets"]
+           "estimate_sets", "FloorLinks", "floor_links"]
 
 FLOOR = 0.5
 _EPS = 1e-6
@@ -154,12 +154,27 @@ def estimate_link(left: np.ndarray, right: np.ndarray, score: np.ndarray, accept
     return Estimate(threshold, precision, recall, mixture, reason)
 
 
+@dataclass(frozen=True)
+class FloorLinks:
+    """The candidates of two sets at ``FLOOR`` (in anonlink's order, as ``candidate_pairs``
+    gives them) and which of them greedy 1:1 matching keeps."""
+
+    left: np.ndarray
+    right: np.ndarray
+    score: np.ndarray
+    accepted: np.ndarray
+
+
+def floor_links(a: ClkSet, b: ClkSet, backend: SimilarityBackend | None = None
+                ) -> FloorLinks:
+    found = candidate_pairs(a, b, FLOOR, backend=backend)
+    return FloorLinks(found.left, found.right, found.score,
+                      greedy_one_to_one(found.left, found.right, len(a), len(b)))
+
+
 def estimate_sets(a: ClkSet, b: ClkSet, backend: SimilarityBackend | None = None
                   ) -> Estimate:
-    """The estimate for linking ``a`` and ``b`` 1:1: their candidates at ``FLOOR`` in
-    anonlink's order, greedily solved, then :func:`estimate_link`."""
-    found = candidate_pairs(a, b, FLOOR, backend=backend)
-    order = np.lexsort((found.right, found.left, -found.score))
-    left, right, score = found.left[order], found.right[order], found.score[order]
-    accepted = greedy_one_to_one(left, right, len(a), len(b))
-    return estimate_link(left, right, score, accepted, len(a), len(b))
+    """The estimate for linking ``a`` and ``b`` 1:1 (:func:`floor_links`, then
+    :func:`estimate_link`)."""
+    links = floor_links(a, b, backend)
+    return estimate_link(links.left, links.right, links.score, links.accepted, len(a), len(b))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -11,6 +12,7 @@ import pyarrow as pa
 from linker.clkset import ClkSet
 from tokenizer.catalog import load_schema
 from tokenizer.encoder import ClkEncoder
+from tokenizer.encodings_file import EncodingsMetadata, EncodingsWriter
 
 SECRET = b"linker tests: a secret shared by both providers"
 
@@ -37,6 +39,27 @@ def febrl_person(record_id: str) -> str:
     match = re.match(r"rec-(\d+)", record_id)
     assert match, record_id
     return match.group(1)
+
+
+def write_clk_set(path: Path, clks: ClkSet, fingerprint: str | None = None,
+                  length: int | None = None) -> Path:
+    """An encodings file of ``clks`` (with another fingerprint or length, if given)."""
+    meta = EncodingsMetadata(length or clks.length, fingerprint or clks.fingerprint, clks.party)
+    writer = EncodingsWriter(path, meta)
+    raw = clks.words.view(np.uint8)[:, : (length or clks.length) // 8]
+    writer.write(clks.record_ids, raw, np.bitwise_count(raw).sum(axis=1))
+    writer.commit()
+    return path
+
+
+def febrl4_files(folder: Path) -> tuple[Path, Path, Path]:
+    """FEBRL4's halves as encodings files a.parquet and b.parquet, and truth.csv."""
+    a, b = febrl4_sets()
+    truth = folder / "truth.csv"
+    truth.write_text("party,record_id,true_id\n" + "".join(
+        f"{s.party},{r},{febrl_person(r)}\n" for s in (a, b) for r in s.record_ids))
+    return (write_clk_set(folder / "a.parquet", a), write_clk_set(folder / "b.parquet", b),
+            truth)
 
 
 def febrl4_true_pairs() -> set[tuple[int, int]]:

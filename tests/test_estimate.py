@@ -8,12 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from linker.estimate import FLOOR, estimate_link, fit_mixture
-from linker.similarity import candidate_pairs
-from linker.solve import greedy_one_to_one
+from linker.estimate import FLOOR, estimate_link, fit_mixture, floor_links
 
-from .linker_data import febrl4_sets, febrl_person
-from .test_linker import _write, pprl
+from .linker_data import febrl4_files, febrl4_sets, febrl_person
+from .test_linker import pprl
 
 
 def test_mixture_recovers_known_beta_and_gumbel() -> None:
@@ -35,10 +33,8 @@ def test_mixture_recovers_known_beta_and_gumbel() -> None:
 
 def test_febrl4_estimate_is_close_to_the_truth() -> None:
     a, b = febrl4_sets()
-    found = candidate_pairs(a, b, FLOOR)
-    order = np.lexsort((found.right, found.left, -found.score))
-    left, right, score = found.left[order], found.right[order], found.score[order]
-    accepted = greedy_one_to_one(left, right, len(a), len(b))
+    found = floor_links(a, b)
+    left, right, score, accepted = found.left, found.right, found.score, found.accepted
     estimate = estimate_link(left, right, score, accepted, len(a), len(b))
     ids_a = np.array([febrl_person(r) for r in a.record_ids])
     ids_b = np.array([febrl_person(r) for r in b.record_ids])
@@ -58,11 +54,7 @@ def test_febrl4_estimate_is_close_to_the_truth() -> None:
 
 
 def test_link_chooses_the_threshold_and_evaluate_shows_the_estimate(tmp_path: Path) -> None:
-    a, b = febrl4_sets()
-    fa, fb = _write(tmp_path / "a.parquet", a), _write(tmp_path / "b.parquet", b)
-    truth = tmp_path / "truth.csv"
-    truth.write_text("party,record_id,true_id\n" + "".join(
-        f"{s.party},{r},{febrl_person(r)}\n" for s in (a, b) for r in s.record_ids))
+    fa, fb, truth = febrl4_files(tmp_path)
     out = tmp_path / "auto"
     linked = pprl("link", str(fa), str(fb), "--threshold", "auto", "-o", str(out)).stdout
     assert "chosen from the data" in linked and "estimated precision" in linked

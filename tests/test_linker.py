@@ -18,9 +18,15 @@ from linker.evaluate import evaluate_entities
 from linker.link import DEFAULT_THRESHOLD, link_sets
 from linker.results import write_results
 from linker.similarity import CpuBackend, candidate_pairs
-from tokenizer.encodings_file import EncodingsMetadata, EncodingsWriter
 
-from .linker_data import febrl4_sets, febrl4_true_pairs, febrl_person, random_clks
+from .linker_data import (
+    febrl4_files,
+    febrl4_sets,
+    febrl4_true_pairs,
+    febrl_person,
+    random_clks,
+    write_clk_set,
+)
 
 
 def _truth(sets: tuple[ClkSet, ...]) -> dict[tuple[str, str], str]:
@@ -191,21 +197,8 @@ def pprl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def _write(path, clks: ClkSet, fingerprint: str | None = None, length: int | None = None):
-    meta = EncodingsMetadata(length or clks.length, fingerprint or clks.fingerprint, clks.party)
-    writer = EncodingsWriter(path, meta)
-    raw = clks.words.view(np.uint8)[:, : (length or clks.length) // 8]
-    writer.write(clks.record_ids, raw, np.bitwise_count(raw).sum(axis=1))
-    writer.commit()
-    return path
-
-
 def test_cli_link_evaluate_and_dedup(tmp_path) -> None:
-    a, b = febrl4_sets()
-    fa, fb = _write(tmp_path / "a.parquet", a), _write(tmp_path / "b.parquet", b)
-    truth = tmp_path / "truth.csv"
-    truth.write_text("party,record_id,true_id\n" + "".join(
-        f"{s.party},{r},{febrl_person(r)}\n" for s in (a, b) for r in s.record_ids))
+    fa, fb, truth = febrl4_files(tmp_path)
     out = tmp_path / "out"
     linked = pprl("link", str(fa), str(fb), "-o", str(out))
     assert "links" in linked.stdout and "pairs/s" in linked.stdout
@@ -230,13 +223,13 @@ def test_cli_link_evaluate_and_dedup(tmp_path) -> None:
 
 def test_cli_refuses_mismatched_inputs(tmp_path) -> None:
     a, b = febrl4_sets()
-    fa = _write(tmp_path / "a.parquet", a)
-    other = _write(tmp_path / "other.parquet", b, fingerprint="0" * 64)
+    fa = write_clk_set(tmp_path / "a.parquet", a)
+    other = write_clk_set(tmp_path / "other.parquet", b, fingerprint="0" * 64)
     result = pprl("link", str(fa), str(other), "-o", str(tmp_path / "o"), check=False)
     assert result.returncode == 1
     assert "a.parquet" in result.stderr and "other.parquet" in result.stderr
     assert "same schema" in result.stderr
-    short = _write(tmp_path / "short.parquet", b, length=512)
+    short = write_clk_set(tmp_path / "short.parquet", b, length=512)
     result = pprl("link", str(fa), str(short), "-o", str(tmp_path / "o"), check=False)
     assert result.returncode == 1 and "l=512" in result.stderr and "l=1024" in result.stderr
     assert not (tmp_path / "o").exists()
@@ -253,7 +246,7 @@ def test_evaluate_refuses_a_truth_file_of_other_parties(tmp_path) -> None:
     """The reported case: truth labels not in the run printed precision 0, recall 1,
     exit 0."""
     a, b = febrl4_sets()
-    fa, fb = _write(tmp_path / "a.parquet", a), _write(tmp_path / "b.parquet", b)
+    fa, fb = write_clk_set(tmp_path / "a.parquet", a), write_clk_set(tmp_path / "b.parquet", b)
     out = tmp_path / "out"
     pprl("link", str(fa), str(fb), "-o", str(out))
     truth = tmp_path / "truth.csv"
@@ -268,11 +261,11 @@ def test_evaluate_refuses_a_truth_file_of_other_parties(tmp_path) -> None:
 def test_empty_inputs_warn_and_all_empty_fails(tmp_path) -> None:
     """The reported case: linking 0-record files exited 0 silently."""
     a, _ = febrl4_sets()
-    fa = _write(tmp_path / "a.parquet", a)
+    fa = write_clk_set(tmp_path / "a.parquet", a)
     empty = ClkSet.from_arrays(np.zeros((0, 128), np.uint8), [], length=1024, party="empty",
                                fingerprint=a.fingerprint)
-    fe = _write(tmp_path / "empty.parquet", empty)
-    fe2 = _write(tmp_path / "empty2.parquet", replace(empty, party="empty2"))
+    fe = write_clk_set(tmp_path / "empty.parquet", empty)
+    fe2 = write_clk_set(tmp_path / "empty2.parquet", replace(empty, party="empty2"))
     linked = pprl("link", str(fa), str(fe), "-o", str(tmp_path / "one"))
     assert "empty.parquet holds no records" in linked.stderr
     both = pprl("link", str(fe), str(fe2), "-o", str(tmp_path / "none"), check=False)

@@ -190,7 +190,8 @@ def test_an_auditor_reads_and_verifies_the_log_and_finds_tampering(
     def verify() -> subprocess.CompletedProcess[str]:
         return service.pprl("audit", "verify", project_id, token=auditor, check=False)
 
-    assert verify().returncode == 0 and "chain intact" in verify().stdout
+    intact = verify()
+    assert intact.returncode == 0 and "chain intact" in intact.stdout
     engine = create_engine(service.env["PPRL_DATABASE_URL"])
     ids = [e["id"] for e in events]
     try:

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from .errors import InputError
 
-__all__ = ["refuse_identifiers", "IDENTIFIER_NAME_RULES", "IDENTIFIER_VALUE_RULES"]
+__all__ = ["refuse_identifiers", "column_words", "IDENTIFIER_NAME_RULES", "IDENTIFIER_VALUE_RULES"]
 
 
 class _Column(Protocol):
@@ -59,7 +59,9 @@ IDENTIFIER_VALUE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 _SAMPLE = 20_000  # distinct values looked at per column
 
 
-def _words(name: str) -> str:
+def column_words(name: str) -> str:
+    """A column name as its lower-case words joined by ``_`` (``PatientName`` -> patient_name),
+    what the name rules match against."""
     return "_".join(re.findall(r"[a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()))
 
 
@@ -67,7 +69,7 @@ def refuse_identifiers(source: str, table: pa.Table, columns: Sequence[_Column])
     """Raises InputError naming the first column that holds, or is named for, a direct
     identifier, and the rule; ``zip3``-like names (three digits) are geography, allowed."""
     for column in columns:
-        words = _words(column.name)
+        words = column_words(column.name)
         for rule, pattern in IDENTIFIER_NAME_RULES:
             if pattern.search(words) and not re.search(r"(^|_)zip_?3($|_)", words):
                 raise InputError(f"{source}: column {column.name!r} is named like {rule}, a "

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from .errors import SecretError
 from .schema_model import KdfConfig, Schema
 
-__all__ = ["MIN_SECRET_BYTES", "KEYGEN_BYTES", "read_secret", "check_secret_length", "keyed_uid",
+__all__ = ["MIN_SECRET_BYTES", "KEYGEN_BYTES", "MIN_SHIFT_DAYS", "MAX_SHIFT_DAYS",
+           "read_secret", "check_secret_length", "keyed_uid", "keyed_day_offset",
            "key_check_value", "write_new_key", "derive_feature_keys"]
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,19 @@ def keyed_uid(key: bytes, original: str) -> str:
     request's key), which must agree to the character."""
     digest = hmac.new(key, original.encode("ascii", "replace"), hashlib.sha256).digest()
     return "2.25." + str(int.from_bytes(digest[:16], "big"))
+
+
+# Dates move back by 1 to 10 years: a whole number of days, so times of day and intervals
+# within a person survive, and a birth year cannot be read off a shifted date.
+MIN_SHIFT_DAYS = 365
+MAX_SHIFT_DAYS = 3652
+
+
+def keyed_day_offset(digest: bytes) -> int:
+    """Days to add to every date of one person (negative), from a keyed digest of them:
+    `pprl deid` (site key) and cohort exports (each request's key) shift alike."""
+    span = MAX_SHIFT_DAYS - MIN_SHIFT_DAYS + 1
+    return -(MIN_SHIFT_DAYS + int.from_bytes(digest[:8], "big") % span)
 
 
 def write_new_key(path: str | Path) -> None:

@@ -72,29 +72,31 @@ def execute_cohort_export(context: JobContext) -> dict[str, Any]:
         control.report("relabel", 0.8)
         relabel = {party: relabel_tables(entities, inputs.members, party, keys)
                    for party in relabel_parties(inputs.columns)}
-        write_relabel(staging, relabel, keys)
         control.report("assessing", 0.9)
         with context.sessions() as session:
             policy = release.policy_of(session.get_one(Project, job.project_id))
         generalised = None
         if params.get("generalise"):
             try:
-                generalised = release.generalise_export(staging, staging / EXPORT_TABLES,
-                                                        policy)
+                generalised = release.generalise_export(staging / EXPORT_TABLES, policy)
             except GeneralisationError as e:
                 raise JobInputError(f"request {request.id}: the export cannot be generalised "
                                     f"to the project's policy: {e}") from e
-        document, reasons = release.assess(staging / EXPORT_TABLES, policy)
+            relabel = {p: release.kept(t, generalised.table) for p, t in relabel.items()}
+        write_relabel(staging, relabel, keys)
+        document, reasons = release.assess(
+            staging / EXPORT_TABLES, policy,
+            None if generalised is None else generalised.table)
         if generalised is not None:
-            document["generalisation"] = generalised
+            document["generalisation"] = generalised.as_dict()
         control.check()
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     with context.sessions() as session:
-        report = release.store_report(session, session.get_one(Job, job.id), request.id,
-                                      policy, document, reasons, context.claim.worker)
+        report = release.store_report(session, job.project_id, job.id, request.id, policy,
+                                      document, reasons, context.claim.worker)
         session.commit()
     return {"entities": document["dataset"]["rows"],
             "records": sum(table.num_rows for table in relabel.values()),
@@ -114,7 +116,7 @@ def execute_risk_report(context: JobContext) -> dict[str, Any]:
         raise JobInputError(f"request {request_id}: its export is gone")
     document, reasons = release.assess(tables, policy)
     with context.sessions() as session:
-        report = release.store_report(session, session.get_one(Job, job.id), request_id,
-                                      policy, document, reasons, context.claim.worker)
+        report = release.store_report(session, job.project_id, job.id, request_id, policy,
+                                      document, reasons, context.claim.worker)
         session.commit()
     return {"risk_report_id": report.id, "released": not reasons}

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..models import Job, Worker
 from ..security.audit import record
 
-__all__ = ["Claim", "MAX_ATTEMPTS", "claim_job", "heartbeat", "finish_job", "worker_alive",
-           "worker_gone"]
+__all__ = ["enqueue", "Claim", "MAX_ATTEMPTS", "claim_job", "heartbeat", "finish_job",
+           "worker_alive", "worker_gone"]
 
 # A job whose workers died this many times is failed rather than retried for ever.
 MAX_ATTEMPTS = 3
@@ -37,6 +37,16 @@ class Claim:
 
 def _claimable(now: float) -> Any:
     return or_(Job.state == "queued", and_(Job.state == "running", Job.lease_until < now))
+
+
+def enqueue(session: Session, project_id: str, kind: str, params: dict[str, Any]) -> Job:
+    """A new queued job of ``kind`` (flushed, so it has its id), in the caller's
+    transaction."""
+    job = Job(project_id=project_id, kind=kind, state="queued", stage="queued", progress=0.0,
+              attempt=0, cancel_requested=False, params_json=json.dumps(params))
+    session.add(job)
+    session.flush()
+    return job
 
 
 def claim_job(sessions: sessionmaker[Session], worker: str, lease_seconds: float

@@ -33,9 +33,10 @@ from linker.cohorts.offline import count_cohort
 from tokenizer.attributes_file import AttributeColumn, read_attributes
 from tokenizer.errors import TokenizerError
 
-from ..deps import Principal
-from ..errors import Conflict, Forbidden, Invalid, NotFound
-from ..models import ATTRIBUTES, COHORT_EXPORT, CohortRequest, Job, Upload
+from ..deps import Principal, refused
+from ..errors import Conflict, Invalid, NotFound
+from ..jobs.queue import enqueue
+from ..models import ATTRIBUTES, COHORT_EXPORT, CohortRequest, Job, RiskReport, Upload
 from ..results_store import ResultStore, run_folder
 from ..schemas import (
     CohortCatalog,
@@ -167,20 +168,25 @@ def count(session: Session, settings: Settings, store: ResultStore, principal: P
     return {"run_id": run.id, **report.as_dict()}
 
 
-def _out(session: Session, request: CohortRequest) -> CohortRequestOut:
+def _state(session: Session, request: CohortRequest
+           ) -> tuple[str, Job | None, RiskReport | None]:
     """The request's state: its decision, then its export job's, then (once exported) its
-    latest risk report's verdict: ready, or held for the owner."""
-    state, entities, report = request.decision, None, None
-    if request.decision == "approved":
-        job = session.get(Job, request.job_id) if request.job_id else None
-        if job is None or job.state in ("queued", "running"):
-            state = "exporting"
-        elif job.state == "done":
-            report = release.latest_report(session, request.id)
-            state = "ready" if report is None or report.passed else "held"
-            entities = json.loads(job.stats_json or "{}").get("entities")
-        else:
-            state = "failed"
+    latest risk report's verdict: ready, or held for the owner; with that job and report."""
+    if request.decision != "approved":
+        return request.decision, None, None
+    job = session.get(Job, request.job_id) if request.job_id else None
+    if job is None or job.state in ("queued", "running"):
+        return "exporting", job, None
+    if job.state != "done":
+        return "failed", job, None
+    report = release.latest_report(session, request.id)
+    return ("ready" if report is None or report.passed else "held"), job, report
+
+
+def _out(session: Session, request: CohortRequest) -> CohortRequestOut:
+    state, job, report = _state(session, request)
+    entities = (json.loads(job.stats_json or "{}").get("entities")
+                if job is not None and state in ("ready", "held") else None)
     return CohortRequestOut(id=request.id, project_id=request.project_id,
                             run_id=request.run_id, purpose=request.purpose,
                             definition=json.loads(request.definition_json),
@@ -218,8 +224,7 @@ def _request(session: Session, principal: Principal, project_id: str, request_id
     if request is None or request.project_id != project_id:
         raise NotFound(f"no cohort request {request_id!r} in project {project_id!r}")
     if principal.role == "researcher" and request.researcher != principal.token_id:
-        raise Forbidden("this request is another researcher's", actor=principal.token_id,
-                        role=principal.role, project_id=project_id)
+        raise refused(principal, project_id, "this request is another researcher's")
     return request
 
 
@@ -243,7 +248,7 @@ def approve(session: Session, principal: Principal, project_id: str, request_id:
     """Queue the export job (again, for a request whose export failed) over each party's
     latest attributes, fixed now."""
     request = _request(session, principal, project_id, request_id)
-    state = _out(session, request).state
+    state = _state(session, request)[0]
     if state not in ("pending", "failed"):
         raise Conflict(f"request {request_id} is {state}; only a pending request, or one "
                        f"whose export failed, can be approved")
@@ -260,12 +265,9 @@ def approve(session: Session, principal: Principal, project_id: str, request_id:
 
 def _export_job(session: Session, request: CohortRequest, upload_ids: list[int],
                 generalised: bool) -> Job:
-    job = Job(project_id=request.project_id, kind=COHORT_EXPORT, state="queued",
-              stage="queued", progress=0.0, attempt=0, cancel_requested=False,
-              params_json=json.dumps({"request_id": request.id, "run_id": request.run_id,
-                                      "upload_ids": upload_ids, "generalise": generalised}))
-    session.add(job)
-    session.flush()
+    job = enqueue(session, request.project_id, COHORT_EXPORT,
+                  {"request_id": request.id, "run_id": request.run_id,
+                   "upload_ids": upload_ids, "generalise": generalised})
     request.job_id = job.id
     return job
 
@@ -275,7 +277,7 @@ def generalise(session: Session, principal: Principal, project_id: str, request_
     """Export a held request again with the suggested generalisation applied (the same
     attribute uploads); it is assessed again."""
     request = _request(session, principal, project_id, request_id)
-    if _out(session, request).state != "held":
+    if _state(session, request)[0] != "held":
         raise Conflict(f"request {request_id} is not held; only an export held by the release "
                        f"gate is generalised")
     previous = session.get_one(Job, request.job_id)
@@ -297,15 +299,16 @@ def rerun_risk_report(session: Session, principal: Principal, project_id: str,
                       request_id: str) -> CohortRequestOut:
     """Queue a risk-report job: the export assessed again against the policy as it is now."""
     request = _request(session, principal, project_id, request_id)
-    release.queue_report(session, principal, project_id, request_id,
-                         _out(session, request).state in ("ready", "held"))
+    if _state(session, request)[0] not in ("ready", "held"):
+        raise Conflict(f"request {request_id} has no export to assess yet")
+    release.queue_report(session, principal, project_id, request_id)
     return _out(session, request)
 
 
 def reject(session: Session, principal: Principal, project_id: str, request_id: str,
            reason: str) -> CohortRequestOut:
     request = _request(session, principal, project_id, request_id)
-    if request.decision != "pending" and _out(session, request).state != "held":
+    if request.decision != "pending" and _state(session, request)[0] != "held":
         raise Conflict(f"request {request_id} was {request.decision} already (only a "
                        f"pending request, or an export held by the release gate, is rejected)")
     request.decision, request.reason, request.decided_at = "rejected", reason, time.time()
@@ -318,7 +321,7 @@ def reject(session: Session, principal: Principal, project_id: str, request_id: 
 def _ready(session: Session, principal: Principal, project_id: str, request_id: str
            ) -> CohortRequest:
     request = _request(session, principal, project_id, request_id)
-    state = _out(session, request).state
+    state = _state(session, request)[0]
     if state != "ready":
         raise Conflict(f"request {request_id} is {state}; its export can be fetched once it "
                        f"is approved and ready")
@@ -373,9 +376,9 @@ def relabel(session: Session, settings: Settings, principal: Principal, project_
     folder = export_folder(settings, project_id, request.id) / _RELABEL
     path = folder / f"{party}.parquet"
     if not path.is_file():
-        raise Forbidden(f"party {party!r} holds no objects with UIDs: relabel tables go to "
-                        f"the parties whose attributes have a *_uid column (imaging)",
-                        actor=principal.token_id, role=principal.role, project_id=project_id)
+        raise refused(principal, project_id, f"party {party!r} holds no objects with UIDs: "
+                      f"relabel tables go to the parties whose attributes have a *_uid "
+                      f"column (imaging)")
     table = pq.read_table(path)
     if not table.num_rows:
         raise NotFound(f"request {request_id}: party {party!r} holds none of the cohort")

@@ -18,19 +18,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from deid.risk.generalise import generalise
+from deid.risk.generalise import Generalisation, generalise
 from deid.risk.hierarchies import hierarchies_for
 from deid.risk.report import build_report, dataset_info
 from linker.cohorts import ENTITY_TABLE
 
 from ..deps import Principal
-from ..errors import Conflict
-from ..models import RISK_REPORT, Job, Project, RiskReport
+from ..jobs.queue import enqueue
+from ..models import RISK_REPORT, Project, RiskReport
 from ..schemas import RiskPolicy, RiskReportOut
 from ..security.audit import iso_time, record
 from .lookups import project_or_404
@@ -55,11 +56,12 @@ def set_policy(session: Session, principal: Principal, project_id: str, policy: 
     return policy
 
 
-def assess(tables: Path, policy: RiskPolicy) -> tuple[dict[str, Any], list[str]]:
-    """The risk document of the export's entity table and the policy's reasons to hold it
-    (none: it may be released)."""
+def assess(tables: Path, policy: RiskPolicy, table: pa.Table | None = None
+           ) -> tuple[dict[str, Any], list[str]]:
+    """The risk document of the export's entity table (``table``, when the caller holds it)
+    and the policy's reasons to hold it (none: it may be released)."""
     path = tables / f"{ENTITY_TABLE}.parquet"
-    table = pq.read_table(path)
+    table = pq.read_table(path) if table is None else table
     document, _ = build_report(table, dataset_info(path, table), policy.quasi_identifiers)
     reasons = []
     if document["k_anonymity"] < policy.min_k:
@@ -75,10 +77,10 @@ def assess(tables: Path, policy: RiskPolicy) -> tuple[dict[str, Any], list[str]]
     return document, reasons
 
 
-def generalise_export(staging: Path, tables: Path, policy: RiskPolicy) -> dict[str, Any]:
+def generalise_export(tables: Path, policy: RiskPolicy) -> Generalisation:
     """Generalise the entity table's quasi-identifiers to the policy's target, suppressing
-    the entities of classes still too small from every table (the researcher's and the
-    relabel tables under ``staging``); what was done, for the report.
+    the entities of classes still too small from every researcher's table under ``tables``
+    (the caller filters what it has not written yet: ``kept``).
 
     Raises:
         GeneralisationError: no transformation meets the policy within its suppression limit.
@@ -88,26 +90,31 @@ def generalise_export(staging: Path, tables: Path, policy: RiskPolicy) -> dict[s
     qis = policy.quasi_identifiers
     done = generalise(entities, qis, hierarchies_for(entities, qis), target_k=policy.min_k,
                       max_risk=policy.max_risk, max_suppression=policy.max_suppression)
-    kept = done.table["pseudonym"].combine_chunks()
     pq.write_table(done.table, path)
-    for other in (*tables.glob("*.parquet"), *(staging / "relabel").glob("*.parquet")):
+    for other in tables.glob("*.parquet"):
         if other != path:
-            rows = pq.read_table(other)
-            pq.write_table(rows.filter(pc.is_in(rows["pseudonym"], value_set=kept)), other)
-    return done.as_dict()
+            pq.write_table(kept(pq.read_table(other), done.table), other)
+    return done
 
 
-def store_report(session: Session, job: Job, request_id: str, policy: RiskPolicy,
-                 document: dict[str, Any], reasons: list[str], actor: str) -> RiskReport:
+def kept(rows: pa.Table, entities: pa.Table) -> pa.Table:
+    """The rows of ``rows`` whose pseudonym is still in ``entities``."""
+    return rows.filter(pc.is_in(rows["pseudonym"],
+                                value_set=entities["pseudonym"].combine_chunks()))
+
+
+def store_report(session: Session, project_id: str, job_id: int, request_id: str,
+                 policy: RiskPolicy, document: dict[str, Any], reasons: list[str], actor: str
+                 ) -> RiskReport:
     """Keep the report and audit its verdict (in the caller's transaction)."""
-    report = RiskReport(project_id=job.project_id, request_id=request_id, job_id=job.id,
+    report = RiskReport(project_id=project_id, request_id=request_id, job_id=job_id,
                         policy_json=policy.model_dump_json(), passed=not reasons,
                         reasons_json=json.dumps(reasons), created_at=time.time(),
                         document_json=json.dumps(document, allow_nan=False))
     session.add(report)
     session.flush()
     record(session, actor=actor, role="worker", action="risk.report",
-           project_id=job.project_id, request_id=request_id, report_id=report.id,
+           project_id=project_id, request_id=request_id, report_id=report.id,
            passed=report.passed, k_anonymity=document["k_anonymity"],
            highest_risk=document["prosecutor"]["highest_risk"], reasons=reasons)
     return report
@@ -131,17 +138,10 @@ def list_reports(session: Session, request_id: str) -> list[RiskReportOut]:
         select(RiskReport).where(RiskReport.request_id == request_id).order_by(RiskReport.id))]
 
 
-def queue_report(session: Session, principal: Principal, project_id: str, request_id: str,
-                 exported: bool) -> int:
+def queue_report(session: Session, principal: Principal, project_id: str, request_id: str
+                 ) -> None:
     """A job that assesses the export again, against the policy as it is now."""
-    if not exported:
-        raise Conflict(f"request {request_id} has no export to assess yet")
-    job = Job(project_id=project_id, kind=RISK_REPORT, state="queued", stage="queued",
-              progress=0.0, attempt=0, cancel_requested=False,
-              params_json=json.dumps({"request_id": request_id}))
-    session.add(job)
-    session.flush()
+    job = enqueue(session, project_id, RISK_REPORT, {"request_id": request_id})
     record(session, actor=principal.token_id, role=principal.role, action="risk.rerun",
            project_id=project_id, request_id=request_id, job_id=job.id)
     session.commit()
-    return job.id

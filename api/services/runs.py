@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..deps import Principal
 from ..errors import Conflict
+from ..jobs.queue import enqueue
 from ..models import ACTIVE_STATES, LINKAGE, Job
 from ..schemas import RunCreate, RunOut
 from ..security.audit import record
@@ -44,10 +45,7 @@ def create_run(session: Session, principal: Principal, project_id: str, body: Ru
         raise Conflict(mismatch)
     params = {"threshold": body.threshold, "blocking": body.blocking,
               "upload_ids": sorted(u.id for u in uploads.values())}
-    job = Job(project_id=project_id, kind=LINKAGE, state="queued", stage="queued",
-              progress=0.0, attempt=0, cancel_requested=False, params_json=json.dumps(params))
-    session.add(job)
-    session.flush()
+    job = enqueue(session, project_id, LINKAGE, params)
     record(session, actor=principal.token_id, role=principal.role, action="run.create",
            project_id=project_id, run_id=job.id, **params)
     session.commit()

@@ -8,14 +8,14 @@ Values are compared as they are written: generalise first (``generalise``) to co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["EquivalenceClasses", "equivalence_classes", "column_codes"]
+__all__ = ["EquivalenceClasses", "equivalence_classes", "column_codes", "combined_key"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,25 @@ def column_codes(column: pa.ChunkedArray | pa.Array, ordered: bool = False
     return codes, distinct + missing
 
 
+def combined_key(columns: Iterable[tuple[np.ndarray, int]], rows: int
+                 ) -> tuple[np.ndarray, int]:
+    """One int64 key per record, equal for two records exactly when every column's code is
+    (each column: its codes and how many there are), and the number of keys it can take:
+    mixed radix, renumbered densely whenever the next column would overflow it."""
+    key = np.zeros(rows, np.int64)
+    radix = 1
+    for codes, distinct in columns:
+        if distinct <= 1:  # one value: tells no record apart
+            continue
+        if radix * distinct >= 2**62:
+            _, key = np.unique(key, return_inverse=True)
+            key = key.reshape(-1).astype(np.int64)
+            radix = int(key.max()) + 1 if key.size else 1
+        key = key * distinct + codes
+        radix *= distinct
+    return key, radix
+
+
 def equivalence_classes(table: pa.Table, quasi_identifiers: Sequence[str]
                         ) -> EquivalenceClasses:
     """Group the records of ``table`` by their quasi-identifiers.
@@ -69,15 +88,8 @@ def equivalence_classes(table: pa.Table, quasi_identifiers: Sequence[str]
     missing = [q for q in quasi_identifiers if q not in table.column_names]
     if missing:
         raise KeyError(f"no column {missing[0]!r}; columns: {table.column_names}")
-    key = np.zeros(table.num_rows, np.int64)
-    radix = 1
-    for name in quasi_identifiers:
-        codes, distinct = column_codes(table[name])
-        if radix * distinct >= 2**62:  # renumber the combined key so far, then go on
-            _, key = np.unique(key, return_inverse=True)
-            radix = int(key.max()) + 1 if key.size else 1
-        key = key * distinct + codes
-        radix *= max(distinct, 1)
+    key, _ = combined_key((column_codes(table[name]) for name in quasi_identifiers),
+                          table.num_rows)
     if not key.size:
         return EquivalenceClasses(tuple(quasi_identifiers), key, np.zeros(0, np.int64))
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)

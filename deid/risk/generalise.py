@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .classes import column_codes, equivalence_classes
+from .classes import column_codes, combined_key
 from .hierarchies import Hierarchy, HierarchyError, default_hierarchy
 
 __all__ = ["Generalisation", "GeneralisationError", "TargetUnreachable", "generalise",
@@ -176,22 +176,8 @@ class _Search:
 
     def sizes(self, node: Sequence[int]) -> np.ndarray:
         """The size of each record's class under ``node``."""
-        key: np.ndarray | None = None
-        radix = 1
-        for attribute, level in enumerate(node):
-            found = self.levels[attribute][level]
-            if found.distinct == 1:
-                continue
-            if key is None:
-                key, radix = found.codes.astype(np.int64), found.distinct
-                continue
-            if radix * found.distinct >= 2**62:  # renumber the key so far, then go on
-                _, key = np.unique(key, return_inverse=True)
-                radix = int(key.max()) + 1
-            key = key * found.distinct + found.codes
-            radix *= found.distinct
-        if key is None:
-            return np.full(self.n, self.n, np.int64)
+        key, radix = combined_key(((self.levels[a][level].codes, self.levels[a][level].distinct)
+                                   for a, level in enumerate(node)), self.n)
         if radix <= max(4 * self.n, 1 << 20):
             return np.bincount(key, minlength=radix)[key]
         _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
@@ -354,8 +340,8 @@ def generalise(table: pa.Table, quasi_identifiers: Sequence[str],
     for name, level in zip(quasi_identifiers, node, strict=True):
         columns[name] = chosen[name].generalise(table[name], level)
     released = pa.table(columns).filter(pa.array(keep))
-    classes = equivalence_classes(released, quasi_identifiers)
-    smallest = int(classes.sizes.min())
+    # suppression removes whole classes: the smallest kept one is the release's
+    smallest = int(search.sizes(node)[keep].min())
     return Generalisation(
         quasi_identifiers=quasi_identifiers,
         levels=dict(zip(quasi_identifiers, node, strict=True)),

@@ -27,7 +27,7 @@ from importlib import resources
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tokenizer.identifier_rules import IDENTIFIER_NAME_RULES, IDENTIFIER_VALUE_RULES
+from tokenizer.identifier_rules import IDENTIFIER_NAME_RULES, IDENTIFIER_VALUE_RULES, column_words
 
 __all__ = ["Finding", "IDENTIFIER_KINDS", "RESTRICTED_ZIP3", "safe_harbor_findings"]
 
@@ -216,10 +216,6 @@ _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 _DISTINCT_LOOKED_AT = 100_000  # per column: the first distinct values, in order of appearance
 
 
-def _words(name: str) -> str:
-    return "_".join(re.findall(r"[a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()))
-
-
 def _name_kinds(words: str) -> list[tuple[str, str]]:
     """(kind, rule) of every name rule the column's words match."""
     found = []
@@ -296,11 +292,11 @@ def _age_over_89(value: str) -> bool:
     return years >= 90
 
 
-def _age_findings(name: str, column: pa.ChunkedArray) -> list[Finding]:
+def _age_findings(name: str, column: pa.ChunkedArray, values: pa.Array | None
+                  ) -> list[Finding]:
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
         over = pc.sum(pc.greater_equal(column, 90)).as_py() or 0
     else:
-        values = _distinct_text(column)
         over = 0 if values is None else sum(_age_over_89(v) for v in values.to_pylist())
     if not over:
         return []
@@ -308,12 +304,11 @@ def _age_findings(name: str, column: pa.ChunkedArray) -> list[Finding]:
                                     "older")]
 
 
-def _birth_year_findings(name: str, column: pa.ChunkedArray, as_of_year: int
-                         ) -> list[Finding]:
+def _birth_year_findings(name: str, column: pa.ChunkedArray, as_of_year: int,
+                         values: pa.Array | None) -> list[Finding]:
     if pa.types.is_integer(column.type):
         years = pc.unique(column.drop_null()).to_pylist()
     else:
-        values = _distinct_text(column)
         years = ([] if values is None else
                  [int(v) for v in values.to_pylist() if re.fullmatch(r"\d{4}", v)])
     oldest = as_of_year - 90
@@ -345,7 +340,8 @@ def _binary_images(column: pa.ChunkedArray) -> bool:
 
 
 def _column_findings(name: str, column: pa.ChunkedArray, as_of_year: int) -> list[Finding]:
-    words = _words(name)
+    words = column_words(name)
+    values = _distinct_text(column)  # once: several rules look at them
     found: list[Finding] = []
     is_zip = False
     for kind, rule in _name_kinds(words):
@@ -353,19 +349,18 @@ def _column_findings(name: str, column: pa.ChunkedArray, as_of_year: int) -> lis
             is_zip = True
             found += _zip_findings(name, column)
         elif rule == "an age":
-            found += _age_findings(name, column)
+            found += _age_findings(name, column, values)
         else:
             found.append(_finding(name, kind, f"named like {rule}"))
     if _ZIP3_NAME.search(words) and not is_zip:
         found += _zip_findings(name, column)
     if _BIRTH_YEAR_NAME.search(words):
-        found += _birth_year_findings(name, column, as_of_year)
+        found += _birth_year_findings(name, column, as_of_year, values)
     kind = column.type
     if pa.types.is_date(kind) or pa.types.is_timestamp(kind):
         found.append(_finding(name, "dates", "values are dates"))
     if _binary_images(column):
         found.append(_finding(name, "full_face_photographs", "values are image files"))
-    values = _distinct_text(column)
     if values is not None and len(values):
         found += _shape_findings(name, values)
     return found

@@ -41,12 +41,11 @@ def entity_demographics(entities: Sequence[str], members: pa.Table,
     found: dict[str, dict[str, tuple[str, str | None]]] = {e: {} for e in entities}
     for party, table in attributes.items():
         entity_of = entity_of_records(members, party)
+        row_entities = [entity_of.get(r) for r in table["record_id"].to_pylist()]
         for dimension, column in _SOURCES.items():
             if column not in table.column_names:
                 continue
-            for record, value in zip(table["record_id"].to_pylist(),
-                                     table[column].to_pylist(), strict=True):
-                entity = entity_of.get(record)
+            for entity, value in zip(row_entities, table[column].to_pylist(), strict=True):
                 if value is None or entity not in wanted or dimension in found[entity]:
                     continue
                 shown = age_band(value, as_of_year) if dimension == "age_band" else str(value)

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from tokenizer.keys import keyed_uid
+from tokenizer.keys import keyed_day_offset, keyed_uid
 
 from .demographics import DIMENSIONS
 from .evaluate import entity_of_records
@@ -33,7 +33,6 @@ from .evaluate import entity_of_records
 __all__ = ["RequestKeys", "ENTITY_TABLE", "export_cohort", "relabel_parties", "relabel_tables"]
 
 ENTITY_TABLE = "entities"
-_MIN_SHIFT, _MAX_SHIFT = 365, 3652
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,7 @@ class RequestKeys:
         return "per_" + base64.b32encode(self._digest(b"entity", entity)[:15]).decode().lower()
 
     def day_offset(self, entity: str) -> int:
-        span = _MAX_SHIFT - _MIN_SHIFT + 1
-        return -(_MIN_SHIFT + int.from_bytes(self._digest(b"days", entity)[:8], "big") % span)
+        return keyed_day_offset(self._digest(b"days", entity))
 
     @property
     def uid_key(self) -> bytes:

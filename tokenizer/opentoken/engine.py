@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..encodings_file import TOKEN_RULES
 from .fast_rules import fast_rule
 from .hmac_kernel import TOKEN_CHARS, hash_tokens, hmac_key
 from .rules import ATTRIBUTES
@@ -25,7 +26,7 @@ __all__ = ["BLANK", "RULE_IDS", "TokenBatch", "Counts", "tokenize_batch", "hash_
            "record_tokens"]
 
 BLANK = "0" * 64
-RULE_IDS = ("T1", "T2", "T3", "T4", "T5")
+RULE_IDS = TOKEN_RULES  # the encodings file names its token columns by them
 
 # Each rule's parts in OpenToken's order: (attribute, piece). Order matters twice: it is the
 # signature's order, and only the first invalid attribute of a rule is reported.

@@ -15,9 +15,10 @@ import numba
 import numpy as np
 from numba import uint32 as u32
 
+from ..encodings_file import TOKEN_CHARS  # base64 of a 32-byte digest
+
 __all__ = ["hmac_key", "hash_tokens", "TOKEN_CHARS"]
 
-TOKEN_CHARS = 44   # base64 of a 32-byte digest
 _K = np.array([
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
     0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
