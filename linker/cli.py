@@ -127,6 +127,10 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
     backend = CpuBackend(workers, kernel=kernel)
     choice: dict[str, object] = {"method": "given"}
     if threshold == "auto":
+        if blocking != "none" or tokens:
+            raise click.UsageError(
+                "--threshold auto estimates an all-pairs Dice linkage; without --blocking "
+                "and --tokens only (the estimate would describe another run)")
         threshold, choice = _choose(sets, dedup_flags, backend)
     assert isinstance(threshold, float)
     try:

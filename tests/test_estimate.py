@@ -67,6 +67,9 @@ def test_link_chooses_the_threshold_and_evaluate_shows_the_estimate(tmp_path: Pa
     refused = pprl("dedup", str(fa), "--threshold", "auto", "-o", str(tmp_path / "d"),
                    check=False)
     assert refused.returncode != 0 and "two-party linkage" in refused.stdout + refused.stderr
+    blocked = pprl("link", str(fa), str(fb), "--threshold", "auto", "--blocking", "lsh", "-o",
+                   str(tmp_path / "b"), check=False)
+    assert blocked.returncode != 0 and "without --blocking" in blocked.stderr
     given = tmp_path / "given"
     pprl("link", str(fa), str(fb), "-o", str(given))
     assert json.loads((given / "run.json").read_text())["threshold_choice"] == {

@@ -281,3 +281,24 @@ def test_fhir_patients_give_the_tokens_of_the_same_people_as_csv(tmp_path: Path)
     assert result.exit_code != 0
     assert "line 1" in result.output and "not Patient" in result.output
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize(("name", "delimiter"), [("people.csv", ";"), ("people.tsv", "\t"),
+                                                 ("people.txt", "|")])
+def test_other_delimiters_are_found_as_tokenize_finds_them(tmp_path: Path, name: str,
+                                                           delimiter: str) -> None:
+    """A semicolon file was read as one column: every token blank, exit 0."""
+    rows = [["RecordId", "FirstName", "LastName", "BirthDate", "Sex", "PostalCode"],
+            ["p1", "John", "Hopkins", "1996-05-15", "male", "86236"]]
+    (tmp_path / "secret").write_bytes(b"HashingKey")
+    outputs = []
+    for source, sep in ((tmp_path / "comma.csv", ","), (tmp_path / name, delimiter)):
+        source.write_text("".join(sep.join(row) + "\n" for row in rows))
+        out = source.with_suffix(".tokens.csv")
+        result = CliRunner().invoke(tokens_command, [str(source), "-o", str(out),
+                                                     "--hashing-secret-file",
+                                                     str(tmp_path / "secret")])
+        assert result.exit_code == 0, result.output
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1]
+    assert "0" * 64 not in outputs[1].splitlines()[1]  # T1 is a real token

@@ -465,7 +465,8 @@ def test_the_release_gate_holds_a_risky_export_until_it_is_generalised(
     auditor re-runs the report and gets the same figures; the policy changes are audited."""
     project_id, researcher = cohort_world["project_id"], cohort_world["researchers"][0]
     with _client(service, cohort_world["owner"]) as owner:
-        auditor = owner.create_token(project_id, role="auditor")["token"]
+        auditor = json.loads(service.pprl("project", "token", project_id, "--role", "auditor",
+                                          "--json", token=cohort_world["owner"]).stdout)["token"]
         service.pprl("project", "policy", project_id, token=cohort_world["owner"])  # default
         try:
             with _client(service, researcher) as asking:
@@ -492,8 +493,9 @@ def test_the_release_gate_holds_a_risky_export_until_it_is_generalised(
                     with pytest.raises(ServiceError) as error:
                         refused()
                     assert error.value.status == status
-            owner.generalise(project_id, request_id)
-            released = owner.wait_request(project_id, request_id, timeout=120)
+            released = json.loads(service.pprl("cohort", "generalise", project_id, request_id,
+                                               "--wait", "--json",
+                                               token=cohort_world["owner"]).stdout)
             assert released["state"] == "ready", released
             last = owner.risk_reports(project_id, request_id)[-1]
             assert last["passed"] and last["report"]["k_anonymity"] >= 11

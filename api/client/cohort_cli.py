@@ -189,13 +189,20 @@ def approve_command(client: Client, as_json: bool, project_id: str, request_id: 
                     wait: bool) -> None:
     """Approve a request (owner token): its export is queued; approving a request whose
     export failed queues it again."""
-    request = client.decide(project_id, request_id, approve=True)
+    _emit_export(client, as_json, project_id, request_id,
+                 client.decide(project_id, request_id, approve=True), wait)
+
+
+def _emit_export(client: Client, as_json: bool, project_id: str, request_id: str,
+                 request: dict[str, Any], wait: bool) -> None:
+    """Show a request whose export was queued, after waiting for it if asked; exit 1 when
+    the export failed."""
     if wait:
         request = client.wait_request(project_id, request_id)
     emit(request, as_json, _request_line(request))
     if request["state"] == "failed":
-        raise click.ClickException(f"the export of {request_id} failed; see `pprl audit` and "
-                                   f"approve it again to retry")
+        raise click.ClickException(f"the export of {request_id} failed; see `pprl audit show` "
+                                   f"and approve it again to retry")
 
 
 @cohort_group.command("reject")
@@ -290,10 +297,8 @@ def generalise_command(client: Client, as_json: bool, project_id: str, request_i
     """Export a request held by the release gate again, with the suggested generalisation
     applied (owner token): quasi-identifiers generalised to the policy, the entities of
     classes still too small suppressed; it is then assessed again."""
-    request = client.generalise(project_id, request_id)
-    if wait:
-        request = client.wait_request(project_id, request_id)
-    emit(request, as_json, _request_line(request))
+    _emit_export(client, as_json, project_id, request_id,
+                 client.generalise(project_id, request_id), wait)
 
 
 @cohort_group.command("risk-report")

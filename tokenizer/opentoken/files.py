@@ -27,6 +27,7 @@ from ..fhir import (
     MalformedResource,
     read_patients,
 )
+from ..readers import sniff_dialect
 from .engine import RULE_IDS, Counts
 from .rules import ATTRIBUTES
 
@@ -76,11 +77,19 @@ def _read_table(path: Path) -> pa.Table:
     try:
         if path.suffix.lower() == ".parquet":
             return pq.read_table(path)
+        # the delimiter (`,` `;` tab `|`, Excel's sep= line) found as `pprl tokenize` finds it
+        dialect = sniff_dialect(path, "utf-8", None)
         with path.open("rb") as handle:
-            header = next(csv.reader([handle.readline().decode("utf-8-sig")]), [])
-        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False,
-            quoted_strings_can_be_null=False))
+            for _ in range(dialect.skip_rows):
+                handle.readline()
+            header = next(csv.reader([handle.readline().decode("utf-8-sig")],
+                                     delimiter=dialect.delimiter), [])
+        return pacsv.read_csv(
+            path, read_options=pacsv.ReadOptions(skip_rows=dialect.skip_rows),
+            parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False,
+                quoted_strings_can_be_null=False))
     except FileNotFoundError as e:
         raise InputError(f"{path}: no such file") from e
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as e:
