@@ -15,13 +15,13 @@ from tokenizer.encodings_file import TOKEN_RULES
 from tokenizer.errors import TokenizerError
 from tokenizer.parallel import default_workers
 
+from .backends.cpu import CpuBackend
 from .blocking import LshBlocking
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
 from .estimate import estimate_sets
 from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
 from .link import DEFAULT_THRESHOLD, link_sets
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
-from .similarity import CpuBackend
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
 

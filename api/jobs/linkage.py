@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from linker.backends.cpu import CpuBackend
 from linker.blocking import LshBlocking
 from linker.clkset import ClkSet, LinkageInputError
 from linker.link import link_sets
-from linker.similarity import CpuBackend
 from tokenizer.encodings_file import read_encodings
 from tokenizer.errors import TokenizerError
 from tokenizer.parallel import default_workers
