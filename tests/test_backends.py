@@ -6,6 +6,7 @@ processes; the GPU backend needs CuPy and a device (marked ``gpu``, skipped othe
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from linker.backends.cpu import CpuBackend
 from linker.blocking import LshBlocking, blocked_pairs
 from linker.clkset import ClkSet
 
-from .linker_data import febrl4_sets, random_clks
+from .linker_data import febrl4_sets, random_clks, write_clk_set
 
 Factory = Callable[[], Backend]
 
@@ -173,3 +174,25 @@ def test_import_linker_loads_no_optional_engine() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def _pprl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_records_the_backend_and_refuses_what_it_cannot_run(tmp_path) -> None:
+    a, _ = febrl4_sets()
+    fa = write_clk_set(tmp_path / "a.parquet", a)
+    done = _pprl("dedup", str(fa), "--backend", "cpu", "-o", str(tmp_path / "cpu"))
+    assert done.returncode == 0, done.stderr
+    run = json.loads((tmp_path / "cpu" / "run.json").read_text())
+    assert run["backend"] == "cpu" and run["kernel"] in ("scalar", "lanes")
+    misplaced = _pprl("dedup", str(fa), "--scheduler", "tcp://127.0.0.1:1", "-o",
+                      str(tmp_path / "x"))
+    assert misplaced.returncode == 2 and "apply to --backend dask only" in misplaced.stderr
+    if "gpu" not in available_backends():
+        missing = _pprl("dedup", str(fa), "--backend", "gpu", "-o", str(tmp_path / "gpu"))
+        assert missing.returncode == 1
+        assert "pip install 'pprl-imaging[gpu]'" in missing.stderr
+        assert not (tmp_path / "gpu").exists()
