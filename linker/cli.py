@@ -162,19 +162,20 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
         bar.set_postfix_str(f"{pairs_so_far / max(elapsed, 1e-9):.3g} pairs/s")
 
     choice: dict[str, object] = {"method": "given"}
-    if threshold == "auto":
-        if blocking != "none" or tokens:
-            raise click.UsageError(
-                "--threshold auto estimates an all-pairs Dice linkage; without --blocking "
-                "and --tokens only (the estimate would describe another run)")
-        threshold, choice = _choose(sets, dedup_flags, backend)
-    assert isinstance(threshold, float)
-    try:
-        result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
-                           blocking=LshBlocking() if blocking == "lsh" else None,
-                           progress=progress, tokens=tokens)
-    except LinkageInputError as e:
-        raise click.ClickException(str(e)) from e
+    if threshold == "auto" and (blocking != "none" or tokens):
+        raise click.UsageError(
+            "--threshold auto estimates an all-pairs Dice linkage; without --blocking "
+            "and --tokens only (the estimate would describe another run)")
+    with backend:
+        if threshold == "auto":
+            threshold, choice = _choose(sets, dedup_flags, backend)
+        assert isinstance(threshold, float)
+        try:
+            result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
+                               blocking=LshBlocking() if blocking == "lsh" else None,
+                               progress=progress, tokens=tokens)
+        except LinkageInputError as e:
+            raise click.ClickException(str(e)) from e
     bar.close()
     info = {"command": command, "threshold": threshold, "threshold_choice": choice,
             "blocking": blocking, "token_rules": list(tokens),

@@ -82,10 +82,10 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
 
     control.report("matching", 0.05)
     try:
-        backend = _backend(params.get("backend", "cpu"), context.settings)
-        result = link_sets(sets, params["threshold"], dedup=dedup, backend=backend,
-                           blocking=LshBlocking() if params["blocking"] else None,
-                           progress=progress)
+        with _backend(params.get("backend", "cpu"), context.settings) as backend:
+            result = link_sets(sets, params["threshold"], dedup=dedup, backend=backend,
+                               blocking=LshBlocking() if params["blocking"] else None,
+                               progress=progress)
     except LinkageInputError as e:
         raise JobInputError(str(e)) from e
     control.report("writing", 0.9)
