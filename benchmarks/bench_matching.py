@@ -23,13 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from linker.backends import Candidates, candidate_pairs
+from linker.backends.cpu import CpuBackend, vector_popcount_available
 from linker.clkset import ClkSet
-from linker.similarity import (
-    Candidates,
-    CpuBackend,
-    candidate_pairs,
-    vector_popcount_available,
-)
 from tokenizer.catalog import load_schema
 from tokenizer.encoder import ClkEncoder
 from tokenizer.encodings_file import EncodingsMetadata, EncodingsWriter

@@ -35,11 +35,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from linker.backends.cpu import CpuBackend
 from linker.blocking import LshBlocking
 from linker.clkset import load_clk_sets
 from linker.evaluate import Quality, evaluate_entities, read_truth
 from linker.link import DEFAULT_THRESHOLD, LinkResult, link_sets
-from linker.similarity import CpuBackend
 from synth.cli import synthesize
 from tokenizer.catalog import load_schema
 from tokenizer.parallel import default_workers
