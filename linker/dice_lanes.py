@@ -10,9 +10,16 @@ kernel (``dice_kernel``) unless told otherwise.
 
 Exactness as in ``dice_kernel``: every pair's final test is ``count >= needed[a + b]``. The
 half-way stop is taken per group, in one vector loop over a row's groups (``alive_groups``):
-after half of the words, a group is dropped when no lane's count plus min(a_rest, b_rest) can
-reach the least count any of its rows needs. Only the few groups left are counted in full
-(``lane_counts``) and tested pair by pair.
+after half of the words, a group is dropped when no lane's count plus a bound on the rest can
+reach the least count any of its rows needs. Only the few groups left are counted on from
+half-way (``lane_counts``) and tested pair by pair.
+
+The bound on the rest is per word: the AND of two words has at most as many bits as the
+sparser of them, so the second half adds at most the sum over its words of min(popcount of A's
+word, popcount of B's word). It is exact and much tighter than min(A's rest, B's rest) on data
+whose CLKs share many bits (clkhash's random names: the same sex and year digits), and cheap:
+the per-word popcounts are bytes, so one vector step takes the minimum of 8 words for 8 lanes.
+They are counted once per tile (``_rest_word_counts``), a small share of the tile's work.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .dice_kernel import second_half_popcounts
+from .dice_kernel import popcount64, second_half_popcounts
 
 __all__ = ["LANES", "LaneSide", "lane_tile_pairs", "least_counts"]
 
@@ -63,86 +70,157 @@ def _add_group_counts(builder, total, a_data, b_data, group_start, words):  # ty
 
 
 @intrinsic
-def lane_counts(typingctx, a_row, b_group, counts):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """counts[l] = popcount(a_row & row l of b_group), b_group being one (words, 8) group."""
+def lane_counts(typingctx, a_row, b_group, counts, start):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """counts[l] += popcount(a_row & row l of b_group) over words [start, words), b_group
+    being one (words, 8) group."""
     if not (isinstance(b_group, types.Array) and b_group.ndim == 2 and b_group.layout == "C"):
         return None
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        a_value, b_value, counts_value = args
+        a_value, b_value, counts_value, start_value = args
         vector, _, _ = _vector_helpers(builder)
         a_array = context.make_array(signature.args[0])(context, builder, a_value)
         b_data = context.make_array(signature.args[1])(context, builder, b_value).data
         counts_data = context.make_array(signature.args[2])(context, builder, counts_value).data
-        total = cgutils.alloca_once_value(builder, ir.Constant(vector, None))
+        counts_pointer = builder.bitcast(counts_data, vector.as_pointer())
+        total = cgutils.alloca_once_value(builder, builder.load(counts_pointer, align=8))
         words = cgutils.unpack_tuple(builder, a_array.shape)[0]
-        _add_group_counts(builder, total, a_array.data, b_data, ir.Constant(ir.IntType(64), 0),
-                          words)
-        builder.store(builder.load(total),
-                      builder.bitcast(counts_data, vector.as_pointer()), align=8)
+        lanes = ir.Constant(ir.IntType(64), LANES)
+        _add_group_counts(builder, total, builder.gep(a_array.data, [start_value]), b_data,
+                          builder.mul(start_value, lanes), builder.sub(words, start_value))
+        builder.store(builder.load(total), counts_pointer, align=8)
         return context.get_dummy_value()
 
-    return types.none(a_row, b_group, counts), codegen
+    return types.none(a_row, b_group, counts, types.int64), codegen
+
+
+def _add_rest_bounds(builder, total, a_bytes, b_bytes, chunks):  # type: ignore[no-untyped-def]
+    """total += sum over bytes of min(a_bytes[x], b_bytes lane l [x]) for each lane l, over
+    ``chunks`` words of eight packed byte counts (A's broadcast, B's one per lane)."""
+    vector, _, splat = _vector_helpers(builder)
+    word = ir.IntType(64)
+    as_bytes = ir.VectorType(ir.IntType(8), 8 * LANES)
+    lanes = ir.Constant(word, LANES)
+
+    def mask(value: int):  # type: ignore[no-untyped-def]
+        return ir.Constant(vector, [value] * LANES)
+
+    def shift(value: int):  # type: ignore[no-untyped-def]
+        return ir.Constant(vector, [value] * LANES)
+
+    with cgutils.for_range(builder, chunks) as loop:
+        a_chunk = builder.bitcast(splat(builder.load(builder.gep(a_bytes, [loop.index]))),
+                                  as_bytes)
+        b_chunk = builder.bitcast(builder.load(builder.bitcast(
+            builder.gep(b_bytes, [builder.mul(loop.index, lanes)]), vector.as_pointer()),
+            align=8), as_bytes)
+        least = builder.bitcast(builder.select(builder.icmp_unsigned("<", a_chunk, b_chunk),
+                                               a_chunk, b_chunk), vector)
+        # Eight byte counts (each <= 64) summed within each lane, SWAR.
+        pairs = builder.add(builder.and_(least, mask(0x00FF00FF00FF00FF)),
+                            builder.and_(builder.lshr(least, shift(8)), mask(0x00FF00FF00FF00FF)))
+        quads = builder.and_(builder.add(pairs, builder.lshr(pairs, shift(16))),
+                             mask(0x0000FFFF0000FFFF))
+        sums = builder.and_(builder.add(quads, builder.lshr(quads, shift(32))), mask(0xFFFF))
+        builder.store(builder.add(builder.load(total), sums), total)
 
 
 @intrinsic
-def alive_groups(typingctx, a_words, row, a_rest, a_pop, b_lanes, b_rest, b_low_pops,  # type: ignore[no-untyped-def]  # pragma: no cover
-                 least_needed, first, stop, half, alive):
+def alive_groups(typingctx, a_words, row, a_bytes, a_pop, b_lanes, b_bytes, b_low_pops,  # type: ignore[no-untyped-def]  # pragma: no cover
+                 least_needed, first, stop, half, alive, alive_counts):
     """The half-way test of A row ``row`` against groups [first, stop) of B: writes to ``alive``
     the groups in which some lane l may still reach the threshold, i.e. whose first-half
-    count plus min(a_rest, b_rest[l]) reaches the least count any row of the group needs
-    (``least_needed[a_pop + b_low_pops[g]]``, ``least_needed`` being the running minimum of
-    ``needed`` from the top, which is not monotone near t = 1); returns how many. All in one
-    loop, vectors only."""
+    count plus the per-word bound on the rest (A's byte counts ``a_bytes[row]``, B's
+    ``b_bytes[g]``, see ``_rest_word_counts``) reaches the least count any row of the group
+    needs (``least_needed[a_pop + b_low_pops[g]]``, ``least_needed`` being the running minimum
+    of ``needed`` from the top, which is not monotone near t = 1), and their first-half counts
+    to ``alive_counts``; returns how many. All in one loop, vectors only."""
     if not (isinstance(b_lanes, types.Array) and b_lanes.ndim == 3 and b_lanes.layout == "C"
-            and isinstance(a_words, types.Array) and a_words.layout == "C"):
+            and isinstance(a_words, types.Array) and a_words.layout == "C"
+            and isinstance(b_bytes, types.Array) and b_bytes.ndim == 3
+            and b_bytes.layout == "C"):
         return None
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        (a_value, row_value, a_rest_value, a_pop_value, b_value, rest_value, low_value,
-         needed_value, first_value, stop_value, half_value, alive_value) = args
+        (a_value, row_value, a_bytes_value, a_pop_value, b_value, b_bytes_value, low_value,
+         needed_value, first_value, stop_value, half_value, alive_value, counts_value) = args
 
-        def data(index: int, value):  # type: ignore[no-untyped-def]
-            return context.make_array(signature.args[index])(context, builder, value).data
+        def array(index: int, value):  # type: ignore[no-untyped-def]
+            return context.make_array(signature.args[index])(context, builder, value)
 
-        b_data, rest_data = data(4, b_value), data(5, rest_value)
-        low_data, needed_data, alive_data = (data(6, low_value), data(7, needed_value),
-                                             data(11, alive_value))
-        b_shape = cgutils.unpack_tuple(
-            builder, context.make_array(signature.args[4])(context, builder, b_value).shape)
-        width = b_shape[1]
-        a_data = builder.gep(data(0, a_value), [builder.mul(row_value, width)])
+        b_data, b_bytes_data = array(4, b_value).data, array(5, b_bytes_value).data
+        low_data, needed_data, alive_data = (array(6, low_value).data,
+                                             array(7, needed_value).data,
+                                             array(11, alive_value).data)
+        counts_data = array(12, counts_value).data
+        width = cgutils.unpack_tuple(builder, array(4, b_value).shape)[1]
+        chunks = cgutils.unpack_tuple(builder, array(5, b_bytes_value).shape)[1]
+        a_data = builder.gep(array(0, a_value).data, [builder.mul(row_value, width)])
+        a_bytes = builder.gep(array(2, a_bytes_value).data, [builder.mul(row_value, chunks)])
         word = ir.IntType(64)
         vector, _, splat = _vector_helpers(builder)
         lanes = ir.Constant(word, LANES)
-        a_rests = splat(a_rest_value)
         found = cgutils.alloca_once_value(builder, ir.Constant(word, 0))
         total = cgutils.alloca_once(builder, vector)
+        bound = cgutils.alloca_once(builder, vector)
         with cgutils.for_range(builder, builder.sub(stop_value, first_value)) as groups:
             g = builder.add(groups.index, first_value)
             builder.store(ir.Constant(vector, None), total)
             _add_group_counts(builder, total, a_data, b_data,
                               builder.mul(g, builder.mul(width, lanes)), half_value)
-            b_rests = builder.load(builder.bitcast(
-                builder.gep(rest_data, [builder.mul(g, lanes)]), vector.as_pointer()), align=8)
-            smaller = builder.select(builder.icmp_signed("<", a_rests, b_rests), a_rests,
-                                     b_rests)
-            bound = builder.add(builder.load(total), smaller)
+            builder.store(builder.load(total), bound)
+            _add_rest_bounds(builder, bound, a_bytes, builder.gep(
+                b_bytes_data, [builder.mul(g, builder.mul(chunks, lanes))]), chunks)
             low = builder.load(builder.gep(low_data, [g]))
             need = builder.load(builder.gep(needed_data, [builder.add(a_pop_value, low)]))
-            passing = builder.icmp_signed(">=", bound, splat(need))
+            passing = builder.icmp_signed(">=", builder.load(bound), splat(need))
             mask = builder.bitcast(passing, ir.IntType(LANES))
             none_pass = ir.Constant(ir.IntType(LANES), 0)
             with builder.if_then(builder.icmp_unsigned("!=", mask, none_pass), likely=False):
                 n = builder.load(found)
                 builder.store(g, builder.gep(alive_data, [n]))
+                builder.store(builder.load(total), builder.bitcast(
+                    builder.gep(counts_data, [builder.mul(n, lanes)]), vector.as_pointer()),
+                    align=8)
                 builder.store(builder.add(n, ir.Constant(word, 1)), found)
         return builder.load(found)
 
-    signature = types.int64(a_words, types.int64, types.int64, types.int64, b_lanes, b_rest,
+    signature = types.int64(a_words, types.int64, a_bytes, types.int64, b_lanes, b_bytes,
                             b_low_pops, least_needed, types.int64, types.int64, types.int64,
-                            alive)
+                            alive, alive_counts)
     return signature, codegen
+
+
+@numba.njit(cache=True, nogil=True)
+def _rest_word_counts(words: np.ndarray, half: int) -> np.ndarray:  # pragma: no cover
+    """Popcounts of each row's words from ``half`` on, one byte each, eight to a uint64:
+    (rows, chunks)."""
+    rows, width = words.shape
+    chunks = (width - half + 7) // 8
+    out = np.zeros((rows, chunks), dtype=np.uint64)
+    for r in range(rows):
+        for x in range(half, width):
+            j = x - half
+            count: int = popcount64(words[r, x])  # type: ignore[call-arg]
+            out[r, j // 8] |= np.uint64(count) << np.uint64(8 * (j % 8))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _lane_rest_word_counts(b_lanes: np.ndarray, first: int, stop: int,
+                           half: int) -> np.ndarray:  # pragma: no cover
+    """``_rest_word_counts`` of lane groups [first, stop): (groups, chunks, 8), lanes last so
+    that one vector load holds a chunk of eight rows."""
+    width = b_lanes.shape[1]
+    chunks = (width - half + 7) // 8
+    out = np.zeros((stop - first, chunks, LANES), dtype=np.uint64)
+    for g in range(first, stop):
+        for x in range(half, width):
+            j = x - half
+            for lane in range(LANES):
+                count: int = popcount64(b_lanes[g, x, lane])  # type: ignore[call-arg]
+                out[g - first, j // 8, lane] |= np.uint64(count) << np.uint64(8 * (j % 8))
+    return out
 
 
 def least_counts(needed: np.ndarray) -> np.ndarray:
@@ -194,6 +272,8 @@ def lane_tile_pairs(a_words: np.ndarray, a_pops: np.ndarray, a_rest: np.ndarray,
     reaches needed[a + b], as (a_index, b_index, count). Returns (pairs found, pairs whose
     first half was compared, pairs compared in full), or (-1, 0, 0) if the output is too
     small. B's arrays are those of ``LaneSide``; ``least_needed`` is ``least_counts(needed)``.
+    ``a_rest`` and ``b_rest`` (second-half popcounts) are no longer read: the per-word bound
+    counted here from the words is tighter; they stay for the callers.
     """
     half = a_words.shape[1] // 2
     found = 0
@@ -203,10 +283,12 @@ def lane_tile_pairs(a_words: np.ndarray, a_pops: np.ndarray, a_rest: np.ndarray,
     rows = a_words.shape[0]
     if rows == 0:
         return 0, 0, 0
-    counts = np.zeros(LANES, dtype=np.int64)
     alive = np.empty(_B_BLOCK_GROUPS, dtype=np.int64)
+    alive_counts = np.empty((_B_BLOCK_GROUPS, LANES), dtype=np.int64)
     lowest = starts.min() // LANES
     highest = (stops.max() + LANES - 1) // LANES
+    a_bytes = _rest_word_counts(a_words, half)
+    b_bytes = _lane_rest_word_counts(b_lanes, lowest, highest, half)
     for block in range(lowest, highest, _B_BLOCK_GROUPS):
         block_end = min(block + _B_BLOCK_GROUPS, highest)
         for r in range(rows):
@@ -218,13 +300,14 @@ def lane_tile_pairs(a_words: np.ndarray, a_pops: np.ndarray, a_rest: np.ndarray,
             visited += min(stop, last * LANES) - max(start, first * LANES)
             a_pop = a_pops[r]
             survivors: int = alive_groups(  # type: ignore[call-arg]
-                a_words, r, a_rest[r], a_pop, b_lanes, b_rest, b_low_pops, least_needed, first,
-                last, half, alive)
+                a_words, r, a_bytes, a_pop, b_lanes[lowest:], b_bytes, b_low_pops[lowest:],
+                least_needed, first - lowest, last - lowest, half, alive, alive_counts)
             for s in range(survivors):
-                g = alive[s]
+                g = alive[s] + lowest
                 base = g * LANES
                 completed += min(stop, base + LANES) - max(start, base)
-                lane_counts(a_words[r], b_lanes[g], counts)
+                counts = alive_counts[s]
+                lane_counts(a_words[r], b_lanes[g], counts, half)
                 for lane in range(max(start - base, 0), min(stop - base, LANES)):
                     k = base + lane
                     if counts[lane] >= needed[a_pop + b_pops[k]]:

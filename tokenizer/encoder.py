@@ -104,14 +104,17 @@ class ClkEncoder:
         failures: list[tuple[str, np.ndarray, np.ndarray, list[str]]] = []
         for feature, encoder in self.features:
             if isinstance(encoder, NgramKernelEncoder):
-                encoder.encode_column(columns[feature.identifier], filters)
-                continue
-            column = encoder.encode(columns[feature.identifier])
-            or_rows_into(filters, encoder.table, column.rows)
-            bad = np.flatnonzero(column.reject_codes >= 0)
+                prepared = encoder.encode_column(columns[feature.identifier], filters)
+                if prepared is None:
+                    continue
+                reject_codes, reasons = prepared.reject_codes, prepared.reasons
+            else:
+                column = encoder.encode(columns[feature.identifier])
+                or_rows_into(filters, encoder.table, column.rows)
+                reject_codes, reasons = column.reject_codes, column.reasons
+            bad = np.flatnonzero(reject_codes >= 0)
             if len(bad):
-                failures.append((feature.identifier, bad, column.reject_codes[bad],
-                                 column.reasons))
+                failures.append((feature.identifier, bad, reject_codes[bad], reasons))
         valid = np.ones(count, dtype=bool)
         for _, bad, _, _ in failures:
             valid[bad] = False

@@ -15,7 +15,6 @@ import json
 import os
 from contextlib import suppress
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import IO, Literal
 
@@ -54,6 +53,8 @@ INCOMPLETE_MARKER = "INCOMPLETE"
 
 
 def tool_version() -> str:
+    from importlib import metadata  # here: a tenth of a second to import, once per run
+
     try:
         return metadata.version("pprl-imaging")
     except metadata.PackageNotFoundError:

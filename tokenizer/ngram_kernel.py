@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .column_values import ColumnPreparer, PreparedColumn, column_preparable
 from .feature_encoder import words_for_bits
 from .hashing import blake_positions, double_hash_bases
 from .kernels import or_rows_into
@@ -42,12 +43,18 @@ _SPACE = 0x20
 
 def kernel_can_encode(feature: Feature) -> bool:
     """Whether a feature takes the compiled path: n-grams (n <= 3), bits per token, and a
-    text format that accepts every string unchanged (nothing to validate)."""
-    fmt = feature.format
+    format whose values are either taken unchanged or checked column-wise first
+    (``column_values``)."""
     return (isinstance(feature.comparison, NgramComparison)
             and feature.comparison.n <= MAX_N
             and isinstance(feature.strategy, BitsPerToken)
-            and isinstance(fmt, StringFormat) and fmt.pattern is None
+            and (_unchecked(feature) or column_preparable(feature)))
+
+
+def _unchecked(feature: Feature) -> bool:
+    """A text format that accepts every string unchanged (nothing to validate)."""
+    fmt = feature.format
+    return (isinstance(fmt, StringFormat) and fmt.pattern is None
             and fmt.min_length is None and fmt.max_length is None
             and fmt.case in (None, "mixed")
             and feature.encoding.replace("-", "").lower() in ("utf8", "utf16", "utf32"))
@@ -236,6 +243,7 @@ class NgramKernelEncoder:
         self.max_tokens = max_tokens
         self._use_dictionary = True
         self._direct_chunks = 0
+        self.preparer = None if _unchecked(feature) else ColumnPreparer(feature)
         self._reset()
 
     def _reset(self, capacity: int = 1 << 12) -> None:
@@ -285,13 +293,20 @@ class NgramKernelEncoder:
                   new_positions, np.arange(first, needed, dtype=np.int64))
         self.token_count += len(new_keys)
 
-    def encode_column(self, column: pa.Array | pa.ChunkedArray, filters: np.ndarray) -> None:
+    def encode_column(self, column: pa.Array | pa.ChunkedArray,
+                      filters: np.ndarray) -> PreparedColumn | None:
         """OR the feature's bits of every record of ``column`` into ``filters``.
 
+        A feature with a checked format is validated and normalised column-wise first; its
+        rejects are returned (a rejected record gets no bits), else None.
         A column with many repeats (names, towns, codes) is encoded once per distinct value
         and gathered; a column of nearly unique values (ids, birth dates) is encoded
         directly. The choice is re-made now and then and never changes the output.
         """
+        prepared = None
+        if self.preparer is not None:
+            prepared = self.preparer.prepare(column)
+            column = prepared.values
         if self._use_dictionary:
             encoded = pc.dictionary_encode(column)
             if isinstance(encoded, pa.ChunkedArray):
@@ -309,13 +324,15 @@ class NgramKernelEncoder:
             self._direct_chunks += 1
             self._use_dictionary = self._direct_chunks % _DICTIONARY_RETRY_EVERY == 0
             self.encode_rows(*self.column_buffers(column), filters)
+        return prepared
 
     def column_buffers(self, column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         """The column as (int64 offsets, UTF-8 bytes), nulls as empty strings and the
-        missing-value sentinel replaced."""
+        missing-value sentinel replaced (a prepared column's already is)."""
         column = pc.fill_null(column, "")
         missing = self.feature.missing_value
-        if missing is not None and missing.sentinel != missing.replace_with:
+        if (self.preparer is None and missing is not None
+                and missing.sentinel != missing.replace_with):
             column = pc.if_else(pc.equal(column, missing.sentinel), missing.replace_with, column)
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()

@@ -24,7 +24,6 @@ from typing import IO
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm import tqdm
 
 from .encoder import ClkEncoder, EncodedChunk
 from .encodings_file import (
@@ -39,8 +38,6 @@ from .errors import AllRowsRejectedError, InputError, InvalidRowsError
 from .keys import key_check_value
 from .ngram_kernel import warm_up
 from .normalize import DateOrder, Normalizer, choose_kinds
-from .opentoken.engine import record_tokens
-from .opentoken.files import token_sources
 from .parallel import InOrderWorker, Rejected, encode_chunks
 from .readers import RecordChunk, default_id_column, open_records
 from .schema_model import Schema
@@ -204,6 +201,8 @@ def _write_chunk(writer: EncodingsWriter, rejects: _RejectsWriter, chunk: Record
     kept_ids = ids.filter(written)
     tokens = None
     if token_input is not None:
+        from .opentoken.engine import record_tokens
+
         tokens = record_tokens({attribute: chunk.columns[column].filter(written)
                                 for attribute, column in token_input.sources.items()},
                                len(kept_ids), token_input.secret)
@@ -271,6 +270,8 @@ def tokenize_file(
                           delimiter=delimiter, column_map=dict(column_map or {}))
     token_input = None
     if token_secret is not None:
+        from .opentoken.files import token_sources
+
         # The token columns are known once the header is: the input is opened again with them.
         token_input = _TokenInput(token_sources(reader.columns), token_secret)
         columns = list(dict.fromkeys(columns + list(token_input.sources.values())))
@@ -285,6 +286,8 @@ def tokenize_file(
     writer = EncodingsWriter(output_path, meta, output_format)
     rejects = _RejectsWriter(rejects_path_for(output_path), columns)
     show = sys.stderr.isatty() if progress is None else progress
+    from tqdm import tqdm  # here: importing it costs more than a short run's encoding
+
     bar = tqdm(total=reader.total_rows, unit="rec", unit_scale=True, disable=not show,
                desc=f"tokenizing {input_path.name}", file=sys.stderr)
     read = 0

@@ -1,0 +1,104 @@
+"""The lanes kernel (``linker.dice_lanes``) on boundary cases, against brute force: pairs whose
+count sits exactly on the threshold, pairs whose count equals the per-word bound on the rest
+(the half-way test must keep them), CLK widths of one to a few words, row counts that are not
+multiples of eight, and windows that start and stop inside a lane group."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from llvmlite import binding as llvm
+
+from linker.dice_kernel import min_counts
+from linker.dice_lanes import LaneSide, lane_tile_pairs, least_counts
+
+# Elsewhere LLVM emulates the vector count: the kernel is still exact, only slow.
+pytestmark = pytest.mark.skipif(
+    not llvm.get_host_cpu_features().get("avx512vpopcntdq", False),
+    reason="the lanes kernel is used where the CPU has AVX-512 VPOPCNTDQ")
+
+
+def _popcounts(words: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(words).sum(axis=1, dtype=np.int64)
+
+
+def _kernel_pairs(a: np.ndarray, b: np.ndarray, threshold: float,
+                  starts: np.ndarray | None = None,
+                  stops: np.ndarray | None = None) -> set[tuple[int, int, int]]:
+    """(A row, B row, count) of every pair the kernel finds; B rows in their given order."""
+    a_pops, b_pops = _popcounts(a), _popcounts(b)
+    order = np.argsort(b_pops, kind="stable")
+    side = LaneSide.of(np.ascontiguousarray(b[order]), b_pops[order])
+    needed = min_counts(threshold, a.shape[1] * 64)
+    rest = np.zeros(len(a), dtype=np.int64)  # no longer read by the kernel
+    starts = np.zeros(len(a), dtype=np.int64) if starts is None else starts
+    stops = np.full(len(a), len(b), dtype=np.int64) if stops is None else stops
+    size = len(a) * len(b) + 1
+    out_a, out_b, out_c = (np.empty(size, dtype=np.int64) for _ in range(3))
+    found, _, _ = lane_tile_pairs(np.ascontiguousarray(a), a_pops, rest,
+                                  np.arange(len(a), dtype=np.int64), side.lanes, side.pops,
+                                  side.rest, side.low_pops, order.astype(np.int64), starts,
+                                  stops, needed, least_counts(needed), out_a, out_b, out_c)
+    return set(zip(out_a[:found].tolist(), out_b[:found].tolist(), out_c[:found].tolist(),
+                   strict=True))
+
+
+def _brute_pairs(a: np.ndarray, b: np.ndarray, threshold: float,
+                 allowed: np.ndarray | None = None) -> set[tuple[int, int, int]]:
+    """anonlink's test, 2c / (a + b) >= t in float64, pair by pair."""
+    found = set()
+    a_pops, b_pops = _popcounts(a), _popcounts(b)
+    for i in range(len(a)):
+        for j in range(len(b)):
+            if allowed is not None and not allowed[i, j]:
+                continue
+            count = int(np.bitwise_count(a[i] & b[j]).sum())
+            total = int(a_pops[i] + b_pops[j])
+            score = 2.0 * count / total if total else 0.0
+            if score >= threshold:
+                found.add((i, j, count))
+    return found
+
+
+@pytest.mark.parametrize("words", [1, 2, 3, 5, 16, 17])
+@pytest.mark.parametrize("threshold", [0.5, 0.8, 0.95, 1.0])
+def test_random_clks_all_pairs(words: int, threshold: float) -> None:
+    rng = np.random.default_rng(words)
+    base = rng.integers(0, 2**64, (37, words), dtype=np.uint64)
+    noise = rng.integers(0, 2**64, (37, words), dtype=np.uint64) & rng.integers(
+        0, 2**64, (37, words), dtype=np.uint64) & rng.integers(0, 2**64, (37, words),
+                                                                dtype=np.uint64)
+    a = base
+    b = np.concatenate([base ^ noise, base[:5], rng.integers(0, 2**64, (11, words),
+                                                             dtype=np.uint64)])
+    assert _kernel_pairs(a, b, threshold) == _brute_pairs(a, b, threshold)
+
+
+def test_pairs_on_the_per_word_bound_are_kept() -> None:
+    """B's second-half words are subsets of A's: the count equals the per-word bound, and
+    the thresholds are chosen so that the pair passes with nothing to spare."""
+    rng = np.random.default_rng(5)
+    words = 16
+    a = rng.integers(0, 2**64, (9, words), dtype=np.uint64)
+    b = a & rng.integers(0, 2**64, (9, words), dtype=np.uint64)
+    b[:, :words // 2] = a[:, :words // 2]  # the first half identical
+    for i in range(len(a)):
+        count = int(np.bitwise_count(a[i] & b[i]).sum())
+        threshold = 2.0 * count / int(_popcounts(a[i:i + 1])[0] + _popcounts(b[i:i + 1])[0])
+        got = _kernel_pairs(a[i:i + 1], b[i:i + 1], threshold)
+        assert got == {(0, 0, count)}
+        assert _kernel_pairs(a[i:i + 1], b[i:i + 1], np.nextafter(threshold, 2.0)) == set()
+
+
+def test_windows_inside_lane_groups() -> None:
+    rng = np.random.default_rng(9)
+    a = rng.integers(0, 2**64, (13, 4), dtype=np.uint64)
+    b = np.concatenate([a, a[::-1] & rng.integers(0, 2**64, (13, 4), dtype=np.uint64)])
+    starts = rng.integers(0, 12, len(a)).astype(np.int64)
+    stops = starts + rng.integers(0, 15, len(a))
+    # Windows are over B sorted by popcount: translate them for the brute force.
+    order = np.argsort(_popcounts(b), kind="stable")
+    allowed = np.zeros((len(a), len(b)), dtype=bool)
+    for i in range(len(a)):
+        allowed[i, order[starts[i]:stops[i]]] = True
+    assert (_kernel_pairs(a, b, 0.6, starts, stops) == _brute_pairs(a, b, 0.6, allowed))
