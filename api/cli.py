@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes
 import importlib
-import importlib.abc
 import importlib.util
 import logging
 import os
@@ -85,8 +84,9 @@ _NEEDS_EXTRA = {"serve": "service", "worker": "service", "admin": "service",
 _FAST_COMMANDS = frozenset({"tokenize", "describe", "link", "dedup"})
 
 
-class _NoPandas(importlib.abc.MetaPathFinder):
-    """Refuses to import pandas (see ``_without_pandas``)."""
+class _NoPandas:
+    """A meta path finder that refuses to import pandas (see ``_without_pandas``); not an
+    ``importlib.abc.MetaPathFinder`` subclass, whose import costs more than it saves."""
 
     def find_spec(self, fullname: str, path: object = None,
                   target: object = None) -> None:
