@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from linker.backends import BACKENDS, available_backends
 
 __all__ = ["ProjectCreate", "ProjectCreated", "ProjectOut", "TokenCreate", "TokenCreated",
            "TokenOut", "UploadOut", "RunCreate", "RunOut", "Page", "MatchOut", "MemberOut",
@@ -191,6 +193,19 @@ class RunCreate(_Strict):
                              description="Dice similarity a pair needs to be a candidate.")
     blocking: bool = Field(False, description="LSH blocking: faster on large inputs, may "
                                               "lose some matches.")
+    backend: str = Field("cpu", examples=["cpu"], description=(
+        "Where pairs are compared (same results): cpu, dask (the service's Dask cluster, "
+        "PPRL_DASK_SCHEDULER) or gpu; refused when this installation lacks its package."))
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, name: str) -> str:
+        if name not in BACKENDS:
+            raise ValueError(f"unknown backend {name!r}: choose from {', '.join(BACKENDS)}")
+        if name not in available_backends():
+            raise ValueError(f"backend {name!r} is not installed on this service "
+                             f"(pip install 'pprl-imaging[{name}]')")
+        return name
 
 
 class RunOut(BaseModel):
@@ -201,6 +216,7 @@ class RunOut(BaseModel):
     progress: float = Field(ge=0.0, le=1.0)
     threshold: float
     blocking: bool
+    backend: str = "cpu"
     attempt: int
     lease_expired: bool = Field(
         description="Running, but its worker has not renewed the lease in time: it stopped, "

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
         "Uploads, run results and (by default) the SQLite database and service key. With "
         "several machines (PostgreSQL), the API and the workers must share it."))
     database_url: str = Field("", description="SQLAlchemy URL; default: SQLite in data_dir.")
+    dask_scheduler: str = Field("", description=(
+        "Runs with backend dask: the Dask scheduler's address; its workers must share "
+        "data_dir (tiles go to data_dir/dask-tiles). Default: a local cluster per run."))
     service_key_file: Path | None = Field(None, description=(
         "The service's own secret for entity pseudonyms; default: data_dir/service.key."))
     max_upload_bytes: int = Field(1 << 30, ge=1, description=(

@@ -36,11 +36,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from linker.backends.cpu import CpuBackend
 from linker.blocking import LshBlocking
 from linker.clkset import load_clk_sets
 from linker.evaluate import Quality, evaluate_entities, read_truth
 from linker.link import DEFAULT_THRESHOLD, LinkResult, link_sets
-from linker.similarity import CpuBackend
 from synth.cli import synthesize
 from tokenizer.catalog import load_schema
 from tokenizer.parallel import default_workers
@@ -365,6 +365,7 @@ def _markdown(results: dict[str, Any], machine: dict[str, Any], command: str,
                  for name, part in results.items()) + ".", ""]
     for name, part in results.items():
         lines += _section(name, part)
+    lines += _kept_sections(markdown, {f"## {name.replace('_', ' ')}" for name in results})
     if plots:
         lines += ["## plots", ""]
         for plot in plots:
@@ -411,6 +412,23 @@ def _replace_sections(text: str, results: dict[str, Any]) -> str:
             end = following + 1 if following >= 0 else len(text)
         text = text[:start] + rendered + "\n" + text[end:]
     return text
+
+
+def _kept_sections(markdown: Path, written: set[str]) -> list[str]:
+    """The sections of the existing file that this run did not write (those of standalone
+    benchmarks such as bench_token_linkage, and parts skipped by --no-peers): kept, not lost."""
+    if not markdown.exists():
+        return []
+    kept: list[str] = []
+    keep = False
+    for line in markdown.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            keep = line not in written and line != "## plots"
+        if keep:
+            kept.append(line)
+    if kept and kept[-1] != "":
+        kept.append("")
+    return kept
 
 
 def _timed(part: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -4,24 +4,23 @@ Each of ``bands`` bands samples ``bits_per_band`` bit positions (seeded, the sam
 party); two records are compared only if all sampled bits agree in at least one band. Records
 of one person agree on most bits, unrelated records on far fewer, so bands keep true matches
 and drop most other pairs. What it costs in recall is measured (``blocking_quality``), never
-assumed: blocking is off by default.
+assumed: blocking is off by default. Blocking only chooses who meets whom (``band_plan``);
+the comparing is done by the chosen backend's kernel (``linker.backends``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
 from .clkset import ClkSet
-from .dice_kernel import min_counts, popcount64, second_half_popcounts
 
 _BATCH_PAIRS = 1 << 22
 
-__all__ = ["LshBlocking", "BlockingQuality", "blocked_pairs", "blocked_candidates",
+__all__ = ["LshBlocking", "BlockingQuality", "band_keys", "band_plan", "blocked_pairs",
            "blocking_quality"]
 
 
@@ -51,7 +50,7 @@ def _keys_kernel(clk_bytes: np.ndarray, byte_at: np.ndarray, shift_at: np.ndarra
             keys[r, band] = key
 
 
-def _band_keys(clks: ClkSet, positions: np.ndarray) -> np.ndarray:
+def band_keys(clks: ClkSet, positions: np.ndarray) -> np.ndarray:
     """uint64 key per record and band: bit k is sampled bit ``positions[band, k]``, numbered
     as ``np.unpackbits`` numbers the CLK's bytes (any order would do, as long as every party
     uses the same). Compiled: unpacking every bit with numpy and picking was 20x slower."""
@@ -90,8 +89,8 @@ def _pairs_with_equal_keys(a_keys: np.ndarray, b_keys: np.ndarray | None,
 def _band_pairs(a: ClkSet, b: ClkSet | None, blocking: LshBlocking
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     positions = blocking.positions(a.length)
-    a_keys = _band_keys(a, positions)
-    b_keys = None if b is None else _band_keys(b, positions)
+    a_keys = band_keys(a, positions)
+    b_keys = None if b is None else band_keys(b, positions)
     for band in range(blocking.bands):
         yield from _pairs_with_equal_keys(a_keys[:, band],
                                           None if b_keys is None else b_keys[:, band])
@@ -106,121 +105,33 @@ def blocked_pairs(a: ClkSet, b: ClkSet | None, blocking: LshBlocking
     return unique // width, unique % width
 
 
-_BUCKET_BLOCK_ROWS = 1024
+def band_plan(a: ClkSet, b: ClkSet | None, a_keys: np.ndarray, b_keys: np.ndarray | None,
+              lowest: np.ndarray, highest: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One band as windows for a backend's kernel: (A order, B order, starts, stops).
 
-
-@numba.njit(cache=True, nogil=True)
-def _band_candidates(a_words: np.ndarray, a_pops: np.ndarray, a_rest: np.ndarray,
-                     a_index: np.ndarray, a_first: np.ndarray, a_count: np.ndarray,
-                     b_words: np.ndarray, b_pops: np.ndarray, b_rest: np.ndarray,
-                     b_index: np.ndarray, b_first: np.ndarray, b_count: np.ndarray,
-                     needed: np.ndarray, same: bool
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:  # pragma: no cover
-    """(left, right, AND count, pairs in the band) of one band's pairs reaching ``needed``.
-
-    Rows come sorted by key (``*_index``: their original indices), so a bucket is contiguous
-    and read from cache; a big bucket of B is taken ``_BUCKET_BLOCK_ROWS`` rows at a time.
-    Pairs are walked in place (within one set: each pair once, reported left < right), never
-    listed. A pair whose popcounts cannot reach the threshold, or whose first half of words
-    already rules it out, is not counted further (``tile_pairs``' test): the result is that
-    of a full count.
+    B is sorted by (key, popcount), so a bucket is a contiguous run of B sorted by popcount
+    and each A row's window is the part of its bucket within its popcount bounds
+    (``lowest``/``highest`` per popcount). Within one set A is B itself and row p only looks
+    past p. A row whose key no B row has gets an empty window.
     """
-    width = a_words.shape[1]
-    half = width // 2
-    capacity = 1024
-    out_a = np.empty(capacity, dtype=np.int64)
-    out_b = np.empty(capacity, dtype=np.int64)
-    out_c = np.empty(capacity, dtype=np.int64)
-    found = 0
-    pairs = 0
-    for g in range(a_first.shape[0]):
-        b_end = b_first[g] + b_count[g]
-        for block in range(b_first[g], b_end, _BUCKET_BLOCK_ROWS):
-            block_end = min(block + _BUCKET_BLOCK_ROWS, b_end)
-            for x in range(a_first[g], a_first[g] + a_count[g]):
-                lo = max(block, x + 1) if same else block
-                pairs += max(block_end - lo, 0)
-                for y in range(lo, block_end):
-                    need = needed[a_pops[x] + b_pops[y]]
-                    if need > min(a_pops[x], b_pops[y]):
-                        continue
-                    count = 0
-                    for w in range(half):
-                        count += popcount64(a_words[x, w] & b_words[y, w])  # type: ignore[call-arg]
-                    if count + min(a_rest[x], b_rest[y]) < need:
-                        continue
-                    for w in range(half, width):
-                        count += popcount64(a_words[x, w] & b_words[y, w])  # type: ignore[call-arg]
-                    if count < need:
-                        continue
-                    if found == capacity:
-                        capacity *= 2
-                        out_a, out_b, out_c = (_grown(out_a, capacity), _grown(out_b, capacity),
-                                               _grown(out_c, capacity))
-                    i, j = a_index[x], b_index[y]
-                    out_a[found], out_b[found] = (min(i, j), max(i, j)) if same else (i, j)
-                    out_c[found] = count
-                    found += 1
-    return out_a[:found].copy(), out_b[:found].copy(), out_c[:found].copy(), pairs
-
-
-@numba.njit(cache=True, nogil=True)
-def _grown(values: np.ndarray, capacity: int) -> np.ndarray:  # pragma: no cover
-    bigger = np.empty(capacity, dtype=values.dtype)
-    bigger[:values.shape[0]] = values
-    return bigger
-
-
-def _buckets(a_keys: np.ndarray, b_keys: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Sort orders of both key columns and, per key present in both, where its bucket starts
-    in each sorted column and how many rows it holds."""
-    a_order = np.argsort(a_keys, kind="stable")
-    b_order = a_order if b_keys is a_keys else np.argsort(b_keys, kind="stable")
-    a_sorted, b_sorted = a_keys[a_order], b_keys[b_order]
-    shared, a_first, a_count = np.unique(a_sorted, return_index=True, return_counts=True)
-    b_first = np.searchsorted(b_sorted, shared, side="left")
-    b_count = np.searchsorted(b_sorted, shared, side="right") - b_first
-    both = b_count > 0
-    return a_order, a_first[both], a_count[both], b_order, b_first[both], b_count[both]
-
-
-def blocked_candidates(a: ClkSet, b: ClkSet | None, threshold: float, blocking: LshBlocking,
-                       workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(left, right, AND count, pairs compared) of blocked pairs reaching ``threshold``.
-
-    Bands run on ``workers`` threads (the kernel releases the GIL). Memory: the keys, a
-    key-sorted copy of the CLKs per running band (random row access was 2.4x slower at 1M
-    records) and the passing pairs. A pair sharing several bands is compared once per band
-    (``compared`` counts every comparison).
-    """
+    same = b is None
     other = a if b is None else b
-    width = max(len(other), 1)
-    needed = min_counts(threshold, a.length)
-    positions = blocking.positions(a.length)
-    a_keys = _band_keys(a, positions)
-    b_keys = a_keys if b is None else _band_keys(other, positions)
+    keys = a_keys if b_keys is None else np.concatenate([a_keys, b_keys])
+    rank = np.unique(keys, return_inverse=True)[1].astype(np.int64)
+    a_rank, b_rank = rank[:len(a)], (rank if same else rank[len(a):])
     a_pops, b_pops = a.popcounts.astype(np.int64), other.popcounts.astype(np.int64)
-    a_rest = second_half_popcounts(a.words)
-    b_rest = a_rest if b is None else second_half_popcounts(other.words)
-
-    def run_band(band: int) -> tuple[np.ndarray, np.ndarray, int]:
-        a_column = np.ascontiguousarray(a_keys[:, band])
-        b_column = a_column if b is None else np.ascontiguousarray(b_keys[:, band])
-        a_order, a_first, a_count, b_order, b_first, b_count = _buckets(a_column, b_column)
-        a_rows = (a.words[a_order], a_pops[a_order], a_rest[a_order], a_order)
-        b_rows = a_rows if b is None else (other.words[b_order], b_pops[b_order],
-                                           b_rest[b_order], b_order)
-        left, right, count, pairs = _band_candidates(*a_rows, a_first, a_count, *b_rows,
-                                                     b_first, b_count, needed, b is None)
-        return left * width + right, count, pairs
-
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="pprl-lsh") as pool:
-        parts = list(pool.map(run_band, range(blocking.bands)))
-    compared = sum(p[2] for p in parts)
-    unique, first = np.unique(np.concatenate([p[0] for p in parts]), return_index=True)
-    counts = np.concatenate([p[1] for p in parts])[first]
-    return unique // width, unique % width, counts, compared
+    b_code = (b_rank << 32) | b_pops
+    b_order = np.argsort(b_code, kind="stable").astype(np.int64)
+    a_order = b_order if same else np.argsort((a_rank << 32) | a_pops, kind="stable")
+    b_sorted = b_code[b_order]
+    a_rank, a_pops = a_rank[a_order], a_pops[a_order]
+    starts = np.searchsorted(b_sorted, (a_rank << 32) + lowest[a_pops], side="left")
+    stops = np.searchsorted(b_sorted, (a_rank << 32) + highest[a_pops], side="right")
+    if same:
+        starts = np.maximum(starts, np.arange(1, len(a) + 1))
+    return (a_order.astype(np.int64), b_order, starts.astype(np.int64),
+            np.maximum(stops, starts).astype(np.int64))
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from tokenizer.encodings_file import TOKEN_RULES
 from tokenizer.errors import TokenizerError
 from tokenizer.parallel import default_workers
 
+from .backends import BACKENDS, Backend, BackendUnavailableError, get_backend
 from .blocking import LshBlocking
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
 from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
 from .link import DEFAULT_THRESHOLD, link_sets
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
-from .similarity import CpuBackend
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
 
@@ -50,13 +50,28 @@ _output = click.option("-o", "--output", "folder", required=True,
                        type=click.Path(file_okay=False, path_type=Path),
                        help="Folder for matches.parquet, entities.parquet and run.json.")
 _workers = click.option("--workers", type=click.IntRange(min=1), default=default_workers,
-                        show_default="all cores", help="Threads comparing CLKs.")
+                        show_default="all cores",
+                        help="Threads comparing CLKs (--backend dask without --scheduler: "
+                             "worker processes of the local cluster).")
 _kernel = click.option(
     "--kernel", type=click.Choice(["auto", "lanes", "scalar"]), default="auto",
     show_default=True,
     help="Comparison kernel (same results): lanes compares eight records per vector step, "
          "fastest on CPUs with AVX-512 VPOPCNTDQ; scalar one pair at a time; auto picks lanes "
          "where the CPU has VPOPCNTDQ.")
+_backend = click.option(
+    "--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
+    help="Where pairs are compared (same results): cpu (threads here), dask (a Dask "
+         "cluster: --scheduler, --shared-dir; needs the `dask` extra), gpu (CuPy on a CUDA "
+         "GPU; needs the `gpu` extra).")
+_scheduler = click.option(
+    "--scheduler", metavar="ADDRESS",
+    help="--backend dask: the Dask scheduler (tcp://host:8786); default: a local cluster "
+         "of --workers processes.")
+_shared_dir = click.option(
+    "--shared-dir", type=click.Path(file_okay=False, path_type=Path),
+    help="--backend dask: a folder every worker can read and write, for the Parquet tiles "
+         "and per-tile candidates (required with --scheduler; default: a temporary folder).")
 _blocking = click.option(
     "--blocking", type=click.Choice(["none", "lsh"]), default="none", show_default=True,
     help="lsh: compare only pairs sharing an LSH band of CLK bits (faster on large inputs, "
@@ -79,7 +94,27 @@ _tokens = click.option(
          "whatever its Dice score (inputs made with `pprl tokenize --with-tokens`).")
 
 
-def _choose(sets: list[ClkSet], dedup: list[bool], backend: CpuBackend
+def _make_backend(name: str, workers: int, kernel: str, scheduler: str | None,
+                  shared_dir: Path | None) -> Backend:
+    """The backend asked for, with the options that apply to it."""
+    if name != "dask" and (scheduler or shared_dir):
+        raise click.UsageError("--scheduler and --shared-dir apply to --backend dask only")
+    if name == "dask" and scheduler and shared_dir is None:
+        raise click.UsageError("--scheduler needs --shared-dir: a folder its workers share")
+    options: dict[str, object] = {"kernel": kernel}
+    if name == "cpu":
+        options["workers"] = workers
+    elif name == "dask":
+        options.update(workers=workers, scheduler=scheduler, shared_dir=shared_dir)
+    else:
+        options = {}
+    try:
+        return get_backend(name, **options)
+    except BackendUnavailableError as e:
+        raise click.ClickException(str(e)) from e
+
+
+def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
             ) -> tuple[float, dict[str, object]]:
     """``--threshold auto``: the threshold the data suggests, and what to record of it."""
     if len(sets) != 2 or any(dedup):
@@ -101,8 +136,10 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: CpuBackend
 
 def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
          dedup: list[bool] | None, workers: int, kernel: str, blocking: str,
-         command: str, tokens: tuple[str, ...] | None) -> None:
+         command: str, tokens: tuple[str, ...] | None, backend_name: str = "cpu",
+         scheduler: str | None = None, shared_dir: Path | None = None) -> None:
     tokens = tokens or ()  # None when invoked from code (`pprl demo`): callbacks don't run
+    backend = _make_backend(backend_name, workers, kernel, scheduler, shared_dir)
     try:
         sets = load_clk_sets(paths)
     except (TokenizerError, LinkageInputError) as e:
@@ -125,7 +162,6 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
         elapsed = time.perf_counter() - started
         bar.set_postfix_str(f"{pairs_so_far / max(elapsed, 1e-9):.3g} pairs/s")
 
-    backend = CpuBackend(workers, kernel=kernel)
     choice: dict[str, object] = {"method": "given"}
     if threshold == "auto":
         if blocking != "none" or tokens:
@@ -143,7 +179,7 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
     bar.close()
     info = {"command": command, "threshold": threshold, "threshold_choice": choice,
             "blocking": blocking, "token_rules": list(tokens),
-            "kernel": backend.kernel,
+            **backend.describe(),
             "inputs": [{"file": s.source, "party": s.party, "records": len(s),
                         "deduplicated": d} for s, d in zip(sets, dedup_flags, strict=True)],
             "l": sets[0].length if sets else None,
@@ -171,11 +207,15 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
               help="Also deduplicate within this party (repeatable; 'all' for every party).")
 @_workers
 @_kernel
+@_backend
+@_scheduler
+@_shared_dir
 @_blocking
 @_tokens
 def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
-                 dedup_parties: tuple[str, ...], workers: int, kernel: str,
-                 blocking: str, tokens: tuple[str, ...] | None = None) -> None:
+                 dedup_parties: tuple[str, ...], workers: int, kernel: str, backend: str,
+                 scheduler: str | None, shared_dir: Path | None, blocking: str,
+                 tokens: tuple[str, ...] | None = None) -> None:
     """Link the encodings files of two or more providers into entities.
 
     An entity holds at most one record per provider, unless that provider is deduplicated
@@ -194,7 +234,8 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
             raise click.UsageError(f"--dedup names unknown parties {sorted(unknown)}; "
                                    f"parties: {parties}")
         dedup = [("all" in dedup_parties) or p in dedup_parties for p in parties]
-    _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens)
+    _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens, backend,
+         scheduler, shared_dir)
 
 
 @click.command("dedup")
@@ -203,12 +244,17 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
 @_output
 @_workers
 @_kernel
+@_backend
+@_scheduler
+@_shared_dir
 @_blocking
 @_tokens
 def dedup_command(path: Path, threshold: float, folder: Path, workers: int, kernel: str,
+                  backend: str, scheduler: str | None, shared_dir: Path | None,
                   blocking: str, tokens: tuple[str, ...] | None = None) -> None:
     """Find records of the same person within one provider's encodings file."""
-    _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup", tokens)
+    _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup", tokens,
+         backend, scheduler, shared_dir)
 
 
 @click.command("evaluate")

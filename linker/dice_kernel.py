@@ -1,6 +1,6 @@
 """The scalar CPU similarity kernel (numba): Dice coefficients of CLK pairs above a threshold,
 one pair at a time. ``dice_lanes`` holds the vector kernel, faster where the CPU counts bits in
-vectors; ``min_counts`` and ``popcount_windows`` serve both.
+vectors; ``min_counts`` serves both (the windows are ``linker.backends.base``'s).
 
 Exactness: a pair passes when its AND popcount c reaches ``min_count[a + b]``, the smallest
 count for which anonlink's own formula ``2c / (a + b) >= t`` holds in float64, so the accepted
@@ -25,8 +25,7 @@ from numba.extending import intrinsic
 
 _B_BLOCK_ROWS = 1024
 
-__all__ = ["min_counts", "popcount64", "popcount_windows", "second_half_popcounts",
-           "tile_pairs"]
+__all__ = ["min_counts", "popcount64", "second_half_popcounts", "tile_pairs"]
 
 
 @intrinsic
@@ -55,22 +54,6 @@ def min_counts(threshold: float, length: int) -> np.ndarray:
         passing = np.flatnonzero(scores >= threshold)
         result[s] = int(passing[0]) if len(passing) else s + 1
     return result
-
-
-def popcount_windows(a_pops: np.ndarray, b_sorted_pops: np.ndarray, needed: np.ndarray,
-                     length: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each A row, the slice [start, stop) of popcount-sorted B that can pass at all
-    (a pair can only reach c = min(a, b))."""
-    values = np.arange(length + 1)
-    a, b = np.meshgrid(values, values, indexing="ij")
-    feasible = needed[a + b] <= np.minimum(a, b)
-    any_b = feasible.any(axis=1)
-    lowest = np.where(any_b, feasible.argmax(axis=1), length + 1)
-    highest = np.where(any_b, length - feasible[:, ::-1].argmax(axis=1), -1)
-    starts = np.searchsorted(b_sorted_pops, lowest, side="left")
-    stops = np.searchsorted(b_sorted_pops, highest, side="right")
-    stops = np.maximum(stops, starts)
-    return starts[a_pops].astype(np.int64), stops[a_pops].astype(np.int64)
 
 
 def second_half_popcounts(words: np.ndarray) -> np.ndarray:

@@ -232,7 +232,7 @@ def least_counts(needed: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class LaneSide:
     """B prepared for ``lane_tile_pairs``: popcount-sorted rows in lane groups, and per row
-    (padding included) popcount and second-half popcount; per group its first popcount."""
+    (padding included) popcount and second-half popcount; per group its least popcount."""
 
     lanes: np.ndarray
     pops: np.ndarray
@@ -246,7 +246,11 @@ class LaneSide:
         pops[:len(sorted_pops)] = sorted_pops
         rest = np.zeros(len(lanes) * LANES, dtype=np.int64)
         rest[:len(sorted_pops)] = second_half_popcounts(sorted_words)
-        return cls(lanes, pops, rest, pops[::LANES].copy())
+        # The least popcount of each group's real rows: rows sorted by block and then popcount
+        # (a blocked run) are not sorted across a block's end within a group.
+        least = np.full(len(pops), np.iinfo(np.int64).max, dtype=np.int64)
+        least[:len(sorted_pops)] = sorted_pops
+        return cls(lanes, pops, rest, least.reshape(-1, LANES).min(axis=1))
 
 
 def lane_layout(words: np.ndarray) -> np.ndarray:

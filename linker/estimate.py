@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special, stats
 
+from .backends import Backend, candidate_pairs
 from .clkset import ClkSet
-from .similarity import SimilarityBackend, candidate_pairs
 from .solve import greedy_one_to_one
 
 __all__ = ["FLOOR", "Mixture", "Estimate", "top_two", "fit_mixture", "estimate_link",
@@ -165,14 +165,14 @@ class FloorLinks:
     accepted: np.ndarray
 
 
-def floor_links(a: ClkSet, b: ClkSet, backend: SimilarityBackend | None = None
+def floor_links(a: ClkSet, b: ClkSet, backend: Backend | None = None
                 ) -> FloorLinks:
     found = candidate_pairs(a, b, FLOOR, backend=backend)
     return FloorLinks(found.left, found.right, found.score,
                       greedy_one_to_one(found.left, found.right, len(a), len(b)))
 
 
-def estimate_sets(a: ClkSet, b: ClkSet, backend: SimilarityBackend | None = None
+def estimate_sets(a: ClkSet, b: ClkSet, backend: Backend | None = None
                   ) -> Estimate:
     """The estimate for linking ``a`` and ``b`` 1:1 (:func:`floor_links`, then
     :func:`estimate_link`)."""

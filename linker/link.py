@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .backends import Backend, Candidates, candidate_pairs
 from .blocking import LshBlocking
 from .clkset import ClkSet
-from .similarity import Candidates, SimilarityBackend, candidate_pairs
 from .solve import cluster_records, greedy_one_to_one
 from .token_pairs import add_token_pairs, check_token_rules
 
@@ -52,7 +52,7 @@ def _party_pairs(count: int, dedup: Sequence[bool]) -> list[tuple[int, int]]:
 
 
 def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
-              dedup: Sequence[bool] | None = None, backend: SimilarityBackend | None = None,
+              dedup: Sequence[bool] | None = None, backend: Backend | None = None,
               blocking: LshBlocking | None = None,
               progress: Callable[[int, int], None] | None = None,
               tokens: Sequence[str] = ()) -> LinkResult:

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from .backends.types import Candidates, dice_scores
 from .clkset import ClkSet, LinkageInputError
-from .similarity import Candidates, dice_scores
 
 __all__ = ["check_token_rules", "token_pairs", "pair_scores", "add_token_pairs"]
 

@@ -15,6 +15,9 @@ pytestmark = pytest.mark.oracle
 def test_tiny_suite_runs_every_part(tmp_path) -> None:
     out = tmp_path / "results"
     markdown = tmp_path / "BENCHMARKS.md"
+    # sections written by standalone benchmarks survive; the suite's own are replaced
+    markdown.write_text("# Benchmarks\n\n## encoding\n\nstale table\n\n"
+                        "## token linkage\n\n| kept | table |\n\n## plots\n\nstale_plot.png\n")
     done = subprocess.run([sys.executable, "-m", "benchmarks.suite", "--max-size", "2000",
                            "--out", str(out), "--markdown", str(markdown)],
                           capture_output=True, text=True, timeout=900)
@@ -47,3 +50,6 @@ def test_tiny_suite_runs_every_part(tmp_path) -> None:
     assert "random names" in text and "process_speedup: febrl-like" in text
     assert "## deid" in text and "dicognito" in text
     assert "## cohorts" in text and "peak RSS" in text
+    assert "stale table" not in text and text.count("## encoding") == 1
+    assert "## token linkage\n\n| kept | table |" in text
+    assert text.count("## plots") == 1 and "stale_plot.png" not in text

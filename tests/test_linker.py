@@ -12,12 +12,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from linker.backends import candidate_pairs
+from linker.backends.cpu import CpuBackend
 from linker.blocking import LshBlocking, blocked_pairs, blocking_quality
 from linker.clkset import ClkSet
 from linker.evaluate import evaluate_entities
 from linker.link import DEFAULT_THRESHOLD, link_sets
 from linker.results import write_results
-from linker.similarity import CpuBackend, candidate_pairs
 
 from .linker_data import (
     febrl4_files,
@@ -92,7 +93,7 @@ def test_auto_kernel_follows_the_cpu_numba_compiles_for(cpu: str, features: str,
                                                         kernel: str) -> None:
     env = {**os.environ, "NUMBA_CPU_NAME": cpu, "NUMBA_CPU_FEATURES": features}
     chosen = subprocess.run(
-        [sys.executable, "-c", "from linker.similarity import CpuBackend; "
+        [sys.executable, "-c", "from linker.backends.cpu import CpuBackend; "
                                "print(CpuBackend().kernel)"],
         env=env, capture_output=True, text=True, check=True, timeout=120)
     assert chosen.stdout.strip() == kernel

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from benchmarks.peers import SCRIPTS_DIR, peer_python
+from linker.backends import candidate_pairs
+from linker.backends.cpu import CpuBackend
 from linker.clkset import ClkSet
 from linker.link import link_sets
-from linker.similarity import CpuBackend, candidate_pairs
 
 from .linker_data import febrl4_sets, random_clks
 

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from api.client import Client, ServiceError
+from linker.backends import available_backends
 from linker.clkset import load_clk_sets
 from linker.link import link_sets
 from tests.service_harness import PARTIES, Service, project_with_uploads
@@ -71,6 +72,20 @@ def test_run_gives_the_linkers_entities_and_matches(service: Service, linked: di
     assert _partition([(g["entity"], m["party"], m["record_id"]) for g in groups
                        for m in g["members"]]) == want_partition
     assert run["stats"]["entities"] == len(want_partition)
+
+
+def test_a_run_records_its_backend_and_unknown_or_missing_ones_are_refused(
+        service: Service, linked: dict) -> None:
+    assert linked["run"]["backend"] == "cpu"
+    with Client(service.url, linked["created"]["owner_token"]) as owner:
+        refusals = {"tpu": "unknown backend 'tpu': choose from cpu, dask, gpu"}
+        if "gpu" not in available_backends():
+            refusals["gpu"] = r"backend 'gpu' is not installed on this service \(pip install"
+        for name, message in refusals.items():
+            with pytest.raises(ServiceError) as refused:
+                owner.start_run(linked["project_id"], THRESHOLD, backend=name)
+            assert refused.value.status == 422
+            assert re.search(message, refused.value.message), refused.value.message
 
 
 def test_each_party_reads_its_own_mapping_only(service: Service, linked: dict) -> None:

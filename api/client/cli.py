@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import click
 import httpx
 
+from linker.backends import BACKENDS
 from tokenizer.errors import TokenizerError
 
 from .http import Client, ServiceError
@@ -276,12 +277,15 @@ def _describe_run(run: dict[str, Any]) -> str:
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.65,
               show_default=True, help="Dice similarity a pair needs.")
 @click.option("--blocking", is_flag=True, help="LSH blocking (faster, may lose matches).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
+              help="Where the service compares pairs (same results); it refuses one it has "
+                   "not installed.")
 @click.option("--wait", is_flag=True, help="Wait until the run has finished.")
 @with_client
 def run_command(client: Client, as_json: bool, project_id: str, threshold: float,
-                blocking: bool, wait: bool) -> None:
+                blocking: bool, backend: str, wait: bool) -> None:
     """Start a linkage run on every party's latest upload (owner token)."""
-    run = client.start_run(project_id, threshold, blocking)
+    run = client.start_run(project_id, threshold, blocking, backend)
     if wait:
         def show(update: dict[str, Any]) -> None:
             if not as_json and sys.stderr.isatty():

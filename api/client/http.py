@@ -124,10 +124,10 @@ class Client:
         return result
 
     def start_run(self, project_id: str, threshold: float = 0.65,
-                  blocking: bool = False) -> dict[str, Any]:
+                  blocking: bool = False, backend: str = "cpu") -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", f"/projects/{project_id}/runs",
                                             json={"threshold": threshold,
-                                                  "blocking": blocking})
+                                                  "blocking": blocking, "backend": backend})
         return result
 
     def run(self, project_id: str, run_id: int) -> dict[str, Any]:

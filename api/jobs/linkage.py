@@ -14,16 +14,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from linker.backends import Backend, BackendUnavailableError, get_backend
 from linker.blocking import LshBlocking
 from linker.clkset import ClkSet, LinkageInputError
 from linker.link import link_sets
-from linker.similarity import CpuBackend
 from tokenizer.encodings_file import read_encodings
 from tokenizer.errors import TokenizerError
 from tokenizer.parallel import default_workers
 
 from ..models import LINKAGE, Job, Party, Project, Upload
 from ..results_store import run_folder, write_run_results
+from ..settings import Settings
 from .kinds import JobContext, JobInputError, register
 
 __all__ = ["execute_linkage"]
@@ -51,6 +52,20 @@ def _load(session: Session, job: Job, params: dict[str, Any]
     return project, sets, [project.dedup] * len(sets)
 
 
+def _backend(name: str, settings: Settings) -> Backend:
+    """The run's backend: CPU threads, the service's Dask cluster (or a local one), a GPU."""
+    try:
+        if name == "cpu":
+            return get_backend("cpu", workers=default_workers())
+        if name == "dask":
+            return get_backend("dask", scheduler=settings.dask_scheduler or None,
+                               shared_dir=settings.data_dir / "dask-tiles",
+                               workers=default_workers())
+        return get_backend(name)
+    except BackendUnavailableError as e:
+        raise JobInputError(f"this worker cannot run backend {name!r}: {e}") from e
+
+
 @register(LINKAGE)
 def execute_linkage(context: JobContext) -> dict[str, Any]:
     control, claim = context.control, context.claim
@@ -67,15 +82,16 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
 
     control.report("matching", 0.05)
     try:
-        result = link_sets(sets, params["threshold"], dedup=dedup,
-                           backend=CpuBackend(default_workers()),
+        backend = _backend(params.get("backend", "cpu"), context.settings)
+        result = link_sets(sets, params["threshold"], dedup=dedup, backend=backend,
                            blocking=LshBlocking() if params["blocking"] else None,
                            progress=progress)
     except LinkageInputError as e:
         raise JobInputError(str(e)) from e
     control.report("writing", 0.9)
     info = {"project_id": project.id, "run_id": job.id, "threshold": params["threshold"],
-            "blocking": params["blocking"], "schema_fingerprint": project.schema_fingerprint,
+            "blocking": params["blocking"], **backend.describe(),
+            "schema_fingerprint": project.schema_fingerprint,
             "inputs": [{"party": s.party, "records": len(s)} for s in sets],
             "entities": result.entity_count}
     folder = run_folder(context.settings.runs_dir, project.id, job.id)

@@ -27,7 +27,8 @@ def run_out(job: Job) -> RunOut:
         and job.lease_until < time.time()
     return RunOut(id=job.id, project_id=job.project_id, state=job.state,  # type: ignore[arg-type]
                   stage=job.stage, progress=job.progress, threshold=params["threshold"],
-                  blocking=params["blocking"], attempt=job.attempt, lease_expired=lapsed,
+                  blocking=params["blocking"], backend=params.get("backend", "cpu"),
+                  attempt=job.attempt, lease_expired=lapsed,
                   error=job.error, stats=json.loads(job.stats_json) if job.stats_json else None,
                   created_at=job.created_at, started_at=job.started_at,
                   finished_at=job.finished_at)
@@ -43,7 +44,7 @@ def create_run(session: Session, principal: Principal, project_id: str, body: Ru
     mismatch = secret_mismatch({p: u.key_check for p, u in uploads.items()})
     if mismatch is not None:
         raise Conflict(mismatch)
-    params = {"threshold": body.threshold, "blocking": body.blocking,
+    params = {"threshold": body.threshold, "blocking": body.blocking, "backend": body.backend,
               "upload_ids": sorted(u.id for u in uploads.values())}
     job = enqueue(session, project_id, LINKAGE, params)
     record(session, actor=principal.token_id, role=principal.role, action="run.create",

@@ -1,0 +1,191 @@
+"""The steps every backend shares, in one base class: exact thresholds, popcount windows over
+popcount-sorted B, blocking by LSH bands, tiling with an output buffer that grows on demand,
+and assembling the candidates in anonlink's order. A backend supplies only how one tile of A
+rows is compared with its windows of B (``_tile``), what it prepares once per plan
+(``_prepare``) and, if it runs tiles elsewhere, how they are spread (``_run``).
+
+Exactness: a pair passes when its AND count reaches ``needed[a + b]``, the least count for
+which anonlink's own formula ``2c / (a + b) >= t`` holds in float64 (``min_counts``), so
+every backend accepts anonlink's pairs to the last boundary case.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar, final
+
+import numpy as np
+
+from ..blocking import LshBlocking, band_keys, band_plan
+from ..clkset import ClkSet
+from ..dice_kernel import min_counts
+from .types import Candidates, PairArrays, Plan, ProgressCallback, dice_scores
+
+__all__ = ["Backend", "popcount_bounds", "all_pairs_plan"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def popcount_bounds(needed: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each popcount a in 0..l, the least and greatest popcount b a partner may have: a
+    pair can only reach c = min(a, b). (l + 1, -1) where no partner can pass."""
+    values = np.arange(length + 1)
+    a, b = np.meshgrid(values, values, indexing="ij")
+    feasible = needed[a + b] <= np.minimum(a, b)
+    any_b = feasible.any(axis=1)
+    lowest = np.where(any_b, feasible.argmax(axis=1), length + 1)
+    highest = np.where(any_b, length - feasible[:, ::-1].argmax(axis=1), -1)
+    return lowest.astype(np.int64), highest.astype(np.int64)
+
+
+def all_pairs_plan(a: ClkSet, b: ClkSet | None, needed: np.ndarray) -> Plan:
+    """Every A row against the popcount window of B sorted by popcount; within one set, A is
+    the sorted set itself and row p only looks past p, so each pair is visited once."""
+    other = a if b is None else b
+    lowest, highest = popcount_bounds(needed, a.length)
+    order = np.argsort(other.popcounts, kind="stable").astype(np.int64)
+    b_pops = other.popcounts[order]
+    a_pops = b_pops if b is None else a.popcounts
+    starts = np.searchsorted(b_pops, lowest[a_pops], side="left").astype(np.int64)
+    stops = np.searchsorted(b_pops, highest[a_pops], side="right").astype(np.int64)
+    if b is None:
+        starts = np.maximum(starts, np.arange(1, len(a) + 1))
+    return _sorted_plan(a, b, None, order, starts, np.maximum(stops, starts), needed)
+
+
+def _sorted_plan(a: ClkSet, b: ClkSet | None, a_order: np.ndarray | None,
+                 b_order: np.ndarray, starts: np.ndarray, stops: np.ndarray,
+                 needed: np.ndarray) -> Plan:
+    """A plan from the orders of A (None: as it is) and B; within one set A is sorted B."""
+    other = a if b is None else b
+    b_words = np.ascontiguousarray(other.words[b_order])
+    b_pops = other.popcounts[b_order].astype(np.int64)
+    if b is None:
+        return Plan(b_words, b_pops, b_order, b_words, b_pops, b_order, starts, stops, needed,
+                    True)
+    if a_order is None:
+        return Plan(np.ascontiguousarray(a.words), a.popcounts.astype(np.int64),
+                    np.arange(len(a), dtype=np.int64), b_words, b_pops, b_order, starts, stops,
+                    needed, False)
+    return Plan(np.ascontiguousarray(a.words[a_order]), a.popcounts[a_order].astype(np.int64),
+                a_order, b_words, b_pops, b_order, starts, stops, needed, False)
+
+
+class Backend(ABC):
+    """Candidate pairs of two CLK sets (or within one) with Dice >= a threshold.
+
+    Args:
+        tile_rows: A rows per tile: the unit of work and of output buffering.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, tile_rows: int = 1024) -> None:
+        if tile_rows < 1:
+            raise ValueError(f"tile_rows must be at least 1, not {tile_rows}")
+        self.tile_rows = tile_rows
+
+    def describe(self) -> dict[str, Any]:
+        """What run.json records of this backend."""
+        return {"backend": self.name}
+
+    @abstractmethod
+    def _prepare(self, plan: Plan) -> Any:
+        """What the tiles of ``plan`` share (a layout of B, a copy on a device)."""
+
+    @abstractmethod
+    def _tile(self, prepared: Any, plan: Plan, first: int, last: int,
+              capacity: int) -> PairArrays | None:
+        """Pairs of A rows [first, last) reaching ``plan.needed``; None if more than
+        ``capacity`` pass (the base retries with a bigger buffer)."""
+
+    def _map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """Apply ``function`` to every item; backends with threads run them side by side."""
+        return [function(item) for item in items]
+
+    @final
+    def _run_tile(self, prepared: Any, plan: Plan, first: int, last: int) -> PairArrays:
+        window = plan.window_pairs(first, last)
+        capacity = max(1024, min(window, 1 << 16))
+        while True:
+            found = self._tile(prepared, plan, first, last, capacity)
+            if found is not None:
+                return found
+            capacity = min(4 * capacity, max(window, 1))
+
+    def _run(self, plan: Plan, progress: ProgressCallback | None) -> PairArrays:
+        """All pairs of ``plan``, tile by tile."""
+        prepared = self._prepare(plan)
+
+        def tile(first: int) -> PairArrays:
+            last = min(first + self.tile_rows, plan.rows)
+            found = self._run_tile(prepared, plan, first, last)
+            if progress is not None:
+                progress(last - first)
+            return found
+
+        return PairArrays.concat(self._map(tile, range(0, plan.rows, self.tile_rows)))
+
+    @final
+    def _blocked(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
+                 blocking: LshBlocking, progress: ProgressCallback | None) -> PairArrays:
+        """Band by band; a pair sharing several bands is compared in each, reported once."""
+        lowest, highest = popcount_bounds(needed, a.length)
+        positions = blocking.positions(a.length)
+        a_keys = band_keys(a, positions)
+        b_keys = None if b is None else band_keys(b, positions)
+        parts = []
+        for band in range(blocking.bands):
+            a_order, b_order, starts, stops = band_plan(
+                a, b, a_keys[:, band], None if b_keys is None else b_keys[:, band], lowest,
+                highest)
+            parts.append(self._run(_sorted_plan(a, b, a_order, b_order, starts, stops, needed),
+                                   None))
+            if progress is not None:
+                progress((band + 1) * len(a) // blocking.bands - band * len(a) // blocking.bands)
+        found = PairArrays.concat(parts)
+        left, right = _oriented(found, b is None)
+        width = max(len(a if b is None else b), 1)
+        unique, first = np.unique(left * width + right, return_index=True)
+        return PairArrays(unique // width, unique % width, found.counts[first], found.visited,
+                          found.completed)
+
+    @final
+    def candidates(self, a: ClkSet, b: ClkSet | None, threshold: float, *,
+                   blocking: LshBlocking | None = None,
+                   progress: ProgressCallback | None = None) -> Candidates:
+        """Every pair with Dice >= ``threshold``, sorted by score descending, then left, right.
+
+        ``b`` None finds pairs within ``a`` (left < right), for deduplication. With
+        ``blocking`` only pairs sharing a band are compared (fewer comparisons, possibly fewer
+        matches). ``progress`` is called with the A rows done as work proceeds.
+        """
+        if b is not None and a.length != b.length:
+            raise ValueError(f"CLK lengths differ: {a.length} and {b.length} bits")
+        other = a if b is None else b
+        total = len(a) * (len(a) - 1) // 2 if b is None else len(a) * len(other)
+        log.debug("backend %s: %d x %d records", self.name, len(a), len(other))
+        if len(a) == 0 or len(other) == 0:
+            found = PairArrays.empty()
+        elif blocking is not None:
+            found = self._blocked(a, b, min_counts(threshold, a.length), blocking, progress)
+        else:
+            plan = all_pairs_plan(a, b, min_counts(threshold, a.length))
+            found = self._run(plan, progress)
+        left, right = _oriented(found, b is None)
+        scores = dice_scores(found.counts, a.popcounts[left], other.popcounts[right])
+        order = np.lexsort((right, left, -scores))
+        return Candidates(left[order], right[order], scores[order], found.visited, total,
+                          found.completed)
+
+
+def _oriented(found: PairArrays, same: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Within one set, each pair as (smaller index, larger index)."""
+    if not same:
+        return found.left, found.right
+    return np.minimum(found.left, found.right), np.maximum(found.left, found.right)

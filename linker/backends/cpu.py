@@ -1,0 +1,107 @@
+"""The CPU backend: numba kernels on a pool of threads (the kernels release the GIL)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numba
+import numpy as np
+from llvmlite import binding as llvm
+
+from ..dice_kernel import second_half_popcounts, tile_pairs
+from ..dice_lanes import LaneSide, lane_tile_pairs, least_counts
+from .base import Backend
+from .types import PairArrays, Plan
+
+__all__ = ["CpuBackend", "KERNELS", "vector_popcount_available"]
+
+KERNELS = ("auto", "lanes", "scalar")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def vector_popcount_available() -> bool:
+    """Whether numba compiles for a CPU that counts bits in vectors (AVX-512 VPOPCNTDQ)."""
+    name, features = (getattr(numba.config, key, None) for key in ("CPU_NAME", "CPU_FEATURES"))
+    if name or features:  # NUMBA_CPU_NAME / NUMBA_CPU_FEATURES: compiled for another CPU
+        return "+avx512vpopcntdq" in (features or "")
+    return bool(llvm.get_host_cpu_features().get("avx512vpopcntdq", False))
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Per plan: second-half popcounts of A, and B as the kernel reads it."""
+
+    a_rest: np.ndarray
+    b_rest: np.ndarray
+    lanes: LaneSide | None
+    least_needed: np.ndarray
+
+
+class CpuBackend(Backend):
+    """Tiles of A rows against popcount-sorted B on ``workers`` threads.
+
+    Args:
+        workers: threads comparing tiles.
+        tile_rows: A rows per tile.
+        kernel: "lanes" (eight B rows per vector step, ``dice_lanes``), "scalar"
+            (``dice_kernel``) or "auto", lanes where the CPU has AVX-512 VPOPCNTDQ.
+
+    Memory: B's sorted copy (and for lanes its copy in lane groups) plus one output buffer
+    per running tile.
+    """
+
+    name = "cpu"
+
+    def __init__(self, workers: int = 1, tile_rows: int = 1024, kernel: str = "auto") -> None:
+        super().__init__(tile_rows)
+        if kernel not in KERNELS:
+            raise ValueError(f"unknown kernel {kernel!r}: auto, lanes or scalar")
+        self.workers = max(1, workers)
+        if kernel == "auto":
+            kernel = "lanes" if vector_popcount_available() else "scalar"
+        self.kernel = kernel
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "kernel": self.kernel}
+
+    def _map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        if self.workers == 1 or len(items) < 2:
+            return [function(item) for item in items]
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="pprl-dice") as pool:
+            return list(pool.map(function, items))
+
+    def _prepare(self, plan: Plan) -> _Prepared:
+        a_rest = second_half_popcounts(plan.a_words)
+        if self.kernel == "lanes":
+            side = LaneSide.of(plan.b_words, plan.b_pops)
+            return _Prepared(a_rest, side.rest, side, least_counts(plan.needed))
+        b_rest = a_rest if plan.same else second_half_popcounts(plan.b_words)
+        return _Prepared(a_rest, b_rest, None, plan.needed)
+
+    def _tile(self, prepared: _Prepared, plan: Plan, first: int, last: int,
+              capacity: int) -> PairArrays | None:
+        out_a = np.empty(capacity, dtype=np.int64)
+        out_b = np.empty(capacity, dtype=np.int64)
+        out_c = np.empty(capacity, dtype=np.int64)
+        rows = slice(first, last)
+        side = prepared.lanes
+        if side is None:
+            found, visited, completed = tile_pairs(
+                plan.a_words[rows], plan.a_pops[rows], prepared.a_rest[rows],
+                plan.a_index[rows], plan.b_words, plan.b_pops, prepared.b_rest, plan.b_index,
+                plan.starts[rows], plan.stops[rows], plan.needed, False, out_a, out_b, out_c)
+        else:
+            found, visited, completed = lane_tile_pairs(
+                plan.a_words[rows], plan.a_pops[rows], prepared.a_rest[rows],
+                plan.a_index[rows], side.lanes, side.pops, side.rest, side.low_pops,
+                plan.b_index, plan.starts[rows], plan.stops[rows], plan.needed,
+                prepared.least_needed, out_a, out_b, out_c)
+        if found < 0:
+            return None
+        return PairArrays(out_a[:found].copy(), out_b[:found].copy(), out_c[:found].copy(),
+                          int(visited), int(completed))

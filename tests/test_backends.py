@@ -1,0 +1,198 @@
+"""Every backend gives exactly the CPU backend's candidates and scores, on the same cases:
+random CLKs (thresholds at exact score boundaries), FEBRL 4, blocked and not, linkage and
+deduplication. The Dask backend runs on a real ``distributed.LocalCluster`` of worker
+processes; the GPU backend needs CuPy and a device (marked ``gpu``, skipped otherwise)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+from linker.backends import (
+    Backend,
+    BackendUnavailableError,
+    available_backends,
+    candidate_pairs,
+    get_backend,
+)
+from linker.backends.cpu import CpuBackend
+from linker.blocking import LshBlocking, blocked_pairs
+from linker.clkset import ClkSet
+
+from .linker_data import febrl4_sets, random_clks, write_clk_set
+
+Factory = Callable[[], Backend]
+
+
+def _gpu_ready() -> bool:
+    if importlib.util.find_spec("cupy") is None:
+        return False
+    import cupy
+
+    try:
+        return bool(cupy.cuda.runtime.getDeviceCount())
+    except cupy.cuda.runtime.CUDARuntimeError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local cluster of two single-threaded worker processes; yields its address."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None,
+                                  local_directory=str(tmp_path_factory.mktemp("dask"))
+                                  ) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture(params=["cpu-scalar", "cpu-lanes", pytest.param("dask", marks=pytest.mark.dask),
+                        pytest.param("gpu", marks=pytest.mark.gpu)])
+def make_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Factory:
+    """A backend of each kind, with small tiles so that every case spans several."""
+    name = request.param
+    if name.startswith("cpu-"):
+        return lambda: CpuBackend(2, tile_rows=13, kernel=name[4:])
+    if name == "dask":
+        address = request.getfixturevalue("dask_cluster")
+        shared = tmp_path_factory.mktemp("tiles")
+        return lambda: get_backend("dask", scheduler=address, shared_dir=shared, tile_rows=40)
+    if not _gpu_ready():
+        pytest.skip("no CuPy or no GPU here")
+    return lambda: get_backend("gpu", tile_rows=64)
+
+
+def _reference() -> CpuBackend:
+    """The oracle: the scalar CPU kernel, itself checked against brute force and anonlink."""
+    return CpuBackend(1, tile_rows=4096, kernel="scalar")
+
+
+def _same(ours, theirs) -> None:
+    assert len(theirs) > 0
+    for field in ("left", "right", "score"):
+        assert getattr(ours, field).tolist() == getattr(theirs, field).tolist(), field
+
+
+def _brute_force(a: np.ndarray, b: np.ndarray | None, threshold: float
+                 ) -> list[tuple[int, int, float]]:
+    """Every pair's Dice by anonlink's formula over all pairs, in anonlink's order."""
+    other = a if b is None else b
+    pa = np.bitwise_count(a).sum(axis=1).astype(np.int64)
+    pb = np.bitwise_count(other).sum(axis=1).astype(np.int64)
+    common = np.bitwise_count(a[:, None, :] & other[None, :, :]).sum(axis=2)
+    sums = (pa[:, None] + pb[None, :]).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dice = np.where(sums > 0, 2.0 * common / sums, 0.0)
+    keep = dice >= threshold
+    if b is None:
+        keep = np.triu(keep, k=1)
+    left, right = np.nonzero(keep)
+    return sorted(zip(left.tolist(), right.tolist(), dice[left, right].tolist(), strict=True),
+                  key=lambda p: (-p[2], p[0], p[1]))
+
+
+@pytest.mark.parametrize("bits", [64, 512])
+@pytest.mark.parametrize("within", [False, True], ids=["link", "dedup"])
+def test_random_clks_every_pair_at_exact_boundaries(make_backend: Factory, bits: int,
+                                                    within: bool) -> None:
+    """Short CLKs make many pairs score exactly 0.5, 2/3 or 0.8: each is in, by anonlink's
+    float64 formula, as the brute force over all pairs says."""
+    rng = np.random.default_rng(bits)
+    a = random_clks(rng, 150, bits, (0.05, 0.7), zero_rows=3)
+    b = np.vstack([a[:90] ^ np.packbits(rng.random((90, bits)) < 0.03, axis=1),
+                   random_clks(rng, 70, bits, (0.05, 0.7), zero_rows=2)])
+    backend = make_backend()
+    for threshold in (0.5, 2 / 3, 0.8, 1.0):
+        expected = _brute_force(a, None if within else b, threshold)
+        found = candidate_pairs(ClkSet.from_arrays(a), None if within else ClkSet.from_arrays(b),
+                                threshold, backend=backend)
+        assert list(zip(found.left.tolist(), found.right.tolist(), found.score.tolist(),
+                        strict=True)) == expected, threshold
+    boundary = [s for _, _, s in _brute_force(a, b, 0.5)]
+    assert {0.5, 0.8} <= set(boundary)  # the exact boundary cases do occur
+
+
+@pytest.mark.parametrize("within", [False, True], ids=["link", "dedup"])
+@pytest.mark.parametrize("blocked", [False, True], ids=["all-pairs", "lsh"])
+def test_febrl4_same_candidates_as_the_cpu_backend(make_backend: Factory, within: bool,
+                                                   blocked: bool) -> None:
+    a, b = febrl4_sets()
+    if within:  # both halves as one party: every person twice
+        a, b = ClkSet.from_arrays(np.vstack([a.words, b.words]).view(np.uint8)), None
+    blocking = LshBlocking() if blocked else None
+    theirs = candidate_pairs(a, b, 0.7, blocking=blocking, backend=_reference())
+    ours = candidate_pairs(a, b, 0.7, blocking=blocking, backend=make_backend())
+    _same(ours, theirs)
+    assert ours.total == theirs.total
+
+
+@pytest.mark.parametrize("within", [False, True], ids=["link", "dedup"])
+def test_blocked_candidates_are_the_pairs_sharing_a_band_that_pass(make_backend: Factory,
+                                                                   within: bool) -> None:
+    """Few, coarse bands put rows of very different popcounts into one bucket, so groups of
+    eight sorted rows cross a bucket's end (the lanes kernel once skipped a group there by
+    taking its first row's popcount for its least)."""
+    backend = make_backend()
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        base = random_clks(rng, 60, 512, (0.02, 0.7))
+        noisy = (base ^ np.packbits(rng.random((60, 512)) < 0.02, axis=1))[rng.permutation(60)]
+        a = ClkSet.from_arrays(base)
+        b = None if within else ClkSet.from_arrays(noisy)
+        blocking = LshBlocking(bands=3, bits_per_band=2, seed=seed)
+        left, right = blocked_pairs(a, b, blocking)
+        sharing = set(zip(left.tolist(), right.tolist(), strict=True))
+        expected = [p for p in _brute_force(base, None if b is None else noisy, 0.8)
+                    if p[:2] in sharing]
+        found = candidate_pairs(a, b, 0.8, blocking=blocking, backend=backend)
+        assert list(zip(found.left.tolist(), found.right.tolist(), found.score.tolist(),
+                        strict=True)) == expected, seed
+
+
+def test_registry_names_and_refusals() -> None:
+    assert "cpu" in available_backends()
+    assert get_backend("cpu", workers=2).describe()["backend"] == "cpu"
+    with pytest.raises(ValueError, match="unknown backend 'tpu': choose from cpu, dask, gpu"):
+        get_backend("tpu")
+    if "gpu" not in available_backends():
+        with pytest.raises(BackendUnavailableError,
+                           match=r"needs cupy.*pip install 'pprl-imaging\[gpu\]'"):
+            get_backend("gpu")
+
+
+def test_import_linker_loads_no_optional_engine() -> None:
+    """``import linker`` and a CPU run import neither Dask nor CuPy."""
+    code = ("import sys, linker.link, linker.cli, linker.backends; "
+            "print(sorted(m for m in ('dask', 'distributed', 'cupy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
+
+
+def _pprl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_records_the_backend_and_refuses_what_it_cannot_run(tmp_path) -> None:
+    a, _ = febrl4_sets()
+    fa = write_clk_set(tmp_path / "a.parquet", a)
+    done = _pprl("dedup", str(fa), "--backend", "cpu", "-o", str(tmp_path / "cpu"))
+    assert done.returncode == 0, done.stderr
+    run = json.loads((tmp_path / "cpu" / "run.json").read_text())
+    assert run["backend"] == "cpu" and run["kernel"] in ("scalar", "lanes")
+    misplaced = _pprl("dedup", str(fa), "--scheduler", "tcp://127.0.0.1:1", "-o",
+                      str(tmp_path / "x"))
+    assert misplaced.returncode == 2 and "apply to --backend dask only" in misplaced.stderr
+    if "gpu" not in available_backends():
+        missing = _pprl("dedup", str(fa), "--backend", "gpu", "-o", str(tmp_path / "gpu"))
+        assert missing.returncode == 1
+        assert "pip install 'pprl-imaging[gpu]'" in missing.stderr
+        assert not (tmp_path / "gpu").exists()
