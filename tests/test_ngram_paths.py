@@ -66,3 +66,21 @@ def test_a_run_switches_midway_without_changing_the_output(monkeypatch) -> None:
     parts = [_filters(encoder, values[i:i + 100]) for i in range(0, 500, 100)]
     assert encoder._compiled is not None
     assert np.array_equal(np.concatenate(parts), whole)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(VALUES, st.integers(1, 3), st.integers(1, 200))
+def test_long_values_go_in_batches_with_the_same_filters(values: list[str], n: int,
+                                                        cells: int) -> None:
+    """A chunk whose longest value would make the code-point matrix large is split into
+    batches by length (here forced by a tiny cell budget)."""
+    from tokenizer import ngram_numpy
+
+    expected = _filters(_encoder(n, False, "doubleHash"), values)
+    budget = ngram_numpy._BATCH_CELLS
+    ngram_numpy._BATCH_CELLS = cells
+    try:
+        got = _filters(_encoder(n, False, "doubleHash"), values)
+    finally:
+        ngram_numpy._BATCH_CELLS = budget
+    assert np.array_equal(got, expected)

@@ -20,6 +20,9 @@ _CODEPOINT_BITS = 21
 _POSITION_BITS = 21
 _SPACE = 0x20
 _BLOCK_ROWS = 8192  # a block of filters stays in cache while its grams are OR-ed in
+# Records go through in batches of at most this many code-point cells (records x longest), so
+# a few very long values cost memory for themselves only.
+_BATCH_CELLS = 1 << 22
 
 
 def numpy_can_encode(n: int, positional: bool) -> bool:
@@ -47,6 +50,13 @@ def _code_points(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.
     # numpy's fixed-width strings drop trailing NULs: count them back from the lengths.
     points = padded.view(np.uint32).reshape(records, width).astype(np.int64)
     return lengths, points
+
+
+def _byte_positions(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions in the data buffer of the bytes of ``rows``, one record after the other."""
+    sizes = offsets[rows + 1] - offsets[rows]
+    starts = np.repeat(offsets[rows] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+    return starts + np.arange(int(sizes.sum()))
 
 
 class NumpyGramTable:
@@ -86,6 +96,29 @@ class NumpyGramTable:
                     token_filters: Callable[[], np.ndarray],
                     new_rows: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
         """As ``ngram_jit.JitGramTable.encode_rows``."""
+        sizes = np.diff(offsets)
+        if not len(sizes) or int(sizes.max()) * len(sizes) <= _BATCH_CELLS:
+            self._encode_batch(offsets, data, filters, token_filters, new_rows)
+            return
+        by_size = np.argsort(sizes, kind="stable")
+        first = 0
+        while first < len(by_size):
+            # Records sorted by size: a batch's last record is its longest.
+            last = first + 1
+            while (last < len(by_size)
+                   and (last + 1 - first) * int(sizes[by_size[last]]) <= _BATCH_CELLS):
+                last += 1
+            rows = by_size[first:last]
+            batch_offsets = np.concatenate([[0], np.cumsum(sizes[rows])]).astype(np.int64)
+            batch = np.zeros((len(rows), filters.shape[1]), dtype=np.uint64)
+            self._encode_batch(batch_offsets, data[_byte_positions(offsets, rows)], batch,
+                               token_filters, new_rows)
+            filters[rows] |= batch
+            first = last
+
+    def _encode_batch(self, offsets: np.ndarray, data: np.ndarray, filters: np.ndarray,
+                      token_filters: Callable[[], np.ndarray],
+                      new_rows: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
         counts, keys, positions = self._gram_keys(offsets, data)
         if self.positional:
             keys = (keys << _POSITION_BITS) | positions
