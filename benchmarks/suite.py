@@ -388,8 +388,8 @@ def _section(name: str, part: dict[str, Any]) -> list[str]:
     for row in rows:
         lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
     lines.append("")
-    speedups = [(key, part[key]) for key in ("speedup", "process_speedup", "normalised_speedup")
-                if key in part]
+    speedups = [(key, part[key]) for key in ("speedup", "process_speedup", "cpu_speedup",
+                                             "normalised_speedup") if key in part]
     lines += [f"{key}: " + (", ".join(f"{data} {x}x" for data, x in value.items())
                             if isinstance(value, dict) else f"{value}x") + "  "
               for key, value in speedups] + ([""] if speedups else [])
