@@ -7,6 +7,7 @@ the sum over the tree, sampled from /proc (Linux) while the command runs.
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import time
 from collections.abc import Sequence
@@ -21,9 +22,18 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 @dataclass(frozen=True)
 class Measured:
+    """Wall seconds, peak RSS of the process tree, stdout, and CPU seconds (user + system) of
+    the tree: on a shared machine the CPU time is the steadier figure."""
+
     seconds: float
     peak_rss_bytes: int
     stdout: str
+    cpu_seconds: float = 0.0
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _children() -> dict[int, list[int]]:
@@ -54,6 +64,7 @@ def run_measured(command: Sequence[str], *, env: dict[str, str] | None = None,
                  interval: float = 0.05) -> Measured:
     """Run ``command`` to completion; raise CalledProcessError (with its stderr) on failure."""
     started = time.perf_counter()
+    cpu_before = _children_cpu()
     process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=env)
     peak = 0
@@ -64,4 +75,4 @@ def run_measured(command: Sequence[str], *, env: dict[str, str] | None = None,
     seconds = time.perf_counter() - started
     if process.returncode:
         raise subprocess.CalledProcessError(process.returncode, list(command), out, err)
-    return Measured(seconds, peak, out)
+    return Measured(seconds, peak, out, _children_cpu() - cpu_before)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -330,18 +331,23 @@ def _plots(results: dict[str, Any], folder: Path) -> list[Path]:
             ax.grid(alpha=0.3)
         save(fig, "quality_vs_threshold.png")
     speed = [(part, key, unit) for part, key, unit in
-             (("encoding", "records_per_s", "records per second"),
-              ("matching", "pairs_per_s", "pairs per second")) if part in results]
+             (("encoding", "process_records_per_s", "records per second, whole process"),
+              ("matching", "process_pairs_per_s", "pairs per second, whole process"))
+             if part in results]
     if speed:
-        fig, axes = plt.subplots(1, len(speed), figsize=(5 * len(speed), 4), dpi=120,
+        fig, axes = plt.subplots(1, len(speed), figsize=(6 * len(speed), 4), dpi=120,
                                  squeeze=False)
         for ax, (part, key, unit) in zip(axes[0], speed, strict=True):
             rows = results[part]["results"]
-            bars = ax.bar([r["tool"] for r in rows], [r[key] for r in rows],
-                          color=["tab:blue"] * (len(rows) - 1) + ["tab:grey"])  # peer last
-            ax.bar_label(bars, labels=[f"{r[key]:,.0f}" for r in rows])
+            labels = [f"{r['data']}\n{r['tool'].split(' (')[0]}" for r in rows]
+            peer = [not r["tool"].startswith("pprl") for r in rows]
+            bars = ax.bar(labels, [r[key] for r in rows],
+                          color=["tab:grey" if p else "tab:blue" for p in peer])
+            ax.bar_label(bars, labels=[f"{r[key]:,.0f}" for r in rows], fontsize=7)
             ax.set_ylabel(unit)
-            ax.set_title(f"{part}: ours {results[part]['speedup']}x the peer")
+            ax.tick_params(axis="x", labelsize=7)
+            ratios = ", ".join(f"{d} {x}x" for d, x in results[part]["process_speedup"].items())
+            ax.set_title(f"{part}: ours / peer {ratios}", fontsize=9)
             ax.margins(y=0.15)
         save(fig, "peers_speed.png")
     return made
@@ -358,23 +364,7 @@ def _markdown(results: dict[str, Any], machine: dict[str, Any], command: str,
                  f"{name.replace('_', ' ')} {part['wall_s']:,.0f} s"
                  for name, part in results.items()) + ".", ""]
     for name, part in results.items():
-        rows = part.get("results", [])
-        if not rows:
-            continue
-        lines += [f"## {name.replace('_', ' ')}", ""]
-        columns = list(rows[0])
-        lines.append("| " + " | ".join(columns) + " |")
-        lines.append("|" + " --- |" * len(columns))
-        for row in rows:
-            lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
-        lines.append("")
-        lines += [f"{key}: {part[key]}x  " for key in ("speedup", "process_speedup",
-                                                       "normalised_speedup")
-                  if key in part] + ([""] if "speedup" in part else [])
-        lines += [f"- `{column}`: {meaning}"
-                  for column, meaning in part.get("definitions", {}).items()]
-        lines += [f"- {note}" for note in part.get("notes", [])]
-        lines.append("")
+        lines += _section(name, part)
     lines += _kept_sections(markdown, {f"## {name.replace('_', ' ')}" for name in results})
     if plots:
         lines += ["## plots", ""]
@@ -382,6 +372,46 @@ def _markdown(results: dict[str, Any], machine: dict[str, Any], command: str,
             lines += [f"![{plot.stem}]"
                       f"({Path(os.path.relpath(plot, markdown.parent)).as_posix()})", ""]
     return "\n".join(lines) + "\n"
+
+
+def _section(name: str, part: dict[str, Any]) -> list[str]:
+    """One part's Markdown: its table, speed-ups, column definitions and notes."""
+    rows = part.get("results", [])
+    if not rows:
+        return []
+    lines = [f"## {name.replace('_', ' ')}", ""]
+    if "rerun" in part:
+        lines += [part["rerun"], ""]
+    columns = list(rows[0])
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + " --- |" * len(columns))
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
+    lines.append("")
+    speedups = [(key, part[key]) for key in ("speedup", "process_speedup", "cpu_speedup",
+                                             "normalised_speedup") if key in part]
+    lines += [f"{key}: " + (", ".join(f"{data} {x}x" for data, x in value.items())
+                            if isinstance(value, dict) else f"{value}x") + "  "
+              for key, value in speedups] + ([""] if speedups else [])
+    lines += [f"- `{column}`: {meaning}" for column, meaning in part.get("definitions", {}).items()]
+    lines += [f"- {note}" for note in part.get("notes", [])]
+    return lines + [""]
+
+
+def _replace_sections(text: str, results: dict[str, Any]) -> str:
+    """``text`` (BENCHMARKS.md) with the sections of ``results`` rendered anew and every other
+    section, hand-written ones included, kept as it is; a new section goes before the plots."""
+    for name, part in results.items():
+        rendered = "\n".join(_section(name, part))
+        heading = f"## {name.replace('_', ' ')}\n"
+        start = text.find(heading)
+        if start < 0:
+            start = end = text.find("## plots\n") if "## plots\n" in text else len(text)
+        else:
+            following = text.find("\n## ", start + len(heading))
+            end = following + 1 if following >= 0 else len(text)
+        text = text[:start] + rendered + "\n" + text[end:]
+    return text
 
 
 def _kept_sections(markdown: Path, written: set[str]) -> list[str]:
@@ -417,7 +447,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the results as Markdown")
     parser.add_argument("--no-peers", action="store_true",
                         help="skip clkhash, anonlink and Splink (no network needed)")
+    parser.add_argument("--only", metavar="PART,...",
+                        help="run only these parts (encoding, matching) and replace only their "
+                             "sections of the Markdown, keeping every other section")
     args = parser.parse_args(argv)
+    if args.only:
+        return _rerun_parts(args, [p.strip() for p in args.only.split(",")])
     command = shlex.join([".venv/bin/python", "-m", "benchmarks.suite",
                           *(sys.argv[1:] if argv is None else argv)])
     machine = _machine(args.workers)
@@ -426,9 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         if not args.no_peers:
             results["encoding"] = _timed(lambda: bench_encoding.run(
-                min(1_000_000, args.max_size), args.workers, work))
+                min(200_000, args.max_size), args.workers, work))
             results["matching"] = _timed(lambda: bench_matching.run(
-                min(50_000, args.max_size), 0.8, args.workers, work))
+                min(60_000, args.max_size), 0.8, args.workers, work))
         sizes = [s for s in E2E_SIZES if s <= args.max_size] or [args.max_size]
         results["end_to_end"] = _timed(lambda: end_to_end(sizes, args.workers, work))
         results["quality"] = _timed(lambda: quality(min(20_000, max(args.max_size, 1000)),
@@ -447,6 +482,44 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {plot}")
     args.markdown.write_text(_markdown(results, machine, command, plots, args.markdown),
                              encoding="utf-8")
+    print(f"wrote {args.markdown}")
+    return 0
+
+
+_RERUNNABLE = {
+    "encoding": lambda size, workers, work: bench_encoding.run(min(200_000, size), workers,
+                                                               work),
+    "matching": lambda size, workers, work: bench_matching.run(min(60_000, size), 0.8, workers,
+                                                               work),
+}
+
+
+def _rerun_parts(args: argparse.Namespace, parts: list[str]) -> int:
+    """``--only``: run some parts, write their JSON and plots, and update their sections."""
+    unknown = sorted(set(parts) - set(_RERUNNABLE))
+    if unknown:
+        raise SystemExit(f"--only: unknown part(s) {', '.join(unknown)}; "
+                         f"choose from {', '.join(_RERUNNABLE)}")
+    command = shlex.join([".venv/bin/python", "-m", "benchmarks.suite",
+                          *(sys.argv[1:])])
+    machine = _machine(args.workers)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in parts:
+            results[name] = _timed(functools.partial(_RERUNNABLE[name], args.max_size,
+                                                     args.workers, Path(tmp)))
+            results[name]["rerun"] = (
+                f"Run {machine['date']} on {machine['cpus']} cores ({machine['cpu_model']}), "
+                f"{machine['workers']} worker(s), by `{command}` ({results[name]['wall_s']:,.0f}"
+                f" s).")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, part in results.items():
+        print_table(part["results"], title=f"\n{name} ({part['wall_s']:,.0f} s)")
+        write_json(args.out / f"{name}.json", {**part, "machine": machine})
+    for plot in _plots(results, args.out):
+        print(f"wrote {plot}")
+    text = args.markdown.read_text(encoding="utf-8") if args.markdown.exists() else ""
+    args.markdown.write_text(_replace_sections(text, results), encoding="utf-8")
     print(f"wrote {args.markdown}")
     return 0
 
