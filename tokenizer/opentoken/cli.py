@@ -3,6 +3,7 @@ decryption of OpenToken's encrypted token files."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import click
@@ -13,6 +14,7 @@ from ..keys import read_secret
 from .crypto import decrypt_tokens, encrypt_tokens, encryption_key
 from .engine import RULE_IDS, Counts, hash_signatures, tokenize_batch
 from .files import read_people, read_token_rows, write_metadata, write_token_rows, write_tokens
+from .kernel_load import hash_kernel
 
 __all__ = ["tokens_command"]
 
@@ -41,6 +43,8 @@ def tokens_command(input_path: Path, output: Path, hashing_secret_file: str | No
     hash-only tokens byte-identical to OpenToken's, or, with an encryption key, encrypted
     ones that OpenToken decrypts (a random IV each, so never byte-identical). With --decrypt,
     OpenToken's encrypted output back to hash-only tokens."""
+    if not decrypt:   # the hash kernel loads (about a second) while the input is read
+        threading.Thread(target=hash_kernel, daemon=True).start()
     try:
         key_text = None
         if encryption_key_file is not None or encryption_key_env is not None:
