@@ -22,6 +22,7 @@ from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
 from .link import DEFAULT_THRESHOLD, link_sets
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
 from .similarity import CpuBackend
+from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
 
@@ -79,6 +80,12 @@ _tokens = click.option(
     help="Also make every pair agreeing on one of these OpenToken tokens a candidate "
          "whatever its Dice score (inputs made with `pprl tokenize --with-tokens`).")
 
+_token_value_cap = click.option(
+    "--token-value-cap", type=click.IntRange(min=0), default=DEFAULT_TOKEN_VALUE_CAP,
+    show_default=True, metavar="N",
+    help="With --tokens: a token value held by more than N records of one party (a "
+         "placeholder name and birth date, say) is not used to make candidates; 0: no cap.")
+
 
 def _choose(sets: list[ClkSet], dedup: list[bool], backend: CpuBackend
             ) -> tuple[float, dict[str, object]]:
@@ -100,7 +107,8 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: CpuBackend
 
 def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
          dedup: list[bool] | None, workers: int, kernel: str, blocking: str,
-         command: str, tokens: tuple[str, ...] | None) -> None:
+         command: str, tokens: tuple[str, ...] | None,
+         token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP) -> None:
     tokens = tokens or ()  # None when invoked from code (`pprl demo`): callbacks don't run
     try:
         sets = load_clk_sets(paths)
@@ -136,7 +144,8 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
     try:
         result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
                            blocking=LshBlocking() if blocking == "lsh" else None,
-                           progress=progress, tokens=tokens)
+                           progress=progress, tokens=tokens,
+                           token_value_cap=token_value_cap)
     except LinkageInputError as e:
         raise click.ClickException(str(e)) from e
     bar.close()
@@ -159,6 +168,15 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
     if tokens:
         click.echo(f"{stats['token_only_pairs']:,} candidate pairs from tokens "
                    f"{','.join(tokens)} alone")
+        _warn_common_tokens(stats["token_values_over_cap"], token_value_cap)
+
+
+def _warn_common_tokens(over_cap: dict[str, dict[str, int]], cap: int) -> None:
+    for rule, found in over_cap.items():
+        if found["values"]:
+            click.echo(f"warning: token {rule}: {found['values']:,} value(s) held by more "
+                       f"than {cap:,} records of one party ({found['records']:,} records) "
+                       f"were not used to make candidates (--token-value-cap)", err=True)
 
 
 @click.command("link")
@@ -172,9 +190,11 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
 @_kernel
 @_blocking
 @_tokens
+@_token_value_cap
 def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
                  dedup_parties: tuple[str, ...], workers: int, kernel: str,
-                 blocking: str, tokens: tuple[str, ...] | None = None) -> None:
+                 blocking: str, tokens: tuple[str, ...] | None = None,
+                 token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP) -> None:
     """Link the encodings files of two or more providers into entities.
 
     An entity holds at most one record per provider, unless that provider is deduplicated
@@ -193,7 +213,8 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
             raise click.UsageError(f"--dedup names unknown parties {sorted(unknown)}; "
                                    f"parties: {parties}")
         dedup = [("all" in dedup_parties) or p in dedup_parties for p in parties]
-    _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens)
+    _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens,
+         token_value_cap)
 
 
 @click.command("dedup")
@@ -204,10 +225,13 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
 @_kernel
 @_blocking
 @_tokens
+@_token_value_cap
 def dedup_command(path: Path, threshold: float, folder: Path, workers: int, kernel: str,
-                  blocking: str, tokens: tuple[str, ...] | None = None) -> None:
+                  blocking: str, tokens: tuple[str, ...] | None = None,
+                  token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP) -> None:
     """Find records of the same person within one provider's encodings file."""
-    _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup", tokens)
+    _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup", tokens,
+         token_value_cap)
 
 
 @click.command("evaluate")
