@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["ProjectCreate", "ProjectCreated", "ProjectOut", "TokenCreate", "TokenCreated",
            "TokenOut", "UploadOut", "RunCreate", "RunOut", "Page", "MatchOut", "MemberOut",
@@ -186,11 +186,28 @@ class CohortRequestOut(BaseModel):
     decided_at: float | None
 
 
+TokenRule = Literal["T1", "T2", "T3", "T4", "T5"]
+
+
 class RunCreate(_Strict):
     threshold: float = Field(0.65, gt=0.0, le=1.0, examples=[0.75],
                              description="Dice similarity a pair needs to be a candidate.")
     blocking: bool = Field(False, description="LSH blocking: faster on large inputs, may "
                                               "lose some matches.")
+    tokens: list[TokenRule] = Field(
+        default_factory=list, examples=[["T1", "T3"]],
+        description="OpenToken rules: a pair agreeing on one of these tokens is a candidate "
+                    "whatever its Dice score. Every party's upload must carry them "
+                    "(`pprl tokenize --with-tokens`).")
+    token_value_cap: int = Field(
+        100, ge=0, description="With tokens: a token value held by more than this many "
+                               "records of one party (a placeholder) makes no candidates; "
+                               "0: no cap.")
+
+    @field_validator("tokens")
+    @classmethod
+    def _each_once(cls, rules: list[str]) -> list[str]:
+        return list(dict.fromkeys(rules))
 
 
 class RunOut(BaseModel):
@@ -201,6 +218,8 @@ class RunOut(BaseModel):
     progress: float = Field(ge=0.0, le=1.0)
     threshold: float
     blocking: bool
+    tokens: list[str]
+    token_value_cap: int
     attempt: int
     lease_expired: bool = Field(
         description="Running, but its worker has not renewed the lease in time: it stopped, "

@@ -276,12 +276,20 @@ def _describe_run(run: dict[str, Any]) -> str:
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.65,
               show_default=True, help="Dice similarity a pair needs.")
 @click.option("--blocking", is_flag=True, help="LSH blocking (faster, may lose matches).")
+@click.option("--tokens", default="", metavar="T1,T3,...",
+              help="Also make every pair agreeing on one of these OpenToken tokens a candidate "
+                   "whatever its Dice score (uploads made with `pprl tokenize --with-tokens`).")
+@click.option("--token-value-cap", type=click.IntRange(min=0), default=None, metavar="N",
+              help="With --tokens: a token value held by more than N records of one party "
+                   "makes no candidates (the service's default: 100; 0: no cap).")
 @click.option("--wait", is_flag=True, help="Wait until the run has finished.")
 @with_client
 def run_command(client: Client, as_json: bool, project_id: str, threshold: float,
-                blocking: bool, wait: bool) -> None:
+                blocking: bool, tokens: str, token_value_cap: int | None, wait: bool) -> None:
     """Start a linkage run on every party's latest upload (owner token)."""
-    run = client.start_run(project_id, threshold, blocking)
+    rules = [rule.strip() for rule in tokens.split(",") if rule.strip()]
+    run = client.start_run(project_id, threshold, blocking, tokens=rules,
+                           token_value_cap=token_value_cap)
     if wait:
         def show(update: dict[str, Any]) -> None:
             if not as_json and sys.stderr.isatty():
