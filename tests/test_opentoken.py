@@ -291,6 +291,26 @@ def test_kernel_loads_without_scipy() -> None:
                           check=True, cwd=Path(__file__).parent.parent)
     assert done.stdout.split() == ["False", "2.0"]
 
+
+def test_encoding_option_reads_a_cp1252_csv(tmp_path: Path) -> None:
+    """`pprl tokens --encoding cp1252`, as `pprl tokenize --encoding`: an Excel export with
+    accented names gives the tokens of the same file in UTF-8."""
+    text = ("RecordId,FirstName,LastName,BirthDate,Sex,PostalCode\n"
+            "r1,José,Müller,1980-02-03,M,10115\nr2,Zoë,Brontë,1975-11-30,F,02139\n")
+    (tmp_path / "utf8.csv").write_text(text, encoding="utf-8")
+    (tmp_path / "cp1252.csv").write_text(text, encoding="cp1252")
+    _tokens_cli(tmp_path, "@utf8.csv", "-o", "@utf8-out.csv", "--hashing-secret-file",
+                "@hashing")
+    _tokens_cli(tmp_path, "@cp1252.csv", "-o", "@cp1252-out.csv", "--hashing-secret-file",
+                "@hashing", "--encoding", "cp1252")
+    assert (tmp_path / "cp1252-out.csv").read_text() == (tmp_path / "utf8-out.csv").read_text()
+    refused = CliRunner().invoke(tokens_command, [str(tmp_path / "cp1252.csv"), "-o",
+                                                  str(tmp_path / "x.csv"),
+                                                  "--hashing-secret-file",
+                                                  str(tmp_path / "hashing")])
+    assert refused.exit_code == 1 and "--encoding" in refused.output
+
+
 def _patient(number: int, given: str, family: str, birth: str, gender: str, zip_code: str
              ) -> dict:
     return {"resourceType": "Patient", "id": f"p{number}", "gender": gender,

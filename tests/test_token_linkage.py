@@ -19,12 +19,14 @@ from linker.clkset import ClkSet, LinkageInputError, load_clk_sets
 from linker.link import link_sets
 from linker.token_pairs import common_tokens, token_pairs
 from tests.service_harness import PLACEHOLDER_RECORDS
+from tokenizer.catalog import load_schema
 from tokenizer.cli import tokenize_command
 from tokenizer.encodings_check import EncodingsLimits, check_parquet_encodings
 from tokenizer.encodings_file import EncodingsMetadata, EncodingsWriter, read_encodings
 from tokenizer.errors import InputError
 from tokenizer.keys import key_check_value
 from tokenizer.opentoken.cli import tokens_command
+from tokenizer.pipeline import tokenize_file
 
 PEOPLE = [
     ("a1", "John", "Hopkins", "1996-05-15", "F", "86236", "157-71-1836"),
@@ -79,6 +81,62 @@ def test_tokenize_with_tokens_writes_pprl_tokens_tokens(tmp_path: Path) -> None:
     assert read.metadata.tokens == ("T1", "T2", "T3", "T4", "T5")
     assert read.tokens["T1"].tolist() == table.column("token_T1").to_pylist()
 
+
+def test_with_tokens_reads_mapped_columns(tmp_path: Path) -> None:
+    """A site's own headers mapped with --column-map are the token attributes too: the same
+    people under other headers get the same tokens (the first name, surname, birth date, sex
+    and ZIP are the mapped columns)."""
+    linkage, hashing = _secrets(tmp_path)
+    site = {"given_name": "Vorname", "surname": "Nachname", "date_of_birth": "Geburtsdatum",
+            "sex": "Geschlecht", "zip": "PLZ", "address": "Adresse", "phone": "Telefon"}
+    ours = ["record_id", "given_name", "surname", "date_of_birth", "sex", "zip", "ssn",
+            "address", "phone"]
+    tables = {}
+    for name, header, extra in (
+            ("ours", ours, []),
+            ("site", [site.get(c, c) for c in ours],
+             ["--column-map", ",".join(f"{k}={v}" for k, v in site.items())])):
+        source = tmp_path / f"{name}.csv"
+        with source.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows([*row, "1 Main St", ""] for row in PEOPLE)
+        out = tmp_path / f"{name}.parquet"
+        result = CliRunner().invoke(tokenize_command, [
+            str(source), "--schema", "person", "--secret-file", str(linkage), "--id-column",
+            "record_id", "-o", str(out), "--with-tokens", "--hashing-secret-file",
+            str(hashing), *extra])
+        assert result.exit_code == 0, result.output
+        tables[name] = pq.read_table(out)
+    assert tables["site"].equals(tables["ours"])
+    assert tables["site"].column("token_T2").null_count == 0   # needs no sex, which a4 lacks
+
+
+def test_with_tokens_reads_a_fhir_bundle_once(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token columns are found from the header alone: a Bundle (parsed whole when
+    opened) is parsed once, and its patients get tokens."""
+    import tokenizer.readers
+    parsed = []
+    real = tokenizer.readers.read_patients
+
+    def counted(*args: object) -> object:
+        parsed.append(args)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tokenizer.readers, "read_patients", counted)
+    bundle = tmp_path / "patients.json"
+    bundle.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1", "gender": "female",
+                      "birthDate": "1980-01-02", "name": [{"use": "official",
+                                                           "family": "Hopkins",
+                                                           "given": ["Mary"]}]}}]}))
+    linkage, hashing = _secrets(tmp_path)
+    out = tmp_path / "enc.parquet"
+    tokenize_file(bundle, load_schema("person"), LINKAGE_SECRET, out, progress=False,
+                  token_secret=HASHING_SECRET)
+    assert len(parsed) == 1
+    assert pq.read_table(out).column("token_T1").null_count == 0
 
 def _clk_set(bits: list[list[int]], t1: list[str | None], party: str) -> ClkSet:
     clks = np.zeros((len(bits), 8), dtype=np.uint8)

@@ -32,12 +32,14 @@ __all__ = ["tokens_command"]
                    "encrypted (AES-256-GCM) as OpenToken does without --hash-only.")
 @click.option("--encryption-key-env", default=None, metavar="VAR",
               help="Environment variable holding the encryption key.")
+@click.option("--encoding", default="utf-8", show_default=True,
+              help="Text encoding of a CSV input (e.g. cp1252 for Excel on Windows, utf-16).")
 @click.option("--decrypt", is_flag=True,
               help="INPUT is an encrypted token file (RuleId,Token,RecordId); write its "
                    "hash-only tokens. Needs the encryption key only.")
 def tokens_command(input_path: Path, output: Path, hashing_secret_file: str | None,
                    hashing_secret_env: str | None, encryption_key_file: str | None,
-                   encryption_key_env: str | None, decrypt: bool) -> None:
+                   encryption_key_env: str | None, encoding: str, decrypt: bool) -> None:
     """OpenToken 1.12.5 tokens T1-T5 of each record in INPUT (CSV or Parquet with OpenToken's
     columns or our person columns, or FHIR R4 Patient resources as NDJSON or a Bundle):
     hash-only tokens byte-identical to OpenToken's, or, with an encryption key, encrypted
@@ -65,7 +67,7 @@ def tokens_command(input_path: Path, output: Path, hashing_secret_file: str | No
         key = None if key_text is None else encryption_key(key_text)
         secret = read_secret(file=hashing_secret_file, env=hashing_secret_env,
                              what="hashing secret", option="--hashing-secret")
-        columns, ids, rows = read_people(input_path)
+        columns, ids, rows = read_people(input_path, encoding)
         counts = Counts()
         batch = tokenize_batch(columns, ids, rows, counts)
         tokens = {rule: hash_signatures(batch.signatures[rule], secret) for rule in RULE_IDS}

@@ -71,29 +71,31 @@ def _read_fhir(path: Path) -> pa.Table:
                      for c in FHIR_COLUMNS})
 
 
-def _read_table(path: Path) -> pa.Table:
+def _read_table(path: Path, encoding: str = "utf-8") -> pa.Table:
     if path.suffix.lower() in (*NDJSON_SUFFIXES, *BUNDLE_SUFFIXES):
         return _read_fhir(path)
     try:
         if path.suffix.lower() == ".parquet":
             return pq.read_table(path)
         # the delimiter (`,` `;` tab `|`, Excel's sep= line) found as `pprl tokenize` finds it
-        dialect = sniff_dialect(path, "utf-8", None)
+        dialect = sniff_dialect(path, encoding, None)
         with path.open("rb") as handle:
             for _ in range(dialect.skip_rows):
                 handle.readline()
-            header = next(csv.reader([handle.readline().decode("utf-8-sig")],
-                                     delimiter=dialect.delimiter), [])
+            first = handle.readline().decode(encoding).removeprefix("\ufeff")
+            header = next(csv.reader([first], delimiter=dialect.delimiter), [])
         return pacsv.read_csv(
-            path, read_options=pacsv.ReadOptions(skip_rows=dialect.skip_rows),
+            path, read_options=pacsv.ReadOptions(skip_rows=dialect.skip_rows,
+                                                 encoding=encoding),
             parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False,
                 quoted_strings_can_be_null=False))
     except FileNotFoundError as e:
         raise InputError(f"{path}: no such file") from e
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot be read as CSV (UTF-8, header row) or Parquet") from e
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError, LookupError) as e:
+        raise InputError(f"{path}: cannot be read as CSV ({encoding}, header row) or Parquet; "
+                         f"text in another encoding needs --encoding (e.g. cp1252)") from e
 
 
 def token_sources(headers: Iterable[str]) -> dict[str, str]:
@@ -111,13 +113,14 @@ def token_sources(headers: Iterable[str]) -> dict[str, str]:
     return sources
 
 
-def read_people(path: str | Path) -> tuple[dict[str, pa.Array], pa.Array | None, int]:
+def read_people(path: str | Path, encoding: str = "utf-8"
+                ) -> tuple[dict[str, pa.Array], pa.Array | None, int]:
     """Raw string columns by OpenToken attribute name (:func:`token_sources`), the record
     ids, and the row count. Other columns are ignored; a missing attribute blanks the rules
-    that need it, as in OpenToken.
+    that need it, as in OpenToken. ``encoding``: a CSV's text encoding.
     """
     path = Path(path)
-    table = _read_table(path)
+    table = _read_table(path, encoding)
     id_header = next((h for h in table.column_names if h.lower() in _RECORD_ID), None)
     sources = token_sources(table.column_names)
     columns: dict[str, pa.Array] = {}
