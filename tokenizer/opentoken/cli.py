@@ -45,8 +45,6 @@ def tokens_command(input_path: Path, output: Path, hashing_secret_file: str | No
     hash-only tokens byte-identical to OpenToken's, or, with an encryption key, encrypted
     ones that OpenToken decrypts (a random IV each, so never byte-identical). With --decrypt,
     OpenToken's encrypted output back to hash-only tokens."""
-    if not decrypt:   # the hash kernel loads (about a second) while the input is read
-        threading.Thread(target=hash_kernel, daemon=True).start()
     try:
         key_text = None
         if encryption_key_file is not None or encryption_key_env is not None:
@@ -67,6 +65,8 @@ def tokens_command(input_path: Path, output: Path, hashing_secret_file: str | No
         key = None if key_text is None else encryption_key(key_text)
         secret = read_secret(file=hashing_secret_file, env=hashing_secret_env,
                              what="hashing secret", option="--hashing-secret")
+        # the hash kernel loads (about a second) while the input is read
+        threading.Thread(target=hash_kernel, daemon=True).start()
         columns, ids, rows = read_people(input_path, encoding)
         counts = Counts()
         batch = tokenize_batch(columns, ids, rows, counts)
