@@ -188,6 +188,9 @@ class CohortRequestOut(BaseModel):
     decided_at: float | None
 
 
+TokenRule = Literal["T1", "T2", "T3", "T4", "T5"]
+
+
 class RunCreate(_Strict):
     threshold: float = Field(0.65, gt=0.0, le=1.0, examples=[0.75],
                              description="Dice similarity a pair needs to be a candidate.")
@@ -196,6 +199,15 @@ class RunCreate(_Strict):
     backend: str = Field("cpu", examples=["cpu"], description=(
         "Where pairs are compared (same results): cpu, dask (the service's Dask cluster, "
         "PPRL_DASK_SCHEDULER) or gpu; refused when this installation lacks its package."))
+    tokens: list[TokenRule] = Field(
+        default_factory=list, examples=[["T1", "T3"]],
+        description="OpenToken rules: a pair agreeing on one of these tokens is a candidate "
+                    "whatever its Dice score. Every party's upload must carry them "
+                    "(`pprl tokenize --with-tokens`).")
+    token_value_cap: int = Field(
+        100, ge=0, description="With tokens: a token value held by more than this many "
+                               "records of one party (a placeholder) makes no candidates; "
+                               "0: no cap.")
 
     @field_validator("backend")
     @classmethod
@@ -207,6 +219,11 @@ class RunCreate(_Strict):
                              f"(pip install 'pprl-imaging[{name}]')")
         return name
 
+    @field_validator("tokens")
+    @classmethod
+    def _each_once(cls, rules: list[str]) -> list[str]:
+        return list(dict.fromkeys(rules))
+
 
 class RunOut(BaseModel):
     id: int
@@ -217,6 +234,8 @@ class RunOut(BaseModel):
     threshold: float
     blocking: bool
     backend: str = "cpu"
+    tokens: list[str]
+    token_value_cap: int
     attempt: int
     lease_expired: bool = Field(
         description="Running, but its worker has not renewed the lease in time: it stopped, "

@@ -21,6 +21,7 @@ from .clkset import ClkSet, LinkageInputError, load_clk_sets
 from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
 from .link import DEFAULT_THRESHOLD, link_sets
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
+from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
 
@@ -93,6 +94,12 @@ _tokens = click.option(
     help="Also make every pair agreeing on one of these OpenToken tokens a candidate "
          "whatever its Dice score (inputs made with `pprl tokenize --with-tokens`).")
 
+_token_value_cap = click.option(
+    "--token-value-cap", type=click.IntRange(min=0), default=DEFAULT_TOKEN_VALUE_CAP,
+    show_default=True, metavar="N",
+    help="With --tokens: a token value held by more than N records of one party (a "
+         "placeholder name and birth date, say) is not used to make candidates; 0: no cap.")
+
 
 def _make_backend(name: str, workers: int, kernel: str, scheduler: str | None,
                   shared_dir: Path | None) -> Backend:
@@ -136,8 +143,9 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
 
 def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
          dedup: list[bool] | None, workers: int, kernel: str, blocking: str,
-         command: str, tokens: tuple[str, ...] | None, backend_name: str = "cpu",
-         scheduler: str | None = None, shared_dir: Path | None = None) -> None:
+         command: str, tokens: tuple[str, ...] | None, *, backend_name: str = "cpu",
+         scheduler: str | None = None, shared_dir: Path | None = None,
+         token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP) -> None:
     tokens = tokens or ()  # None when invoked from code (`pprl demo`): callbacks don't run
     backend = _make_backend(backend_name, workers, kernel, scheduler, shared_dir)
     try:
@@ -174,7 +182,8 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
         try:
             result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
                                blocking=LshBlocking() if blocking == "lsh" else None,
-                               progress=progress, tokens=tokens)
+                               progress=progress, tokens=tokens,
+                               token_value_cap=token_value_cap)
         except LinkageInputError as e:
             raise click.ClickException(str(e)) from e
     bar.close()
@@ -197,6 +206,15 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
     if tokens:
         click.echo(f"{stats['token_only_pairs']:,} candidate pairs from tokens "
                    f"{','.join(tokens)} alone")
+        _warn_common_tokens(stats["token_values_over_cap"], token_value_cap)
+
+
+def _warn_common_tokens(over_cap: dict[str, dict[str, int]], cap: int) -> None:
+    for rule, found in over_cap.items():
+        if found["values"]:
+            click.echo(f"warning: token {rule}: {found['values']:,} value(s) held by more "
+                       f"than {cap:,} records of one party ({found['records']:,} records) "
+                       f"were not used to make candidates (--token-value-cap)", err=True)
 
 
 @click.command("link")
@@ -213,10 +231,12 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
 @_shared_dir
 @_blocking
 @_tokens
+@_token_value_cap
 def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
                  dedup_parties: tuple[str, ...], workers: int, kernel: str, backend: str,
                  scheduler: str | None, shared_dir: Path | None, blocking: str,
-                 tokens: tuple[str, ...] | None = None) -> None:
+                 tokens: tuple[str, ...] | None = None,
+                 token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP) -> None:
     """Link the encodings files of two or more providers into entities.
 
     An entity holds at most one record per provider, unless that provider is deduplicated
@@ -235,8 +255,9 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
             raise click.UsageError(f"--dedup names unknown parties {sorted(unknown)}; "
                                    f"parties: {parties}")
         dedup = [("all" in dedup_parties) or p in dedup_parties for p in parties]
-    _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens, backend,
-         scheduler, shared_dir)
+    _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens,
+         backend_name=backend, scheduler=scheduler, shared_dir=shared_dir,
+         token_value_cap=token_value_cap)
 
 
 @click.command("dedup")
@@ -250,12 +271,15 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
 @_shared_dir
 @_blocking
 @_tokens
+@_token_value_cap
 def dedup_command(path: Path, threshold: float, folder: Path, workers: int, kernel: str,
                   backend: str, scheduler: str | None, shared_dir: Path | None,
-                  blocking: str, tokens: tuple[str, ...] | None = None) -> None:
+                  blocking: str, tokens: tuple[str, ...] | None = None,
+                  token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP) -> None:
     """Find records of the same person within one provider's encodings file."""
     _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup", tokens,
-         backend, scheduler, shared_dir)
+         backend_name=backend, scheduler=scheduler, shared_dir=shared_dir,
+         token_value_cap=token_value_cap)
 
 
 @click.command("evaluate")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,12 @@ from .backends import Backend, Candidates, candidate_pairs
 from .blocking import LshBlocking
 from .clkset import ClkSet
 from .solve import cluster_records, greedy_one_to_one
-from .token_pairs import add_token_pairs, check_token_rules
+from .token_pairs import (
+    DEFAULT_TOKEN_VALUE_CAP,
+    add_token_pairs,
+    check_token_rules,
+    common_tokens,
+)
 
 __all__ = ["DEFAULT_THRESHOLD", "LinkResult", "link_sets"]
 
@@ -39,7 +45,7 @@ class LinkResult:
     record_b: np.ndarray
     score: np.ndarray
     entity_of: list[np.ndarray]
-    stats: dict[str, float | int] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def entity_count(self) -> int:
@@ -55,7 +61,8 @@ def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
               dedup: Sequence[bool] | None = None, backend: Backend | None = None,
               blocking: LshBlocking | None = None,
               progress: Callable[[int, int], None] | None = None,
-              tokens: Sequence[str] = ()) -> LinkResult:
+              tokens: Sequence[str] = (),
+              token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP) -> LinkResult:
     """Link every pair of parties (and deduplicate the flagged ones).
 
     Args:
@@ -64,12 +71,15 @@ def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
         tokens: OpenToken rules (``T1``...) on which agreement makes a pair a candidate
             whatever its Dice coefficient (with or without blocking); its score stays its
             Dice coefficient.
+        token_value_cap: a token value held by more than this many records of one party is
+            not used (0: every value is); ``stats`` reports such values per rule.
 
     Raises:
         LinkageInputError: ``tokens`` names a rule an input does not carry.
     """
     started = time.perf_counter()
     check_token_rules(sets, tokens)
+    common = common_tokens(sets, tokens, token_value_cap)
     dedup = list(dedup) if dedup is not None else [False] * len(sets)
     offsets = np.cumsum([0] + [len(s) for s in sets])
     found: list[tuple[int, int, Candidates]] = []
@@ -88,7 +98,7 @@ def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
                                      backend=backend, blocking=blocking, progress=tick)
         if tokens:
             candidates, added = add_token_pairs(sets[i], None if i == j else sets[j], tokens,
-                                                candidates)
+                                                candidates, common.excluded(i, j))
             token_only += added
         found.append((i, j, candidates))
         compared += candidates.compared
@@ -124,6 +134,8 @@ def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
              "pruned_share": round(1 - compared / total, 6) if total else 0.0,
              "stopped_halfway_share": round(1 - completed / compared, 6) if compared else 0.0,
              "token_only_pairs": token_only,
+             **({"token_value_cap": token_value_cap, "token_values_over_cap": common.stats}
+                if tokens else {}),
              "seconds": round(time.perf_counter() - started, 3)}
     return LinkResult([s.party for s in sets], [s.record_ids for s in sets],
                       party_a[accepted], record_a[accepted], party_b[accepted],

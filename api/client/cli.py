@@ -280,12 +280,21 @@ def _describe_run(run: dict[str, Any]) -> str:
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="Where the service compares pairs (same results); it refuses one it has "
                    "not installed.")
+@click.option("--tokens", default="", metavar="T1,T3,...",
+              help="Also make every pair agreeing on one of these OpenToken tokens a candidate "
+                   "whatever its Dice score (uploads made with `pprl tokenize --with-tokens`).")
+@click.option("--token-value-cap", type=click.IntRange(min=0), default=None, metavar="N",
+              help="With --tokens: a token value held by more than N records of one party "
+                   "makes no candidates (the service's default: 100; 0: no cap).")
 @click.option("--wait", is_flag=True, help="Wait until the run has finished.")
 @with_client
 def run_command(client: Client, as_json: bool, project_id: str, threshold: float,
-                blocking: bool, backend: str, wait: bool) -> None:
+                blocking: bool, backend: str, tokens: str, token_value_cap: int | None,
+                wait: bool) -> None:
     """Start a linkage run on every party's latest upload (owner token)."""
-    run = client.start_run(project_id, threshold, blocking, backend)
+    rules = [rule.strip() for rule in tokens.split(",") if rule.strip()]
+    run = client.start_run(project_id, threshold, blocking, backend=backend, tokens=rules,
+                           token_value_cap=token_value_cap)
     if wait:
         def show(update: dict[str, Any]) -> None:
             if not as_json and sys.stderr.isatty():

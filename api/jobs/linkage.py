@@ -18,6 +18,7 @@ from linker.backends import Backend, BackendUnavailableError, get_backend
 from linker.blocking import LshBlocking
 from linker.clkset import ClkSet, LinkageInputError
 from linker.link import link_sets
+from linker.token_pairs import DEFAULT_TOKEN_VALUE_CAP
 from tokenizer.encodings_file import read_encodings
 from tokenizer.errors import TokenizerError
 from tokenizer.parallel import default_workers
@@ -85,12 +86,15 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
         with _backend(params.get("backend", "cpu"), context.settings) as backend:
             result = link_sets(sets, params["threshold"], dedup=dedup, backend=backend,
                                blocking=LshBlocking() if params["blocking"] else None,
-                               progress=progress)
+                               progress=progress, tokens=params.get("tokens", []),
+                               token_value_cap=params.get("token_value_cap",
+                                                          DEFAULT_TOKEN_VALUE_CAP))
     except LinkageInputError as e:
         raise JobInputError(str(e)) from e
     control.report("writing", 0.9)
     info = {"project_id": project.id, "run_id": job.id, "threshold": params["threshold"],
             "blocking": params["blocking"], **backend.describe(),
+            "token_rules": params.get("tokens", []),
             "schema_fingerprint": project.schema_fingerprint,
             "inputs": [{"party": s.party, "records": len(s)} for s in sets],
             "entities": result.entity_count}
