@@ -6,6 +6,9 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from linker.link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD
+from linker.solver_names import DEFAULT_SOLVER, Solver
+
 __all__ = ["ProjectCreate", "ProjectCreated", "ProjectOut", "TokenCreate", "TokenCreated",
            "TokenOut", "UploadOut", "RunCreate", "RunOut", "Page", "MatchOut", "MemberOut",
            "GroupOut", "PartyEntityOut", "AuditEventOut", "Health", "CohortQuery",
@@ -187,10 +190,18 @@ class CohortRequestOut(BaseModel):
 
 
 class RunCreate(_Strict):
-    threshold: float = Field(0.65, gt=0.0, le=1.0, examples=[0.75],
-                             description="Dice similarity a pair needs to be a candidate.")
+    threshold: float | None = Field(
+        None, gt=0.0, le=1.0, examples=[0.75],
+        description="Dice similarity a pair needs to be a candidate; default "
+                    f"{DEFAULT_THRESHOLD}, {DEFAULT_DEDUP_THRESHOLD} when the project "
+                    "deduplicates.")
     blocking: bool = Field(False, description="LSH blocking: faster on large inputs, may "
                                               "lose some matches.")
+    solver: Solver = Field(DEFAULT_SOLVER, description=(
+        "cluster: two groups merge when the pairs across them score the threshold on average "
+        "(keeps large duplicate groups); greedy: only when every pair across them is a "
+        "candidate (anonlink's greedy solver). Two parties without deduplication: the same "
+        "links either way."))
 
 
 class RunOut(BaseModel):
@@ -201,6 +212,7 @@ class RunOut(BaseModel):
     progress: float = Field(ge=0.0, le=1.0)
     threshold: float
     blocking: bool
+    solver: Solver
     attempt: int
     lease_expired: bool = Field(
         description="Running, but its worker has not renewed the lease in time: it stopped, "

@@ -19,9 +19,10 @@ from .blocking import LshBlocking
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
 from .estimate import estimate_sets
 from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
-from .link import DEFAULT_THRESHOLD, link_sets
+from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, default_threshold, link_sets
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
 from .similarity import CpuBackend
+from .solve import DEFAULT_SOLVER, SOLVERS
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
 
@@ -44,7 +45,8 @@ class _Threshold(click.ParamType):
 
 
 _threshold = click.option(
-    "--threshold", type=_Threshold(), default=DEFAULT_THRESHOLD, show_default=True,
+    "--threshold", type=_Threshold(),
+    show_default=f"{DEFAULT_THRESHOLD}; {DEFAULT_DEDUP_THRESHOLD} with deduplication",
     help="Smallest Dice coefficient for a candidate pair; `auto` (two parties, no "
          "deduplication) chooses it from the data and estimates precision and recall.")
 _output = click.option("-o", "--output", "folder", required=True,
@@ -62,6 +64,13 @@ _blocking = click.option(
     "--blocking", type=click.Choice(["none", "lsh"]), default="none", show_default=True,
     help="lsh: compare only pairs sharing an LSH band of CLK bits (faster on large inputs, "
          "may lose some matches; measure with `pprl evaluate`).")
+
+_solver = click.option(
+    "--solver", type=click.Choice(SOLVERS), default=DEFAULT_SOLVER, show_default=True,
+    help="How candidate pairs become entities: cluster merges two groups when the pairs "
+         "across them score the threshold on average (keeps large duplicate groups); greedy "
+         "only when every pair across them is a candidate (anonlink's greedy solver). Two "
+         "parties without --dedup: the same 1:1 links either way.")
 
 
 def _rules(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
@@ -85,8 +94,9 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: CpuBackend
     """``--threshold auto``: the threshold the data suggests, and what to record of it."""
     if len(sets) != 2 or any(dedup):
         raise click.UsageError(
-            "--threshold auto estimates two-party linkage without deduplication only; give "
-            "a threshold (measured: 0.64-0.67 for deduplication, see the README)")
+            "--threshold auto estimates two-party linkage without deduplication only; give a "
+            f"threshold or leave the default ({DEFAULT_DEDUP_THRESHOLD} with deduplication, "
+            "from the measurements in the README)")
     try:
         estimate = estimate_sets(sets[0], sets[1], backend)
     except ValueError as e:  # too few scores to fit
@@ -98,9 +108,9 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: CpuBackend
                                 "estimated_recall": round(estimate.recall, 6)}
 
 
-def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
+def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
          dedup: list[bool] | None, workers: int, kernel: str, blocking: str,
-         command: str, tokens: tuple[str, ...] | None) -> None:
+         command: str, tokens: tuple[str, ...] | None, solver: str) -> None:
     tokens = tokens or ()  # None when invoked from code (`pprl demo`): callbacks don't run
     try:
         sets = load_clk_sets(paths)
@@ -132,16 +142,18 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
                 "--threshold auto estimates an all-pairs Dice linkage; without --blocking "
                 "and --tokens only (the estimate would describe another run)")
         threshold, choice = _choose(sets, dedup_flags, backend)
+    elif threshold is None:
+        threshold = default_threshold(dedup_flags)
     assert isinstance(threshold, float)
     try:
         result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
                            blocking=LshBlocking() if blocking == "lsh" else None,
-                           progress=progress, tokens=tokens)
+                           progress=progress, tokens=tokens, solver=solver)
     except LinkageInputError as e:
         raise click.ClickException(str(e)) from e
     bar.close()
     info = {"command": command, "threshold": threshold, "threshold_choice": choice,
-            "blocking": blocking, "token_rules": list(tokens),
+            "blocking": blocking, "token_rules": list(tokens), "solver": solver,
             "kernel": backend.kernel,
             "inputs": [{"file": s.source, "party": s.party, "records": len(s),
                         "deduplicated": d} for s, d in zip(sets, dedup_flags, strict=True)],
@@ -172,9 +184,11 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
 @_kernel
 @_blocking
 @_tokens
-def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
+@_solver
+def link_command(paths: tuple[Path, ...], threshold: float | str | None, folder: Path,
                  dedup_parties: tuple[str, ...], workers: int, kernel: str,
-                 blocking: str, tokens: tuple[str, ...] | None = None) -> None:
+                 blocking: str, tokens: tuple[str, ...] | None = None,
+                 solver: str = DEFAULT_SOLVER) -> None:
     """Link the encodings files of two or more providers into entities.
 
     An entity holds at most one record per provider, unless that provider is deduplicated
@@ -193,7 +207,7 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
             raise click.UsageError(f"--dedup names unknown parties {sorted(unknown)}; "
                                    f"parties: {parties}")
         dedup = [("all" in dedup_parties) or p in dedup_parties for p in parties]
-    _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens)
+    _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens, solver)
 
 
 @click.command("dedup")
@@ -204,10 +218,13 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
 @_kernel
 @_blocking
 @_tokens
-def dedup_command(path: Path, threshold: float, folder: Path, workers: int, kernel: str,
-                  blocking: str, tokens: tuple[str, ...] | None = None) -> None:
+@_solver
+def dedup_command(path: Path, threshold: float | str | None, folder: Path, workers: int,
+                  kernel: str, blocking: str, tokens: tuple[str, ...] | None = None,
+                  solver: str = DEFAULT_SOLVER) -> None:
     """Find records of the same person within one provider's encodings file."""
-    _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup", tokens)
+    _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup", tokens,
+         solver)
 
 
 @click.command("evaluate")

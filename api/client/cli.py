@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import click
 import httpx
 
+from linker.solver_names import SOLVERS
 from tokenizer.errors import TokenizerError
 
 from .http import Client, ServiceError
@@ -273,15 +274,19 @@ def _describe_run(run: dict[str, Any]) -> str:
 
 @click.command("run")
 @click.argument("project_id")
-@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.65,
-              show_default=True, help="Dice similarity a pair needs.")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True),
+              help="Dice similarity a pair needs (the service's default: 0.65, 0.7 when the "
+                   "project deduplicates).")
 @click.option("--blocking", is_flag=True, help="LSH blocking (faster, may lose matches).")
+@click.option("--solver", type=click.Choice(SOLVERS),
+              help="cluster (the service's default: keeps large duplicate groups) or greedy "
+                   "(anonlink's greedy solver); see `pprl link --help`.")
 @click.option("--wait", is_flag=True, help="Wait until the run has finished.")
 @with_client
-def run_command(client: Client, as_json: bool, project_id: str, threshold: float,
-                blocking: bool, wait: bool) -> None:
+def run_command(client: Client, as_json: bool, project_id: str, threshold: float | None,
+                blocking: bool, solver: str | None, wait: bool) -> None:
     """Start a linkage run on every party's latest upload (owner token)."""
-    run = client.start_run(project_id, threshold, blocking)
+    run = client.start_run(project_id, threshold, blocking, solver)
     if wait:
         def show(update: dict[str, Any]) -> None:
             if not as_json and sys.stderr.isatty():

@@ -123,11 +123,15 @@ class Client:
             headers={"Content-Type": media, "Content-Length": str(path.stat().st_size)})
         return result
 
-    def start_run(self, project_id: str, threshold: float = 0.65,
-                  blocking: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", f"/projects/{project_id}/runs",
-                                            json={"threshold": threshold,
-                                                  "blocking": blocking})
+    def start_run(self, project_id: str, threshold: float | None = None,
+                  blocking: bool = False, solver: str | None = None) -> dict[str, Any]:
+        """Queue a linkage run; ``threshold`` or ``solver`` None: the service's default."""
+        body: dict[str, Any] = {"blocking": blocking}
+        if threshold is not None:
+            body["threshold"] = threshold
+        if solver is not None:
+            body["solver"] = solver
+        result: dict[str, Any] = self._call("POST", f"/projects/{project_id}/runs", json=body)
         return result
 
     def run(self, project_id: str, run_id: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from linker.blocking import LshBlocking
 from linker.clkset import ClkSet, LinkageInputError
 from linker.link import link_sets
 from linker.similarity import CpuBackend
+from linker.solver_names import Solver
 from tokenizer.encodings_file import read_encodings
 from tokenizer.errors import TokenizerError
 from tokenizer.parallel import default_workers
@@ -26,7 +27,10 @@ from ..models import LINKAGE, Job, Party, Project, Upload
 from ..results_store import run_folder, write_run_results
 from .kinds import JobContext, JobInputError, register
 
-__all__ = ["execute_linkage"]
+__all__ = ["execute_linkage", "OLDER_RUNS_SOLVER"]
+
+# Runs queued before the `solver` option existed were solved by what is now `greedy`.
+OLDER_RUNS_SOLVER: Solver = "greedy"
 
 
 def _load(session: Session, job: Job, params: dict[str, Any]
@@ -70,12 +74,15 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
         result = link_sets(sets, params["threshold"], dedup=dedup,
                            backend=CpuBackend(default_workers()),
                            blocking=LshBlocking() if params["blocking"] else None,
-                           progress=progress)
+                           progress=progress,
+                           solver=params.get("solver", OLDER_RUNS_SOLVER))
     except LinkageInputError as e:
         raise JobInputError(str(e)) from e
     control.report("writing", 0.9)
     info = {"project_id": project.id, "run_id": job.id, "threshold": params["threshold"],
-            "blocking": params["blocking"], "schema_fingerprint": project.schema_fingerprint,
+            "blocking": params["blocking"],
+            "solver": params.get("solver", OLDER_RUNS_SOLVER),
+            "schema_fingerprint": project.schema_fingerprint,
             "inputs": [{"party": s.party, "records": len(s)} for s in sets],
             "entities": result.entity_count}
     folder = run_folder(context.settings.runs_dir, project.id, job.id)

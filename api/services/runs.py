@@ -9,8 +9,11 @@ import time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from linker.link import default_threshold
+
 from ..deps import Principal
 from ..errors import Conflict
+from ..jobs.linkage import OLDER_RUNS_SOLVER
 from ..jobs.queue import enqueue
 from ..models import ACTIVE_STATES, LINKAGE, Job
 from ..schemas import RunCreate, RunOut
@@ -27,7 +30,8 @@ def run_out(job: Job) -> RunOut:
         and job.lease_until < time.time()
     return RunOut(id=job.id, project_id=job.project_id, state=job.state,  # type: ignore[arg-type]
                   stage=job.stage, progress=job.progress, threshold=params["threshold"],
-                  blocking=params["blocking"], attempt=job.attempt, lease_expired=lapsed,
+                  blocking=params["blocking"], solver=params.get("solver", OLDER_RUNS_SOLVER),
+                  attempt=job.attempt, lease_expired=lapsed,
                   error=job.error, stats=json.loads(job.stats_json) if job.stats_json else None,
                   created_at=job.created_at, started_at=job.started_at,
                   finished_at=job.finished_at)
@@ -35,7 +39,7 @@ def run_out(job: Job) -> RunOut:
 
 def create_run(session: Session, principal: Principal, project_id: str, body: RunCreate
                ) -> RunOut:
-    project_or_404(session, project_id)
+    project = project_or_404(session, project_id)
     uploads = latest_uploads(session, project_id)
     missing = [p for p in party_labels(session, project_id) if p not in uploads]
     if missing:
@@ -43,7 +47,10 @@ def create_run(session: Session, principal: Principal, project_id: str, body: Ru
     mismatch = secret_mismatch({p: u.key_check for p, u in uploads.items()})
     if mismatch is not None:
         raise Conflict(mismatch)
-    params = {"threshold": body.threshold, "blocking": body.blocking,
+    threshold = body.threshold
+    if threshold is None:
+        threshold = default_threshold([project.dedup])
+    params = {"threshold": threshold, "blocking": body.blocking, "solver": body.solver,
               "upload_ids": sorted(u.id for u in uploads.values())}
     job = enqueue(session, project_id, LINKAGE, params)
     record(session, actor=principal.token_id, role=principal.role, action="run.create",
