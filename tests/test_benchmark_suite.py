@@ -29,6 +29,11 @@ def test_tiny_suite_runs_every_part(tmp_path) -> None:
                for r in json.loads((out / "quality.json").read_text())["results"]}
     assert quality[("FEBRL4, 2 parties", "pprl (CLKs)")]["precision"] >= 0.999
     assert ("synthetic imaging-claims", "Splink 4 (cleartext)") in quality
+    dedup = json.loads((out / "deduplication.json").read_text())
+    tools = {(r["data"], r["tool"]) for r in dedup["results"]}
+    assert {("FEBRL 3", "pprl cluster"), ("FEBRL 3", "pprl greedy"),
+            ("FEBRL 3", "Splink 4 (cleartext)")} <= tools
+    assert next(s for s in dedup["summary"] if s["data"] == "FEBRL 3")["cluster_default"] > 0.97
     cohorts = json.loads((out / "cohorts.json").read_text())
     broadest = cohorts["results"][-1]
     assert broadest["truth"] > 1000 and 0.95 < broadest["ratio"] < 1.05
@@ -44,3 +49,4 @@ def test_tiny_suite_runs_every_part(tmp_path) -> None:
     assert "## encoding" in text and "## quality" in text and "Splink" in text
     assert "## deid" in text and "dicognito" in text
     assert "## cohorts" in text and "peak RSS" in text
+    assert "## deduplication" in text and "gap" in text
