@@ -23,6 +23,8 @@ from collections.abc import Sequence
 
 import numba
 import numpy as np
+from numba import types
+from numba.typed import Dict
 
 from .solver_names import DEFAULT_SOLVER, SOLVERS, Solver
 
@@ -139,6 +141,9 @@ def _neighbours(u: np.ndarray, v: np.ndarray, gain: np.ndarray, n: int
     return start, other, gains
 
 
+_MEMO_FROM = 4  # records in the smaller group from which a refusal is remembered
+
+
 @numba.njit(cache=True)
 def _cluster(u: np.ndarray, v: np.ndarray, gain: np.ndarray, exclusive: np.ndarray,
              penalty: float) -> np.ndarray:  # pragma: no cover
@@ -149,12 +154,19 @@ def _cluster(u: np.ndarray, v: np.ndarray, gain: np.ndarray, exclusive: np.ndarr
     size = np.ones(n, dtype=np.int64)
     next_member = np.full(n, -1, dtype=np.int64)  # each group's members, a linked list
     last_member = np.arange(n)
+    # Two groups refused stay refused until one of them grows: (pair of roots) -> their sizes'
+    # sum at the refusal, so large groups are not recounted at every edge between them (small
+    # ones cost less to recount than to look up).
+    refused = Dict.empty(key_type=types.int64, value_type=types.int64)
     for p in range(u.shape[0]):
         small, large = _root(parent, u[p]), _root(parent, v[p])
         if small == large or np.any(exclusive[small] & exclusive[large]):
             continue
         if size[small] > size[large]:
             small, large = large, small
+        pair = min(small, large) * n + max(small, large) if size[small] >= _MEMO_FROM else -1
+        if pair >= 0 and refused.get(pair, -1) == size[small] + size[large]:
+            continue
         surplus, seen = 0.0, 0
         member = small
         while member != -1:
@@ -164,6 +176,8 @@ def _cluster(u: np.ndarray, v: np.ndarray, gain: np.ndarray, exclusive: np.ndarr
                     seen += 1
             member = next_member[member]
         if surplus < penalty * (size[small] * size[large] - seen):
+            if pair >= 0:
+                refused[pair] = size[small] + size[large]
             continue
         parent[small] = large
         next_member[last_member[large]] = small
