@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 import numpy as np
@@ -26,6 +28,8 @@ from .solve import DEFAULT_SOLVER, SOLVERS
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
 
+FC = TypeVar("FC", bound=Callable[..., object])
+
 class _Threshold(click.ParamType):
     """A Dice coefficient in [0, 1], or ``auto``."""
 
@@ -44,11 +48,15 @@ class _Threshold(click.ParamType):
         return number
 
 
-_threshold = click.option(
-    "--threshold", type=_Threshold(),
-    show_default=f"{DEFAULT_THRESHOLD}; {DEFAULT_DEDUP_THRESHOLD} with deduplication",
-    help="Smallest Dice coefficient for a candidate pair; `auto` (two parties, no "
-         "deduplication) chooses it from the data and estimates precision and recall.")
+def _threshold(shown: str) -> Callable[[FC], FC]:
+    """``--threshold``, its default (which depends on deduplication) shown as ``shown``."""
+    return click.option(
+        "--threshold", type=_Threshold(), show_default=shown,
+        help="Smallest Dice coefficient for a candidate pair; `auto` (two parties, no "
+             "deduplication) chooses it from the data and estimates precision and recall.")
+
+
+
 _output = click.option("-o", "--output", "folder", required=True,
                        type=click.Path(file_okay=False, path_type=Path),
                        help="Folder for matches.parquet, entities.parquet and run.json.")
@@ -176,7 +184,7 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
 @click.command("link")
 @click.argument("paths", metavar="A B [C ...]", nargs=-1, required=True,
                 type=click.Path(path_type=Path))
-@_threshold
+@_threshold(f"{DEFAULT_THRESHOLD}; {DEFAULT_DEDUP_THRESHOLD} with --dedup")
 @_output
 @click.option("--dedup", "dedup_parties", multiple=True, metavar="PARTY",
               help="Also deduplicate within this party (repeatable; 'all' for every party).")
@@ -212,7 +220,7 @@ def link_command(paths: tuple[Path, ...], threshold: float | str | None, folder:
 
 @click.command("dedup")
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
-@_threshold
+@_threshold(str(DEFAULT_DEDUP_THRESHOLD))
 @_output
 @_workers
 @_kernel
