@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 import numpy as np
@@ -19,11 +21,14 @@ from .backends import BACKENDS, Backend, BackendUnavailableError, get_backend
 from .blocking import LshBlocking
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
 from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
-from .link import DEFAULT_THRESHOLD, link_sets
+from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, default_threshold, link_sets
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
+from .solve import DEFAULT_SOLVER, SOLVERS
 from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
+
+FC = TypeVar("FC", bound=Callable[..., object])
 
 class _Threshold(click.ParamType):
     """A Dice coefficient in [0, 1], or ``auto``."""
@@ -43,10 +48,15 @@ class _Threshold(click.ParamType):
         return number
 
 
-_threshold = click.option(
-    "--threshold", type=_Threshold(), default=DEFAULT_THRESHOLD, show_default=True,
-    help="Smallest Dice coefficient for a candidate pair; `auto` (two parties, no "
-         "deduplication) chooses it from the data and estimates precision and recall.")
+def _threshold(shown: str) -> Callable[[FC], FC]:
+    """``--threshold``, its default (which depends on deduplication) shown as ``shown``."""
+    return click.option(
+        "--threshold", type=_Threshold(), show_default=shown,
+        help="Smallest Dice coefficient for a candidate pair; `auto` (two parties, no "
+             "deduplication) chooses it from the data and estimates precision and recall.")
+
+
+
 _output = click.option("-o", "--output", "folder", required=True,
                        type=click.Path(file_okay=False, path_type=Path),
                        help="Folder for matches.parquet, entities.parquet and run.json.")
@@ -77,6 +87,13 @@ _blocking = click.option(
     "--blocking", type=click.Choice(["none", "lsh"]), default="none", show_default=True,
     help="lsh: compare only pairs sharing an LSH band of CLK bits (faster on large inputs, "
          "may lose some matches; measure with `pprl evaluate`).")
+
+_solver = click.option(
+    "--solver", type=click.Choice(SOLVERS), default=DEFAULT_SOLVER, show_default=True,
+    help="How candidate pairs become entities: cluster merges two groups when the pairs "
+         "across them score the threshold on average (keeps large duplicate groups); greedy "
+         "only when every pair across them is a candidate (anonlink's greedy solver). Two "
+         "parties without --dedup: the same 1:1 links either way.")
 
 
 def _rules(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
@@ -126,8 +143,9 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
     """``--threshold auto``: the threshold the data suggests, and what to record of it."""
     if len(sets) != 2 or any(dedup):
         raise click.UsageError(
-            "--threshold auto estimates two-party linkage without deduplication only; give "
-            "a threshold (measured: 0.64-0.67 for deduplication, see the README)")
+            "--threshold auto estimates two-party linkage without deduplication only; give a "
+            f"threshold or leave the default ({DEFAULT_DEDUP_THRESHOLD} with deduplication, "
+            "from the measurements in the README)")
     try:
         from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
 
@@ -141,10 +159,11 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
                                 "estimated_recall": round(estimate.recall, 6)}
 
 
-def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
+def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
          dedup: list[bool] | None, workers: int, kernel: str, blocking: str,
-         command: str, tokens: tuple[str, ...] | None, *, backend_name: str = "cpu",
-         scheduler: str | None = None, shared_dir: Path | None = None,
+         command: str, tokens: tuple[str, ...] | None, *, solver: str = DEFAULT_SOLVER,
+         backend_name: str = "cpu", scheduler: str | None = None,
+         shared_dir: Path | None = None,
          token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP) -> None:
     tokens = tokens or ()  # None when invoked from code (`pprl demo`): callbacks don't run
     backend = _make_backend(backend_name, workers, kernel, scheduler, shared_dir)
@@ -178,17 +197,19 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
     with backend:
         if threshold == "auto":
             threshold, choice = _choose(sets, dedup_flags, backend)
+        elif threshold is None:
+            threshold = default_threshold(dedup_flags)
         assert isinstance(threshold, float)
         try:
             result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
                                blocking=LshBlocking() if blocking == "lsh" else None,
                                progress=progress, tokens=tokens,
-                               token_value_cap=token_value_cap)
+                               token_value_cap=token_value_cap, solver=solver)
         except LinkageInputError as e:
             raise click.ClickException(str(e)) from e
     bar.close()
     info = {"command": command, "threshold": threshold, "threshold_choice": choice,
-            "blocking": blocking, "token_rules": list(tokens),
+            "blocking": blocking, "token_rules": list(tokens), "solver": solver,
             **backend.describe(),
             "inputs": [{"file": s.source, "party": s.party, "records": len(s),
                         "deduplicated": d} for s, d in zip(sets, dedup_flags, strict=True)],
@@ -220,7 +241,7 @@ def _warn_common_tokens(over_cap: dict[str, dict[str, int]], cap: int) -> None:
 @click.command("link")
 @click.argument("paths", metavar="A B [C ...]", nargs=-1, required=True,
                 type=click.Path(path_type=Path))
-@_threshold
+@_threshold(f"{DEFAULT_THRESHOLD}; {DEFAULT_DEDUP_THRESHOLD} with --dedup")
 @_output
 @click.option("--dedup", "dedup_parties", multiple=True, metavar="PARTY",
               help="Also deduplicate within this party (repeatable; 'all' for every party).")
@@ -232,11 +253,13 @@ def _warn_common_tokens(over_cap: dict[str, dict[str, int]], cap: int) -> None:
 @_blocking
 @_tokens
 @_token_value_cap
-def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
+@_solver
+def link_command(paths: tuple[Path, ...], threshold: float | str | None, folder: Path,
                  dedup_parties: tuple[str, ...], workers: int, kernel: str, backend: str,
                  scheduler: str | None, shared_dir: Path | None, blocking: str,
                  tokens: tuple[str, ...] | None = None,
-                 token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP) -> None:
+                 token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP,
+                 solver: str = DEFAULT_SOLVER) -> None:
     """Link the encodings files of two or more providers into entities.
 
     An entity holds at most one record per provider, unless that provider is deduplicated
@@ -256,13 +279,13 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
                                    f"parties: {parties}")
         dedup = [("all" in dedup_parties) or p in dedup_parties for p in parties]
     _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens,
-         backend_name=backend, scheduler=scheduler, shared_dir=shared_dir,
+         solver=solver, backend_name=backend, scheduler=scheduler, shared_dir=shared_dir,
          token_value_cap=token_value_cap)
 
 
 @click.command("dedup")
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
-@_threshold
+@_threshold(str(DEFAULT_DEDUP_THRESHOLD))
 @_output
 @_workers
 @_kernel
@@ -272,13 +295,15 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
 @_blocking
 @_tokens
 @_token_value_cap
-def dedup_command(path: Path, threshold: float, folder: Path, workers: int, kernel: str,
-                  backend: str, scheduler: str | None, shared_dir: Path | None,
+@_solver
+def dedup_command(path: Path, threshold: float | str | None, folder: Path, workers: int,
+                  kernel: str, backend: str, scheduler: str | None, shared_dir: Path | None,
                   blocking: str, tokens: tuple[str, ...] | None = None,
-                  token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP) -> None:
+                  token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP,
+                  solver: str = DEFAULT_SOLVER) -> None:
     """Find records of the same person within one provider's encodings file."""
     _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup", tokens,
-         backend_name=backend, scheduler=scheduler, shared_dir=shared_dir,
+         solver=solver, backend_name=backend, scheduler=scheduler, shared_dir=shared_dir,
          token_value_cap=token_value_cap)
 
 

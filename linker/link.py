@@ -13,7 +13,7 @@ import numpy as np
 from .backends import Backend, Candidates, candidate_pairs
 from .blocking import LshBlocking
 from .clkset import ClkSet
-from .solve import cluster_records, greedy_one_to_one
+from .solve import DEFAULT_SOLVER, SOLVERS, cluster_groups, greedy_groups, greedy_one_to_one
 from .token_pairs import (
     DEFAULT_TOKEN_VALUE_CAP,
     add_token_pairs,
@@ -21,11 +21,22 @@ from .token_pairs import (
     common_tokens,
 )
 
-__all__ = ["DEFAULT_THRESHOLD", "LinkResult", "link_sets"]
+__all__ = ["DEFAULT_THRESHOLD", "DEFAULT_DEDUP_THRESHOLD", "default_threshold", "LinkResult",
+           "link_sets"]
 
 # The shipped schemas set about 40% of the bits; with them unrelated records stay well below
 # this and matches with a few typos above it (FEBRL4 with `febrl`: precision 1.000, recall 0.997).
 DEFAULT_THRESHOLD = 0.65
+# Deduplication has no one-record-per-party rule to drop a weak candidate beside a strong one,
+# so it needs a higher threshold: at 0.70 the F1 of FEBRL 1, 2, 3 and of the synthetic EHR
+# extract is 0.995, 0.988, 0.982 and 0.939 (Splink on the cleartext: 0.997, 0.998, 0.999,
+# 0.932); at 0.65 FEBRL 2 and the EHR extract fall to 0.957 and 0.840 (BENCHMARKS.md).
+DEFAULT_DEDUP_THRESHOLD = 0.7
+
+
+def default_threshold(dedup: Sequence[bool]) -> float:
+    """The threshold a run gets when none is given: higher when any party is deduplicated."""
+    return DEFAULT_DEDUP_THRESHOLD if any(dedup) else DEFAULT_THRESHOLD
 
 
 @dataclass
@@ -57,15 +68,17 @@ def _party_pairs(count: int, dedup: Sequence[bool]) -> list[tuple[int, int]]:
     return pairs + [(i, j) for i in range(count) for j in range(i + 1, count)]
 
 
-def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
+def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
               dedup: Sequence[bool] | None = None, backend: Backend | None = None,
               blocking: LshBlocking | None = None,
               progress: Callable[[int, int], None] | None = None,
               tokens: Sequence[str] = (),
-              token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP) -> LinkResult:
+              token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP,
+              solver: str = DEFAULT_SOLVER) -> LinkResult:
     """Link every pair of parties (and deduplicate the flagged ones).
 
     Args:
+        threshold: smallest Dice coefficient of a candidate pair; None: ``default_threshold``.
         dedup: per party, whether to find duplicates within it (default: none).
         progress: called with (A rows done, pairs compared so far) as work proceeds.
         tokens: OpenToken rules (``T1``...) on which agreement makes a pair a candidate
@@ -73,14 +86,22 @@ def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
             Dice coefficient.
         token_value_cap: a token value held by more than this many records of one party is
             not used (0: every value is); ``stats`` reports such values per rule.
+        solver: ``cluster`` (average-linkage merging, keeps large duplicate groups) or
+            ``greedy`` (anonlink's greedy solver); see ``linker.solve``. With two parties and
+            no deduplication both give anonlink's greedy 1:1 links.
 
     Raises:
         LinkageInputError: ``tokens`` names a rule an input does not carry.
+        ValueError: an unknown ``solver``.
     """
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}: choose from {', '.join(SOLVERS)}")
     started = time.perf_counter()
     check_token_rules(sets, tokens)
     common = common_tokens(sets, tokens, token_value_cap)
     dedup = list(dedup) if dedup is not None else [False] * len(sets)
+    if threshold is None:
+        threshold = default_threshold(dedup)
     offsets = np.cumsum([0] + [len(s) for s in sets])
     found: list[tuple[int, int, Candidates]] = []
     compared = total = completed = token_only = 0
@@ -114,13 +135,14 @@ def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
     party_a, party_b = party_a[order], party_b[order]
     record_a, record_b, score = record_a[order], record_b[order], score[order]
     u, v = offsets[party_a] + record_a, offsets[party_b] + record_b
-    if len(sets) == 2 and not any(dedup):
+    if len(sets) == 2 and not any(dedup):  # cluster's merges are then greedy's 1:1 links
         accepted = greedy_one_to_one(record_a, record_b, len(sets[0]), len(sets[1]))
         groups = np.arange(offsets[-1], dtype=np.int64)
         groups[v[accepted]] = u[accepted]
     else:
         party_of = np.repeat(np.arange(len(sets)), [len(s) for s in sets])
-        groups = cluster_records(u, v, party_of, dedup)
+        groups = (greedy_groups(u, v, party_of, dedup) if solver == "greedy"
+                  else cluster_groups(u, v, score, threshold, party_of, dedup))
         accepted = groups[u] == groups[v]
     # Entities numbered by their first record, so numbering is stable and deterministic.
     distinct, first_seen, inverse = np.unique(groups, return_index=True, return_inverse=True)

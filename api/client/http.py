@@ -123,14 +123,20 @@ class Client:
             headers={"Content-Type": media, "Content-Length": str(path.stat().st_size)})
         return result
 
-    def start_run(self, project_id: str, threshold: float = 0.65, blocking: bool = False, *,
-                  backend: str = "cpu", tokens: Sequence[str] = (),
-                  token_value_cap: int | None = None) -> dict[str, Any]:
-        """Options are sent only when they differ from the defaults (a service without them
-        still answers)."""
-        body: dict[str, Any] = {"threshold": threshold, "blocking": blocking}
+    def start_run(self, project_id: str, threshold: float | None = None,
+                  blocking: bool = False, *, backend: str = "cpu", solver: str | None = None,
+                  tokens: Sequence[str] = (), token_value_cap: int | None = None
+                  ) -> dict[str, Any]:
+        """Queue a linkage run. Options are sent only when given or unlike the defaults (a
+        service without them still answers); ``threshold`` or ``solver`` None: the
+        service's default."""
+        body: dict[str, Any] = {"blocking": blocking}
+        if threshold is not None:
+            body["threshold"] = threshold
         if backend != "cpu":
             body["backend"] = backend
+        if solver is not None:
+            body["solver"] = solver
         if tokens:
             body["tokens"] = list(tokens)
         if token_value_cap is not None:

@@ -12,12 +12,14 @@ from pyarrow import ArrowException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from linker.link import default_threshold
 from linker.token_pairs import DEFAULT_TOKEN_VALUE_CAP
 from tokenizer.encodings_file import declared_tokens
 from tokenizer.errors import InputError
 
 from ..deps import Principal
 from ..errors import Conflict
+from ..jobs.linkage import OLDER_RUNS_SOLVER
 from ..jobs.queue import enqueue
 from ..models import ACTIVE_STATES, LINKAGE, Job, Upload
 from ..schemas import RunCreate, RunOut
@@ -35,6 +37,7 @@ def run_out(job: Job) -> RunOut:
     return RunOut(id=job.id, project_id=job.project_id, state=job.state,  # type: ignore[arg-type]
                   stage=job.stage, progress=job.progress, threshold=params["threshold"],
                   blocking=params["blocking"], backend=params.get("backend", "cpu"),
+                  solver=params.get("solver", OLDER_RUNS_SOLVER),
                   tokens=params.get("tokens", []),
                   token_value_cap=params.get("token_value_cap", DEFAULT_TOKEN_VALUE_CAP),
                   attempt=job.attempt, lease_expired=lapsed,
@@ -45,7 +48,7 @@ def run_out(job: Job) -> RunOut:
 
 def create_run(session: Session, principal: Principal, project_id: str, body: RunCreate
                ) -> RunOut:
-    project_or_404(session, project_id)
+    project = project_or_404(session, project_id)
     uploads = latest_uploads(session, project_id)
     missing = [p for p in party_labels(session, project_id) if p not in uploads]
     if missing:
@@ -54,8 +57,12 @@ def create_run(session: Session, principal: Principal, project_id: str, body: Ru
     if mismatch is not None:
         raise Conflict(mismatch)
     _check_tokens(uploads, body.tokens)
-    params = {"threshold": body.threshold, "blocking": body.blocking, "backend": body.backend,
-              "tokens": body.tokens, "token_value_cap": body.token_value_cap,
+    threshold = body.threshold
+    if threshold is None:
+        threshold = default_threshold([project.dedup])
+    params = {"threshold": threshold, "blocking": body.blocking, "backend": body.backend,
+              "solver": body.solver, "tokens": body.tokens,
+              "token_value_cap": body.token_value_cap,
               "upload_ids": sorted(u.id for u in uploads.values())}
     job = enqueue(session, project_id, LINKAGE, params)
     record(session, actor=principal.token_id, role=principal.role, action="run.create",
