@@ -18,7 +18,13 @@ from tokenizer.parallel import default_workers
 from .blocking import LshBlocking
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
 from .estimate import estimate_sets
-from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
+from .evaluate import (
+    evaluate_entities,
+    one_to_one_reachable,
+    plot_curve,
+    read_truth,
+    threshold_curve,
+)
 from .link import DEFAULT_THRESHOLD, link_sets
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
 from .similarity import CpuBackend
@@ -46,7 +52,8 @@ class _Threshold(click.ParamType):
 _threshold = click.option(
     "--threshold", type=_Threshold(), default=DEFAULT_THRESHOLD, show_default=True,
     help="Smallest Dice coefficient for a candidate pair; `auto` (two parties, no "
-         "deduplication) chooses it from the data and estimates precision and recall.")
+         "deduplication, no --blocking or --tokens) chooses it from the data and estimates "
+         "precision and recall.")
 _output = click.option("-o", "--output", "folder", required=True,
                        type=click.Path(file_okay=False, path_type=Path),
                        help="Folder for matches.parquet, entities.parquet and run.json.")
@@ -85,8 +92,11 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: CpuBackend
     """``--threshold auto``: the threshold the data suggests, and what to record of it."""
     if len(sets) != 2 or any(dedup):
         raise click.UsageError(
-            "--threshold auto estimates two-party linkage without deduplication only; give "
-            "a threshold (measured: 0.64-0.67 for deduplication, see the README)")
+            "--threshold auto estimates two-party linkage without deduplication only: within "
+            "one provider, relatives of a household score like duplicates and no estimate "
+            "tried held on the test data. Give a threshold and check it on a sample with "
+            "known links (`pprl evaluate`); the best one measured for deduplication is Dice "
+            "0.65-0.68 on FEBRL 1-3 but 0.76-0.78 on the synthetic providers (README)")
     try:
         estimate = estimate_sets(sets[0], sets[1], backend)
     except ValueError as e:  # too few scores to fit
@@ -240,7 +250,8 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
             f"{missing}: the truth file's parties are {truth_parties} and the run's "
             f"{run_parties}; give the truth of this run (its party column holds the provider "
             f"labels `pprl link` shows)")
-    quality = evaluate_entities(read_entities(folder), known)
+    entities = read_entities(folder)
+    quality = evaluate_entities(entities, known)
     thresholds = np.round(np.arange(run["threshold"], 1.0 + 1e-9, 0.01), 4)
     curve = threshold_curve(read_matches(folder), quality.actual, known, thresholds)
     plot_path = plot or folder / "quality.png"
@@ -256,8 +267,12 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
         if choice.get("method") != "estimated":
             raise click.ClickException(f"{folder} was linked with a given threshold, so it "
                                        f"holds no estimate; link with --threshold auto")
-        summary["estimated"] = {"precision": choice["estimated_precision"],
-                                "recall": choice["estimated_recall"]}
+        reachable = one_to_one_reachable(entities, known)
+        recall_one_to_one = quality.true_positives / reachable if reachable else 1.0
+        summary["estimated"] = {
+            "precision": choice["estimated_precision"], "recall": choice["estimated_recall"],
+            "true_recall_one_to_one": round(recall_one_to_one, 6),
+            "one_to_one_links": reachable}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -267,5 +282,7 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
                f"true; {quality.actual:,} true links)")
     if estimate:
         click.echo(f"estimated without the truth: precision {choice['estimated_precision']:.4f}"
-                   f"  recall {choice['estimated_recall']:.4f}")
+                   f"  recall {choice['estimated_recall']:.4f} of the links a 1:1 linkage can "
+                   f"make (true: {recall_one_to_one:.4f} of {reachable:,}; the recall above "
+                   f"also counts duplicates within a party, which 1:1 cannot link)")
     click.echo(f"precision/recall curve: {plot_path}")
