@@ -20,7 +20,13 @@ from tokenizer.parallel import default_workers
 from .backends import BACKENDS, Backend, BackendUnavailableError, get_backend
 from .blocking import LshBlocking
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
-from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
+from .evaluate import (
+    evaluate_entities,
+    one_to_one_reachable,
+    plot_curve,
+    read_truth,
+    threshold_curve,
+)
 from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, default_threshold, link_sets
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
 from .solve import DEFAULT_SOLVER, SOLVERS
@@ -53,8 +59,8 @@ def _threshold(shown: str) -> Callable[[FC], FC]:
     return click.option(
         "--threshold", type=_Threshold(), show_default=shown,
         help="Smallest Dice coefficient for a candidate pair; `auto` (two parties, no "
-             "deduplication) chooses it from the data and estimates precision and recall.")
-
+             "deduplication, no --blocking or --tokens) chooses it from the data and "
+             "estimates precision and recall.")
 
 
 _output = click.option("-o", "--output", "folder", required=True,
@@ -143,9 +149,11 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
     """``--threshold auto``: the threshold the data suggests, and what to record of it."""
     if len(sets) != 2 or any(dedup):
         raise click.UsageError(
-            "--threshold auto estimates two-party linkage without deduplication only; give a "
-            f"threshold or leave the default ({DEFAULT_DEDUP_THRESHOLD} with deduplication, "
-            "from the measurements in the README)")
+            "--threshold auto estimates two-party linkage without deduplication only: within "
+            "one provider, relatives of a household score like duplicates and no estimate "
+            "tried held on the test data. Give a threshold or leave the default "
+            f"({DEFAULT_DEDUP_THRESHOLD} with deduplication, from the measurements in the "
+            "README) and check it on a sample with known links (`pprl evaluate`)")
     try:
         from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
 
@@ -337,7 +345,8 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
             f"{missing}: the truth file's parties are {truth_parties} and the run's "
             f"{run_parties}; give the truth of this run (its party column holds the provider "
             f"labels `pprl link` shows)")
-    quality = evaluate_entities(read_entities(folder), known)
+    entities = read_entities(folder)
+    quality = evaluate_entities(entities, known)
     thresholds = np.round(np.arange(run["threshold"], 1.0 + 1e-9, 0.01), 4)
     curve = threshold_curve(read_matches(folder), quality.actual, known, thresholds)
     plot_path = plot or folder / "quality.png"
@@ -353,8 +362,12 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
         if choice.get("method") != "estimated":
             raise click.ClickException(f"{folder} was linked with a given threshold, so it "
                                        f"holds no estimate; link with --threshold auto")
-        summary["estimated"] = {"precision": choice["estimated_precision"],
-                                "recall": choice["estimated_recall"]}
+        reachable = one_to_one_reachable(entities, known)
+        recall_one_to_one = quality.true_positives / reachable if reachable else 1.0
+        summary["estimated"] = {
+            "precision": choice["estimated_precision"], "recall": choice["estimated_recall"],
+            "true_recall_one_to_one": round(recall_one_to_one, 6),
+            "one_to_one_links": reachable}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -364,5 +377,7 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
                f"true; {quality.actual:,} true links)")
     if estimate:
         click.echo(f"estimated without the truth: precision {choice['estimated_precision']:.4f}"
-                   f"  recall {choice['estimated_recall']:.4f}")
+                   f"  recall {choice['estimated_recall']:.4f} of the links a 1:1 linkage can "
+                   f"make (true: {recall_one_to_one:.4f} of {reachable:,}; the recall above "
+                   f"also counts duplicates within a party, which 1:1 cannot link)")
     click.echo(f"precision/recall curve: {plot_path}")
