@@ -106,7 +106,7 @@ def _in_process(path: Path, out: Path) -> tuple[float, float]:
     batch = tokenize_batch(columns, ids, rows, counts)
     tokens = {rule: hash_signatures(batch.signatures[rule], SECRET) for rule in RULE_IDS}
     engine = time.perf_counter() - engine_started
-    write_tokens(out, batch.record_ids, tokens)
+    write_tokens(out, [(batch.record_ids, tokens)])
     write_metadata(out, counts, SECRET)
     return engine, time.perf_counter() - started
 

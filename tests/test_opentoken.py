@@ -41,6 +41,32 @@ def test_byte_identical_to_opentoken(tmp_path: Path, source: str, expected: str,
         {k: v for k, v in theirs.items() if k not in VERSION_FIELDS}
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_tokens_in_batches_are_the_tokens_of_one_batch(tmp_path: Path, suffix: str) -> None:
+    """A large input is tokenized and written a batch at a time: OpenToken's 2,000 edge cases
+    in batches of 7 records give its expected file and metadata counts."""
+    import pyarrow.parquet as pq
+
+    from tokenizer.opentoken.engine import Counts, token_batches
+    from tokenizer.opentoken.files import read_people, write_metadata, write_tokens
+    secret = (DATA / "edge_cases/hashing.secret").read_bytes()
+    columns, ids, rows = read_people(DATA / "edge_cases/input.csv")
+    counts = Counts()
+    out = tmp_path / f"tokens{suffix}"
+    write_tokens(out, token_batches(columns, ids, rows, secret, counts, batch_rows=7))
+    expected = DATA / "edge_cases/expected-hashed.csv"
+    if suffix == ".csv":
+        assert out.read_bytes() == expected.read_bytes()
+    else:
+        assert pq.read_table(out).to_pylist() == [
+            dict(zip(("RuleId", "Token", "RecordId"), line.split(","), strict=True))
+            for line in expected.read_text().splitlines()[1:]]
+    ours = json.loads(write_metadata(out, counts, secret).read_text())
+    theirs = json.loads((DATA / "edge_cases/expected.metadata.json").read_text())
+    for name in ("TotalRows", "TotalRowsWithInvalidAttributes", "InvalidAttributesByType",
+                 "BlankTokensByRule"):
+        assert ours[name] == theirs[name], name
+
 def test_parquet_and_person_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -3,6 +3,7 @@ decryption of OpenToken's encrypted token files."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pyarrow as pa
 from ..errors import SecretError, TokenizerError
 from ..keys import read_secret
 from .crypto import decrypt_tokens, encrypt_tokens, encryption_key
-from .engine import RULE_IDS, Counts, hash_signatures, tokenize_batch
+from .engine import RULE_IDS, Counts, token_batches
 from .files import read_people, read_token_rows, write_metadata, write_token_rows, write_tokens
 from .kernel_load import hash_kernel
 
@@ -69,11 +70,9 @@ def tokens_command(input_path: Path, output: Path, hashing_secret_file: str | No
         threading.Thread(target=hash_kernel, daemon=True).start()
         columns, ids, rows = read_people(input_path, encoding)
         counts = Counts()
-        batch = tokenize_batch(columns, ids, rows, counts)
-        tokens = {rule: hash_signatures(batch.signatures[rule], secret) for rule in RULE_IDS}
-        if key is not None:
-            tokens = {rule: encrypt_tokens(values, key) for rule, values in tokens.items()}
-        write_tokens(output, batch.record_ids, tokens)
+        write_tokens(output, token_batches(
+            columns, ids, rows, secret, counts,
+            None if key is None else functools.partial(encrypt_tokens, key=key)))
         meta = write_metadata(output, counts, secret, key_text)
     except TokenizerError as e:
         raise click.ClickException(str(e)) from e

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -22,11 +23,14 @@ from .fast_rules import fast_rule
 from .kernel_load import hash_kernel
 from .rules import ATTRIBUTES
 
-__all__ = ["BLANK", "RULE_IDS", "TokenBatch", "Counts", "tokenize_batch", "hash_signatures",
-           "record_tokens"]
+__all__ = ["BLANK", "RULE_IDS", "BATCH_ROWS", "TokenBatch", "Counts", "tokenize_batch",
+           "hash_signatures", "token_batches", "record_tokens"]
 
 BLANK = "0" * 64
 RULE_IDS = TOKEN_RULES  # the encodings file names its token columns by them
+# Records tokenized together: bounds the memory of a large input's signatures and tokens
+# (about 0.5 KiB a record), while a batch stays large enough for the per-distinct-value rules.
+BATCH_ROWS = 1 << 18
 
 # Each rule's parts in OpenToken's order: (attribute, piece). Order matters twice: it is the
 # signature's order, and only the first invalid attribute of a rule is reported.
@@ -197,6 +201,25 @@ def hash_signatures(signatures: pa.Array, secret: bytes, workers: int | None = N
     if signatures.null_count == 0:
         return hashed
     return pc.if_else(signatures.is_valid(), hashed, pa.scalar(BLANK, pa.large_string()))
+
+
+def token_batches(columns: dict[str, pa.Array], record_ids: pa.Array | None, rows: int,
+                  secret: bytes, counts: Counts,
+                  transform: Callable[[pa.Array], pa.Array] | None = None,
+                  batch_rows: int = BATCH_ROWS) -> Iterator[tuple[pa.Array, dict[str, pa.Array]]]:
+    """(record ids, token of each rule) of ``batch_rows`` records at a time, in order, as
+    :func:`tokenize_batch` and :func:`hash_signatures` make them; ``transform`` (encryption)
+    is applied to each rule's tokens; ``counts`` is complete once every batch is taken."""
+    for start in range(0, rows, batch_rows):
+        size = min(batch_rows, rows - start)
+        batch = tokenize_batch({name: values.slice(start, size)
+                                for name, values in columns.items()},
+                               None if record_ids is None else record_ids.slice(start, size),
+                               size, counts)
+        tokens = {rule: hash_signatures(batch.signatures[rule], secret) for rule in RULE_IDS}
+        if transform is not None:
+            tokens = {rule: transform(values) for rule, values in tokens.items()}
+        yield batch.record_ids, tokens
 
 
 def record_tokens(columns: dict[str, pa.Array], rows: int, secret: bytes) -> dict[str, pa.Array]:

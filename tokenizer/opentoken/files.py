@@ -141,30 +141,37 @@ def read_people(path: str | Path, encoding: str = "utf-8"
     return columns, record_ids, table.num_rows
 
 
-def write_tokens(path: str | Path, record_ids: pa.Array, tokens: dict[str, pa.Array]) -> None:
-    """OpenToken's token file: ``RuleId,Token,RecordId``, rules T1-T5 per record in order.
-    For CSV, each record's five lines are one string joined in Arrow (no reordering pass);
-    our tokens (base64 or the blank) never need quoting."""
-    count, rules = len(record_ids), len(RULE_IDS)
+def write_tokens(path: str | Path,
+                 batches: Iterable[tuple[pa.Array, dict[str, pa.Array]]]) -> None:
+    """OpenToken's token file: ``RuleId,Token,RecordId``, rules T1-T5 per record in order,
+    from batches of (record ids, tokens by rule), each written as it comes. For CSV, each
+    record's five lines are one string joined in Arrow (no reordering pass); our tokens
+    (base64 or the blank) never need quoting."""
     if Path(path).suffix.lower() == ".parquet":
+        taken = list(batches)
+        record_ids = pa.concat_arrays([ids.cast(pa.string()) for ids, _ in taken]
+                                      or [pa.array([], pa.string())])
+        count, rules = len(record_ids), len(RULE_IDS)
+        by_rule = [pa.concat_arrays([tokens[rule].cast(pa.large_string()) for _, tokens in taken]
+                                    or [pa.array([], pa.large_string())]) for rule in RULE_IDS]
         order = (np.arange(rules)[None, :] * count + np.arange(count)[:, None]).ravel()
         write_token_rows(path, pa.array(np.tile(np.array(RULE_IDS), count), pa.string()),
-                         pa.concat_arrays([tokens[rule].cast(pa.large_string())
-                                           for rule in RULE_IDS]).take(pa.array(order)),
+                         pa.concat_arrays(by_rule).take(pa.array(order)),
                          record_ids.take(pa.array(np.repeat(np.arange(count), rules))))
         return
-    block = _WRITE_ROWS // rules
+    block = _WRITE_ROWS // len(RULE_IDS)
 
     def lines() -> Iterator[pa.Array]:
-        for start in range(0, count, block):
-            size = min(block, count - start)
-            ids = _csv_field(record_ids.slice(start, size))
-            fields: list[pa.Array | pa.Scalar] = []
-            for rule in RULE_IDS:
-                fields += [pa.scalar(rule + ",", pa.large_string()),
-                           tokens[rule].slice(start, size).cast(pa.large_string()), _COMMA,
-                           ids, _NEWLINE]
-            yield pc.binary_join_element_wise(*fields, _EMPTY)
+        for record_ids, tokens in batches:
+            for start in range(0, len(record_ids), block):
+                size = min(block, len(record_ids) - start)
+                ids = _csv_field(record_ids.slice(start, size))
+                fields: list[pa.Array | pa.Scalar] = []
+                for rule in RULE_IDS:
+                    fields += [pa.scalar(rule + ",", pa.large_string()),
+                               tokens[rule].slice(start, size).cast(pa.large_string()),
+                               _COMMA, ids, _NEWLINE]
+                yield pc.binary_join_element_wise(*fields, _EMPTY)
 
     _write_csv(path, lines())
 
