@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import click
 import numpy as np
@@ -20,6 +21,7 @@ from .blocking import LshBlocking
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
 from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
 from .link import DEFAULT_THRESHOLD, link_sets
+from .link_streamed import StreamingBackend, link_two_streamed, streams
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
@@ -171,10 +173,14 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
         if threshold == "auto":
             threshold, choice = _choose(sets, dedup_flags, backend)
         assert isinstance(threshold, float)
+        lsh = LshBlocking() if blocking == "lsh" else None
         try:
-            result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
-                               blocking=LshBlocking() if blocking == "lsh" else None,
-                               progress=progress, tokens=tokens)
+            if streams(backend, sets, dedup_flags, tokens):
+                result = link_two_streamed(sets, threshold, cast(StreamingBackend, backend),
+                                           blocking=lsh, progress=progress)
+            else:
+                result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
+                                   blocking=lsh, progress=progress, tokens=tokens)
         except LinkageInputError as e:
             raise click.ClickException(str(e)) from e
     bar.close()
