@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import click
 import numpy as np
@@ -28,6 +28,7 @@ from .evaluate import (
     threshold_curve,
 )
 from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, default_threshold, link_sets
+from .link_streamed import StreamingBackend, link_two_streamed, streams
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
 from .solve import DEFAULT_SOLVER, SOLVERS
 from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
@@ -208,11 +209,16 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
         elif threshold is None:
             threshold = default_threshold(dedup_flags)
         assert isinstance(threshold, float)
+        lsh = LshBlocking() if blocking == "lsh" else None
         try:
-            result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
-                               blocking=LshBlocking() if blocking == "lsh" else None,
-                               progress=progress, tokens=tokens,
-                               token_value_cap=token_value_cap, solver=solver)
+            if streams(backend, sets, dedup_flags, tokens):
+                # two parties, 1:1: both solvers give these links
+                result = link_two_streamed(sets, threshold, cast(StreamingBackend, backend),
+                                           blocking=lsh, progress=progress)
+            else:
+                result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
+                                   blocking=lsh, progress=progress, tokens=tokens,
+                                   token_value_cap=token_value_cap, solver=solver)
         except LinkageInputError as e:
             raise click.ClickException(str(e)) from e
     bar.close()
