@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -114,15 +113,9 @@ def _in_process(path: Path, out: Path) -> tuple[float, float]:
 
 def _fastest(command: list[str], repeats: int) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds, peak RSS MiB) of the fastest of ``repeats`` runs."""
-    best = (float("inf"), 0.0, 0.0)
-    for _ in range(repeats):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        measured = run_measured(command)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        if measured.seconds < best[0]:
-            best = (measured.seconds, cpu, measured.peak_rss_bytes / 2**20)
-    return best
+    runs = [run_measured(command) for _ in range(repeats)]
+    best = min(runs, key=lambda measured: measured.seconds)
+    return best.seconds, best.cpu_seconds, best.peak_rss_bytes / 2**20
 
 
 def run(records: int, workdir: Path, repeats: int = 3) -> dict[str, object]:
