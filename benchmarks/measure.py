@@ -7,6 +7,7 @@ the sum over the tree, sampled from /proc (Linux) while the command runs.
 from __future__ import annotations
 
 import os
+import re
 import resource
 import subprocess
 import time
@@ -15,7 +16,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Measured", "run_measured"]
+__all__ = ["Measured", "run_measured", "reset_peak_rss", "peak_rss_mib"]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -76,3 +77,19 @@ def run_measured(command: Sequence[str], *, env: dict[str, str] | None = None,
     if process.returncode:
         raise subprocess.CalledProcessError(process.returncode, list(command), out, err)
     return Measured(seconds, peak, out, _children_cpu() - cpu_before)
+
+
+def reset_peak_rss() -> None:
+    """Start a fresh peak-RSS count of this process (Linux: clear_refs 5 resets VmHWM), so each
+    measured step reports its own peak rather than the largest so far."""
+    with suppress(OSError):  # elsewhere the peak stays cumulative (ru_maxrss)
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory since the last ``reset_peak_rss``, in MiB."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return round(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024, 1)  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

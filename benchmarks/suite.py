@@ -6,9 +6,10 @@
 Parts: encoding speed against clkhash; matching speed against anonlink; end to end (synthetic
 providers -> tokenize -> link -> evaluate) at 10k, 100k and 1M records per provider; quality
 on FEBRL4 and on the synthetic population, two and three parties, beside Splink's cleartext
-probabilistic linkage of the same records; cohorts (entities per definition from the truth
-against from the linkage, and a large cohort's export timed with its peak memory); DICOM
-de-identification speed against dicognito.
+probabilistic linkage of the same records; deduplication of FEBRL 1-3 and the synthetic EHR
+extract with both solvers beside Splink's cleartext deduplication (FEBRL 3 alone in a tiny
+run); cohorts (entities per definition from the truth against from the linkage, and a large
+cohort's export timed with its peak memory); DICOM de-identification speed against dicognito.
 Each part prints a table and writes JSON to the results folder, which also receives PNG plots;
 BENCHMARKS.md gets all tables.
 """
@@ -21,14 +22,11 @@ import functools
 import json
 import os
 import platform
-import re
-import resource
 import shlex
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +44,8 @@ from tokenizer.catalog import load_schema
 from tokenizer.parallel import default_workers
 from tokenizer.pipeline import tokenize_file
 
-from . import bench_cohorts, bench_deid, bench_encoding, bench_matching
+from . import bench_cohorts, bench_dedup, bench_deid, bench_encoding, bench_matching
+from .measure import peak_rss_mib, reset_peak_rss
 from .peers import SCRIPTS_DIR, peer_python
 from .report import print_table, write_json
 
@@ -66,21 +65,6 @@ def _entities(result: LinkResult) -> pa.Table:
             for r, e in zip(ids, es.tolist(), strict=True)]
     return pa.table({"entity_id": [x[0] for x in rows], "party": [x[1] for x in rows],
                      "record_id": [x[2] for x in rows]})
-
-
-def _reset_peak_rss() -> None:
-    """Start a fresh peak-RSS count (Linux: clear_refs 5 resets VmHWM), so each size reports
-    its own peak rather than the largest of the whole suite so far."""
-    with suppress(OSError):  # elsewhere the peak stays cumulative (ru_maxrss)
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def _peak_rss_mib() -> float:
-    try:
-        status = Path("/proc/self/status").read_text()
-        return round(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024, 1)  # type: ignore[union-attr]
-    except (OSError, AttributeError):
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _machine(workers: int) -> dict[str, Any]:
@@ -132,7 +116,7 @@ def end_to_end(sizes: list[int], workers: int, workdir: Path) -> dict[str, Any]:
         tokenize_s = sum(_tokenize_folder(folder, providers, workers).values())
         sets = load_clk_sets([folder / f"{p}.clks.parquet" for p in providers])
         blocking = LshBlocking() if size >= BLOCKING_FROM else None
-        _reset_peak_rss()
+        reset_peak_rss()
         started = time.perf_counter()
         result = link_sets(sets, SYNTH_THRESHOLD, dedup=[True] * 3,
                            backend=CpuBackend(workers), blocking=blocking)
@@ -148,7 +132,7 @@ def end_to_end(sizes: list[int], workers: int, workdir: Path) -> dict[str, Any]:
                      "pairs_compared": result.stats["pairs_compared"],
                      "precision": round(quality.precision, 4),
                      "recall": round(quality.recall, 4),
-                     "peak_rss_mib": _peak_rss_mib()})
+                     "peak_rss_mib": peak_rss_mib()})
     return {"benchmark": "end_to_end", "threshold": SYNTH_THRESHOLD, "results": rows,
             "definitions": {
                 "records": "records of the three providers together (duplicates included)",
@@ -468,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         results["end_to_end"] = _timed(lambda: end_to_end(sizes, args.workers, work))
         results["quality"] = _timed(lambda: quality(min(20_000, max(args.max_size, 1000)),
                                                     args.workers, work, not args.no_peers))
+        results["deduplication"] = _timed(lambda: bench_dedup.run(
+            min(10_000, max(args.max_size, 1000)), args.workers, work, not args.no_peers,
+            febrl=(1, 2, 3) if args.max_size >= 100_000 else (3,)))
         results["cohorts"] = _timed(lambda: bench_cohorts.run(
             min(150_000, max(args.max_size, 2000)), 0, work))
         if not args.no_peers:

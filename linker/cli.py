@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 import numpy as np
@@ -18,11 +20,21 @@ from tokenizer.parallel import default_workers
 from .backends import BACKENDS, Backend, BackendUnavailableError, get_backend
 from .blocking import LshBlocking
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
-from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
-from .link import DEFAULT_THRESHOLD, link_sets
+from .evaluate import (
+    evaluate_entities,
+    one_to_one_reachable,
+    plot_curve,
+    read_truth,
+    threshold_curve,
+)
+from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, default_threshold, link_sets
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
+from .solve import DEFAULT_SOLVER, SOLVERS
+from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
+
+FC = TypeVar("FC", bound=Callable[..., object])
 
 class _Threshold(click.ParamType):
     """A Dice coefficient in [0, 1], or ``auto``."""
@@ -42,10 +54,15 @@ class _Threshold(click.ParamType):
         return number
 
 
-_threshold = click.option(
-    "--threshold", type=_Threshold(), default=DEFAULT_THRESHOLD, show_default=True,
-    help="Smallest Dice coefficient for a candidate pair; `auto` (two parties, no "
-         "deduplication) chooses it from the data and estimates precision and recall.")
+def _threshold(shown: str) -> Callable[[FC], FC]:
+    """``--threshold``, its default (which depends on deduplication) shown as ``shown``."""
+    return click.option(
+        "--threshold", type=_Threshold(), show_default=shown,
+        help="Smallest Dice coefficient for a candidate pair; `auto` (two parties, no "
+             "deduplication, no --blocking or --tokens) chooses it from the data and "
+             "estimates precision and recall.")
+
+
 _output = click.option("-o", "--output", "folder", required=True,
                        type=click.Path(file_okay=False, path_type=Path),
                        help="Folder for matches.parquet, entities.parquet and run.json.")
@@ -77,6 +94,13 @@ _blocking = click.option(
     help="lsh: compare only pairs sharing an LSH band of CLK bits (faster on large inputs, "
          "may lose some matches; measure with `pprl evaluate`).")
 
+_solver = click.option(
+    "--solver", type=click.Choice(SOLVERS), default=DEFAULT_SOLVER, show_default=True,
+    help="How candidate pairs become entities: cluster merges two groups when the pairs "
+         "across them score the threshold on average (keeps large duplicate groups); greedy "
+         "only when every pair across them is a candidate (anonlink's greedy solver). Two "
+         "parties without --dedup: the same 1:1 links either way.")
+
 
 def _rules(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
     """``--tokens T1,T3``: known rules, each once, in the order given."""
@@ -92,6 +116,12 @@ _tokens = click.option(
     "--tokens", callback=_rules, metavar="T1,T3,...",
     help="Also make every pair agreeing on one of these OpenToken tokens a candidate "
          "whatever its Dice score (inputs made with `pprl tokenize --with-tokens`).")
+
+_token_value_cap = click.option(
+    "--token-value-cap", type=click.IntRange(min=0), default=DEFAULT_TOKEN_VALUE_CAP,
+    show_default=True, metavar="N",
+    help="With --tokens: a token value held by more than N records of one party (a "
+         "placeholder name and birth date, say) is not used to make candidates; 0: no cap.")
 
 
 def _make_backend(name: str, workers: int, kernel: str, scheduler: str | None,
@@ -119,8 +149,11 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
     """``--threshold auto``: the threshold the data suggests, and what to record of it."""
     if len(sets) != 2 or any(dedup):
         raise click.UsageError(
-            "--threshold auto estimates two-party linkage without deduplication only; give "
-            "a threshold (measured: 0.64-0.67 for deduplication, see the README)")
+            "--threshold auto estimates two-party linkage without deduplication only: within "
+            "one provider, relatives of a household score like duplicates and no estimate "
+            "tried held on the test data. Give a threshold or leave the default "
+            f"({DEFAULT_DEDUP_THRESHOLD} with deduplication, from the measurements in the "
+            "README) and check it on a sample with known links (`pprl evaluate`)")
     try:
         from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
 
@@ -134,10 +167,12 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
                                 "estimated_recall": round(estimate.recall, 6)}
 
 
-def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
+def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
          dedup: list[bool] | None, workers: int, kernel: str, blocking: str,
-         command: str, tokens: tuple[str, ...] | None, backend_name: str = "cpu",
-         scheduler: str | None = None, shared_dir: Path | None = None) -> None:
+         command: str, tokens: tuple[str, ...] | None, *, solver: str = DEFAULT_SOLVER,
+         backend_name: str = "cpu", scheduler: str | None = None,
+         shared_dir: Path | None = None,
+         token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP) -> None:
     tokens = tokens or ()  # None when invoked from code (`pprl demo`): callbacks don't run
     backend = _make_backend(backend_name, workers, kernel, scheduler, shared_dir)
     try:
@@ -163,22 +198,26 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
         bar.set_postfix_str(f"{pairs_so_far / max(elapsed, 1e-9):.3g} pairs/s")
 
     choice: dict[str, object] = {"method": "given"}
-    if threshold == "auto":
-        if blocking != "none" or tokens:
-            raise click.UsageError(
-                "--threshold auto estimates an all-pairs Dice linkage; without --blocking "
-                "and --tokens only (the estimate would describe another run)")
-        threshold, choice = _choose(sets, dedup_flags, backend)
-    assert isinstance(threshold, float)
-    try:
-        result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
-                           blocking=LshBlocking() if blocking == "lsh" else None,
-                           progress=progress, tokens=tokens)
-    except LinkageInputError as e:
-        raise click.ClickException(str(e)) from e
+    if threshold == "auto" and (blocking != "none" or tokens):
+        raise click.UsageError(
+            "--threshold auto estimates an all-pairs Dice linkage; without --blocking "
+            "and --tokens only (the estimate would describe another run)")
+    with backend:
+        if threshold == "auto":
+            threshold, choice = _choose(sets, dedup_flags, backend)
+        elif threshold is None:
+            threshold = default_threshold(dedup_flags)
+        assert isinstance(threshold, float)
+        try:
+            result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
+                               blocking=LshBlocking() if blocking == "lsh" else None,
+                               progress=progress, tokens=tokens,
+                               token_value_cap=token_value_cap, solver=solver)
+        except LinkageInputError as e:
+            raise click.ClickException(str(e)) from e
     bar.close()
     info = {"command": command, "threshold": threshold, "threshold_choice": choice,
-            "blocking": blocking, "token_rules": list(tokens),
+            "blocking": blocking, "token_rules": list(tokens), "solver": solver,
             **backend.describe(),
             "inputs": [{"file": s.source, "party": s.party, "records": len(s),
                         "deduplicated": d} for s, d in zip(sets, dedup_flags, strict=True)],
@@ -196,12 +235,21 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
     if tokens:
         click.echo(f"{stats['token_only_pairs']:,} candidate pairs from tokens "
                    f"{','.join(tokens)} alone")
+        _warn_common_tokens(stats["token_values_over_cap"], token_value_cap)
+
+
+def _warn_common_tokens(over_cap: dict[str, dict[str, int]], cap: int) -> None:
+    for rule, found in over_cap.items():
+        if found["values"]:
+            click.echo(f"warning: token {rule}: {found['values']:,} value(s) held by more "
+                       f"than {cap:,} records of one party ({found['records']:,} records) "
+                       f"were not used to make candidates (--token-value-cap)", err=True)
 
 
 @click.command("link")
 @click.argument("paths", metavar="A B [C ...]", nargs=-1, required=True,
                 type=click.Path(path_type=Path))
-@_threshold
+@_threshold(f"{DEFAULT_THRESHOLD}; {DEFAULT_DEDUP_THRESHOLD} with --dedup")
 @_output
 @click.option("--dedup", "dedup_parties", multiple=True, metavar="PARTY",
               help="Also deduplicate within this party (repeatable; 'all' for every party).")
@@ -212,10 +260,14 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
 @_shared_dir
 @_blocking
 @_tokens
-def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
+@_token_value_cap
+@_solver
+def link_command(paths: tuple[Path, ...], threshold: float | str | None, folder: Path,
                  dedup_parties: tuple[str, ...], workers: int, kernel: str, backend: str,
                  scheduler: str | None, shared_dir: Path | None, blocking: str,
-                 tokens: tuple[str, ...] | None = None) -> None:
+                 tokens: tuple[str, ...] | None = None,
+                 token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP,
+                 solver: str = DEFAULT_SOLVER) -> None:
     """Link the encodings files of two or more providers into entities.
 
     An entity holds at most one record per provider, unless that provider is deduplicated
@@ -234,13 +286,14 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
             raise click.UsageError(f"--dedup names unknown parties {sorted(unknown)}; "
                                    f"parties: {parties}")
         dedup = [("all" in dedup_parties) or p in dedup_parties for p in parties]
-    _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens, backend,
-         scheduler, shared_dir)
+    _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens,
+         solver=solver, backend_name=backend, scheduler=scheduler, shared_dir=shared_dir,
+         token_value_cap=token_value_cap)
 
 
 @click.command("dedup")
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
-@_threshold
+@_threshold(str(DEFAULT_DEDUP_THRESHOLD))
 @_output
 @_workers
 @_kernel
@@ -249,12 +302,17 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
 @_shared_dir
 @_blocking
 @_tokens
-def dedup_command(path: Path, threshold: float, folder: Path, workers: int, kernel: str,
-                  backend: str, scheduler: str | None, shared_dir: Path | None,
-                  blocking: str, tokens: tuple[str, ...] | None = None) -> None:
+@_token_value_cap
+@_solver
+def dedup_command(path: Path, threshold: float | str | None, folder: Path, workers: int,
+                  kernel: str, backend: str, scheduler: str | None, shared_dir: Path | None,
+                  blocking: str, tokens: tuple[str, ...] | None = None,
+                  token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP,
+                  solver: str = DEFAULT_SOLVER) -> None:
     """Find records of the same person within one provider's encodings file."""
     _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup", tokens,
-         backend, scheduler, shared_dir)
+         solver=solver, backend_name=backend, scheduler=scheduler, shared_dir=shared_dir,
+         token_value_cap=token_value_cap)
 
 
 @click.command("evaluate")
@@ -287,7 +345,8 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
             f"{missing}: the truth file's parties are {truth_parties} and the run's "
             f"{run_parties}; give the truth of this run (its party column holds the provider "
             f"labels `pprl link` shows)")
-    quality = evaluate_entities(read_entities(folder), known)
+    entities = read_entities(folder)
+    quality = evaluate_entities(entities, known)
     thresholds = np.round(np.arange(run["threshold"], 1.0 + 1e-9, 0.01), 4)
     curve = threshold_curve(read_matches(folder), quality.actual, known, thresholds)
     plot_path = plot or folder / "quality.png"
@@ -303,8 +362,12 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
         if choice.get("method") != "estimated":
             raise click.ClickException(f"{folder} was linked with a given threshold, so it "
                                        f"holds no estimate; link with --threshold auto")
-        summary["estimated"] = {"precision": choice["estimated_precision"],
-                                "recall": choice["estimated_recall"]}
+        reachable = one_to_one_reachable(entities, known)
+        recall_one_to_one = quality.true_positives / reachable if reachable else 1.0
+        summary["estimated"] = {
+            "precision": choice["estimated_precision"], "recall": choice["estimated_recall"],
+            "true_recall_one_to_one": round(recall_one_to_one, 6),
+            "one_to_one_links": reachable}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -314,5 +377,7 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
                f"true; {quality.actual:,} true links)")
     if estimate:
         click.echo(f"estimated without the truth: precision {choice['estimated_precision']:.4f}"
-                   f"  recall {choice['estimated_recall']:.4f}")
+                   f"  recall {choice['estimated_recall']:.4f} of the links a 1:1 linkage can "
+                   f"make (true: {recall_one_to_one:.4f} of {reachable:,}; the recall above "
+                   f"also counts duplicates within a party, which 1:1 cannot link)")
     click.echo(f"precision/recall curve: {plot_path}")

@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
+from api.cli import cli
 from linker.backends import (
     Backend,
     BackendUnavailableError,
@@ -22,12 +29,15 @@ from linker.backends import (
     get_backend,
 )
 from linker.backends.cpu import CpuBackend
+from linker.backends.gpu import MatrixBackend
 from linker.blocking import LshBlocking, blocked_pairs
 from linker.clkset import ClkSet
+from linker.link import link_sets
+from linker.results import write_results
 
 from .linker_data import febrl4_sets, random_clks, write_clk_set
 
-Factory = Callable[[], Backend]
+Factory = Callable[..., Backend]
 
 
 def _gpu_ready() -> bool:
@@ -52,21 +62,27 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield cluster.scheduler_address
 
 
-@pytest.fixture(params=["cpu-scalar", "cpu-lanes", pytest.param("dask", marks=pytest.mark.dask),
+@pytest.fixture(params=["cpu-scalar", "cpu-lanes", "matrix-numpy",
+                        pytest.param("dask", marks=pytest.mark.dask),
                         pytest.param("gpu", marks=pytest.mark.gpu)])
 def make_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                  ) -> Factory:
-    """A backend of each kind, with small tiles so that every case spans several."""
+    """A backend of each kind, with tiles small enough that every case spans several (for
+    Dask: tasks; ``task_rows`` sets their size)."""
     name = request.param
     if name.startswith("cpu-"):
-        return lambda: CpuBackend(2, tile_rows=13, kernel=name[4:])
+        return lambda task_rows=None: CpuBackend(2, tile_rows=13, kernel=name[4:])
+    if name == "matrix-numpy":  # the GPU backend's code on NumPy
+        return lambda task_rows=64: MatrixBackend(np, tile_rows=task_rows,
+                                                  block_rows=max(50, 2 * task_rows))
     if name == "dask":
         address = request.getfixturevalue("dask_cluster")
         shared = tmp_path_factory.mktemp("tiles")
-        return lambda: get_backend("dask", scheduler=address, shared_dir=shared, tile_rows=40)
+        return lambda task_rows=40: get_backend("dask", scheduler=address, shared_dir=shared,
+                                                tile_rows=task_rows)
     if not _gpu_ready():
         pytest.skip("no CuPy or no GPU here")
-    return lambda: get_backend("gpu", tile_rows=64)
+    return lambda task_rows=None: get_backend("gpu", tile_rows=64)
 
 
 def _reference() -> CpuBackend:
@@ -122,13 +138,17 @@ def test_random_clks_every_pair_at_exact_boundaries(make_backend: Factory, bits:
 @pytest.mark.parametrize("within", [False, True], ids=["link", "dedup"])
 @pytest.mark.parametrize("blocked", [False, True], ids=["all-pairs", "lsh"])
 def test_febrl4_same_candidates_as_the_cpu_backend(make_backend: Factory, within: bool,
-                                                   blocked: bool) -> None:
+                                                   blocked: bool,
+                                                   request: pytest.FixtureRequest) -> None:
+    if request.node.callspec.params["make_backend"] == "matrix-numpy":
+        pytest.skip("float matrix products of FEBRL 4 take minutes on a CPU; the random "
+                    "cases check this code on NumPy, the gpu case on a GPU")
     a, b = febrl4_sets()
     if within:  # both halves as one party: every person twice
         a, b = ClkSet.from_arrays(np.vstack([a.words, b.words]).view(np.uint8)), None
     blocking = LshBlocking() if blocked else None
     theirs = candidate_pairs(a, b, 0.7, blocking=blocking, backend=_reference())
-    ours = candidate_pairs(a, b, 0.7, blocking=blocking, backend=make_backend())
+    ours = candidate_pairs(a, b, 0.7, blocking=blocking, backend=make_backend(task_rows=1500))
     _same(ours, theirs)
     assert ours.total == theirs.total
 
@@ -181,18 +201,64 @@ def _pprl(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=300)
 
 
-def test_cli_records_the_backend_and_refuses_what_it_cannot_run(tmp_path) -> None:
+def test_cli_refuses_a_backend_it_cannot_run(tmp_path) -> None:
     a, _ = febrl4_sets()
-    fa = write_clk_set(tmp_path / "a.parquet", a)
-    done = _pprl("dedup", str(fa), "--backend", "cpu", "-o", str(tmp_path / "cpu"))
-    assert done.returncode == 0, done.stderr
-    run = json.loads((tmp_path / "cpu" / "run.json").read_text())
-    assert run["backend"] == "cpu" and run["kernel"] in ("scalar", "lanes")
-    misplaced = _pprl("dedup", str(fa), "--scheduler", "tcp://127.0.0.1:1", "-o",
-                      str(tmp_path / "x"))
-    assert misplaced.returncode == 2 and "apply to --backend dask only" in misplaced.stderr
+    fa = str(write_clk_set(tmp_path / "a.parquet", a))
+    runner = CliRunner()
+    misplaced = runner.invoke(cli, ["dedup", fa, "--scheduler", "tcp://127.0.0.1:1", "-o",
+                                    str(tmp_path / "x")])
+    assert misplaced.exit_code == 2 and "apply to --backend dask only" in misplaced.output
     if "gpu" not in available_backends():
-        missing = _pprl("dedup", str(fa), "--backend", "gpu", "-o", str(tmp_path / "gpu"))
-        assert missing.returncode == 1
-        assert "pip install 'pprl-imaging[gpu]'" in missing.stderr
+        missing = runner.invoke(cli, ["dedup", fa, "--backend", "gpu", "-o",
+                                      str(tmp_path / "gpu")])
+        assert missing.exit_code == 1
+        assert "pip install 'pprl-imaging[gpu]'" in missing.output
         assert not (tmp_path / "gpu").exists()
+
+
+@pytest.mark.dask
+def test_a_dask_worker_killed_mid_run_changes_nothing(dask_cluster: str, tmp_path) -> None:
+    """SIGKILL one worker process while its tasks run: the scheduler runs them again on the
+    other (or on the worker its nanny restarts) and the candidates are the CPU backend's."""
+    a, b = febrl4_sets()
+    expected = candidate_pairs(a, b, 0.7, backend=_reference())
+    backend = get_backend("dask", scheduler=dask_cluster, shared_dir=tmp_path, tile_rows=250,
+                          kernel="scalar")
+    client = backend.client  # type: ignore[attr-defined]
+    pids = client.run(os.getpid)
+    killed: list[int] = []
+
+    def kill_a_busy_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            busy = [w for w, keys in client.processing().items()
+                    if any("pprl-tile" in str(k) for k in keys)]
+            if busy:
+                os.kill(pids[busy[0]], signal.SIGKILL)
+                killed.append(pids[busy[0]])
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_a_busy_worker)
+    killer.start()
+    found = candidate_pairs(a, b, 0.7, backend=backend)
+    killer.join()
+    assert killed, "no task was seen running"
+    assert killed[0] not in client.run(os.getpid).values()
+    _same(found, expected)
+    assert (found.compared, found.completed) == (expected.compared, expected.completed)
+
+
+@pytest.mark.dask
+def test_cli_dask_on_a_local_cluster_gives_the_cpu_results(tmp_path) -> None:
+    a, b = febrl4_sets()
+    fa, fb = write_clk_set(tmp_path / "a.parquet", a), write_clk_set(tmp_path / "b.parquet", b)
+    done = _pprl("link", str(fa), str(fb), "--threshold", "0.7", "--backend", "dask",
+                 "--workers", "1", "-o", str(tmp_path / "dask"))
+    assert done.returncode == 0, done.stderr
+    run = json.loads((tmp_path / "dask" / "run.json").read_text())
+    assert run["backend"] == "dask" and (run["scheduler"], run["local_workers"]) == ("local", 1)
+    write_results(tmp_path / "cpu", link_sets([a, b], 0.7, backend=_reference()), {})
+    for table in ("matches.parquet", "entities.parquet"):
+        assert pq.read_table(tmp_path / "dask" / table).equals(
+            pq.read_table(tmp_path / "cpu" / table)), table

@@ -34,6 +34,11 @@ def test_tiny_suite_runs_every_part(tmp_path) -> None:
                for r in json.loads((out / "quality.json").read_text())["results"]}
     assert quality[("FEBRL4, 2 parties", "pprl (CLKs)")]["precision"] >= 0.999
     assert ("synthetic imaging-claims", "Splink 4 (cleartext)") in quality
+    dedup = json.loads((out / "deduplication.json").read_text())
+    tools = {(r["data"], r["tool"]) for r in dedup["results"]}
+    assert {("FEBRL 3", "pprl cluster"), ("FEBRL 3", "pprl greedy"),
+            ("FEBRL 3", "Splink 4 (cleartext)")} <= tools
+    assert next(s for s in dedup["summary"] if s["data"] == "FEBRL 3")["cluster_default"] > 0.97
     cohorts = json.loads((out / "cohorts.json").read_text())
     broadest = cohorts["results"][-1]
     assert broadest["truth"] > 1000 and 0.95 < broadest["ratio"] < 1.05
@@ -53,3 +58,4 @@ def test_tiny_suite_runs_every_part(tmp_path) -> None:
     assert "stale table" not in text and text.count("## encoding") == 1
     assert "## token linkage\n\n| kept | table |" in text
     assert text.count("## plots") == 1 and "stale_plot.png" not in text
+    assert "## deduplication" in text and "gap" in text

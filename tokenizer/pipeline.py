@@ -37,7 +37,7 @@ from .errors import AllRowsRejectedError, InputError, InvalidRowsError
 from .keys import key_check_value
 from .normalize import DateOrder, Normalizer, choose_kinds
 from .parallel import InOrderWorker, Rejected, encode_chunks
-from .readers import RecordChunk, default_id_column, open_records
+from .readers import RecordChunk, default_id_column, input_columns, open_records
 from .schema_model import Schema
 
 __all__ = ["TokenizeReport", "tokenize_file", "rejects_path_for"]
@@ -286,17 +286,18 @@ def tokenize_file(
     columns = list(dict.fromkeys(([id_column] if id_column else []) + required))
     normalizer = Normalizer(schema, choose_kinds(schema) if kinds is None else kinds,
                             date_order)
-    reader = open_records(input_path, columns, chunk_size=chunk_size, encoding=encoding,
-                          delimiter=delimiter, column_map=dict(column_map or {}))
     token_input = None
     if token_secret is not None:
         from .opentoken.files import token_sources
 
-        # The token columns are known once the header is: the input is opened again with them.
-        token_input = _TokenInput(token_sources(reader.columns), token_secret)
+        # Token attributes are read from the columns `pprl tokens` would take, found in the
+        # header (through --column-map, so a mapped `given_name` is the first name).
+        token_input = _TokenInput(token_sources(input_columns(
+            input_path, encoding=encoding, delimiter=delimiter,
+            column_map=dict(column_map or {}))), token_secret)
         columns = list(dict.fromkeys(columns + list(token_input.sources.values())))
-        reader = open_records(input_path, columns, chunk_size=chunk_size, encoding=encoding,
-                              delimiter=delimiter, column_map=dict(column_map or {}))
+    reader = open_records(input_path, columns, chunk_size=chunk_size, encoding=encoding,
+                          delimiter=delimiter, column_map=dict(column_map or {}))
     meta = EncodingsMetadata(schema.bloom_filter_bits, schema.fingerprint, provider,
                              tool_version(), schema.canonical_json,
                              key_check=key_check_value(secret),

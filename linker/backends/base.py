@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar, final
 
 import numpy as np
@@ -94,6 +94,15 @@ class Backend(ABC):
         """What run.json records of this backend."""
         return {"backend": self.name}
 
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release what the backend holds (a cluster, a device's memory)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @abstractmethod
     def _prepare(self, plan: Plan) -> Any:
         """What the tiles of ``plan`` share (a layout of B, a copy on a device)."""
@@ -131,6 +140,16 @@ class Backend(ABC):
 
         return PairArrays.concat(self._map(tile, range(0, plan.rows, self.tile_rows)))
 
+    def _run_plans(self, plans: Iterable[Plan], done: Callable[[int], None]
+                   ) -> list[PairArrays]:
+        """Each plan's pairs; ``done(k)`` once plan k is finished. One after the other here
+        (each plan's tiles side by side); a cluster may run several plans at once."""
+        parts = []
+        for number, plan in enumerate(plans):
+            parts.append(self._run(plan, None))
+            done(number)
+        return parts
+
     @final
     def _blocked(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
                  blocking: LshBlocking, progress: ProgressCallback | None) -> PairArrays:
@@ -139,16 +158,19 @@ class Backend(ABC):
         positions = blocking.positions(a.length)
         a_keys = band_keys(a, positions)
         b_keys = None if b is None else band_keys(b, positions)
-        parts = []
-        for band in range(blocking.bands):
-            a_order, b_order, starts, stops = band_plan(
-                a, b, a_keys[:, band], None if b_keys is None else b_keys[:, band], lowest,
-                highest)
-            parts.append(self._run(_sorted_plan(a, b, a_order, b_order, starts, stops, needed),
-                                   None))
+
+        def plans() -> Iterator[Plan]:
+            for band in range(blocking.bands):
+                a_order, b_order, starts, stops = band_plan(
+                    a, b, a_keys[:, band], None if b_keys is None else b_keys[:, band], lowest,
+                    highest)
+                yield _sorted_plan(a, b, a_order, b_order, starts, stops, needed)
+
+        def band_done(band: int) -> None:
             if progress is not None:
                 progress((band + 1) * len(a) // blocking.bands - band * len(a) // blocking.bands)
-        found = PairArrays.concat(parts)
+
+        found = PairArrays.concat(self._run_plans(plans(), band_done))
         left, right = _oriented(found, b is None)
         width = max(len(a if b is None else b), 1)
         unique, first = np.unique(left * width + right, return_index=True)

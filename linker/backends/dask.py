@@ -1,0 +1,250 @@
+"""The Dask backend: tiles compared by the workers of a Dask cluster (``distributed``).
+
+Per plan (an all-pairs run, or one band of a blocked run) the driver writes B, sorted as the
+plan says, and A in tiles of ``tile_rows`` rows, as Parquet files in ``shared_dir``, a folder
+every worker reads and writes. One task per A tile reads its tile and the part of B its
+windows reach (whole row groups), compares them with the CPU kernel, and writes the pairs
+that pass to its own Parquet file, sorted in anonlink's order; the driver merges the files.
+
+A task is a pure function of files and writes its output under a temporary name that it
+renames when done, so a task lost with its worker (killed, out of memory) is simply run again
+by the scheduler on another worker, and the result is the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from distributed import Client, Future, LocalCluster, as_completed
+
+from .base import Backend
+from .cpu import CpuBackend
+from .types import PairArrays, Plan, ProgressCallback, dice_scores
+
+__all__ = ["DaskBackend", "compare_tile", "read_side"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_B_GROUP_ROWS = 1 << 16  # B's Parquet row groups: what a task reads at least
+
+
+def _words_column(words: np.ndarray) -> pa.Array:
+    rows, width = words.shape
+    data = pa.py_buffer(np.ascontiguousarray(words).view(np.uint8))
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width * 8), rows, [None, data])
+
+
+def _words_of(column: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    size = width * 8
+    raw = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+    raw = raw[array.offset * size:(array.offset + len(array)) * size]
+    return raw.view(np.uint64).reshape(len(array), width).copy()
+
+
+def _write(path: Path, table: pa.Table, row_group_size: int | None = None) -> None:
+    """Write under a temporary name, then rename: readers never see half a file."""
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    pq.write_table(table, temp, row_group_size=row_group_size, compression="none")
+    os.replace(temp, path)
+
+
+def read_side(path: Path, width: int, first: int = 0, last: int | None = None
+              ) -> dict[str, np.ndarray]:
+    """Rows [first, last) of a side's file (whole row groups read, then cut)."""
+    file = pq.ParquetFile(path)
+    sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
+    ends = np.cumsum(sizes)
+    last = int(ends[-1]) if last is None else last
+    groups = [g for g in range(len(sizes)) if ends[g] > first and ends[g] - sizes[g] < last]
+    table = file.read_row_groups(groups)
+    offset = first - (int(ends[groups[0]] - sizes[groups[0]]) if groups else 0)
+    table = table.slice(offset, last - first)
+    columns = {name: table.column(name).to_numpy() for name in table.column_names
+               if name != "words"}
+    columns["words"] = _words_of(table.column("words"), width)
+    return columns
+
+
+def compare_tile(folder: str, tile: int, width: int, kernel: str) -> tuple[str, int, int, int]:
+    """A worker's task: A tile ``tile`` against the B rows its windows reach. Writes the
+    passing pairs (left, right, score), sorted by score descending, then left, right, to
+    ``cand-<tile>.parquet``; returns (that path, pairs found, visited, completed)."""
+    root = Path(folder)
+    a = read_side(root / f"a-{tile:06d}.parquet", width)
+    needed = np.load(root / "needed.npy")
+    same = bool(np.load(root / "same.npy"))
+    starts, stops = a["start"], a["stop"]
+    lo = int(starts.min()) if len(starts) else 0
+    hi = max(int(stops.max()) if len(stops) else 0, lo)
+    b = read_side(root / "b.parquet", width, lo, hi)
+    plan = Plan(a["words"], a["pop"], a["index"], b["words"], b["pop"], b["index"],
+                starts - lo, stops - lo, needed, False)
+    found = CpuBackend(1, tile_rows=1024, kernel=kernel)._run(plan, None)
+    left, right = found.left, found.right
+    if same:
+        left, right = np.minimum(left, right), np.maximum(left, right)
+    a_pop = _pops_by_index(a["index"], a["pop"], found.left)
+    b_pop = _pops_by_index(b["index"], b["pop"], found.right)
+    score = dice_scores(found.counts, a_pop, b_pop)
+    order = np.lexsort((right, left, -score))
+    out = root / f"cand-{tile:06d}.parquet"
+    _write(out, pa.table({"left": left[order], "right": right[order], "count":
+                          found.counts[order], "score": score[order]}))
+    return str(out), len(order), found.visited, found.completed
+
+
+def _pops_by_index(index: np.ndarray, pops: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Popcounts of the rows whose original index is ``wanted``."""
+    order = np.argsort(index, kind="stable")
+    return pops[order[np.searchsorted(index[order], wanted)]]
+
+
+class DaskBackend(Backend):
+    """Tiles compared on a Dask cluster.
+
+    Args:
+        scheduler: the scheduler's address; None starts a local cluster of ``workers``
+            single-threaded processes for the lifetime of this backend.
+        shared_dir: a folder every worker can read and write (required with ``scheduler``;
+            default: a temporary folder, which only a local cluster can share).
+        workers: local cluster only: worker processes.
+        kernel: the CPU kernel the workers run ("auto", "lanes", "scalar").
+        tile_rows: A rows per task.
+        keep_files: leave each plan's tiles and candidate files in ``shared_dir``.
+    """
+
+    name = "dask"
+
+    def __init__(self, scheduler: str | None = None, shared_dir: Path | str | None = None,
+                 workers: int = 2, kernel: str = "auto", tile_rows: int = 1 << 15,
+                 keep_files: bool = False) -> None:
+        super().__init__(tile_rows)
+        if scheduler and shared_dir is None:
+            raise ValueError("a Dask scheduler needs shared_dir: a folder its workers share")
+        self._local = CpuBackend(1, kernel=kernel)
+        self.kernel = self._local.kernel
+        self.scheduler = scheduler
+        self.workers = max(1, workers)
+        self._own_dir = shared_dir is None
+        self._shared_dir = None if shared_dir is None else Path(shared_dir)
+        self.keep_files = keep_files
+        self._cluster: LocalCluster | None = None
+        self._client: Client | None = None
+
+    def describe(self) -> dict[str, Any]:
+        where = {"scheduler": self.scheduler} if self.scheduler else {
+            "scheduler": "local", "local_workers": self.workers}
+        return {"backend": self.name, "kernel": self.kernel, **where}
+
+    @property
+    def shared_dir(self) -> Path:
+        if self._shared_dir is None:
+            self._shared_dir = Path(tempfile.mkdtemp(prefix="pprl-dask-"))
+        return self._shared_dir
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            if self.scheduler:
+                self._client = Client(self.scheduler, set_as_default=False)
+            else:
+                self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                             processes=True, dashboard_address=None)
+                self._client = Client(self._cluster, set_as_default=False)
+            log.info("dask backend: %s", self._client)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+        if self._own_dir and self._shared_dir is not None:
+            shutil.rmtree(self._shared_dir, ignore_errors=True)
+            self._shared_dir = None
+
+    def _prepare(self, plan: Plan) -> Any:
+        return self._local._prepare(plan)
+
+    def _tile(self, prepared: Any, plan: Plan, first: int, last: int,
+              capacity: int) -> PairArrays | None:
+        return self._local._tile(prepared, plan, first, last, capacity)
+
+    def _map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        return [function(item) for item in items]
+
+    def _write_plan(self, plan: Plan) -> tuple[Path, int]:
+        folder = self.shared_dir / f"plan-{uuid.uuid4().hex}"
+        folder.mkdir(parents=True)
+        np.save(folder / "needed.npy", plan.needed)
+        np.save(folder / "same.npy", np.array(plan.same))
+        _write(folder / "b.parquet", pa.table({
+            "words": _words_column(plan.b_words), "pop": plan.b_pops.astype(np.int16),
+            "index": plan.b_index}), _B_GROUP_ROWS)
+        tiles = 0
+        for tiles, first in enumerate(range(0, plan.rows, self.tile_rows)):  # noqa: B007
+            rows = slice(first, first + self.tile_rows)
+            _write(folder / f"a-{tiles:06d}.parquet", pa.table({
+                "words": _words_column(plan.a_words[rows]),
+                "pop": plan.a_pops[rows].astype(np.int16), "index": plan.a_index[rows],
+                "start": plan.starts[rows], "stop": plan.stops[rows]}))
+        return folder, -(-plan.rows // self.tile_rows)
+
+    def _submit(self, plan: Plan) -> tuple[Path, dict[Future, int]]:
+        """Write ``plan``'s files and queue a task per A tile: {future: tile}."""
+        folder, tiles = self._write_plan(plan)
+        width = plan.a_words.shape[1]
+        return folder, {self.client.submit(compare_tile, str(folder), t, width, self.kernel,
+                                           key=f"pprl-tile-{folder.name}-{t}", retries=2): t
+                        for t in range(tiles)}
+
+    def _gather(self, futures: dict[Future, int], rows: int,
+                progress: ProgressCallback | None) -> PairArrays:
+        parts = []
+        for future in as_completed(futures, loop=self.client.loop):
+            path, _, visited, completed = future.result()
+            table = pq.read_table(path)
+            parts.append(PairArrays(table.column("left").to_numpy(),
+                                    table.column("right").to_numpy(),
+                                    table.column("count").to_numpy(), visited, completed))
+            if progress is not None:
+                progress(min(self.tile_rows, rows - futures[future] * self.tile_rows))
+        return PairArrays.concat(parts)
+
+    def _run(self, plan: Plan, progress: ProgressCallback | None) -> PairArrays:
+        return self._run_plans([plan], lambda _: None, progress)[0]
+
+    def _run_plans(self, plans: Iterable[Plan], done: Callable[[int], None],
+                   progress: ProgressCallback | None = None) -> list[PairArrays]:
+        """Every plan's tiles queued as soon as its files are written (the cluster works
+        while the next band is prepared), then gathered plan by plan."""
+        queued = []
+        try:
+            for plan in plans:
+                folder, futures = self._submit(plan)
+                queued.append((folder, futures, plan.rows))
+            parts = []
+            for number, (_, futures, rows) in enumerate(queued):
+                parts.append(self._gather(futures, rows, progress))
+                done(number)
+            return parts
+        finally:
+            if not self.keep_files:
+                for folder, _, _ in queued:
+                    shutil.rmtree(folder, ignore_errors=True)
