@@ -96,7 +96,7 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: CpuBackend
             "one provider, relatives of a household score like duplicates and no estimate "
             "tried held on the test data. Give a threshold and check it on a sample with "
             "known links (`pprl evaluate`); the best one measured for deduplication is Dice "
-            "0.65-0.68 on FEBRL 1-3 but 0.76-0.78 on the synthetic providers (README)")
+            "0.64-0.68 on FEBRL 1-3 but 0.76-0.78 on the synthetic providers (README)")
     try:
         estimate = estimate_sets(sets[0], sets[1], backend)
     except ValueError as e:  # too few scores to fit
