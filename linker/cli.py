@@ -238,7 +238,8 @@ def dedup_command(path: Path, threshold: float, folder: Path, workers: int, kern
               help="PNG of precision/recall against the threshold (default: OUTDIR/quality.png).")
 @click.option("--estimate", is_flag=True,
               help="Also show the precision and recall the run estimated without the truth "
-                   "(a run made with --threshold auto).")
+                   "(a run made with --threshold auto), beside the true recall on the "
+                   "estimate's basis: the links a 1:1 linkage can make.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: bool,
                      as_json: bool) -> None:
