@@ -493,12 +493,14 @@ def _rerun_parts(args: argparse.Namespace, parts: list[str]) -> int:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in parts:
+            load = os.getloadavg()[0]
             results[name] = _timed(functools.partial(_RERUNNABLE[name], args.max_size,
                                                      args.workers, Path(tmp)))
             results[name]["rerun"] = (
                 f"Run {machine['date']} on {machine['cpus']} cores ({machine['cpu_model']}), "
                 f"{machine['workers']} worker(s), by `{command}` ({results[name]['wall_s']:,.0f}"
-                f" s).")
+                f" s; load average {load:.1f} at the start: on a shared machine the wall times "
+                f"drift, the CPU seconds less).")
     args.out.mkdir(parents=True, exist_ok=True)
     for name, part in results.items():
         print_table(part["results"], title=f"\n{name} ({part['wall_s']:,.0f} s)")

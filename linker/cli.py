@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import click
 import numpy as np
@@ -28,6 +28,7 @@ from .evaluate import (
     threshold_curve,
 )
 from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, default_threshold, link_sets
+from .link_streamed import StreamingBackend, link_two_streamed, streams
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
 from .solve import DEFAULT_SOLVER, SOLVERS
 from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
@@ -144,16 +145,24 @@ def _make_backend(name: str, workers: int, kernel: str, scheduler: str | None,
         raise click.ClickException(str(e)) from e
 
 
+_RECALL_BASIS = "of the links a 1:1 linkage can make"
+
+
 def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
             ) -> tuple[float, dict[str, object]]:
     """``--threshold auto``: the threshold the data suggests, and what to record of it."""
-    if len(sets) != 2 or any(dedup):
+    if any(dedup):
         raise click.UsageError(
             "--threshold auto estimates two-party linkage without deduplication only: within "
             "one provider, relatives of a household score like duplicates and no estimate "
             "tried held on the test data. Give a threshold or leave the default "
             f"({DEFAULT_DEDUP_THRESHOLD} with deduplication, from the measurements in the "
             "README) and check it on a sample with known links (`pprl evaluate`)")
+    if len(sets) != 2:
+        raise click.UsageError(
+            f"--threshold auto estimates two-party linkage without deduplication only, not "
+            f"{len(sets)} parties; run it on each pair of providers to see their thresholds, "
+            f"then link all of them with a given one")
     try:
         from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
 
@@ -161,10 +170,12 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
     except ValueError as e:  # too few scores to fit
         raise click.ClickException(f"--threshold auto: {e}; give a threshold") from e
     click.echo(f"threshold {estimate.threshold} chosen from the data: {estimate.reason}; "
-               f"estimated precision {estimate.precision:.4f}, recall {estimate.recall:.4f}")
+               f"estimated precision {estimate.precision:.4f}, recall {estimate.recall:.4f} "
+               f"({_RECALL_BASIS})")
     return estimate.threshold, {"method": "estimated", "reason": estimate.reason,
                                 "estimated_precision": round(estimate.precision, 6),
-                                "estimated_recall": round(estimate.recall, 6)}
+                                "estimated_recall": round(estimate.recall, 6),
+                                "recall_of": _RECALL_BASIS}
 
 
 def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
@@ -208,11 +219,16 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
         elif threshold is None:
             threshold = default_threshold(dedup_flags)
         assert isinstance(threshold, float)
+        lsh = LshBlocking() if blocking == "lsh" else None
         try:
-            result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
-                               blocking=LshBlocking() if blocking == "lsh" else None,
-                               progress=progress, tokens=tokens,
-                               token_value_cap=token_value_cap, solver=solver)
+            if streams(backend, sets, dedup_flags, tokens):
+                # two parties, 1:1: both solvers give these links
+                result = link_two_streamed(sets, threshold, cast(StreamingBackend, backend),
+                                           blocking=lsh, progress=progress)
+            else:
+                result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
+                                   blocking=lsh, progress=progress, tokens=tokens,
+                                   token_value_cap=token_value_cap, solver=solver)
         except LinkageInputError as e:
             raise click.ClickException(str(e)) from e
     bar.close()
@@ -323,7 +339,8 @@ def dedup_command(path: Path, threshold: float | str | None, folder: Path, worke
               help="PNG of precision/recall against the threshold (default: OUTDIR/quality.png).")
 @click.option("--estimate", is_flag=True,
               help="Also show the precision and recall the run estimated without the truth "
-                   "(a run made with --threshold auto).")
+                   "(a run made with --threshold auto), beside the true recall on the "
+                   "estimate's basis: the links a 1:1 linkage can make.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: bool,
                      as_json: bool) -> None:
@@ -377,7 +394,7 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
                f"true; {quality.actual:,} true links)")
     if estimate:
         click.echo(f"estimated without the truth: precision {choice['estimated_precision']:.4f}"
-                   f"  recall {choice['estimated_recall']:.4f} of the links a 1:1 linkage can "
-                   f"make (true: {recall_one_to_one:.4f} of {reachable:,}; the recall above "
-                   f"also counts duplicates within a party, which 1:1 cannot link)")
+                   f"  recall {choice['estimated_recall']:.4f} {_RECALL_BASIS} (true: "
+                   f"{recall_one_to_one:.4f} of {reachable:,}; the recall above also counts "
+                   f"duplicates within a party, which 1:1 cannot link)")
     click.echo(f"precision/recall curve: {plot_path}")

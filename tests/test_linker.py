@@ -217,7 +217,8 @@ def test_cli_link_evaluate_and_dedup(tmp_path) -> None:
         deduped = pprl("dedup", str(fa), "-o", str(tmp_path / kernel), "--threshold", "0.65",
                        "--kernel", kernel)
         assert "entities" in deduped.stdout
-        assert json.loads((tmp_path / kernel / "run.json").read_text())["kernel"] == kernel
+        run = json.loads((tmp_path / kernel / "run.json").read_text())
+        assert (run["backend"], run["kernel"]) == ("cpu", kernel)
     scalar, lanes = (pq.read_table(tmp_path / k / "matches.parquet") for k in ("scalar", "lanes"))
     assert scalar.num_rows > 0 and scalar.equals(lanes)
 

@@ -151,26 +151,33 @@ class Backend(ABC):
         return parts
 
     @final
-    def _blocked(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
-                 blocking: LshBlocking, progress: ProgressCallback | None) -> PairArrays:
-        """Band by band; a pair sharing several bands is compared in each, reported once."""
+    def _plans(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
+               blocking: LshBlocking | None) -> Iterator[Plan]:
+        """The run's plans, made one at a time: all pairs, or one per band."""
+        if blocking is None:
+            yield all_pairs_plan(a, b, needed)
+            return
         lowest, highest = popcount_bounds(needed, a.length)
         positions = blocking.positions(a.length)
         a_keys = band_keys(a, positions)
         b_keys = None if b is None else band_keys(b, positions)
+        for band in range(blocking.bands):
+            a_order, b_order, starts, stops = band_plan(
+                a, b, a_keys[:, band], None if b_keys is None else b_keys[:, band], lowest,
+                highest)
+            yield _sorted_plan(a, b, a_order, b_order, starts, stops, needed)
 
-        def plans() -> Iterator[Plan]:
-            for band in range(blocking.bands):
-                a_order, b_order, starts, stops = band_plan(
-                    a, b, a_keys[:, band], None if b_keys is None else b_keys[:, band], lowest,
-                    highest)
-                yield _sorted_plan(a, b, a_order, b_order, starts, stops, needed)
+    @final
+    def _blocked(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
+                 blocking: LshBlocking, progress: ProgressCallback | None) -> PairArrays:
+        """Band by band; a pair sharing several bands is compared in each, reported once."""
 
         def band_done(band: int) -> None:
             if progress is not None:
                 progress((band + 1) * len(a) // blocking.bands - band * len(a) // blocking.bands)
 
-        found = PairArrays.concat(self._run_plans(plans(), band_done))
+        found = PairArrays.concat(self._run_plans(self._plans(a, b, needed, blocking),
+                                                  band_done))
         left, right = _oriented(found, b is None)
         width = max(len(a if b is None else b), 1)
         unique, first = np.unique(left * width + right, return_index=True)
@@ -197,8 +204,7 @@ class Backend(ABC):
         elif blocking is not None:
             found = self._blocked(a, b, min_counts(threshold, a.length), blocking, progress)
         else:
-            plan = all_pairs_plan(a, b, min_counts(threshold, a.length))
-            found = self._run(plan, progress)
+            found = self._run(all_pairs_plan(a, b, min_counts(threshold, a.length)), progress)
         left, right = _oriented(found, b is None)
         scores = dice_scores(found.counts, a.popcounts[left], other.popcounts[right])
         order = np.lexsort((right, left, -scores))

@@ -18,7 +18,8 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,11 +28,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from distributed import Client, Future, LocalCluster, as_completed
 
+from ..blocking import LshBlocking
+from ..clkset import ClkSet
+from ..dice_kernel import min_counts
 from .base import Backend
 from .cpu import CpuBackend
 from .types import PairArrays, Plan, ProgressCallback, dice_scores
 
-__all__ = ["DaskBackend", "compare_tile", "read_side"]
+__all__ = ["CandidateFiles", "DaskBackend", "compare_tile", "read_side"]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +115,21 @@ def _pops_by_index(index: np.ndarray, pops: np.ndarray, wanted: np.ndarray) -> n
     """Popcounts of the rows whose original index is ``wanted``."""
     order = np.argsort(index, kind="stable")
     return pops[order[np.searchsorted(index[order], wanted)]]
+
+
+@dataclass
+class CandidateFiles:
+    """Per-task candidate files of a run (left, right, count, score; sorted), the plan
+    folders holding them, and the pairs visited and compared in full."""
+
+    paths: list[Path]
+    folders: list[Path]
+    visited: int
+    completed: int
+
+    def remove(self) -> None:
+        for folder in self.folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class DaskBackend(Backend):
@@ -197,10 +216,9 @@ class DaskBackend(Backend):
         _write(folder / "b.parquet", pa.table({
             "words": _words_column(plan.b_words), "pop": plan.b_pops.astype(np.int16),
             "index": plan.b_index}), _B_GROUP_ROWS)
-        tiles = 0
-        for tiles, first in enumerate(range(0, plan.rows, self.tile_rows)):  # noqa: B007
+        for tile, first in enumerate(range(0, plan.rows, self.tile_rows)):
             rows = slice(first, first + self.tile_rows)
-            _write(folder / f"a-{tiles:06d}.parquet", pa.table({
+            _write(folder / f"a-{tile:06d}.parquet", pa.table({
                 "words": _words_column(plan.a_words[rows]),
                 "pop": plan.a_pops[rows].astype(np.int16), "index": plan.a_index[rows],
                 "start": plan.starts[rows], "stop": plan.stops[rows]}))
@@ -214,18 +232,52 @@ class DaskBackend(Backend):
                                            key=f"pprl-tile-{folder.name}-{t}", retries=2): t
                         for t in range(tiles)}
 
+    def _finished(self, futures: dict[Future, int], rows: int,
+                  progress: ProgressCallback | None) -> Iterator[tuple[str, int, int, int]]:
+        """Each task's (candidates file, found, visited, completed) as it finishes."""
+        for future in as_completed(futures, loop=self.client.loop):
+            yield future.result()
+            if progress is not None:
+                progress(min(self.tile_rows, rows - futures[future] * self.tile_rows))
+
     def _gather(self, futures: dict[Future, int], rows: int,
                 progress: ProgressCallback | None) -> PairArrays:
         parts = []
-        for future in as_completed(futures, loop=self.client.loop):
-            path, _, visited, completed = future.result()
+        for path, _, visited, completed in self._finished(futures, rows, progress):
             table = pq.read_table(path)
             parts.append(PairArrays(table.column("left").to_numpy(),
                                     table.column("right").to_numpy(),
                                     table.column("count").to_numpy(), visited, completed))
-            if progress is not None:
-                progress(min(self.tile_rows, rows - futures[future] * self.tile_rows))
         return PairArrays.concat(parts)
+
+    def candidate_files(self, a: ClkSet, b: ClkSet | None, threshold: float,
+                        blocking: LshBlocking | None = None,
+                        progress: ProgressCallback | None = None) -> CandidateFiles:
+        """The run's candidates left on shared storage, one file per task, each sorted in
+        anonlink's order (``merge.merged_candidates`` reads them as one sorted stream), so
+        no process ever holds them all. Remove them with ``CandidateFiles.remove``."""
+        if b is not None and a.length != b.length:
+            raise ValueError(f"CLK lengths differ: {a.length} and {b.length} bits")
+        needed = min_counts(threshold, a.length)
+        result = CandidateFiles([], [], 0, 0)
+        try:
+            queued = []
+            for plan in self._plans(a, b, needed, blocking):
+                folder, futures = self._submit(plan)
+                result.folders.append(folder)
+                queued.append((futures, plan.rows))
+            for futures, rows in queued:
+                for path, _, visited, completed in self._finished(
+                        futures, rows, progress if blocking is None else None):
+                    result.paths.append(Path(path))
+                    result.visited += visited
+                    result.completed += completed
+        except BaseException:
+            result.remove()
+            raise
+        if blocking is not None and progress is not None:
+            progress(len(a))
+        return result
 
     def _run(self, plan: Plan, progress: ProgressCallback | None) -> PairArrays:
         return self._run_plans([plan], lambda _: None, progress)[0]
