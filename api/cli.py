@@ -81,7 +81,7 @@ _NEEDS_EXTRA = {"serve": "service", "worker": "service", "admin": "service",
 
 # Commands that end with their outputs closed and keep no state for interpreter teardown, and
 # that never hand pyarrow a pandas object (see _without_pandas).
-_FAST_COMMANDS = frozenset({"tokenize", "describe", "link", "dedup"})
+_FAST_COMMANDS = frozenset({"tokenize", "tokens", "describe", "link", "dedup"})
 
 
 class _NoPandas:

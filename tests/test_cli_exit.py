@@ -65,6 +65,20 @@ def test_tokenize_and_link_exit_zero_with_complete_outputs(tmp_path: Path) -> No
     assert json.loads((folder / "run.json").read_text(encoding="utf-8"))
 
 
+def test_tokens_exits_zero_with_opentokens_output(tmp_path: Path) -> None:
+    """`pprl tokens` ends fast too: its CSV and metadata are complete and byte-identical to
+    OpenToken's, and pandas was never loaded."""
+    data = Path(__file__).parent / "data" / "opentoken"
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"HashingKey")
+    out = tmp_path / "tokens.csv"
+    run = _pprl("tokens", data / "sample.csv", "-o", out, "--hashing-secret-file", secret)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert out.read_bytes() == (data / "hashed-output.csv").read_bytes()
+    assert json.loads(out.with_name("tokens.metadata.json").read_text(encoding="utf-8"))
+    assert not _loaded(run.stderr, "pandas")
+
+
 def test_a_failing_fast_command_still_fails(tmp_path: Path) -> None:
     run = _pprl("tokenize", tmp_path / "missing.csv", "--schema", GOLDEN.schema_path,
                 "--secret-env", "NO_SUCH_VARIABLE_SET", "-o", tmp_path / "out.parquet")
