@@ -3,6 +3,7 @@ attribute columns, counts against the truth, small cells suppressed, linked demo
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -16,9 +17,12 @@ from linker.cohorts import (
     cohort_counts,
     entity_demographics,
     parse_definition,
+    representativeness,
     select_entities,
 )
+from linker.cohorts.demographics import DIMENSIONS
 from linker.cohorts.offline import count_cohort, members_of_linkage
+from linker.cohorts.representativeness import FLAG_BELOW
 from linker.link import link_sets
 from linker.results import write_results
 from synth.cli import synthesize
@@ -127,13 +131,78 @@ def test_suppressed_cells_cannot_be_recovered_from_the_total(cells: dict[str, in
                                                              hidden: set[str]) -> None:
     """Hand-worked: whatever is hidden holds at least two cells whose sum (which the total
     and the shown cells give away) is no small count."""
-    people = [f"{c}{i}" for c, n in cells.items() for i in range(n)]
-    demographics = {p: {d: (p.rstrip("0123456789"), None) for d in
-                        ("sex", "age_band", "race_ethnicity", "region")} for p in people}
-    counts = cohort_counts(people, demographics, min_cell=11)
+    counts = cohort_counts(*_people(cells), min_cell=11)
     for breakdown in counts.breakdown.values():
         assert {c.category for c in breakdown if c.suppressed} == hidden
         assert all(c.count == cells[c.category] for c in breakdown if not c.suppressed)
+
+
+def _people(cells: dict[str, int]) -> tuple[list[str], dict]:
+    """People with the given count per category, the same in every dimension."""
+    people = [f"{c}{i}" for c, n in cells.items() for i in range(n)]
+    return people, {p: {d: (p.rstrip("0123456789"), None) for d in DIMENSIONS} for p in people}
+
+
+def _flags(cells: dict[str, int], reference: dict[str, float], min_cell: int
+           ) -> tuple[dict, dict[str, bool]]:
+    """The published table (what a researcher sees) and the sex rows' flags."""
+    counts = cohort_counts(*_people(cells), min_cell=min_cell)
+    rows = representativeness(counts, {"sex": reference})
+    return counts.as_dict(), {r.category: r.under_represented for r in rows
+                              if r.dimension == "sex"}
+
+
+QUARTERS = {"a": 0.4, "b": 0.3, "c": 0.2, "d": 0.1}
+
+
+@pytest.mark.parametrize(("cells", "flagged"), [
+    # a + b = 11, so neither can be the complement (at least 11, beside a small cell of 1 or
+    # more): each holds at most 10, under 0.8 of its reference among 511
+    ({"a": 4, "b": 7, "c": 200, "d": 300}, {"a": True, "b": True}),
+    # a + b = 12: either could be the complement of 11 beside a 1; 11 of 512 is still short
+    ({"a": 3, "b": 9, "c": 200, "d": 300}, {"a": True, "b": True}),
+    # a could hold 11 of 24 (0.46 against 0.4): not flagged, though its 5 would be (0.52)
+    ({"a": 5, "b": 7, "c": 12}, {"a": False, "b": False}),
+    # d (10) is hidden with its complement c (90): either could hold 99 of 300, so neither is
+    # flagged (c is not short at all; d is, but the table cannot tell it from c)
+    ({"a": 100, "b": 100, "c": 90, "d": 10}, {"c": False, "d": False}),
+])
+def test_a_suppressed_group_is_flagged_when_its_largest_possible_count_falls_short(
+        cells: dict[str, int], flagged: dict[str, bool]) -> None:
+    _, flags = _flags(cells, QUARTERS, 11)
+    assert {c: flags[c] for c in flagged} == flagged
+
+
+@pytest.mark.parametrize(("min_cell", "reference", "totals"), [
+    (11, QUARTERS, (11, 12, 17, 25, 34)),
+    (4, {"a": 0.3, "b": 0.3, "c": 0.2, "d": 0.1, "e": 0.1}, (9, 13, 17)),
+])
+def test_a_suppressed_flag_is_what_every_table_alike_agrees_on(
+        min_cell: int, reference: dict[str, float], totals: tuple[int, ...]) -> None:
+    """Every cohort of these totals, grouped by the table a researcher sees: a suppressed cell
+    is flagged exactly when it is short of the reference in every cohort of its group, so the
+    flag says no more about its count than the table does, and is never wrong."""
+    groups: dict[str, list[tuple[dict[str, int], dict[str, bool]]]] = {}
+    categories = list(reference)
+    for total in totals:
+        for cuts in itertools.combinations(range(total + len(categories) - 1),
+                                           len(categories) - 1):
+            bounds = (-1, *cuts, total + len(categories) - 1)
+            cells = {c: bounds[i + 1] - bounds[i] - 1 for i, c in enumerate(categories)}
+            table, flags = _flags(cells, reference, min_cell)
+            groups.setdefault(json.dumps(table), []).append((cells, flags))
+    checked = {True: 0, False: 0}
+    for key, cohorts in groups.items():
+        table = json.loads(key)
+        for cell in table["breakdown"]["sex"] if table["entities"] else ():
+            if not cell["suppressed"]:
+                continue
+            short = [n / table["entities"] / reference[cell["category"]] < FLAG_BELOW
+                     for n in (cells[cell["category"]] for cells, _ in cohorts)]
+            flag = cohorts[0][1][cell["category"]]
+            assert flag == all(short), (cohorts[0][0], cell["category"])
+            checked[flag] += 1
+    assert min(checked.values()) > 20  # both answers were put to the test
 
 
 def test_imaging_gets_race_and_age_from_the_linked_ehr(linked: dict) -> None:
@@ -155,6 +224,33 @@ def test_representativeness_flags_groups_short_of_the_reference(linked: dict) ->
     assert shares[("sex", "m")].under_represented and shares[("sex", "m")].ratio < 0.1
     assert not shares[("sex", "f")].under_represented
     assert json.dumps(report.as_dict())
+
+
+def test_suppressed_groups_are_flagged_only_when_surely_short(linked: dict) -> None:
+    """Southerners (by their EHR region): the few entities the linkage gives another region are
+    hidden, and flagged when even the largest count the table allows them is short; the men,
+    hidden as the complement of the few of unknown sex, are not, though hidden cells are
+    often read as small. Each flag is checked against the true counts."""
+    south = parse_definition({"require": {"ehr": {"all": [{"column": "region",
+                                                            "in": ["south"]}]}},
+                              "as_of_year": 2026}, _columns(linked))
+    entities = select_entities(south, linked["members"], _tables(linked))
+    demographics = entity_demographics(entities, linked["members"], _tables(linked), 2026)
+    flagged = {}
+    for min_cell in (5, 11):
+        report = count_cohort(south, linked["members"], _tables(linked), min_cell)
+        hidden = [r for r in report.shares if r.cohort_share is None]
+        flagged[min_cell] = {(r.dimension, r.category) for r in hidden if r.under_represented}
+        for row in hidden:
+            count = sum(demographics[e][row.dimension][0] == row.category for e in entities)
+            assert count / len(entities) / row.reference_share < 0.8 \
+                or not row.under_represented
+    assert flagged[5] == {("region", "midwest"), ("region", "west")}
+    assert flagged[11] == set()
+    men = next(c for c in count_cohort(south, linked["members"], _tables(linked), 11)
+               .counts.breakdown["sex"] if c.category == "m")
+    assert men.suppressed
+    assert sum(demographics[e]["sex"][0] == "m" for e in entities) > 100
 
 
 @pytest.mark.parametrize(("change", "message"), [

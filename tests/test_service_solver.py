@@ -1,18 +1,21 @@
 """The run options `solver` and the default threshold against a live `pprl serve`: each run
-is solved as asked (the linker's own answer for that solver) and shows its solver, an unknown
-one is a 422, and a run without a threshold gets the linker's default for its project."""
+is solved as asked (the linker's own answer for that solver) and shows its solver, a run
+queued before the option existed is solved and shown as greedy, an unknown one is a 422, and
+a run without a threshold gets the linker's default for its project."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, text
 
 from api.client import Client
 from linker.clkset import load_clk_sets
-from linker.link import link_sets
+from linker.link import LinkResult, link_sets
 from tests.service_harness import PARTIES, Service, project_with_uploads
 
 THRESHOLD = 0.7  # the default with deduplication
@@ -30,9 +33,16 @@ def _served(owner: Client, project_id: str, run_id: int) -> list[tuple[str, str,
             for m in owner.matches(project_id, run_id, page_size=1000)]
 
 
+def _linked(files: dict[str, Path], solver: str) -> LinkResult:
+    return link_sets(load_clk_sets([files[p] for p in PARTIES]), THRESHOLD,
+                     dedup=[True] * len(PARTIES), solver=solver)
+
+
 def _expected(files: dict[str, Path], solver: str) -> list[tuple[str, str, str, str]]:
-    result = link_sets(load_clk_sets([files[p] for p in PARTIES]), THRESHOLD,
-                       dedup=[True] * len(PARTIES), solver=solver)
+    return _pairs(_linked(files, solver))
+
+
+def _pairs(result: LinkResult) -> list[tuple[str, str, str, str]]:
     names, ids = result.parties, result.record_ids
     return [(names[pa], ids[pa][ra], names[pb], ids[pb][rb]) for pa, ra, pb, rb in zip(
         result.party_a.tolist(), result.record_a.tolist(), result.party_b.tolist(),
@@ -57,6 +67,43 @@ def test_each_run_is_solved_by_its_solver(service: Service,
         assert _served(owner, project_id, runs["greedy"]["id"]) == expected["greedy"]
     listed = {r["id"]: r["solver"] for r in _get(service, f"/projects/{project_id}/runs", token)}
     assert listed == {runs["default"]["id"]: "cluster", runs["greedy"]["id"]: "greedy"}
+
+
+def _queue_as_before_solvers(service: Service, project_id: str) -> int:
+    """A linkage job inserted as the service wrote one before the `solver` option (55923ba):
+    params of threshold, blocking and upload ids only."""
+    engine = create_engine(service.env["PPRL_DATABASE_URL"])
+    try:
+        with engine.begin() as c:
+            uploads = sorted(c.execute(text("SELECT id FROM uploads WHERE project_id = :p"),
+                                       {"p": project_id}).scalars())
+            params = {"threshold": THRESHOLD, "blocking": False, "upload_ids": uploads}
+            return int(c.execute(text(
+                "INSERT INTO jobs (project_id, kind, state, stage, progress, params_json, "
+                "attempt, cancel_requested, created_at) VALUES (:p, 'linkage', 'queued', "
+                "'queued', 0, :params, 0, false, :now) RETURNING id"),
+                {"p": project_id, "params": json.dumps(params), "now": time.time()}
+            ).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_a_run_queued_before_the_solver_option_is_solved_by_greedy(
+        service: Service, provider_files: dict[str, Path]) -> None:
+    created = project_with_uploads(service, provider_files, "older run", dedup=True)
+    project_id, token = created["project"]["id"], created["owner_token"]
+    greedy, cluster = _linked(provider_files, "greedy"), _linked(provider_files, "cluster")
+    assert greedy.entity_count != cluster.entity_count  # else this test could not tell
+    run_id = _queue_as_before_solvers(service, project_id)
+    with Client(service.url, token) as owner:
+        run = owner.wait(project_id, run_id, timeout=300)
+        assert run["state"] == "done" and run["solver"] == "greedy"
+        assert run["stats"]["links"] == greedy.stats["links"]
+        assert run["stats"]["entities"] == greedy.entity_count
+        assert _served(owner, project_id, run_id) == _pairs(greedy)
+    written = service.data_dir / "runs" / project_id / str(run_id) / "run.json"
+    assert json.loads(written.read_text())["solver"] == "greedy"
+    assert _get(service, f"/projects/{project_id}/runs", token)[0]["solver"] == "greedy"
 
 
 def test_an_unknown_solver_is_refused_and_linkage_defaults_to_065(service: Service,

@@ -4,7 +4,16 @@ The reference is every linked entity of the project (by default) or shares the d
 gives (census shares, say: dimension, category, share). For each shown cell the cohort's
 share is set beside the reference's as a ratio; a group whose ratio is below ``flag_below``
 (default 0.8) is flagged under-represented ("unknown", a missing value, is no group and is
-never flagged). Suppressed cells have no ratio.
+never flagged).
+
+A suppressed cell has no share or ratio, but it is flagged when even the largest count it could
+hold, given what the table shows, would be under-represented. That count is worked out from
+the shown cells alone (never from the cell's own count), so the flag tells nothing the table
+does not: the hidden cells' sum is the total less the shown cells; each other hidden cell holds
+at least 1; a cell hidden only for being small holds at most ``min_cell`` - 1, and the one
+cell hidden beside small ones (``counts.py``: at most one is ever needed) holds at least
+``min_cell``, at most the smallest shown cell, and leaves the small ones under ``min_cell``
+together. Under a suppressed total nothing is flagged: there is no share to compare.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .counts import CohortCounts
+from .counts import Cell, CohortCounts
 from .demographics import UNKNOWN
 
 __all__ = ["GroupShare", "representativeness", "plot_representativeness", "FLAG_BELOW"]
@@ -50,12 +59,14 @@ def representativeness(counts: CohortCounts,
             reference_share = ref.get(category, 0.0) / ref_total if ref_total else None
             ratio = (cohort / reference_share if cohort is not None and reference_share
                      else None)
+            largest = (_largest_ratio(category, cells, counts, reference_share)
+                       if cell is not None and cell.suppressed else ratio)
             rows.append(GroupShare(dimension, category,
                                    None if cohort is None else round(cohort, 4),
                                    None if reference_share is None
                                    else round(reference_share, 4),
                                    None if ratio is None else round(ratio, 3),
-                                   ratio is not None and ratio < flag_below
+                                   largest is not None and largest < flag_below
                                    and category != UNKNOWN))
     return rows
 
@@ -87,3 +98,26 @@ def plot_representativeness(rows: list[GroupShare], path: Path, title: str) -> N
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _largest_ratio(category: str, cells: list[Cell], counts: CohortCounts,
+                   reference_share: float | None) -> float | None:
+    """The ratio of a suppressed cell were it to hold the largest count the table allows
+    (module docstring); None when the total is suppressed or there is no reference share."""
+    if counts.entities is None or not reference_share:
+        return None
+    k = counts.min_cell
+    shown = [(c.count, c.category) for c in cells if c.count]
+    hidden = sum(c.suppressed for c in cells)
+    hidden_sum = counts.entities - sum(n for n, _ in shown)
+    most = hidden_sum - (hidden - 1)
+    if shown:  # the complement was the smallest shown cell (ties: the first category)
+        smallest, first = min(shown)
+        most = min(most, smallest if category < first else smallest - 1)
+    if most >= max(k, hidden_sum - (k - 1)):  # it may be the complement
+        largest = most
+    elif hidden_sum <= hidden * (k - 1):  # it is small, and all hidden cells may be
+        largest = min(k - 1, hidden_sum - (hidden - 1))
+    else:  # it is small, beside a complement of at least k
+        largest = min(k - 1, hidden_sum - k) - (hidden - 2)
+    return largest / counts.entities / reference_share
