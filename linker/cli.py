@@ -6,7 +6,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import cast
 
 import click
 import numpy as np
@@ -20,8 +19,8 @@ from .backends import BACKENDS, Backend, BackendUnavailableError, get_backend
 from .blocking import LshBlocking
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
 from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
-from .link import DEFAULT_THRESHOLD, link_sets
-from .link_streamed import StreamingBackend, link_two_streamed, streams
+from .link import DEFAULT_THRESHOLD
+from .link_streamed import link_on
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
@@ -175,12 +174,8 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
         assert isinstance(threshold, float)
         lsh = LshBlocking() if blocking == "lsh" else None
         try:
-            if streams(backend, sets, dedup_flags, tokens):
-                result = link_two_streamed(sets, threshold, cast(StreamingBackend, backend),
-                                           blocking=lsh, progress=progress)
-            else:
-                result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
-                                   blocking=lsh, progress=progress, tokens=tokens)
+            result = link_on(backend, sets, threshold, dedup=dedup_flags, blocking=lsh,
+                             progress=progress, tokens=tokens)
         except LinkageInputError as e:
             raise click.ClickException(str(e)) from e
     bar.close()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from linker.backends import Backend, BackendUnavailableError, get_backend
 from linker.blocking import LshBlocking
 from linker.clkset import ClkSet, LinkageInputError
-from linker.link import link_sets
+from linker.link_streamed import link_on
 from tokenizer.encodings_file import read_encodings
 from tokenizer.errors import TokenizerError
 from tokenizer.parallel import default_workers
@@ -83,9 +83,9 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
     control.report("matching", 0.05)
     try:
         with _backend(params.get("backend", "cpu"), context.settings) as backend:
-            result = link_sets(sets, params["threshold"], dedup=dedup, backend=backend,
-                               blocking=LshBlocking() if params["blocking"] else None,
-                               progress=progress)
+            result = link_on(backend, sets, params["threshold"], dedup=dedup,
+                             blocking=LshBlocking() if params["blocking"] else None,
+                             progress=progress)
     except LinkageInputError as e:
         raise JobInputError(str(e)) from e
     control.report("writing", 0.9)
