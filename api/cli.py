@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes
 import importlib
-import importlib.abc
 import importlib.util
 import logging
 import os
@@ -85,8 +84,9 @@ _NEEDS_EXTRA = {"serve": "service", "worker": "service", "admin": "service",
 _FAST_COMMANDS = frozenset({"tokenize", "describe", "link", "dedup"})
 
 
-class _NoPandas(importlib.abc.MetaPathFinder):
-    """Refuses to import pandas (see ``_without_pandas``)."""
+class _NoPandas:
+    """A meta path finder that refuses to import pandas (see ``_without_pandas``); not an
+    ``importlib.abc.MetaPathFinder`` subclass, whose import costs more than it saves."""
 
     def find_spec(self, fullname: str, path: object = None,
                   target: object = None) -> None:
@@ -174,13 +174,25 @@ def _keep_freed_memory() -> None:
     libc.mallopt(m_top_pad, 64 << 20)
 
 
+def _fast_exit_allowed(args: list[str]) -> bool:
+    """A fast command on this machine's CPU only: a Dask or GPU backend holds clusters and
+    devices that must be shut down by the interpreter's teardown."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    backend = "cpu"
+    for i, arg in enumerate(args):
+        if arg == "--backend" and i + 1 < len(args):
+            backend = args[i + 1]
+        elif arg.startswith("--backend="):
+            backend = arg.split("=", 1)[1]
+    return command in _FAST_COMMANDS and backend == "cpu"
+
+
 def main() -> None:
     """The console entry point. A fast command that succeeded ends with ``os._exit(0)`` once
     its output streams are flushed: its files are already written and closed, and tearing down
     the interpreter (numba, pyarrow, thread pools) would add a few tenths of a second."""
     _keep_freed_memory()
-    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
-    fast = command in _FAST_COMMANDS
+    fast = _fast_exit_allowed(sys.argv[1:])
     if fast:
         _without_pandas()
     try:

@@ -7,6 +7,8 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from linker.backends import BACKENDS, available_backends
+from linker.link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD
+from linker.solver_names import DEFAULT_SOLVER, Solver
 
 __all__ = ["ProjectCreate", "ProjectCreated", "ProjectOut", "TokenCreate", "TokenCreated",
            "TokenOut", "UploadOut", "RunCreate", "RunOut", "Page", "MatchOut", "MemberOut",
@@ -188,14 +190,34 @@ class CohortRequestOut(BaseModel):
     decided_at: float | None
 
 
+TokenRule = Literal["T1", "T2", "T3", "T4", "T5"]
+
+
 class RunCreate(_Strict):
-    threshold: float = Field(0.65, gt=0.0, le=1.0, examples=[0.75],
-                             description="Dice similarity a pair needs to be a candidate.")
+    threshold: float | None = Field(
+        None, gt=0.0, le=1.0, examples=[0.75],
+        description="Dice similarity a pair needs to be a candidate; default "
+                    f"{DEFAULT_THRESHOLD}, {DEFAULT_DEDUP_THRESHOLD} when the project "
+                    "deduplicates.")
     blocking: bool = Field(False, description="LSH blocking: faster on large inputs, may "
                                               "lose some matches.")
     backend: str = Field("cpu", examples=["cpu"], description=(
         "Where pairs are compared (same results): cpu, dask (the service's Dask cluster, "
         "PPRL_DASK_SCHEDULER) or gpu; refused when this installation lacks its package."))
+    solver: Solver = Field(DEFAULT_SOLVER, description=(
+        "cluster: two groups merge when the pairs across them score the threshold on average "
+        "(keeps large duplicate groups); greedy: only when every pair across them is a "
+        "candidate (anonlink's greedy solver). Two parties without deduplication: the same "
+        "links either way."))
+    tokens: list[TokenRule] = Field(
+        default_factory=list, examples=[["T1", "T3"]],
+        description="OpenToken rules: a pair agreeing on one of these tokens is a candidate "
+                    "whatever its Dice score. Every party's upload must carry them "
+                    "(`pprl tokenize --with-tokens`).")
+    token_value_cap: int = Field(
+        100, ge=0, description="With tokens: a token value held by more than this many "
+                               "records of one party (a placeholder) makes no candidates; "
+                               "0: no cap.")
 
     @field_validator("backend")
     @classmethod
@@ -207,6 +229,11 @@ class RunCreate(_Strict):
                              f"(pip install 'pprl-imaging[{name}]')")
         return name
 
+    @field_validator("tokens")
+    @classmethod
+    def _each_once(cls, rules: list[str]) -> list[str]:
+        return list(dict.fromkeys(rules))
+
 
 class RunOut(BaseModel):
     id: int
@@ -217,6 +244,9 @@ class RunOut(BaseModel):
     threshold: float
     blocking: bool
     backend: str = "cpu"
+    solver: Solver
+    tokens: list[str]
+    token_value_cap: int
     attempt: int
     lease_expired: bool = Field(
         description="Running, but its worker has not renewed the lease in time: it stopped, "

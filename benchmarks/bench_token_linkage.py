@@ -4,9 +4,11 @@ alone, CLKs alone at the default threshold, and both (`pprl link --tokens`).
 
 "Tokens alone" is how OpenToken networks link: a pair agreeing on any of T1-T5 is a match;
 here those pairs go through the linker's own solver (one record per provider per entity),
-with no Dice candidate (a threshold above 1). The extracts carry no SSN, so T4 is always
-blank. Truth pairs inside one extract (a provider's own duplicates) count against recall in
-every row alike: `pprl link` without --dedup never joins them.
+with no Dice candidate (a threshold above 1). Every configuration with tokens runs with the
+linker's default --token-value-cap (100), recorded with the values over it. The extracts
+carry no SSN, so T4 is always blank. Truth pairs inside one extract (a provider's own
+duplicates) count against recall in every row alike: `pprl link` without --dedup never
+joins them.
 
     python -m benchmarks.bench_token_linkage --people 20000
 """
@@ -75,6 +77,8 @@ def run(people: int, seed: int) -> tuple[dict[str, object], list[dict[str, objec
                          "predicted_pairs": quality.predicted, "true_pairs": quality.actual,
                          "candidate_pairs": result.stats["candidate_pairs"],
                          "token_only_pairs": result.stats["token_only_pairs"],
+                         "token_value_cap": result.stats.get("token_value_cap"),
+                         "token_values_over_cap": result.stats.get("token_values_over_cap"),
                          "seconds": round(seconds, 2)})
     return ({"people": people, "seed": seed, "records": {k: counts[k] for k in PROVIDERS},
              "schema": "person"}, rows)

@@ -6,9 +6,10 @@
 Parts: encoding speed against clkhash; matching speed against anonlink; end to end (synthetic
 providers -> tokenize -> link -> evaluate) at 10k, 100k and 1M records per provider; quality
 on FEBRL4 and on the synthetic population, two and three parties, beside Splink's cleartext
-probabilistic linkage of the same records; cohorts (entities per definition from the truth
-against from the linkage, and a large cohort's export timed with its peak memory); DICOM
-de-identification speed against dicognito.
+probabilistic linkage of the same records; deduplication of FEBRL 1-3 and the synthetic EHR
+extract with both solvers beside Splink's cleartext deduplication (FEBRL 3 alone in a tiny
+run); cohorts (entities per definition from the truth against from the linkage, and a large
+cohort's export timed with its peak memory); DICOM de-identification speed against dicognito.
 Each part prints a table and writes JSON to the results folder, which also receives PNG plots;
 BENCHMARKS.md gets all tables.
 """
@@ -17,17 +18,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
-import re
-import resource
 import shlex
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,8 @@ from tokenizer.catalog import load_schema
 from tokenizer.parallel import default_workers
 from tokenizer.pipeline import tokenize_file
 
-from . import bench_cohorts, bench_deid, bench_encoding, bench_matching
+from . import bench_cohorts, bench_dedup, bench_deid, bench_encoding, bench_matching
+from .measure import peak_rss_mib, reset_peak_rss
 from .peers import SCRIPTS_DIR, peer_python
 from .report import print_table, write_json
 
@@ -65,21 +65,6 @@ def _entities(result: LinkResult) -> pa.Table:
             for r, e in zip(ids, es.tolist(), strict=True)]
     return pa.table({"entity_id": [x[0] for x in rows], "party": [x[1] for x in rows],
                      "record_id": [x[2] for x in rows]})
-
-
-def _reset_peak_rss() -> None:
-    """Start a fresh peak-RSS count (Linux: clear_refs 5 resets VmHWM), so each size reports
-    its own peak rather than the largest of the whole suite so far."""
-    with suppress(OSError):  # elsewhere the peak stays cumulative (ru_maxrss)
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def _peak_rss_mib() -> float:
-    try:
-        status = Path("/proc/self/status").read_text()
-        return round(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024, 1)  # type: ignore[union-attr]
-    except (OSError, AttributeError):
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _machine(workers: int) -> dict[str, Any]:
@@ -131,7 +116,7 @@ def end_to_end(sizes: list[int], workers: int, workdir: Path) -> dict[str, Any]:
         tokenize_s = sum(_tokenize_folder(folder, providers, workers).values())
         sets = load_clk_sets([folder / f"{p}.clks.parquet" for p in providers])
         blocking = LshBlocking() if size >= BLOCKING_FROM else None
-        _reset_peak_rss()
+        reset_peak_rss()
         started = time.perf_counter()
         result = link_sets(sets, SYNTH_THRESHOLD, dedup=[True] * 3,
                            backend=CpuBackend(workers), blocking=blocking)
@@ -147,7 +132,7 @@ def end_to_end(sizes: list[int], workers: int, workdir: Path) -> dict[str, Any]:
                      "pairs_compared": result.stats["pairs_compared"],
                      "precision": round(quality.precision, 4),
                      "recall": round(quality.recall, 4),
-                     "peak_rss_mib": _peak_rss_mib()})
+                     "peak_rss_mib": peak_rss_mib()})
     return {"benchmark": "end_to_end", "threshold": SYNTH_THRESHOLD, "results": rows,
             "definitions": {
                 "records": "records of the three providers together (duplicates included)",
@@ -330,18 +315,23 @@ def _plots(results: dict[str, Any], folder: Path) -> list[Path]:
             ax.grid(alpha=0.3)
         save(fig, "quality_vs_threshold.png")
     speed = [(part, key, unit) for part, key, unit in
-             (("encoding", "records_per_s", "records per second"),
-              ("matching", "pairs_per_s", "pairs per second")) if part in results]
+             (("encoding", "process_records_per_s", "records per second, whole process"),
+              ("matching", "process_pairs_per_s", "pairs per second, whole process"))
+             if part in results]
     if speed:
-        fig, axes = plt.subplots(1, len(speed), figsize=(5 * len(speed), 4), dpi=120,
+        fig, axes = plt.subplots(1, len(speed), figsize=(6 * len(speed), 4), dpi=120,
                                  squeeze=False)
         for ax, (part, key, unit) in zip(axes[0], speed, strict=True):
             rows = results[part]["results"]
-            bars = ax.bar([r["tool"] for r in rows], [r[key] for r in rows],
-                          color=["tab:blue"] * (len(rows) - 1) + ["tab:grey"])  # peer last
-            ax.bar_label(bars, labels=[f"{r[key]:,.0f}" for r in rows])
+            labels = [f"{r['data']}\n{r['tool'].split(' (')[0]}" for r in rows]
+            peer = [not r["tool"].startswith("pprl") for r in rows]
+            bars = ax.bar(labels, [r[key] for r in rows],
+                          color=["tab:grey" if p else "tab:blue" for p in peer])
+            ax.bar_label(bars, labels=[f"{r[key]:,.0f}" for r in rows], fontsize=7)
             ax.set_ylabel(unit)
-            ax.set_title(f"{part}: ours {results[part]['speedup']}x the peer")
+            ax.tick_params(axis="x", labelsize=7)
+            ratios = ", ".join(f"{d} {x}x" for d, x in results[part]["process_speedup"].items())
+            ax.set_title(f"{part}: ours / peer {ratios}", fontsize=9)
             ax.margins(y=0.15)
         save(fig, "peers_speed.png")
     return made
@@ -358,23 +348,7 @@ def _markdown(results: dict[str, Any], machine: dict[str, Any], command: str,
                  f"{name.replace('_', ' ')} {part['wall_s']:,.0f} s"
                  for name, part in results.items()) + ".", ""]
     for name, part in results.items():
-        rows = part.get("results", [])
-        if not rows:
-            continue
-        lines += [f"## {name.replace('_', ' ')}", ""]
-        columns = list(rows[0])
-        lines.append("| " + " | ".join(columns) + " |")
-        lines.append("|" + " --- |" * len(columns))
-        for row in rows:
-            lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
-        lines.append("")
-        lines += [f"{key}: {part[key]}x  " for key in ("speedup", "process_speedup",
-                                                       "normalised_speedup")
-                  if key in part] + ([""] if "speedup" in part else [])
-        lines += [f"- `{column}`: {meaning}"
-                  for column, meaning in part.get("definitions", {}).items()]
-        lines += [f"- {note}" for note in part.get("notes", [])]
-        lines.append("")
+        lines += _section(name, part)
     lines += _kept_sections(markdown, {f"## {name.replace('_', ' ')}" for name in results})
     if plots:
         lines += ["## plots", ""]
@@ -382,6 +356,46 @@ def _markdown(results: dict[str, Any], machine: dict[str, Any], command: str,
             lines += [f"![{plot.stem}]"
                       f"({Path(os.path.relpath(plot, markdown.parent)).as_posix()})", ""]
     return "\n".join(lines) + "\n"
+
+
+def _section(name: str, part: dict[str, Any]) -> list[str]:
+    """One part's Markdown: its table, speed-ups, column definitions and notes."""
+    rows = part.get("results", [])
+    if not rows:
+        return []
+    lines = [f"## {name.replace('_', ' ')}", ""]
+    if "rerun" in part:
+        lines += [part["rerun"], ""]
+    columns = list(rows[0])
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + " --- |" * len(columns))
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
+    lines.append("")
+    speedups = [(key, part[key]) for key in ("speedup", "process_speedup", "cpu_speedup",
+                                             "normalised_speedup") if key in part]
+    lines += [f"{key}: " + (", ".join(f"{data} {x}x" for data, x in value.items())
+                            if isinstance(value, dict) else f"{value}x") + "  "
+              for key, value in speedups] + ([""] if speedups else [])
+    lines += [f"- `{column}`: {meaning}" for column, meaning in part.get("definitions", {}).items()]
+    lines += [f"- {note}" for note in part.get("notes", [])]
+    return lines + [""]
+
+
+def _replace_sections(text: str, results: dict[str, Any]) -> str:
+    """``text`` (BENCHMARKS.md) with the sections of ``results`` rendered anew and every other
+    section, hand-written ones included, kept as it is; a new section goes before the plots."""
+    for name, part in results.items():
+        rendered = "\n".join(_section(name, part))
+        heading = f"## {name.replace('_', ' ')}\n"
+        start = text.find(heading)
+        if start < 0:
+            start = end = text.find("## plots\n") if "## plots\n" in text else len(text)
+        else:
+            following = text.find("\n## ", start + len(heading))
+            end = following + 1 if following >= 0 else len(text)
+        text = text[:start] + rendered + "\n" + text[end:]
+    return text
 
 
 def _kept_sections(markdown: Path, written: set[str]) -> list[str]:
@@ -417,7 +431,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the results as Markdown")
     parser.add_argument("--no-peers", action="store_true",
                         help="skip clkhash, anonlink and Splink (no network needed)")
+    parser.add_argument("--only", metavar="PART,...",
+                        help="run only these parts (encoding, matching) and replace only their "
+                             "sections of the Markdown, keeping every other section")
     args = parser.parse_args(argv)
+    if args.only:
+        return _rerun_parts(args, [p.strip() for p in args.only.split(",")])
     command = shlex.join([".venv/bin/python", "-m", "benchmarks.suite",
                           *(sys.argv[1:] if argv is None else argv)])
     machine = _machine(args.workers)
@@ -426,13 +445,16 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         if not args.no_peers:
             results["encoding"] = _timed(lambda: bench_encoding.run(
-                min(1_000_000, args.max_size), args.workers, work))
+                min(200_000, args.max_size), args.workers, work))
             results["matching"] = _timed(lambda: bench_matching.run(
-                min(50_000, args.max_size), 0.8, args.workers, work))
+                min(60_000, args.max_size), 0.8, args.workers, work))
         sizes = [s for s in E2E_SIZES if s <= args.max_size] or [args.max_size]
         results["end_to_end"] = _timed(lambda: end_to_end(sizes, args.workers, work))
         results["quality"] = _timed(lambda: quality(min(20_000, max(args.max_size, 1000)),
                                                     args.workers, work, not args.no_peers))
+        results["deduplication"] = _timed(lambda: bench_dedup.run(
+            min(10_000, max(args.max_size, 1000)), args.workers, work, not args.no_peers,
+            febrl=(1, 2, 3) if args.max_size >= 100_000 else (3,)))
         results["cohorts"] = _timed(lambda: bench_cohorts.run(
             min(150_000, max(args.max_size, 2000)), 0, work))
         if not args.no_peers:
@@ -447,6 +469,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {plot}")
     args.markdown.write_text(_markdown(results, machine, command, plots, args.markdown),
                              encoding="utf-8")
+    print(f"wrote {args.markdown}")
+    return 0
+
+
+_RERUNNABLE = {
+    "encoding": lambda size, workers, work: bench_encoding.run(min(200_000, size), workers,
+                                                               work),
+    "matching": lambda size, workers, work: bench_matching.run(min(60_000, size), 0.8, workers,
+                                                               work),
+}
+
+
+def _rerun_parts(args: argparse.Namespace, parts: list[str]) -> int:
+    """``--only``: run some parts, write their JSON and plots, and update their sections."""
+    unknown = sorted(set(parts) - set(_RERUNNABLE))
+    if unknown:
+        raise SystemExit(f"--only: unknown part(s) {', '.join(unknown)}; "
+                         f"choose from {', '.join(_RERUNNABLE)}")
+    command = shlex.join([".venv/bin/python", "-m", "benchmarks.suite",
+                          *(sys.argv[1:])])
+    machine = _machine(args.workers)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in parts:
+            load = os.getloadavg()[0]
+            results[name] = _timed(functools.partial(_RERUNNABLE[name], args.max_size,
+                                                     args.workers, Path(tmp)))
+            results[name]["rerun"] = (
+                f"Run {machine['date']} on {machine['cpus']} cores ({machine['cpu_model']}), "
+                f"{machine['workers']} worker(s), by `{command}` ({results[name]['wall_s']:,.0f}"
+                f" s; load average {load:.1f} at the start: on a shared machine the wall times "
+                f"drift, the CPU seconds less).")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, part in results.items():
+        print_table(part["results"], title=f"\n{name} ({part['wall_s']:,.0f} s)")
+        write_json(args.out / f"{name}.json", {**part, "machine": machine})
+    for plot in _plots(results, args.out):
+        print(f"wrote {plot}")
+    text = args.markdown.read_text(encoding="utf-8") if args.markdown.exists() else ""
+    args.markdown.write_text(_replace_sections(text, results), encoding="utf-8")
     print(f"wrote {args.markdown}")
     return 0
 

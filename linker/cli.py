@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 import numpy as np
@@ -18,12 +20,22 @@ from tokenizer.parallel import default_workers
 from .backends import BACKENDS, Backend, BackendUnavailableError, get_backend
 from .blocking import LshBlocking
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
-from .evaluate import evaluate_entities, plot_curve, read_truth, threshold_curve
-from .link import DEFAULT_THRESHOLD
+from .evaluate import (
+    evaluate_entities,
+    one_to_one_reachable,
+    plot_curve,
+    read_truth,
+    threshold_curve,
+)
+from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, default_threshold
 from .link_streamed import link_on
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
+from .solve import DEFAULT_SOLVER, SOLVERS
+from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
+
+FC = TypeVar("FC", bound=Callable[..., object])
 
 class _Threshold(click.ParamType):
     """A Dice coefficient in [0, 1], or ``auto``."""
@@ -43,10 +55,15 @@ class _Threshold(click.ParamType):
         return number
 
 
-_threshold = click.option(
-    "--threshold", type=_Threshold(), default=DEFAULT_THRESHOLD, show_default=True,
-    help="Smallest Dice coefficient for a candidate pair; `auto` (two parties, no "
-         "deduplication) chooses it from the data and estimates precision and recall.")
+def _threshold(shown: str) -> Callable[[FC], FC]:
+    """``--threshold``, its default (which depends on deduplication) shown as ``shown``."""
+    return click.option(
+        "--threshold", type=_Threshold(), show_default=shown,
+        help="Smallest Dice coefficient for a candidate pair; `auto` (two parties, no "
+             "deduplication, no --blocking or --tokens) chooses it from the data and "
+             "estimates precision and recall.")
+
+
 _output = click.option("-o", "--output", "folder", required=True,
                        type=click.Path(file_okay=False, path_type=Path),
                        help="Folder for matches.parquet, entities.parquet and run.json.")
@@ -78,6 +95,13 @@ _blocking = click.option(
     help="lsh: compare only pairs sharing an LSH band of CLK bits (faster on large inputs, "
          "may lose some matches; measure with `pprl evaluate`).")
 
+_solver = click.option(
+    "--solver", type=click.Choice(SOLVERS), default=DEFAULT_SOLVER, show_default=True,
+    help="How candidate pairs become entities: cluster merges two groups when the pairs "
+         "across them score the threshold on average (keeps large duplicate groups); greedy "
+         "only when every pair across them is a candidate (anonlink's greedy solver). Two "
+         "parties without --dedup: the same 1:1 links either way.")
+
 
 def _rules(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
     """``--tokens T1,T3``: known rules, each once, in the order given."""
@@ -93,6 +117,12 @@ _tokens = click.option(
     "--tokens", callback=_rules, metavar="T1,T3,...",
     help="Also make every pair agreeing on one of these OpenToken tokens a candidate "
          "whatever its Dice score (inputs made with `pprl tokenize --with-tokens`).")
+
+_token_value_cap = click.option(
+    "--token-value-cap", type=click.IntRange(min=0), default=DEFAULT_TOKEN_VALUE_CAP,
+    show_default=True, metavar="N",
+    help="With --tokens: a token value held by more than N records of one party (a "
+         "placeholder name and birth date, say) is not used to make candidates; 0: no cap.")
 
 
 def _make_backend(name: str, workers: int, kernel: str, scheduler: str | None,
@@ -115,13 +145,24 @@ def _make_backend(name: str, workers: int, kernel: str, scheduler: str | None,
         raise click.ClickException(str(e)) from e
 
 
+_RECALL_BASIS = "of the links a 1:1 linkage can make"
+
+
 def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
             ) -> tuple[float, dict[str, object]]:
     """``--threshold auto``: the threshold the data suggests, and what to record of it."""
-    if len(sets) != 2 or any(dedup):
+    if any(dedup):
         raise click.UsageError(
-            "--threshold auto estimates two-party linkage without deduplication only; give "
-            "a threshold (measured: 0.64-0.67 for deduplication, see the README)")
+            "--threshold auto estimates two-party linkage without deduplication only: within "
+            "one provider, relatives of a household score like duplicates and no estimate "
+            "tried held on the test data. Give a threshold or leave the default "
+            f"({DEFAULT_DEDUP_THRESHOLD} with deduplication, from the measurements in the "
+            "README) and check it on a sample with known links (`pprl evaluate`)")
+    if len(sets) != 2:
+        raise click.UsageError(
+            f"--threshold auto estimates two-party linkage without deduplication only, not "
+            f"{len(sets)} parties; run it on each pair of providers to see their thresholds, "
+            f"then link all of them with a given one")
     try:
         from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
 
@@ -129,16 +170,20 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
     except ValueError as e:  # too few scores to fit
         raise click.ClickException(f"--threshold auto: {e}; give a threshold") from e
     click.echo(f"threshold {estimate.threshold} chosen from the data: {estimate.reason}; "
-               f"estimated precision {estimate.precision:.4f}, recall {estimate.recall:.4f}")
+               f"estimated precision {estimate.precision:.4f}, recall {estimate.recall:.4f} "
+               f"({_RECALL_BASIS})")
     return estimate.threshold, {"method": "estimated", "reason": estimate.reason,
                                 "estimated_precision": round(estimate.precision, 6),
-                                "estimated_recall": round(estimate.recall, 6)}
+                                "estimated_recall": round(estimate.recall, 6),
+                                "recall_of": _RECALL_BASIS}
 
 
-def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
+def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
          dedup: list[bool] | None, workers: int, kernel: str, blocking: str,
-         command: str, tokens: tuple[str, ...] | None, backend_name: str = "cpu",
-         scheduler: str | None = None, shared_dir: Path | None = None) -> None:
+         command: str, tokens: tuple[str, ...] | None, *, solver: str = DEFAULT_SOLVER,
+         backend_name: str = "cpu", scheduler: str | None = None,
+         shared_dir: Path | None = None,
+         token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP) -> None:
     tokens = tokens or ()  # None when invoked from code (`pprl demo`): callbacks don't run
     backend = _make_backend(backend_name, workers, kernel, scheduler, shared_dir)
     try:
@@ -171,16 +216,19 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
     with backend:
         if threshold == "auto":
             threshold, choice = _choose(sets, dedup_flags, backend)
+        elif threshold is None:
+            threshold = default_threshold(dedup_flags)
         assert isinstance(threshold, float)
         lsh = LshBlocking() if blocking == "lsh" else None
         try:
             result = link_on(backend, sets, threshold, dedup=dedup_flags, blocking=lsh,
-                             progress=progress, tokens=tokens)
+                             progress=progress, tokens=tokens,
+                             token_value_cap=token_value_cap, solver=solver)
         except LinkageInputError as e:
             raise click.ClickException(str(e)) from e
     bar.close()
     info = {"command": command, "threshold": threshold, "threshold_choice": choice,
-            "blocking": blocking, "token_rules": list(tokens),
+            "blocking": blocking, "token_rules": list(tokens), "solver": solver,
             **backend.describe(),
             "inputs": [{"file": s.source, "party": s.party, "records": len(s),
                         "deduplicated": d} for s, d in zip(sets, dedup_flags, strict=True)],
@@ -198,12 +246,21 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
     if tokens:
         click.echo(f"{stats['token_only_pairs']:,} candidate pairs from tokens "
                    f"{','.join(tokens)} alone")
+        _warn_common_tokens(stats["token_values_over_cap"], token_value_cap)
+
+
+def _warn_common_tokens(over_cap: dict[str, dict[str, int]], cap: int) -> None:
+    for rule, found in over_cap.items():
+        if found["values"]:
+            click.echo(f"warning: token {rule}: {found['values']:,} value(s) held by more "
+                       f"than {cap:,} records of one party ({found['records']:,} records) "
+                       f"were not used to make candidates (--token-value-cap)", err=True)
 
 
 @click.command("link")
 @click.argument("paths", metavar="A B [C ...]", nargs=-1, required=True,
                 type=click.Path(path_type=Path))
-@_threshold
+@_threshold(f"{DEFAULT_THRESHOLD}; {DEFAULT_DEDUP_THRESHOLD} with --dedup")
 @_output
 @click.option("--dedup", "dedup_parties", multiple=True, metavar="PARTY",
               help="Also deduplicate within this party (repeatable; 'all' for every party).")
@@ -214,10 +271,14 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str,
 @_shared_dir
 @_blocking
 @_tokens
-def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
+@_token_value_cap
+@_solver
+def link_command(paths: tuple[Path, ...], threshold: float | str | None, folder: Path,
                  dedup_parties: tuple[str, ...], workers: int, kernel: str, backend: str,
                  scheduler: str | None, shared_dir: Path | None, blocking: str,
-                 tokens: tuple[str, ...] | None = None) -> None:
+                 tokens: tuple[str, ...] | None = None,
+                 token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP,
+                 solver: str = DEFAULT_SOLVER) -> None:
     """Link the encodings files of two or more providers into entities.
 
     An entity holds at most one record per provider, unless that provider is deduplicated
@@ -236,13 +297,14 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
             raise click.UsageError(f"--dedup names unknown parties {sorted(unknown)}; "
                                    f"parties: {parties}")
         dedup = [("all" in dedup_parties) or p in dedup_parties for p in parties]
-    _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens, backend,
-         scheduler, shared_dir)
+    _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens,
+         solver=solver, backend_name=backend, scheduler=scheduler, shared_dir=shared_dir,
+         token_value_cap=token_value_cap)
 
 
 @click.command("dedup")
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
-@_threshold
+@_threshold(str(DEFAULT_DEDUP_THRESHOLD))
 @_output
 @_workers
 @_kernel
@@ -251,12 +313,17 @@ def link_command(paths: tuple[Path, ...], threshold: float, folder: Path,
 @_shared_dir
 @_blocking
 @_tokens
-def dedup_command(path: Path, threshold: float, folder: Path, workers: int, kernel: str,
-                  backend: str, scheduler: str | None, shared_dir: Path | None,
-                  blocking: str, tokens: tuple[str, ...] | None = None) -> None:
+@_token_value_cap
+@_solver
+def dedup_command(path: Path, threshold: float | str | None, folder: Path, workers: int,
+                  kernel: str, backend: str, scheduler: str | None, shared_dir: Path | None,
+                  blocking: str, tokens: tuple[str, ...] | None = None,
+                  token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP,
+                  solver: str = DEFAULT_SOLVER) -> None:
     """Find records of the same person within one provider's encodings file."""
     _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup", tokens,
-         backend, scheduler, shared_dir)
+         solver=solver, backend_name=backend, scheduler=scheduler, shared_dir=shared_dir,
+         token_value_cap=token_value_cap)
 
 
 @click.command("evaluate")
@@ -267,7 +334,8 @@ def dedup_command(path: Path, threshold: float, folder: Path, workers: int, kern
               help="PNG of precision/recall against the threshold (default: OUTDIR/quality.png).")
 @click.option("--estimate", is_flag=True,
               help="Also show the precision and recall the run estimated without the truth "
-                   "(a run made with --threshold auto).")
+                   "(a run made with --threshold auto), beside the true recall on the "
+                   "estimate's basis: the links a 1:1 linkage can make.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: bool,
                      as_json: bool) -> None:
@@ -289,7 +357,8 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
             f"{missing}: the truth file's parties are {truth_parties} and the run's "
             f"{run_parties}; give the truth of this run (its party column holds the provider "
             f"labels `pprl link` shows)")
-    quality = evaluate_entities(read_entities(folder), known)
+    entities = read_entities(folder)
+    quality = evaluate_entities(entities, known)
     thresholds = np.round(np.arange(run["threshold"], 1.0 + 1e-9, 0.01), 4)
     curve = threshold_curve(read_matches(folder), quality.actual, known, thresholds)
     plot_path = plot or folder / "quality.png"
@@ -305,8 +374,12 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
         if choice.get("method") != "estimated":
             raise click.ClickException(f"{folder} was linked with a given threshold, so it "
                                        f"holds no estimate; link with --threshold auto")
-        summary["estimated"] = {"precision": choice["estimated_precision"],
-                                "recall": choice["estimated_recall"]}
+        reachable = one_to_one_reachable(entities, known)
+        recall_one_to_one = quality.true_positives / reachable if reachable else 1.0
+        summary["estimated"] = {
+            "precision": choice["estimated_precision"], "recall": choice["estimated_recall"],
+            "true_recall_one_to_one": round(recall_one_to_one, 6),
+            "one_to_one_links": reachable}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -316,5 +389,7 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
                f"true; {quality.actual:,} true links)")
     if estimate:
         click.echo(f"estimated without the truth: precision {choice['estimated_precision']:.4f}"
-                   f"  recall {choice['estimated_recall']:.4f}")
+                   f"  recall {choice['estimated_recall']:.4f} {_RECALL_BASIS} (true: "
+                   f"{recall_one_to_one:.4f} of {reachable:,}; the recall above also counts "
+                   f"duplicates within a party, which 1:1 cannot link)")
     click.echo(f"precision/recall curve: {plot_path}")

@@ -15,10 +15,13 @@ The threshold is the smallest score whose posterior match probability (given the
 alone, as a threshold sees it) reaches 0.5; precision is the mean posterior of the links kept,
 recall the posterior mass kept over the posterior mass of all links at the floor.
 
-Measured (benchmarks/bench_estimate.py): within 0.02 of the true precision and recall on
-FEBRL 4 and the synthetic providers' pairs, at thresholds whose F1 is within 0.01 of the best.
-Not for deduplication: there a record's second best is often a duplicate too, and household
-members form a third population.
+Measured (benchmarks/bench_estimate.py): within 0.03 of the true precision and recall (of
+the links a 1:1 linkage can make) on FEBRL 4 and the synthetic providers' pairs, at
+thresholds whose F1 is within 0.01 of the best. Not for deduplication: there a record's
+second best is often a duplicate too, household members form a third population at Dice
+0.65-0.8, and neither this model with k partners per record nor a pooled mixture of all
+pair scores placed the threshold within 0.05 of the best on both FEBRL 1-3 and the
+synthetic providers.
 """
 
 from __future__ import annotations

@@ -6,20 +6,37 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .backends import Backend, Candidates, candidate_pairs
 from .blocking import LshBlocking
 from .clkset import ClkSet
-from .solve import cluster_records, greedy_one_to_one
-from .token_pairs import add_token_pairs, check_token_rules
+from .solve import DEFAULT_SOLVER, SOLVERS, cluster_groups, greedy_groups, greedy_one_to_one
+from .token_pairs import (
+    DEFAULT_TOKEN_VALUE_CAP,
+    add_token_pairs,
+    check_token_rules,
+    common_tokens,
+)
 
-__all__ = ["DEFAULT_THRESHOLD", "LinkResult", "link_sets"]
+__all__ = ["DEFAULT_THRESHOLD", "DEFAULT_DEDUP_THRESHOLD", "default_threshold", "LinkResult",
+           "link_sets"]
 
 # The shipped schemas set about 40% of the bits; with them unrelated records stay well below
 # this and matches with a few typos above it (FEBRL4 with `febrl`: precision 1.000, recall 0.997).
 DEFAULT_THRESHOLD = 0.65
+# Deduplication has no one-record-per-party rule to drop a weak candidate beside a strong one,
+# so it needs a higher threshold: at 0.70 the F1 of FEBRL 1, 2, 3 and of the synthetic EHR
+# extract is 0.995, 0.988, 0.982 and 0.939 (Splink on the cleartext: 0.997, 0.998, 0.999,
+# 0.932); at 0.65 FEBRL 2 and the EHR extract fall to 0.957 and 0.840 (BENCHMARKS.md).
+DEFAULT_DEDUP_THRESHOLD = 0.7
+
+
+def default_threshold(dedup: Sequence[bool]) -> float:
+    """The threshold a run gets when none is given: higher when any party is deduplicated."""
+    return DEFAULT_DEDUP_THRESHOLD if any(dedup) else DEFAULT_THRESHOLD
 
 
 @dataclass
@@ -39,7 +56,7 @@ class LinkResult:
     record_b: np.ndarray
     score: np.ndarray
     entity_of: list[np.ndarray]
-    stats: dict[str, float | int] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def entity_count(self) -> int:
@@ -51,26 +68,40 @@ def _party_pairs(count: int, dedup: Sequence[bool]) -> list[tuple[int, int]]:
     return pairs + [(i, j) for i in range(count) for j in range(i + 1, count)]
 
 
-def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
+def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
               dedup: Sequence[bool] | None = None, backend: Backend | None = None,
               blocking: LshBlocking | None = None,
               progress: Callable[[int, int], None] | None = None,
-              tokens: Sequence[str] = ()) -> LinkResult:
+              tokens: Sequence[str] = (),
+              token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP,
+              solver: str = DEFAULT_SOLVER) -> LinkResult:
     """Link every pair of parties (and deduplicate the flagged ones).
 
     Args:
+        threshold: smallest Dice coefficient of a candidate pair; None: ``default_threshold``.
         dedup: per party, whether to find duplicates within it (default: none).
         progress: called with (A rows done, pairs compared so far) as work proceeds.
         tokens: OpenToken rules (``T1``...) on which agreement makes a pair a candidate
             whatever its Dice coefficient (with or without blocking); its score stays its
             Dice coefficient.
+        token_value_cap: a token value held by more than this many records of one party is
+            not used (0: every value is); ``stats`` reports such values per rule.
+        solver: ``cluster`` (average-linkage merging, keeps large duplicate groups) or
+            ``greedy`` (anonlink's greedy solver); see ``linker.solve``. With two parties and
+            no deduplication both give anonlink's greedy 1:1 links.
 
     Raises:
         LinkageInputError: ``tokens`` names a rule an input does not carry.
+        ValueError: an unknown ``solver``.
     """
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}: choose from {', '.join(SOLVERS)}")
     started = time.perf_counter()
     check_token_rules(sets, tokens)
+    common = common_tokens(sets, tokens, token_value_cap)
     dedup = list(dedup) if dedup is not None else [False] * len(sets)
+    if threshold is None:
+        threshold = default_threshold(dedup)
     offsets = np.cumsum([0] + [len(s) for s in sets])
     found: list[tuple[int, int, Candidates]] = []
     compared = total = completed = token_only = 0
@@ -88,7 +119,7 @@ def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
                                      backend=backend, blocking=blocking, progress=tick)
         if tokens:
             candidates, added = add_token_pairs(sets[i], None if i == j else sets[j], tokens,
-                                                candidates)
+                                                candidates, common.excluded(i, j))
             token_only += added
         found.append((i, j, candidates))
         compared += candidates.compared
@@ -104,13 +135,14 @@ def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
     party_a, party_b = party_a[order], party_b[order]
     record_a, record_b, score = record_a[order], record_b[order], score[order]
     u, v = offsets[party_a] + record_a, offsets[party_b] + record_b
-    if len(sets) == 2 and not any(dedup):
+    if len(sets) == 2 and not any(dedup):  # cluster's merges are then greedy's 1:1 links
         accepted = greedy_one_to_one(record_a, record_b, len(sets[0]), len(sets[1]))
         groups = np.arange(offsets[-1], dtype=np.int64)
         groups[v[accepted]] = u[accepted]
     else:
         party_of = np.repeat(np.arange(len(sets)), [len(s) for s in sets])
-        groups = cluster_records(u, v, party_of, dedup)
+        groups = (greedy_groups(u, v, party_of, dedup) if solver == "greedy"
+                  else cluster_groups(u, v, score, threshold, party_of, dedup))
         accepted = groups[u] == groups[v]
     # Entities numbered by their first record, so numbering is stable and deterministic.
     distinct, first_seen, inverse = np.unique(groups, return_index=True, return_inverse=True)
@@ -124,6 +156,8 @@ def link_sets(sets: Sequence[ClkSet], threshold: float = DEFAULT_THRESHOLD, *,
              "pruned_share": round(1 - compared / total, 6) if total else 0.0,
              "stopped_halfway_share": round(1 - completed / compared, 6) if compared else 0.0,
              "token_only_pairs": token_only,
+             **({"token_value_cap": token_value_cap, "token_values_over_cap": common.stats}
+                if tokens else {}),
              "seconds": round(time.perf_counter() - started, 3)}
     return LinkResult([s.party for s in sets], [s.record_ids for s in sets],
                       party_a[accepted], record_a[accepted], party_b[accepted],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import numba
 import numpy as np
@@ -105,11 +105,12 @@ def link_two_streamed(sets: Sequence[ClkSet], threshold: float, backend: Streami
 def link_on(backend: Backend, sets: Sequence[ClkSet], threshold: float, *,
             dedup: Sequence[bool], blocking: LshBlocking | None = None,
             progress: Callable[[int, int], None] | None = None,
-            tokens: Sequence[str] = ()) -> LinkResult:
-    """``link_sets`` on ``backend``, solved from its candidate files where it writes them
-    and the run allows (``streams``)."""
+            tokens: Sequence[str] = (), **options: Any) -> LinkResult:
+    """``link_sets`` on ``backend`` (``options``: its other arguments), solved from the
+    backend's candidate files where it writes them and the run allows (``streams``: two
+    parties, 1:1, where every solver gives greedy's links)."""
     if streams(backend, sets, dedup, tokens):
         return link_two_streamed(sets, threshold, cast(StreamingBackend, backend),
                                  blocking=blocking, progress=progress)
     return link_sets(sets, threshold, dedup=dedup, backend=backend, blocking=blocking,
-                     progress=progress, tokens=tokens)
+                     progress=progress, tokens=tokens, **options)

@@ -1,11 +1,19 @@
 """Turning scored candidate pairs into entities: greedy 1:1, multi-party, deduplication.
 
-One rule covers all three (anonlink's greedy solver, generalised): candidate pairs are taken
-in anonlink's order (score descending, then party and record indices); two groups merge only
-when every pair of records across them has been seen as a candidate, and never when that would
-put two records of one party together, unless that party is being deduplicated. With two
-parties and no deduplication this is exactly greedy 1:1 matching, which has a compiled fast
-path. Deterministic: the same candidates give the same groups.
+Two solvers, both taking candidate pairs in anonlink's order (score descending, then party
+and record indices) and never putting two records of one party together unless that party is
+being deduplicated:
+
+- ``greedy`` is anonlink's greedy solver, generalised: two groups merge only when every pair
+  of records across them has been seen as a candidate. With two parties and no deduplication
+  this is exactly anonlink's greedy 1:1 matching.
+- ``cluster`` merges two groups when the mean score of all pairs across them reaches the
+  threshold, a pair that is not a candidate counting slightly below it (its score is unknown
+  but below the threshold). A large duplicate group then survives a few pairs that scored just
+  under the threshold, where ``greedy`` splits it. Each merge of two single records is one
+  candidate pair, so with two parties and no deduplication both solvers give the same links.
+
+Both are deterministic: the same candidates give the same groups.
 """
 
 from __future__ import annotations
@@ -15,8 +23,18 @@ from collections.abc import Sequence
 
 import numba
 import numpy as np
+from numba import types
+from numba.typed import Dict
 
-__all__ = ["greedy_one_to_one", "cluster_records"]
+from .solver_names import DEFAULT_SOLVER, SOLVERS, Solver
+
+__all__ = ["Solver", "SOLVERS", "DEFAULT_SOLVER", "NON_CANDIDATE_PENALTY", "greedy_one_to_one",
+           "greedy_groups", "cluster_groups"]
+
+# What a pair that is not a candidate counts below the threshold in ``cluster``. Measured on
+# FEBRL 2 and 3 and the synthetic EHR extract (BENCHMARKS.md, deduplication): smaller values
+# keep more of the large groups (recall), larger ones merge fewer strangers (precision).
+NON_CANDIDATE_PENALTY = 0.05
 
 
 @numba.njit(cache=True)
@@ -42,8 +60,8 @@ def greedy_one_to_one(left: np.ndarray, right: np.ndarray, n_left: int,
                    n_left, n_right)
 
 
-def cluster_records(u: np.ndarray, v: np.ndarray, party_of: np.ndarray,
-                    deduplicated: Sequence[bool]) -> np.ndarray:
+def greedy_groups(u: np.ndarray, v: np.ndarray, party_of: np.ndarray,
+                  deduplicated: Sequence[bool]) -> np.ndarray:
     """Group label of every record (global index), from candidate edges (u[p], v[p]) in
     anonlink's order, each pair at most once (as candidate generation gives them: the
     count of edges seen between two groups stands for the pairs seen). Records never merged
@@ -87,3 +105,117 @@ def cluster_records(u: np.ndarray, v: np.ndarray, party_of: np.ndarray,
             seen_between[other][gx] += count
             seen_between[other].pop(gy, None)
     return group_of
+
+
+@numba.njit(cache=True)
+def _root(parent: np.ndarray, x: int) -> int:  # pragma: no cover
+    root = x
+    while parent[root] != root:
+        root = parent[root]
+    while parent[x] != root:  # path compression
+        up = parent[x]
+        parent[x] = root
+        x = up
+    return root
+
+
+@numba.njit(cache=True)
+def _neighbours(u: np.ndarray, v: np.ndarray, gain: np.ndarray, n: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """Every record's candidate partners and gains, as compressed rows (both directions)."""
+    start = np.zeros(n + 1, dtype=np.int64)
+    for p in range(u.shape[0]):
+        start[u[p] + 1] += 1
+        start[v[p] + 1] += 1
+    for i in range(n):
+        start[i + 1] += start[i]
+    fill = start[:-1].copy()
+    other = np.empty(2 * u.shape[0], dtype=np.int64)
+    gains = np.empty(2 * u.shape[0], dtype=np.float64)
+    for p in range(u.shape[0]):
+        a, b = u[p], v[p]
+        other[fill[a]], gains[fill[a]] = b, gain[p]
+        other[fill[b]], gains[fill[b]] = a, gain[p]
+        fill[a] += 1
+        fill[b] += 1
+    return start, other, gains
+
+
+_MEMO_FROM = 4  # records in the smaller group from which a refusal is remembered
+
+
+@numba.njit(cache=True)
+def _cluster(u: np.ndarray, v: np.ndarray, gain: np.ndarray, exclusive: np.ndarray,
+             penalty: float) -> np.ndarray:  # pragma: no cover
+    """``exclusive[r]``: bit mask of the non-deduplicated parties record r belongs to."""
+    n = exclusive.shape[0]
+    start, other, gains = _neighbours(u, v, gain, n)
+    parent = np.arange(n)
+    size = np.ones(n, dtype=np.int64)
+    next_member = np.full(n, -1, dtype=np.int64)  # each group's members, a linked list
+    last_member = np.arange(n)
+    # Two groups refused stay refused until one of them grows: (pair of roots) -> their sizes'
+    # sum at the refusal, so large groups are not recounted at every edge between them (small
+    # ones cost less to recount than to look up).
+    refused = Dict.empty(key_type=types.int64, value_type=types.int64)
+    for p in range(u.shape[0]):
+        small, large = _root(parent, u[p]), _root(parent, v[p])
+        if small == large or np.any(exclusive[small] & exclusive[large]):
+            continue
+        if size[small] > size[large]:
+            small, large = large, small
+        pair = min(small, large) * n + max(small, large) if size[small] >= _MEMO_FROM else -1
+        if pair >= 0 and refused.get(pair, -1) == size[small] + size[large]:
+            continue
+        surplus, seen = 0.0, 0
+        member = small
+        while member != -1:
+            for k in range(start[member], start[member + 1]):
+                if _root(parent, other[k]) == large:
+                    surplus += gains[k]
+                    seen += 1
+            member = next_member[member]
+        if surplus < penalty * (size[small] * size[large] - seen):
+            if pair >= 0:
+                refused[pair] = size[small] + size[large]
+            continue
+        parent[small] = large
+        next_member[last_member[large]] = small
+        last_member[large] = last_member[small]
+        size[large] += size[small]
+        exclusive[large] |= exclusive[small]
+    labels = np.empty(n, dtype=np.int64)
+    for r in range(n):
+        labels[r] = _root(parent, r)
+    return labels
+
+
+def cluster_groups(u: np.ndarray, v: np.ndarray, score: np.ndarray, threshold: float,
+                   party_of: np.ndarray, deduplicated: Sequence[bool],
+                   penalty: float = NON_CANDIDATE_PENALTY) -> np.ndarray:
+    """Group label of every record (global index), by average-linkage merging.
+
+    Candidate edges (u[p], v[p], score[p]) are taken in anonlink's order, each pair at most
+    once. At each, the two records' groups merge when no party that is not deduplicated would
+    hold two records and the mean over all pairs across the groups is at least ``threshold``:
+    a candidate pair counts its score (at least ``threshold``, so a pair found by token
+    agreement alone counts as the threshold) and any other pair ``threshold - penalty``.
+
+    Args:
+        party_of: party index of every record.
+        deduplicated: per party, whether two of its records may share a group.
+        penalty: how far below the threshold a pair that is not a candidate counts.
+
+    Memory: the edges twice over (partner, gain) plus a few arrays per record.
+    """
+    dedup = np.asarray(deduplicated, dtype=bool)
+    party_of = np.asarray(party_of, dtype=np.int64)
+    words = max(1, (len(dedup) + 63) // 64)
+    exclusive = np.zeros((len(party_of), words), dtype=np.uint64)
+    alone = ~dedup[party_of] if len(party_of) else np.zeros(0, dtype=bool)
+    rows = np.flatnonzero(alone)
+    exclusive[rows, party_of[rows] // 64] = np.left_shift(
+        np.uint64(1), (party_of[rows] % 64).astype(np.uint64))
+    gain = np.maximum(np.asarray(score, dtype=np.float64) - threshold, 0.0)
+    return _cluster(np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64), gain,
+                    exclusive, float(penalty))

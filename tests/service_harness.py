@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import create_engine, make_url, text
 
 from api.client import Client
@@ -159,6 +161,35 @@ def make_providers(folder: Path, people: int, seed: int = 3) -> dict[str, Path]:
         outputs[party] = output
     return outputs
 
+
+TOKEN_SECRET = b"service tests: the OpenToken hashing secret all providers share"
+# Records of ehr and claims given one placeholder identity, as registration systems give
+# unnamed newborns: every such record shares the same T1, T3 and T5 tokens.
+PLACEHOLDER = {"given_name": "Baby", "surname": "Doe", "date_of_birth": "2020-01-01",
+               "sex": "f"}
+PLACEHOLDER_RECORDS = {"ehr": 150, "claims": 130}
+
+
+def make_token_providers(extracts: Path, folder: Path) -> dict[str, Path]:
+    """The synthetic extracts in ``extracts`` (see :func:`make_providers`), tokenized with
+    OpenToken tokens as well, after giving the first PLACEHOLDER_RECORDS records of ehr and
+    claims the PLACEHOLDER identity."""
+    schema = load_schema("person")
+    outputs = {}
+    for party in PARTIES:
+        table = pq.read_table(extracts / f"{party}.parquet")
+        count = PLACEHOLDER_RECORDS.get(party, 0)
+        for column, value in PLACEHOLDER.items():
+            values = table.column(column).to_pylist()
+            values[:count] = [value] * count
+            table = table.set_column(table.schema.get_field_index(column), column,
+                                     pa.array(values, pa.string()))
+        source = folder / f"{party}.parquet"
+        pq.write_table(table, source)
+        outputs[party] = folder / f"{party}.tokens.parquet"
+        tokenize_file(source, schema, SECRET, outputs[party], id_column="record_id",
+                      provider=party, workers=1, progress=False, token_secret=TOKEN_SECRET)
+    return outputs
 
 def provider_attributes(folder: Path, parties: tuple[str, ...] = PARTIES) -> dict[str, Path]:
     """Each party's attributes file, built from its extract in ``folder`` with the shipped

@@ -72,3 +72,13 @@ def test_a_failing_fast_command_still_fails(tmp_path: Path) -> None:
     assert "Error" in run.stderr
     usage = _pprl("link")
     assert usage.returncode == 2
+
+
+def test_fast_exit_only_for_cpu_runs() -> None:
+    from api.cli import _fast_exit_allowed
+
+    assert _fast_exit_allowed(["tokenize", "in.csv", "--schema", "febrl"])
+    assert _fast_exit_allowed(["-v", "link", "a", "b", "--backend", "cpu"])
+    assert not _fast_exit_allowed(["link", "a", "b", "--backend", "dask"])
+    assert not _fast_exit_allowed(["dedup", "a", "--backend=gpu"])
+    assert not _fast_exit_allowed(["serve"])

@@ -62,10 +62,11 @@ def test_febrl4_same_candidates_and_matches(tmp_path, threshold: float) -> None:
     for kernel in ("scalar", "lanes"):
         _assert_same_candidates(
             candidate_pairs(a, b, threshold, backend=CpuBackend(2, kernel=kernel)), theirs)
-    result = link_sets([a, b], threshold)
-    ours = sorted(sorted([[0, int(i)], [1, int(j)]])
-                  for i, j in zip(result.record_a, result.record_b, strict=True))
-    assert ours == theirs["groups"]
+    for solver in ("greedy", "cluster"):  # two parties: both are anonlink's greedy 1:1
+        result = link_sets([a, b], threshold, solver=solver)
+        ours = sorted(sorted([[0, int(i)], [1, int(j)]])
+                      for i, j in zip(result.record_a, result.record_b, strict=True))
+        assert ours == theirs["groups"], solver
 
 
 def test_three_parties_same_groups_as_anonlink(tmp_path) -> None:
@@ -75,7 +76,8 @@ def test_three_parties_same_groups_as_anonlink(tmp_path) -> None:
             for p in (0.0, 0.04, 0.08)]
     sets[2] = sets[2][rng.permutation(len(sets[2]))]
     theirs = _anonlink(tmp_path, sets, 0.7)
-    result = link_sets([ClkSet.from_arrays(s, party=f"p{k}") for k, s in enumerate(sets)], 0.7)
+    result = link_sets([ClkSet.from_arrays(s, party=f"p{k}") for k, s in enumerate(sets)], 0.7,
+                       solver="greedy")
     groups: dict[int, list[list[int]]] = {}
     for party, entities in enumerate(result.entity_of):
         for record, entity in enumerate(entities.tolist()):
@@ -93,9 +95,12 @@ def test_tied_scores_and_duplicate_clks_solve_as_anonlinks_greedy_solve(tmp_path
     people = random_clks(rng, 12, 256, (0.3, 0.5))
     sets = [people[rng.integers(0, len(people), 30)] for _ in range(parties)]
     theirs = _anonlink(tmp_path, sets, 0.9)
-    result = link_sets([ClkSet.from_arrays(s, party=f"p{k}") for k, s in enumerate(sets)], 0.9)
-    groups: dict[int, list[list[int]]] = {}
-    for party, entities in enumerate(result.entity_of):
-        for record, entity in enumerate(entities.tolist()):
-            groups.setdefault(entity, []).append([party, record])
-    assert sorted(sorted(g) for g in groups.values() if len(g) > 1) == theirs["groups"]
+    solvers = ("greedy", "cluster") if parties == 2 else ("greedy",)
+    for solver in solvers:
+        result = link_sets([ClkSet.from_arrays(s, party=f"p{k}") for k, s in enumerate(sets)],
+                           0.9, solver=solver)
+        groups: dict[int, list[list[int]]] = {}
+        for party, entities in enumerate(result.entity_of):
+            for record, entity in enumerate(entities.tolist()):
+                groups.setdefault(entity, []).append([party, record])
+        assert sorted(sorted(g) for g in groups.values() if len(g) > 1) == theirs["groups"]

@@ -235,6 +235,82 @@ def test_hash_kernel_matches_hashlib(secret: bytes) -> None:
     assert hash_signatures(pa.array(signatures, pa.string()), secret).to_pylist() == expected
 
 
+
+def test_hash_kernel_lanes_threads_and_repeats() -> None:
+    """Enough signatures for several threads, boundaries that are no multiple of the lane
+    count, short and long signatures side by side in one lane group, repeats and nulls: every
+    token is hmac/hashlib's."""
+    import base64
+    import hashlib
+    import hmac
+
+    import numpy as np
+    import pyarrow as pa
+
+    from tokenizer.opentoken.engine import BLANK, hash_signatures
+    rng = np.random.default_rng(7)
+    sizes = rng.choice([0, 1, 54, 55, 56, 63, 64, 119, 120], size=25_013)
+    signatures: list[str | None] = [f"{i}|" + "ü" * (int(n) // 2) + "x" * (int(n) % 2)
+                                    for i, n in enumerate(sizes)]
+    signatures[100:200] = signatures[0:100]
+    signatures[5::997] = [None] * len(signatures[5::997])
+    expected = [BLANK if s is None else base64.b64encode(hmac.digest(
+        b"secret", hashlib.sha256(s.encode()).hexdigest().encode(), "sha256")).decode()
+        for s in signatures]
+    assert hash_signatures(pa.array(signatures, pa.string()), b"secret",
+                           workers=3).to_pylist() == expected
+
+
+def test_hash_kernel_compiled_once() -> None:
+    """Writable and read-only arrays reach one machine-code version: numba compiles (and
+    loads from its cache) one per combination of argument writability, and a second one cost
+    a compilation of seconds in the middle of a run."""
+    import numpy as np
+
+    from tokenizer.opentoken.kernel_load import hash_kernel
+    kernel = hash_kernel()
+    out = np.empty((1, kernel.TOKEN_CHARS), dtype=np.uint8)
+    read_only = np.frombuffer(b"abc", dtype=np.uint8)
+    kernel.hash_tokens(read_only, np.array([0, 3]), 0, 1, kernel.hmac_key(b"k"), out)
+    kernel.hash_tokens(read_only.copy(), np.array([0, 3]), 0, 1, kernel.hmac_key(b"k"), out)
+    assert len(kernel._hash_range.signatures) == 1
+
+
+def test_kernel_loads_without_scipy() -> None:
+    """Loading the kernel in a fresh process imports no scipy (numba would import it only to
+    check for BLAS, half of its start-up), and scipy still imports afterwards."""
+    import subprocess
+    import sys
+    code = ("import sys\n"
+            "from tokenizer.opentoken.kernel_load import hash_kernel\n"
+            "hash_kernel()\n"
+            "print('scipy' in sys.modules)\n"
+            "import scipy.linalg\n"
+            "print(scipy.linalg.det([[2.0]]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).parent.parent)
+    assert done.stdout.split() == ["False", "2.0"]
+
+
+def test_encoding_option_reads_a_cp1252_csv(tmp_path: Path) -> None:
+    """`pprl tokens --encoding cp1252`, as `pprl tokenize --encoding`: an Excel export with
+    accented names gives the tokens of the same file in UTF-8."""
+    text = ("RecordId,FirstName,LastName,BirthDate,Sex,PostalCode\n"
+            "r1,José,Müller,1980-02-03,M,10115\nr2,Zoë,Brontë,1975-11-30,F,02139\n")
+    (tmp_path / "utf8.csv").write_text(text, encoding="utf-8")
+    (tmp_path / "cp1252.csv").write_text(text, encoding="cp1252")
+    _tokens_cli(tmp_path, "@utf8.csv", "-o", "@utf8-out.csv", "--hashing-secret-file",
+                "@hashing")
+    _tokens_cli(tmp_path, "@cp1252.csv", "-o", "@cp1252-out.csv", "--hashing-secret-file",
+                "@hashing", "--encoding", "cp1252")
+    assert (tmp_path / "cp1252-out.csv").read_text() == (tmp_path / "utf8-out.csv").read_text()
+    refused = CliRunner().invoke(tokens_command, [str(tmp_path / "cp1252.csv"), "-o",
+                                                  str(tmp_path / "x.csv"),
+                                                  "--hashing-secret-file",
+                                                  str(tmp_path / "hashing")])
+    assert refused.exit_code == 1 and "--encoding" in refused.output
+
+
 def _patient(number: int, given: str, family: str, birth: str, gender: str, zip_code: str
              ) -> dict:
     return {"resourceType": "Patient", "id": f"p{number}", "gender": gender,

@@ -17,7 +17,7 @@ from api.client import Client, ServiceError
 from linker.backends import available_backends
 from linker.clkset import load_clk_sets
 from linker.link import link_sets
-from tests.service_harness import PARTIES, Service, project_with_uploads
+from tests.service_harness import PARTIES, PLACEHOLDER_RECORDS, Service, project_with_uploads
 
 THRESHOLD = 0.75
 
@@ -87,6 +87,50 @@ def test_a_run_records_its_backend_and_unknown_or_missing_ones_are_refused(
             assert refused.value.status == 422
             assert re.search(message, refused.value.message), refused.value.message
 
+
+def test_a_run_with_tokens_links_as_the_linker_does(service: Service,
+                                                    token_provider_files: dict[str, Path]
+                                                    ) -> None:
+    """`pprl run --tokens T1,T3 --token-value-cap 100` on uploads carrying tokens: the run
+    records its token options and gives the linker's links, token-only candidates and the
+    placeholder identity's token values over the cap."""
+    created = project_with_uploads(service, token_provider_files, "tokens")
+    project_id = created["project"]["id"]
+    run = json.loads(service.pprl("run", project_id, "--threshold", "0.95", "--tokens",
+                                  "T1,T3", "--token-value-cap", "100", "--wait", "--json",
+                                  token=created["owner_token"]).stdout)
+    assert run["state"] == "done", run
+    assert (run["tokens"], run["token_value_cap"]) == (["T1", "T3"], 100)
+    expected = link_sets(load_clk_sets([token_provider_files[p] for p in PARTIES]), 0.95,
+                         tokens=["T1", "T3"])
+    assert expected.stats["token_only_pairs"] > 0
+    for name in ("links", "token_only_pairs", "token_value_cap", "token_values_over_cap"):
+        assert run["stats"][name] == expected.stats[name], name
+    placeholder = sum(PLACEHOLDER_RECORDS.values())
+    assert run["stats"]["token_values_over_cap"]["T1"] == {"values": 2, "records": placeholder}
+
+
+def test_run_token_options_are_checked(service: Service, provider_files: dict[str, Path],
+                                       token_provider_files: dict[str, Path]) -> None:
+    """An unknown rule is refused as invalid (422); tokens that a party's upload does not
+    carry refuse the run (409), naming the party; the CLI exits non-zero with the reason."""
+    plain = project_with_uploads(service, provider_files, "no-tokens")
+    with_tokens = project_with_uploads(service, token_provider_files, "with-tokens")
+    with Client(service.url, with_tokens["owner_token"]) as owner:
+        with pytest.raises(ServiceError) as refused:
+            owner.start_run(with_tokens["project"]["id"], tokens=["T9"])
+        assert refused.value.status == 422
+        with pytest.raises(ServiceError) as refused:
+            owner.start_run(with_tokens["project"]["id"], tokens=["T1"], token_value_cap=-1)
+        assert refused.value.status == 422
+    with Client(service.url, plain["owner_token"]) as owner:
+        with pytest.raises(ServiceError, match="party 'claims': its latest upload carries no "
+                                               "token T2 \\(its tokens: none\\)") as refused:
+            owner.start_run(plain["project"]["id"], tokens=["T2"])
+        assert refused.value.status == 409
+    answer = service.pprl("run", plain["project"]["id"], "--tokens", "T1", check=False,
+                          token=plain["owner_token"])
+    assert answer.returncode != 0 and "carries no token T1" in answer.stderr
 
 def test_each_party_reads_its_own_mapping_only(service: Service, linked: dict) -> None:
     created, project_id, run_id = linked["created"], linked["project_id"], linked["run"]["id"]

@@ -5,6 +5,7 @@ upload check lets exactly the declared token columns through."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,19 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from linker.cli import link_command
 from linker.clkset import ClkSet, LinkageInputError, load_clk_sets
 from linker.link import link_sets
+from linker.token_pairs import common_tokens, token_pairs
+from tests.service_harness import PLACEHOLDER_RECORDS
+from tokenizer.catalog import load_schema
 from tokenizer.cli import tokenize_command
 from tokenizer.encodings_check import EncodingsLimits, check_parquet_encodings
 from tokenizer.encodings_file import EncodingsMetadata, EncodingsWriter, read_encodings
 from tokenizer.errors import InputError
 from tokenizer.keys import key_check_value
 from tokenizer.opentoken.cli import tokens_command
+from tokenizer.pipeline import tokenize_file
 
 PEOPLE = [
     ("a1", "John", "Hopkins", "1996-05-15", "F", "86236", "157-71-1836"),
@@ -75,6 +81,62 @@ def test_tokenize_with_tokens_writes_pprl_tokens_tokens(tmp_path: Path) -> None:
     assert read.metadata.tokens == ("T1", "T2", "T3", "T4", "T5")
     assert read.tokens["T1"].tolist() == table.column("token_T1").to_pylist()
 
+
+def test_with_tokens_reads_mapped_columns(tmp_path: Path) -> None:
+    """A site's own headers mapped with --column-map are the token attributes too: the same
+    people under other headers get the same tokens (the first name, surname, birth date, sex
+    and ZIP are the mapped columns)."""
+    linkage, hashing = _secrets(tmp_path)
+    site = {"given_name": "Vorname", "surname": "Nachname", "date_of_birth": "Geburtsdatum",
+            "sex": "Geschlecht", "zip": "PLZ", "address": "Adresse", "phone": "Telefon"}
+    ours = ["record_id", "given_name", "surname", "date_of_birth", "sex", "zip", "ssn",
+            "address", "phone"]
+    tables = {}
+    for name, header, extra in (
+            ("ours", ours, []),
+            ("site", [site.get(c, c) for c in ours],
+             ["--column-map", ",".join(f"{k}={v}" for k, v in site.items())])):
+        source = tmp_path / f"{name}.csv"
+        with source.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows([*row, "1 Main St", ""] for row in PEOPLE)
+        out = tmp_path / f"{name}.parquet"
+        result = CliRunner().invoke(tokenize_command, [
+            str(source), "--schema", "person", "--secret-file", str(linkage), "--id-column",
+            "record_id", "-o", str(out), "--with-tokens", "--hashing-secret-file",
+            str(hashing), *extra])
+        assert result.exit_code == 0, result.output
+        tables[name] = pq.read_table(out)
+    assert tables["site"].equals(tables["ours"])
+    assert tables["site"].column("token_T2").null_count == 0   # needs no sex, which a4 lacks
+
+
+def test_with_tokens_reads_a_fhir_bundle_once(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token columns are found from the header alone: a Bundle (parsed whole when
+    opened) is parsed once, and its patients get tokens."""
+    import tokenizer.readers
+    parsed = []
+    real = tokenizer.readers.read_patients
+
+    def counted(*args: object) -> object:
+        parsed.append(args)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tokenizer.readers, "read_patients", counted)
+    bundle = tmp_path / "patients.json"
+    bundle.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1", "gender": "female",
+                      "birthDate": "1980-01-02", "name": [{"use": "official",
+                                                           "family": "Hopkins",
+                                                           "given": ["Mary"]}]}}]}))
+    linkage, hashing = _secrets(tmp_path)
+    out = tmp_path / "enc.parquet"
+    tokenize_file(bundle, load_schema("person"), LINKAGE_SECRET, out, progress=False,
+                  token_secret=HASHING_SECRET)
+    assert len(parsed) == 1
+    assert pq.read_table(out).column("token_T1").null_count == 0
 
 def _clk_set(bits: list[list[int]], t1: list[str | None], party: str) -> ClkSet:
     clks = np.zeros((len(bits), 8), dtype=np.uint8)
@@ -159,3 +221,49 @@ def test_upload_check_accepts_declared_token_columns(tmp_path: Path) -> None:
     _write_with_tokens(tmp_path / "a.parquet", "1" * 16, "a", ["t" * 44, None, "u" * 44])
     summary = check_parquet_encodings(tmp_path / "a.parquet", "upload", EncodingsLimits())
     assert summary.records == 3
+
+
+def test_a_token_value_common_in_a_party_makes_no_candidates(
+        token_provider_files: dict[str, Path]) -> None:
+    """150 ehr and 130 claims records of the synthetic population share one placeholder
+    identity: their T1/T3/T5 tokens agree, 19,500 pairs that would link all of them as one
+    person. Over the cap (100 records in a party) the value is no key; the stats say so."""
+    ehr, claims = load_clk_sets([token_provider_files["ehr"], token_provider_files["claims"]])
+    rules = ("T1", "T3", "T5")
+    placeholder = (PLACEHOLDER_RECORDS["ehr"], PLACEHOLDER_RECORDS["claims"])
+
+    def placeholder_pairs(left: np.ndarray, right: np.ndarray) -> int:
+        return int(((left < placeholder[0]) & (right < placeholder[1])).sum())
+
+    assert placeholder_pairs(*token_pairs(ehr, claims, rules)) == placeholder[0] * placeholder[1]
+    common = common_tokens([ehr, claims], rules, 100)
+    assert placeholder_pairs(*token_pairs(ehr, claims, rules, common.excluded(0, 1))) == 0
+    assert common.stats == {rule: {"values": 2, "records": sum(placeholder)} for rule in rules}
+    # At Dice 0.65 their CLKs (same name, birth date and sex) make those pairs candidates
+    # anyway; at 0.95 only tokens can.
+    capped = link_sets([ehr, claims], 0.95, tokens=rules)
+    uncapped = link_sets([ehr, claims], 0.95, tokens=rules, token_value_cap=0)
+    assert capped.stats["token_value_cap"] == 100
+    assert capped.stats["token_values_over_cap"] == common.stats
+    assert uncapped.stats["token_values_over_cap"]["T1"] == {"values": 0, "records": 0}
+    assert (uncapped.stats["token_only_pairs"] - capped.stats["token_only_pairs"]
+            > placeholder[0] * placeholder[1] // 2)
+    # A value of at most 150 records in each party is under a cap of 150: a key again.
+    assert common_tokens([ehr, claims], rules, 150).stats["T1"]["values"] == 0
+
+
+def test_link_command_warns_and_records_common_token_values(
+        token_provider_files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "linked"
+    result = CliRunner().invoke(link_command, [
+        str(token_provider_files["ehr"]), str(token_provider_files["claims"]), "-o", str(out),
+        "--tokens", "T1,T2", "--token-value-cap", "140"])
+    assert result.exit_code == 0, result.output
+    # 150 ehr records over the cap, 130 claims records under it: one value, not used at all
+    assert ("warning: token T1: 1 value(s) held by more than 140 records of one party "
+            "(150 records) were not used to make candidates") in result.stderr
+    assert "token T2" not in result.stderr   # T2 needs the ZIP code, which differs
+    run = json.loads((out / "run.json").read_text())
+    assert run["token_value_cap"] == 140
+    assert run["token_values_over_cap"] == {"T1": {"values": 1, "records": 150},
+                                            "T2": {"values": 0, "records": 0}}

@@ -1,9 +1,10 @@
 """Vectorised CLK encoding of record chunks, byte-identical with clkhash 0.18.3.
 
-A chunk's CLKs are the OR of each feature's bits, XOR-folded and cut to l bits. Plain n-gram
-features go through the compiled kernel (`ngram_kernel`); every other feature through the
-cached-value path (`feature_encoder`). Per-record Python work is nil: Python runs once per
-distinct token, and on the cached path once per distinct value.
+A chunk's CLKs are the OR of each feature's bits, XOR-folded and cut to l bits. n-gram
+features with bits per token go through `ngram_kernel` (numpy, then compiled loops on long
+runs); every other feature through the cached-value path (`feature_encoder`). Per-record
+Python work is nil: Python runs once per distinct token, and on the cached path once per
+distinct value.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import numpy as np
 import pyarrow as pa
 
 from .feature_encoder import FeatureEncoder, words_for_bits
-from .kernels import or_rows_into
 from .keys import derive_feature_keys
 from .ngram_kernel import NgramKernelEncoder, kernel_can_encode
 from .schema_model import Feature, Schema
@@ -110,7 +110,7 @@ class ClkEncoder:
                 reject_codes, reasons = prepared.reject_codes, prepared.reasons
             else:
                 column = encoder.encode(columns[feature.identifier])
-                or_rows_into(filters, encoder.table, column.rows)
+                np.bitwise_or(filters, encoder.table[column.rows], out=filters)
                 reject_codes, reasons = column.reject_codes, column.reasons
             bad = np.flatnonzero(reject_codes >= 0)
             if len(bad):

@@ -15,7 +15,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .kernels import or_groups_into
 from .occurrences import (
     VECTOR_MAX_LENGTH,
     VECTOR_MAX_N,
@@ -239,6 +238,8 @@ class FeatureEncoder:
         if len(value_index) > 1 and (value_index[1:] < value_index[:-1]).any():
             order = np.argsort(value_index, kind="stable")
             value_index, token_ids, bits = value_index[order], token_ids[order], bits[order]
+        from .kernels import or_groups_into  # here: numba loads only for features that need it
+
         token_rows = self._token_rows(token_ids, bits)
         starts = np.flatnonzero(np.r_[True, value_index[1:] != value_index[:-1]])
         or_groups_into(self.table, new_rows[value_index[starts]], starts, self.token_filters,

@@ -1,7 +1,7 @@
-"""Compiled inner loops of the encoder (numba): OR-ing packed filter rows together.
+"""Compiled inner loop of the cached-value encoder (numba): OR-ing packed filter rows together.
 
-Both loops only read and OR whole uint64 words, so they are exact; they exist because numpy
-would first materialise every gathered row as a temporary array.
+It only reads and ORs whole uint64 words, so it is exact; it exists because numpy would first
+materialise every gathered row as a temporary array.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["or_groups_into", "or_rows_into"]
+__all__ = ["or_groups_into"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -29,13 +29,3 @@ def or_groups_into(table: np.ndarray, dest_rows: np.ndarray, starts: np.ndarray,
             src = source_rows[k]
             for w in range(words):
                 table[row, w] |= sources[src, w]
-
-
-@numba.njit(cache=True, nogil=True)
-def or_rows_into(out: np.ndarray, table: np.ndarray, rows: np.ndarray) -> None:  # pragma: no cover
-    """out[i] |= table[rows[i]] for every i."""
-    words = out.shape[1]
-    for i in range(rows.shape[0]):
-        r = rows[i]
-        for w in range(words):
-            out[i, w] |= table[r, w]

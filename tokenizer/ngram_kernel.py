@@ -1,23 +1,24 @@
-"""Compiled n-gram encoding straight from Arrow's UTF-8 buffers (numba).
+"""n-gram encoding straight from Arrow's UTF-8 buffers, with no Python per record.
 
-The common case of a linkage schema is an unconstrained text feature hashed as n-grams with a
-fixed number of bits per token. For it, a record's filter is the OR of one precomputed filter
-row per n-gram, so the whole chunk is two tight loops over the column's bytes:
+The common case of a linkage schema is a text feature hashed as n-grams with a fixed number of
+bits per token. For it, a record's filter is the OR of one precomputed filter row per n-gram
+(a row per distinct token, hashed once with HMAC/BLAKE2), so a chunk is: the column's values as
+code points, their n-gram keys, each key's filter row, and the OR of those rows per record.
 
-1. decode each value, form its n-gram keys (code points packed into an int64, plus the
-   position for positional n-grams), look each up in the feature's hash table and OR its
-   filter row into the record's filter; list the grams not seen before;
-2. Python hashes those new tokens (HMAC/BLAKE2, once per distinct token), and the few records
-   that had one are done again.
+Two implementations give the same filters: ``ngram_numpy`` by whole arrays, used first, and
+``ngram_jit``'s compiled loops (numba), faster per record but about a second to load. A run
+starts on numpy and loads numba on a thread once it has encoded ``_JIT_AFTER_ROWS`` records,
+then switches: a short run never pays for numba, a long one soon runs compiled.
 
-No Python string is made per record. The token strings hashed are exactly clkhash's
-(``tokens.tokenize``): n-1 spaces of padding each side for n > 1, ``"<i+1> <gram>"`` when
-positional, nothing for an empty value.
+The token strings hashed are exactly clkhash's (``tokens.tokenize``): n-1 spaces of padding
+each side for n > 1, ``"<i+1> <gram>"`` when positional, nothing for an empty value.
 """
 
 from __future__ import annotations
 
-import numba
+import threading
+from types import ModuleType
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,20 +26,46 @@ import pyarrow.compute as pc
 from .column_values import ColumnPreparer, PreparedColumn, column_preparable
 from .feature_encoder import words_for_bits
 from .hashing import blake_positions, double_hash_bases
-from .kernels import or_rows_into
+from .ngram_numpy import NumpyGramTable, numpy_can_encode
 from .schema_model import BitsPerToken, Feature, NgramComparison, StringFormat
 
-__all__ = ["NgramKernelEncoder", "kernel_can_encode", "warm_up"]
+__all__ = ["NgramKernelEncoder", "kernel_can_encode", "load_jit"]
 
 MAX_N = 3  # three 21-bit code points fit one int64 key
 _CODEPOINT_BITS = 21
-_EMPTY = -1
-_NEW_GRAMS_START = 1 << 12
 # A column is encoded per distinct value while distinct values are at most this share of its
 # records; otherwise directly, trying the dictionary again every so many chunks.
 _DICTIONARY_MAX_SHARE = 0.5
 _DICTIONARY_RETRY_EVERY = 8
-_SPACE = 0x20
+# Records one encoder handles with numpy before numba is loaded for the rest (loading it costs
+# about what numpy takes for this many records of a few features).
+_JIT_AFTER_ROWS = 300_000
+
+_jit: ModuleType | None = None
+_jit_lock = threading.Lock()
+_jit_started = False
+
+
+def _load_jit() -> None:
+    global _jit
+    from . import ngram_jit
+
+    ngram_jit.warm_up()
+    _jit = ngram_jit
+
+
+def load_jit(wait: bool = False) -> ModuleType | None:
+    """Start loading the compiled kernels on a thread (once); the module when it is loaded,
+    else None. ``wait``: load them now."""
+    global _jit_started
+    with _jit_lock:
+        if not _jit_started:
+            _jit_started = True
+            if not wait:
+                threading.Thread(target=_load_jit, name="pprl-load-jit", daemon=True).start()
+            else:
+                _load_jit()
+    return _jit
 
 
 def kernel_can_encode(feature: Feature) -> bool:
@@ -60,171 +87,15 @@ def _unchecked(feature: Feature) -> bool:
             and feature.encoding.replace("-", "").lower() in ("utf8", "utf16", "utf32"))
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _decode(data: np.ndarray, start: int, end: int, out: np.ndarray) -> int:  # pragma: no cover
-    """UTF-8 bytes (valid, as Arrow guarantees) to code points; returns how many."""
-    count = 0
-    i = start
-    while i < end:
-        b = np.int64(data[i])
-        if b < 0x80:
-            cp, size = b, 1
-        elif b < 0xE0:
-            cp, size = b & 0x1F, 2
-        elif b < 0xF0:
-            cp, size = b & 0x0F, 3
-        else:
-            cp, size = b & 0x07, 4
-        for k in range(1, size):
-            cp = (cp << 6) | (np.int64(data[i + k]) & 0x3F)
-        out[count] = cp
-        count += 1
-        i += size
-    return count
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _points_buffer(offsets: np.ndarray) -> np.ndarray:  # pragma: no cover
-    """Room for the code points of the longest value (at most one per byte)."""
-    longest = 1
-    for r in range(offsets.shape[0] - 1):
-        longest = max(longest, offsets[r + 1] - offsets[r])
-    return np.empty(longest, dtype=np.int64)
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _gram_key(points: np.ndarray, length: int, n: int,
-              i: int) -> np.int64:  # pragma: no cover
-    """Key of the gram starting at padded position i (padding: n-1 spaces each side)."""
-    key = np.int64(0)
-    for j in range(n):
-        p = i + j - (n - 1)
-        cp = points[p] if 0 <= p < length else _SPACE
-        key = (key << _CODEPOINT_BITS) | cp
-    return key
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _slot(keys: np.ndarray, positions: np.ndarray, key: np.int64,
-          position: int) -> int:  # pragma: no cover
-    """Open-addressing slot of (key, position): where it is, or the empty slot to put it."""
-    mask = keys.shape[0] - 1
-    h = key * np.int64(-7046029254386353131) + position * np.int64(-4658895280553007687)
-    s = (h ^ (h >> 29)) & mask
-    while keys[s] != _EMPTY and (keys[s] != key or positions[s] != position):
-        s = (s + 1) & mask
-    return s
-
-
-@numba.njit(cache=True, nogil=True)
-def _list_pending(keys: np.ndarray, positions: np.ndarray, rows: np.ndarray,
-                  new_keys: np.ndarray, new_positions: np.ndarray) -> int:  # pragma: no cover
-    """List the entries still waiting for their filter row (row -1)."""
-    found = 0
-    for s in range(keys.shape[0]):
-        if keys[s] != _EMPTY and rows[s] == -1:
-            new_keys[found] = keys[s]
-            new_positions[found] = positions[s]
-            found += 1
-    return found
-
-
-@numba.njit(cache=True, nogil=True)
-def _encode_pass(offsets: np.ndarray, data: np.ndarray, n: int, positional: bool,
-                 keys: np.ndarray, positions: np.ndarray, rows: np.ndarray,
-                 token_filters: np.ndarray, out: np.ndarray, new_keys: np.ndarray,
-                 new_positions: np.ndarray, found: int,
-                 incomplete: np.ndarray) -> tuple[int, int]:  # pragma: no cover
-    """OR the filter row of every known gram into its record; list unseen grams.
-
-    An unseen (gram, position) is inserted with row -1 and listed after the ``found``
-    already listed; its record is listed as incomplete (OR is idempotent, so incomplete
-    records are simply done again by ``_or_records`` once the new rows exist).
-    Returns (grams listed, incomplete records), or (-1, 0) when the table would pass half
-    full or the list is full: grow them, list the table's pending entries with
-    ``_list_pending`` and call again.
-    """
-    capacity = keys.shape[0]
-    used = 0
-    for s in range(capacity):
-        if keys[s] != _EMPTY:
-            used += 1
-    words = out.shape[1]
-    points = _points_buffer(offsets)
-    pending = 0
-    for r in range(offsets.shape[0] - 1):
-        length = _decode(data, offsets[r], offsets[r + 1], points)
-        complete = True
-        for i in range(length + n - 1 if length else 0):
-            key = _gram_key(points, length, n, i)
-            position = i + 1 if positional else 0
-            s = _slot(keys, positions, key, position)
-            if keys[s] == _EMPTY:
-                if 2 * (used + 1) > capacity or found == new_keys.shape[0]:
-                    return -1, 0
-                keys[s] = key
-                positions[s] = position
-                rows[s] = -1
-                used += 1
-                new_keys[found] = key
-                new_positions[found] = position
-                found += 1
-            row = rows[s]
-            if row < 0:
-                complete = False
-                continue
-            for w in range(words):
-                out[r, w] |= token_filters[row, w]
-        if not complete:
-            incomplete[pending] = r
-            pending += 1
-    return found, pending
-
-
-@numba.njit(cache=True, nogil=True)
-def _or_records(offsets: np.ndarray, data: np.ndarray, n: int, positional: bool,
-                keys: np.ndarray, positions: np.ndarray, rows: np.ndarray,
-                token_filters: np.ndarray, out: np.ndarray,
-                records: np.ndarray) -> None:  # pragma: no cover
-    """out[r] |= the filter row of every gram of each listed record r (all grams known)."""
-    words = out.shape[1]
-    points = _points_buffer(offsets)
-    for r in records:
-        length = _decode(data, offsets[r], offsets[r + 1], points)
-        for i in range(length + n - 1 if length else 0):
-            key = _gram_key(points, length, n, i)
-            row = rows[_slot(keys, positions, key, i + 1 if positional else 0)]
-            for w in range(words):
-                out[r, w] |= token_filters[row, w]
-
-
-@numba.njit(cache=True, nogil=True)
-def _rehash(keys: np.ndarray, positions: np.ndarray, rows: np.ndarray, new_keys: np.ndarray,
-            new_positions: np.ndarray, new_rows: np.ndarray) -> None:  # pragma: no cover
-    for s in range(keys.shape[0]):
-        if keys[s] != _EMPTY:
-            t = _slot(new_keys, new_positions, keys[s], positions[s])
-            new_keys[t] = keys[s]
-            new_positions[t] = positions[s]
-            new_rows[t] = rows[s]
-
-
-@numba.njit(cache=True, nogil=True)
-def _set_rows(keys: np.ndarray, positions: np.ndarray, rows: np.ndarray, which_keys: np.ndarray,
-              which_positions: np.ndarray, values: np.ndarray) -> None:  # pragma: no cover
-    for j in range(which_keys.shape[0]):
-        rows[_slot(keys, positions, which_keys[j], which_positions[j])] = values[j]
-
-
 def _gram_text(key: int, n: int) -> str:
     mask = (1 << _CODEPOINT_BITS) - 1
     return "".join(chr((key >> (_CODEPOINT_BITS * (n - 1 - j))) & mask) for j in range(n))
 
 
 class NgramKernelEncoder:
-    """One feature's compiled encoder: a hash table (gram, position) -> filter row.
+    """One feature's encoder: filter rows of its tokens, and a table gram -> row.
 
-    Memory is bounded: past ``max_tokens`` distinct tokens the table is emptied, which never
+    Memory is bounded: past ``max_tokens`` distinct tokens the tables are emptied, which never
     changes the output.
     """
 
@@ -244,23 +115,29 @@ class NgramKernelEncoder:
         self._use_dictionary = True
         self._direct_chunks = 0
         self.preparer = None if _unchecked(feature) else ColumnPreparer(feature)
+        self.rows_encoded = 0
         self._reset()
 
-    def _reset(self, capacity: int = 1 << 12) -> None:
-        self.table_keys = np.full(capacity, _EMPTY, dtype=np.int64)
-        self.table_positions = np.zeros(capacity, dtype=np.int64)
-        self.table_rows = np.zeros(capacity, dtype=np.int64)
+    def _reset(self) -> None:
+        self._numpy = (NumpyGramTable(self.n, self.positional)
+                       if numpy_can_encode(self.n, self.positional) else None)
+        self._compiled = None
         # Row 0 stays zero; token rows start at 1.
         self.token_filters = np.zeros((1 << 10, self.words), dtype=np.uint64)
         self.token_count = 0
 
-    def _grow(self) -> None:
-        capacity = 2 * len(self.table_keys)
-        keys = np.full(capacity, _EMPTY, dtype=np.int64)
-        positions = np.zeros(capacity, dtype=np.int64)
-        rows = np.zeros(capacity, dtype=np.int64)
-        _rehash(self.table_keys, self.table_positions, self.table_rows, keys, positions, rows)
-        self.table_keys, self.table_positions, self.table_rows = keys, positions, rows
+    def _table(self):  # type: ignore[no-untyped-def]
+        """The compiled table once numba is loaded (or where numpy cannot encode), else the
+        numpy one."""
+        if self._compiled is None:
+            jit = None
+            if self._numpy is None:
+                jit = load_jit(wait=True)
+            elif self.rows_encoded >= _JIT_AFTER_ROWS:
+                jit = load_jit()
+            if jit is not None:
+                self._compiled = jit.JitGramTable(self.n, self.positional)
+        return self._compiled if self._compiled is not None else self._numpy
 
     def _token_filter(self, key: int, position: int) -> np.ndarray:
         gram = _gram_text(key, self.n)
@@ -278,7 +155,8 @@ class NgramKernelEncoder:
         # Big-endian bit order within each byte, as clkhash serialises.
         return np.packbits(bits).view(np.uint64)
 
-    def _add_tokens(self, new_keys: np.ndarray, new_positions: np.ndarray) -> None:
+    def _add_tokens(self, new_keys: np.ndarray, new_positions: np.ndarray) -> np.ndarray:
+        """Filter rows for new (gram key, position) tokens; returns their row numbers."""
         first = self.token_count + 1
         needed = first + len(new_keys)
         if needed > len(self.token_filters):
@@ -289,9 +167,8 @@ class NgramKernelEncoder:
         for j, (key, position) in enumerate(zip(new_keys.tolist(), new_positions.tolist(),
                                                 strict=True)):
             self.token_filters[first + j] = self._token_filter(key, position)
-        _set_rows(self.table_keys, self.table_positions, self.table_rows, new_keys,
-                  new_positions, np.arange(first, needed, dtype=np.int64))
         self.token_count += len(new_keys)
+        return np.arange(first, needed, dtype=np.int64)
 
     def encode_column(self, column: pa.Array | pa.ChunkedArray,
                       filters: np.ndarray) -> PreparedColumn | None:
@@ -319,7 +196,7 @@ class NgramKernelEncoder:
             codes = (pc.fill_null(indices, len(distinct)) if indices.null_count else indices)
             if indices.null_count:  # nulls encode as the empty string: no bits
                 rows = np.vstack([rows, np.zeros((1, rows.shape[1]), dtype=np.uint64)])
-            or_rows_into(filters, rows, codes.to_numpy(zero_copy_only=False).astype(np.int64))
+            np.bitwise_or(filters, rows[codes.to_numpy(zero_copy_only=False)], out=filters)
         else:
             self._direct_chunks += 1
             self._use_dictionary = self._direct_chunks % _DICTIONARY_RETRY_EVERY == 0
@@ -348,43 +225,6 @@ class NgramKernelEncoder:
         ``data[offsets[r]:offsets[r + 1]]``."""
         if self.token_count > self.max_tokens:
             self._reset()
-        new_keys = np.empty(_NEW_GRAMS_START, dtype=np.int64)
-        new_positions = np.empty(_NEW_GRAMS_START, dtype=np.int64)
-        incomplete = np.empty(len(offsets) - 1, dtype=np.int64)
-        found = 0
-        while True:
-            found, pending = _encode_pass(offsets, data, self.n, self.positional,
-                                          self.table_keys, self.table_positions, self.table_rows,
-                                          self.token_filters, filters, new_keys, new_positions,
-                                          found, incomplete)
-            if found >= 0:
-                break
-            self._grow()
-            new_keys = np.empty(len(self.table_keys) // 2 + 1, dtype=np.int64)
-            new_positions = np.empty(len(new_keys), dtype=np.int64)
-            found = _list_pending(self.table_keys, self.table_positions, self.table_rows,
-                                  new_keys, new_positions)
-        if found:
-            self._add_tokens(new_keys[:found], new_positions[:found])
-        if pending:
-            _or_records(offsets, data, self.n, self.positional, self.table_keys,
-                        self.table_positions, self.table_rows, self.token_filters, filters,
-                        incomplete[:pending])
-
-
-def warm_up() -> None:
-    """Load the compiled kernels (from numba's cache) by running them on a tiny input.
-
-    Loading takes a few tenths of a second; a caller can do it on a thread while it reads
-    its input instead of on the first chunk's critical path.
-    """
-    from .schema_model import HashConfig
-
-    feature = Feature("warm", StringFormat(), NgramComparison(2, True), BitsPerToken(1),
-                      HashConfig(), None)
-    encoder = NgramKernelEncoder(feature, (b"k" * 8, b"k" * 8), 64, max_tokens=4)
-    filters = np.zeros((3, 1), dtype=np.uint64)
-    encoder.encode_rows(*encoder.column_buffers(pa.array(["ab"] * 3)), filters)
-    encoder._grow()
-    _list_pending(encoder.table_keys, encoder.table_positions, encoder.table_rows,
-                  np.empty(4, dtype=np.int64), np.empty(4, dtype=np.int64))
+        self._table().encode_rows(offsets, data, filters, lambda: self.token_filters,
+                                  self._add_tokens)
+        self.rows_encoded += len(offsets) - 1

@@ -15,13 +15,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from .encoder import ClkEncoder, EncodedChunk
-from .normalize import Normalizer
 from .schema_model import Schema
+
+if TYPE_CHECKING:  # imported when encoding: `pprl link` wants default_workers alone
+    from .encoder import EncodedChunk
+    from .normalize import Normalizer
 
 __all__ = ["encode_chunks", "default_workers", "InOrderWorker", "Rejected"]
 
@@ -46,6 +48,8 @@ def encode_chunks(schema: Schema, secret: bytes, chunks: Iterable[Columns],
     With ``workers`` > 1, up to two chunks per worker are in flight, so memory stays bounded
     by the chunk size; normalising runs on the worker threads too (Arrow releases the GIL).
     """
+    from .encoder import ClkEncoder
+
     local = threading.local()
 
     def encode(columns: Columns) -> tuple[EncodedChunk, Rejected]:

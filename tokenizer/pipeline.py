@@ -12,14 +12,13 @@ from __future__ import annotations
 import csv
 import logging
 import sys
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -36,10 +35,9 @@ from .encodings_file import (
 )
 from .errors import AllRowsRejectedError, InputError, InvalidRowsError
 from .keys import key_check_value
-from .ngram_kernel import warm_up
 from .normalize import DateOrder, Normalizer, choose_kinds
 from .parallel import InOrderWorker, Rejected, encode_chunks
-from .readers import RecordChunk, default_id_column, open_records
+from .readers import RecordChunk, default_id_column, input_columns, open_records
 from .schema_model import Schema
 
 __all__ = ["TokenizeReport", "tokenize_file", "rejects_path_for"]
@@ -212,6 +210,29 @@ def _write_chunk(writer: EncodingsWriter, rejects: _RejectsWriter, chunk: Record
     _write_rejects(rejects, chunk, reasons)
 
 
+class _Bar(Protocol):
+    def update(self, count: int) -> object: ...
+
+    def close(self) -> None: ...
+
+
+class _NoBar:
+    """What a run without a progress bar updates (tqdm is not even imported)."""
+
+    def update(self, count: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int | None, name: str) -> _Bar:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="rec", unit_scale=True, desc=f"tokenizing {name}",
+                file=sys.stderr)
+
+
 def tokenize_file(
     input_path: str | Path,
     schema: Schema,
@@ -259,24 +280,24 @@ def tokenize_file(
         AllRowsRejectedError: the input has rows and every one was rejected.
     """
     started = time.perf_counter()
-    threading.Thread(target=warm_up, name="pprl-warm-up", daemon=True).start()
     input_path, output_path = Path(input_path), Path(output_path)
     id_column = id_column or default_id_column(input_path)
     required = ClkEncoder.columns_of(schema)
     columns = list(dict.fromkeys(([id_column] if id_column else []) + required))
     normalizer = Normalizer(schema, choose_kinds(schema) if kinds is None else kinds,
                             date_order)
-    reader = open_records(input_path, columns, chunk_size=chunk_size, encoding=encoding,
-                          delimiter=delimiter, column_map=dict(column_map or {}))
     token_input = None
     if token_secret is not None:
         from .opentoken.files import token_sources
 
-        # The token columns are known once the header is: the input is opened again with them.
-        token_input = _TokenInput(token_sources(reader.columns), token_secret)
+        # Token attributes are read from the columns `pprl tokens` would take, found in the
+        # header (through --column-map, so a mapped `given_name` is the first name).
+        token_input = _TokenInput(token_sources(input_columns(
+            input_path, encoding=encoding, delimiter=delimiter,
+            column_map=dict(column_map or {}))), token_secret)
         columns = list(dict.fromkeys(columns + list(token_input.sources.values())))
-        reader = open_records(input_path, columns, chunk_size=chunk_size, encoding=encoding,
-                              delimiter=delimiter, column_map=dict(column_map or {}))
+    reader = open_records(input_path, columns, chunk_size=chunk_size, encoding=encoding,
+                          delimiter=delimiter, column_map=dict(column_map or {}))
     meta = EncodingsMetadata(schema.bloom_filter_bits, schema.fingerprint, provider,
                              tool_version(), schema.canonical_json,
                              key_check=key_check_value(secret),
@@ -286,10 +307,7 @@ def tokenize_file(
     writer = EncodingsWriter(output_path, meta, output_format)
     rejects = _RejectsWriter(rejects_path_for(output_path), columns)
     show = sys.stderr.isatty() if progress is None else progress
-    from tqdm import tqdm  # here: importing it costs more than a short run's encoding
-
-    bar = tqdm(total=reader.total_rows, unit="rec", unit_scale=True, disable=not show,
-               desc=f"tokenizing {input_path.name}", file=sys.stderr)
+    bar: _Bar = _progress_bar(reader.total_rows, input_path.name) if show else _NoBar()
     read = 0
     chunks: deque[RecordChunk] = deque()
     written_ids = _RecordIds() if id_column else None

@@ -38,7 +38,7 @@ from .fhir import (
 
 __all__ = ["RecordChunk", "MalformedRow", "RecordReader", "open_records", "DELIMITERS",
            "CsvDialect", "sniff_dialect",
-           "parse_column_map", "default_id_column"]
+           "parse_column_map", "default_id_column", "input_columns"]
 
 CSV_SUFFIXES = {".csv", ".txt"}
 TSV_SUFFIXES = {".tsv", ".tab"}
@@ -457,6 +457,39 @@ def default_id_column(path: str | Path) -> str | None:
     number) for tables."""
     suffix = Path(path).suffix.lower()
     return RECORD_ID if suffix in NDJSON_SUFFIXES | BUNDLE_SUFFIXES else None
+
+
+def input_columns(path: str | Path, *, encoding: str = "utf-8", delimiter: str | None = None,
+                  column_map: dict[str, str] | None = None) -> list[str]:
+    """The columns :func:`open_records` can read from ``path``, named as it names them: each
+    header, or the schema column that ``column_map`` maps to it. Only the header (a CSV's
+    first row, a Parquet footer) is read; FHIR resources always have ``FHIR_COLUMNS``.
+
+    Raises:
+        InputError: the header cannot be read.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if suffix in NDJSON_SUFFIXES | BUNDLE_SUFFIXES:
+        headers = list(FHIR_COLUMNS)
+    elif suffix in PARQUET_SUFFIXES:
+        try:
+            headers = list(pq.read_schema(path).names)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise InputError(f"{path}: cannot be read as Parquet: {e}") from e
+    else:
+        if delimiter is None and suffix in TSV_SUFFIXES:
+            delimiter = "\t"
+        with path.open("rb") as probe:
+            sample = probe.read(_SNIFF_BYTES)
+        if not sample:
+            return []   # open_records says the file is empty
+        guess = guess_encoding(sample) if encoding.replace("-", "").lower() == "utf8" else None
+        headers = _csv_header(path, sniff_dialect(path, encoding, delimiter), encoding, guess)
+    schema_of = {_fold(site): column for column, site in (column_map or {}).items()}
+    return [schema_of.get(_fold(header), header) for header in headers]
 
 
 def open_records(path: str | Path, columns: Sequence[str], *, chunk_size: int = 65536,

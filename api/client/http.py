@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,11 +123,25 @@ class Client:
             headers={"Content-Type": media, "Content-Length": str(path.stat().st_size)})
         return result
 
-    def start_run(self, project_id: str, threshold: float = 0.65,
-                  blocking: bool = False, backend: str = "cpu") -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", f"/projects/{project_id}/runs",
-                                            json={"threshold": threshold,
-                                                  "blocking": blocking, "backend": backend})
+    def start_run(self, project_id: str, threshold: float | None = None,
+                  blocking: bool = False, *, backend: str = "cpu", solver: str | None = None,
+                  tokens: Sequence[str] = (), token_value_cap: int | None = None
+                  ) -> dict[str, Any]:
+        """Queue a linkage run. Options are sent only when given or unlike the defaults (a
+        service without them still answers); ``threshold`` or ``solver`` None: the
+        service's default."""
+        body: dict[str, Any] = {"blocking": blocking}
+        if threshold is not None:
+            body["threshold"] = threshold
+        if backend != "cpu":
+            body["backend"] = backend
+        if solver is not None:
+            body["solver"] = solver
+        if tokens:
+            body["tokens"] = list(tokens)
+        if token_value_cap is not None:
+            body["token_value_cap"] = token_value_cap
+        result: dict[str, Any] = self._call("POST", f"/projects/{project_id}/runs", json=body)
         return result
 
     def run(self, project_id: str, run_id: int) -> dict[str, Any]:

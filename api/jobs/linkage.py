@@ -18,6 +18,8 @@ from linker.backends import Backend, BackendUnavailableError, get_backend
 from linker.blocking import LshBlocking
 from linker.clkset import ClkSet, LinkageInputError
 from linker.link_streamed import link_on
+from linker.solver_names import Solver
+from linker.token_pairs import DEFAULT_TOKEN_VALUE_CAP
 from tokenizer.encodings_file import read_encodings
 from tokenizer.errors import TokenizerError
 from tokenizer.parallel import default_workers
@@ -27,7 +29,10 @@ from ..results_store import run_folder, write_run_results
 from ..settings import Settings
 from .kinds import JobContext, JobInputError, register
 
-__all__ = ["execute_linkage"]
+__all__ = ["execute_linkage", "OLDER_RUNS_SOLVER"]
+
+# Runs queued before the `solver` option existed were solved by what is now `greedy`.
+OLDER_RUNS_SOLVER: Solver = "greedy"
 
 
 def _load(session: Session, job: Job, params: dict[str, Any]
@@ -85,12 +90,17 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
         with _backend(params.get("backend", "cpu"), context.settings) as backend:
             result = link_on(backend, sets, params["threshold"], dedup=dedup,
                              blocking=LshBlocking() if params["blocking"] else None,
-                             progress=progress)
+                             progress=progress, tokens=params.get("tokens", []),
+                             token_value_cap=params.get("token_value_cap",
+                                                        DEFAULT_TOKEN_VALUE_CAP),
+                             solver=params.get("solver", OLDER_RUNS_SOLVER))
     except LinkageInputError as e:
         raise JobInputError(str(e)) from e
     control.report("writing", 0.9)
     info = {"project_id": project.id, "run_id": job.id, "threshold": params["threshold"],
             "blocking": params["blocking"], **backend.describe(),
+            "solver": params.get("solver", OLDER_RUNS_SOLVER),
+            "token_rules": params.get("tokens", []),
             "schema_fingerprint": project.schema_fingerprint,
             "inputs": [{"party": s.party, "records": len(s)} for s in sets],
             "entities": result.entity_count}

@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
+import pyarrow.parquet as pq
+from pyarrow import ArrowException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from linker.link import default_threshold
+from linker.token_pairs import DEFAULT_TOKEN_VALUE_CAP
+from tokenizer.encodings_file import declared_tokens
+from tokenizer.errors import InputError
+
 from ..deps import Principal
 from ..errors import Conflict
+from ..jobs.linkage import OLDER_RUNS_SOLVER
 from ..jobs.queue import enqueue
-from ..models import ACTIVE_STATES, LINKAGE, Job
+from ..models import ACTIVE_STATES, LINKAGE, Job, Upload
 from ..schemas import RunCreate, RunOut
 from ..security.audit import record
 from .lookups import latest_uploads, party_labels, project_or_404, run_or_404
@@ -28,6 +37,9 @@ def run_out(job: Job) -> RunOut:
     return RunOut(id=job.id, project_id=job.project_id, state=job.state,  # type: ignore[arg-type]
                   stage=job.stage, progress=job.progress, threshold=params["threshold"],
                   blocking=params["blocking"], backend=params.get("backend", "cpu"),
+                  solver=params.get("solver", OLDER_RUNS_SOLVER),
+                  tokens=params.get("tokens", []),
+                  token_value_cap=params.get("token_value_cap", DEFAULT_TOKEN_VALUE_CAP),
                   attempt=job.attempt, lease_expired=lapsed,
                   error=job.error, stats=json.loads(job.stats_json) if job.stats_json else None,
                   created_at=job.created_at, started_at=job.started_at,
@@ -36,7 +48,7 @@ def run_out(job: Job) -> RunOut:
 
 def create_run(session: Session, principal: Principal, project_id: str, body: RunCreate
                ) -> RunOut:
-    project_or_404(session, project_id)
+    project = project_or_404(session, project_id)
     uploads = latest_uploads(session, project_id)
     missing = [p for p in party_labels(session, project_id) if p not in uploads]
     if missing:
@@ -44,13 +56,44 @@ def create_run(session: Session, principal: Principal, project_id: str, body: Ru
     mismatch = secret_mismatch({p: u.key_check for p, u in uploads.items()})
     if mismatch is not None:
         raise Conflict(mismatch)
-    params = {"threshold": body.threshold, "blocking": body.blocking, "backend": body.backend,
+    _check_tokens(uploads, body.tokens)
+    threshold = body.threshold
+    if threshold is None:
+        threshold = default_threshold([project.dedup])
+    params = {"threshold": threshold, "blocking": body.blocking, "backend": body.backend,
+              "solver": body.solver, "tokens": body.tokens,
+              "token_value_cap": body.token_value_cap,
               "upload_ids": sorted(u.id for u in uploads.values())}
     job = enqueue(session, project_id, LINKAGE, params)
     record(session, actor=principal.token_id, role=principal.role, action="run.create",
            project_id=project_id, run_id=job.id, **params)
     session.commit()
     return run_out(job)
+
+
+def _check_tokens(uploads: dict[str, Upload], rules: Sequence[str]) -> None:
+    """Every party's upload carries the token columns asked for (read from its Parquet
+    footer, which the upload check validated).
+
+    Raises:
+        Conflict: naming the first party whose upload lacks one.
+    """
+    if not rules:
+        return
+    for party, upload in sorted(uploads.items()):
+        try:
+            metadata = pq.read_schema(upload.path).metadata or {}
+            held = declared_tokens(f"party {party!r}",
+                                   metadata.get(b"pprl.tokens", b"").decode())
+        except (OSError, ArrowException, InputError, UnicodeDecodeError) as e:
+            raise Conflict(f"party {party!r}: its latest upload cannot be read for its "
+                           f"tokens; upload it again") from e
+        lacking = [rule for rule in rules if rule not in held]
+        if lacking:
+            raise Conflict(f"party {party!r}: its latest upload carries no token "
+                           f"{','.join(lacking)} (its tokens: {','.join(held) or 'none'}); "
+                           f"upload encodings made with `pprl tokenize --with-tokens`, or "
+                           f"run without these tokens")
 
 
 def list_runs(session: Session, project_id: str) -> list[RunOut]:

@@ -3,6 +3,7 @@ decryption of OpenToken's encrypted token files."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import click
@@ -13,6 +14,7 @@ from ..keys import read_secret
 from .crypto import decrypt_tokens, encrypt_tokens, encryption_key
 from .engine import RULE_IDS, Counts, hash_signatures, tokenize_batch
 from .files import read_people, read_token_rows, write_metadata, write_token_rows, write_tokens
+from .kernel_load import hash_kernel
 
 __all__ = ["tokens_command"]
 
@@ -30,12 +32,14 @@ __all__ = ["tokens_command"]
                    "encrypted (AES-256-GCM) as OpenToken does without --hash-only.")
 @click.option("--encryption-key-env", default=None, metavar="VAR",
               help="Environment variable holding the encryption key.")
+@click.option("--encoding", default="utf-8", show_default=True,
+              help="Text encoding of a CSV input (e.g. cp1252 for Excel on Windows, utf-16).")
 @click.option("--decrypt", is_flag=True,
               help="INPUT is an encrypted token file (RuleId,Token,RecordId); write its "
                    "hash-only tokens. Needs the encryption key only.")
 def tokens_command(input_path: Path, output: Path, hashing_secret_file: str | None,
                    hashing_secret_env: str | None, encryption_key_file: str | None,
-                   encryption_key_env: str | None, decrypt: bool) -> None:
+                   encryption_key_env: str | None, encoding: str, decrypt: bool) -> None:
     """OpenToken 1.12.5 tokens T1-T5 of each record in INPUT (CSV or Parquet with OpenToken's
     columns or our person columns, or FHIR R4 Patient resources as NDJSON or a Bundle):
     hash-only tokens byte-identical to OpenToken's, or, with an encryption key, encrypted
@@ -61,7 +65,9 @@ def tokens_command(input_path: Path, output: Path, hashing_secret_file: str | No
         key = None if key_text is None else encryption_key(key_text)
         secret = read_secret(file=hashing_secret_file, env=hashing_secret_env,
                              what="hashing secret", option="--hashing-secret")
-        columns, ids, rows = read_people(input_path)
+        # the hash kernel loads (about a second) while the input is read
+        threading.Thread(target=hash_kernel, daemon=True).start()
+        columns, ids, rows = read_people(input_path, encoding)
         counts = Counts()
         batch = tokenize_batch(columns, ids, rows, counts)
         tokens = {rule: hash_signatures(batch.signatures[rule], secret) for rule in RULE_IDS}

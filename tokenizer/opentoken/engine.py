@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..encodings_file import TOKEN_RULES
+from ..encodings_file import TOKEN_CHARS, TOKEN_RULES
 from .fast_rules import fast_rule
-from .hmac_kernel import TOKEN_CHARS, hash_tokens, hmac_key
+from .kernel_load import hash_kernel
 from .rules import ATTRIBUTES
 
 __all__ = ["BLANK", "RULE_IDS", "TokenBatch", "Counts", "tokenize_batch", "hash_signatures",
@@ -172,30 +172,31 @@ def _workers() -> int:
 
 def hash_signatures(signatures: pa.Array, secret: bytes, workers: int | None = None) -> pa.Array:
     """OpenToken's token: base64 HMAC-SHA256, keyed with the secret, of the lowercase hex
-    SHA-256 of the signature; a null signature gives the blank token. Each distinct
-    signature is hashed once, by the compiled kernel on ``workers`` threads (all cores)."""
-    encoded = pc.dictionary_encode(signatures)
-    distinct = encoded.dictionary.cast(pa.large_string())
-    count = len(distinct)
-    offsets = np.frombuffer(distinct.buffers()[1], dtype=np.int64)[
-        distinct.offset:distinct.offset + count + 1]
-    data_buffer = distinct.buffers()[2]
+    SHA-256 of the signature; a null signature gives the blank token. Every row is hashed,
+    repeats included, by the compiled kernel on ``workers`` threads (all cores): hashing
+    costs about as much as finding the distinct values would, and runs on every core."""
+    signatures = signatures.cast(pa.large_string())
+    count = len(signatures)
+    offsets = np.frombuffer(signatures.buffers()[1], dtype=np.int64)[
+        signatures.offset:signatures.offset + count + 1]
+    data_buffer = signatures.buffers()[2]
     data = (np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None
             else np.zeros(0, dtype=np.uint8))
     out = np.empty((count, TOKEN_CHARS), dtype=np.uint8)
-    key = hmac_key(secret)
+    kernel = hash_kernel()
+    key = kernel.hmac_key(secret)
     parts = max(1, min(workers or _workers(), count // 10_000))
     bounds = np.linspace(0, count, parts + 1).astype(int).tolist()
     with ThreadPoolExecutor(parts) as pool:
-        list(pool.map(lambda b: hash_tokens(data, offsets, b[0], b[1], key, out),
+        list(pool.map(lambda b: kernel.hash_tokens(data, offsets, b[0], b[1], key, out),
                       zip(bounds[:-1], bounds[1:], strict=True)))
     hashed = pa.Array.from_buffers(
         pa.large_string(), count,
         [None, pa.py_buffer(np.arange(count + 1, dtype=np.int64) * TOKEN_CHARS),
          pa.py_buffer(out)])
-    tokens = pa.concat_arrays([hashed, pa.array([BLANK], pa.large_string())])
-    indices = encoded.indices.fill_null(count)
-    return tokens.take(indices)
+    if signatures.null_count == 0:
+        return hashed
+    return pc.if_else(signatures.is_valid(), hashed, pa.scalar(BLANK, pa.large_string()))
 
 
 def record_tokens(columns: dict[str, pa.Array], rows: int, secret: bytes) -> dict[str, pa.Array]:

@@ -71,29 +71,31 @@ def _read_fhir(path: Path) -> pa.Table:
                      for c in FHIR_COLUMNS})
 
 
-def _read_table(path: Path) -> pa.Table:
+def _read_table(path: Path, encoding: str = "utf-8") -> pa.Table:
     if path.suffix.lower() in (*NDJSON_SUFFIXES, *BUNDLE_SUFFIXES):
         return _read_fhir(path)
     try:
         if path.suffix.lower() == ".parquet":
             return pq.read_table(path)
         # the delimiter (`,` `;` tab `|`, Excel's sep= line) found as `pprl tokenize` finds it
-        dialect = sniff_dialect(path, "utf-8", None)
+        dialect = sniff_dialect(path, encoding, None)
         with path.open("rb") as handle:
             for _ in range(dialect.skip_rows):
                 handle.readline()
-            header = next(csv.reader([handle.readline().decode("utf-8-sig")],
-                                     delimiter=dialect.delimiter), [])
+            first = handle.readline().decode(encoding).removeprefix("\ufeff")
+            header = next(csv.reader([first], delimiter=dialect.delimiter), [])
         return pacsv.read_csv(
-            path, read_options=pacsv.ReadOptions(skip_rows=dialect.skip_rows),
+            path, read_options=pacsv.ReadOptions(skip_rows=dialect.skip_rows,
+                                                 encoding=encoding),
             parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False,
                 quoted_strings_can_be_null=False))
     except FileNotFoundError as e:
         raise InputError(f"{path}: no such file") from e
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot be read as CSV (UTF-8, header row) or Parquet") from e
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError, LookupError) as e:
+        raise InputError(f"{path}: cannot be read as CSV ({encoding}, header row) or Parquet; "
+                         f"text in another encoding needs --encoding (e.g. cp1252)") from e
 
 
 def token_sources(headers: Iterable[str]) -> dict[str, str]:
@@ -111,13 +113,14 @@ def token_sources(headers: Iterable[str]) -> dict[str, str]:
     return sources
 
 
-def read_people(path: str | Path) -> tuple[dict[str, pa.Array], pa.Array | None, int]:
+def read_people(path: str | Path, encoding: str = "utf-8"
+                ) -> tuple[dict[str, pa.Array], pa.Array | None, int]:
     """Raw string columns by OpenToken attribute name (:func:`token_sources`), the record
     ids, and the row count. Other columns are ignored; a missing attribute blanks the rules
-    that need it, as in OpenToken.
+    that need it, as in OpenToken. ``encoding``: a CSV's text encoding.
     """
     path = Path(path)
-    table = _read_table(path)
+    table = _read_table(path, encoding)
     id_header = next((h for h in table.column_names if h.lower() in _RECORD_ID), None)
     sources = token_sources(table.column_names)
     columns: dict[str, pa.Array] = {}
@@ -140,8 +143,8 @@ def read_people(path: str | Path) -> tuple[dict[str, pa.Array], pa.Array | None,
 
 def write_tokens(path: str | Path, record_ids: pa.Array, tokens: dict[str, pa.Array]) -> None:
     """OpenToken's token file: ``RuleId,Token,RecordId``, rules T1-T5 per record in order.
-    For CSV, each rule's lines are joined in Arrow, then interleaved with one ``take``; our
-    tokens (base64 or the blank) never need quoting."""
+    For CSV, each record's five lines are one string joined in Arrow (no reordering pass);
+    our tokens (base64 or the blank) never need quoting."""
     count, rules = len(record_ids), len(RULE_IDS)
     if Path(path).suffix.lower() == ".parquet":
         order = (np.arange(rules)[None, :] * count + np.arange(count)[:, None]).ravel()
@@ -155,14 +158,13 @@ def write_tokens(path: str | Path, record_ids: pa.Array, tokens: dict[str, pa.Ar
     def lines() -> Iterator[pa.Array]:
         for start in range(0, count, block):
             size = min(block, count - start)
-            tail = pc.binary_join_element_wise(_csv_field(record_ids.slice(start, size)),
-                                               _EMPTY, _NEWLINE)
-            by_rule = [pc.binary_join_element_wise(
-                pa.scalar(rule, pa.large_string()),
-                tokens[rule].slice(start, size).cast(pa.large_string()), tail, _COMMA)
-                for rule in RULE_IDS]
-            order = (np.arange(rules)[None, :] * size + np.arange(size)[:, None]).ravel()
-            yield pa.concat_arrays(by_rule).take(pa.array(order))
+            ids = _csv_field(record_ids.slice(start, size))
+            fields: list[pa.Array | pa.Scalar] = []
+            for rule in RULE_IDS:
+                fields += [pa.scalar(rule + ",", pa.large_string()),
+                           tokens[rule].slice(start, size).cast(pa.large_string()), _COMMA,
+                           ids, _NEWLINE]
+            yield pc.binary_join_element_wise(*fields, _EMPTY)
 
     _write_csv(path, lines())
 
