@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import click
 import numpy as np
@@ -27,8 +27,8 @@ from .evaluate import (
     read_truth,
     threshold_curve,
 )
-from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, default_threshold, link_sets
-from .link_streamed import StreamingBackend, link_two_streamed, streams
+from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, default_threshold
+from .link_streamed import link_on
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
 from .solve import DEFAULT_SOLVER, SOLVERS
 from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
@@ -221,14 +221,9 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
         assert isinstance(threshold, float)
         lsh = LshBlocking() if blocking == "lsh" else None
         try:
-            if streams(backend, sets, dedup_flags, tokens):
-                # two parties, 1:1: both solvers give these links
-                result = link_two_streamed(sets, threshold, cast(StreamingBackend, backend),
-                                           blocking=lsh, progress=progress)
-            else:
-                result = link_sets(sets, threshold, dedup=dedup_flags, backend=backend,
-                                   blocking=lsh, progress=progress, tokens=tokens,
-                                   token_value_cap=token_value_cap, solver=solver)
+            result = link_on(backend, sets, threshold, dedup=dedup_flags, blocking=lsh,
+                             progress=progress, tokens=tokens,
+                             token_value_cap=token_value_cap, solver=solver)
         except LinkageInputError as e:
             raise click.ClickException(str(e)) from e
     bar.close()

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import numba
 import numpy as np
 
+from .backends import Backend
 from .backends.merge import merged_candidates
 from .blocking import LshBlocking
 from .clkset import ClkSet
-from .link import LinkResult
+from .link import LinkResult, link_sets
 
-__all__ = ["StreamingBackend", "streams", "link_two_streamed"]
+__all__ = ["StreamingBackend", "streams", "link_two_streamed", "link_on"]
 
 
 class _Files(Protocol):
@@ -99,3 +100,17 @@ def link_two_streamed(sets: Sequence[ClkSet], threshold: float, backend: Streami
     return LinkResult([a.party, b.party], [a.record_ids, b.record_ids], zeros, record_a,
                       zeros + 1, record_b, score, [np.arange(len(a), dtype=np.int64), entity_b],
                       stats)
+
+
+def link_on(backend: Backend, sets: Sequence[ClkSet], threshold: float, *,
+            dedup: Sequence[bool], blocking: LshBlocking | None = None,
+            progress: Callable[[int, int], None] | None = None,
+            tokens: Sequence[str] = (), **options: Any) -> LinkResult:
+    """``link_sets`` on ``backend`` (``options``: its other arguments), solved from the
+    backend's candidate files where it writes them and the run allows (``streams``: two
+    parties, 1:1, where every solver gives greedy's links)."""
+    if streams(backend, sets, dedup, tokens):
+        return link_two_streamed(sets, threshold, cast(StreamingBackend, backend),
+                                 blocking=blocking, progress=progress)
+    return link_sets(sets, threshold, dedup=dedup, backend=backend, blocking=blocking,
+                     progress=progress, tokens=tokens, **options)

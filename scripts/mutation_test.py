@@ -43,7 +43,7 @@ TARGETS = {
     "tokenizer/encoder.py": "tests/test_golden_clkhash.py tests/test_tokenize_inputs.py",
     "tokenizer/tokens.py": "tests/test_golden_clkhash.py tests/test_encoding_properties.py",
     "linker/solve.py": "tests/test_solve.py",
-    "linker/backends/base.py": "tests/test_linker.py tests/test_backends.py -k cpu",
+    "linker/backends/base.py": "tests/test_linker.py tests/test_backends.py -m 'not dask'",
     "deid/profile.py": "tests/test_deid_rules.py tests/test_deid_profile.py",
     "deid/transform.py": "tests/test_deid_rules.py tests/test_deid_part10.py",
     "deid/scrub.py": "tests/test_deid_rules.py tests/test_deid_verify.py",

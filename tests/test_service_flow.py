@@ -86,6 +86,15 @@ def test_a_run_records_its_backend_and_unknown_or_missing_ones_are_refused(
                 owner.start_run(linked["project_id"], THRESHOLD, backend=name)
             assert refused.value.status == 422
             assert re.search(message, refused.value.message), refused.value.message
+        if "dask" in available_backends():  # the worker runs it on a local cluster
+            project_id = linked["project_id"]
+            run = owner.wait(project_id, owner.start_run(project_id, THRESHOLD,
+                                                         backend="dask")["id"], timeout=600)
+            assert (run["state"], run["backend"]) == ("done", "dask"), run.get("error")
+            assert owner.matches(project_id, run["id"]) == owner.matches(
+                project_id, linked["run"]["id"])
+            for stat in ("links", "entities", "candidate_pairs"):
+                assert run["stats"][stat] == linked["run"]["stats"][stat], stat
 
 
 def test_a_run_with_tokens_links_as_the_linker_does(service: Service,

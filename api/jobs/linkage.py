@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from linker.backends import Backend, BackendUnavailableError, get_backend
 from linker.blocking import LshBlocking
 from linker.clkset import ClkSet, LinkageInputError
-from linker.link import link_sets
+from linker.link_streamed import link_on
 from linker.solver_names import Solver
 from linker.token_pairs import DEFAULT_TOKEN_VALUE_CAP
 from tokenizer.encodings_file import read_encodings
@@ -88,12 +88,12 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
     control.report("matching", 0.05)
     try:
         with _backend(params.get("backend", "cpu"), context.settings) as backend:
-            result = link_sets(sets, params["threshold"], dedup=dedup, backend=backend,
-                               blocking=LshBlocking() if params["blocking"] else None,
-                               progress=progress, tokens=params.get("tokens", []),
-                               token_value_cap=params.get("token_value_cap",
-                                                          DEFAULT_TOKEN_VALUE_CAP),
-                               solver=params.get("solver", OLDER_RUNS_SOLVER))
+            result = link_on(backend, sets, params["threshold"], dedup=dedup,
+                             blocking=LshBlocking() if params["blocking"] else None,
+                             progress=progress, tokens=params.get("tokens", []),
+                             token_value_cap=params.get("token_value_cap",
+                                                        DEFAULT_TOKEN_VALUE_CAP),
+                             solver=params.get("solver", OLDER_RUNS_SOLVER))
     except LinkageInputError as e:
         raise JobInputError(str(e)) from e
     control.report("writing", 0.9)

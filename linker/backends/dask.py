@@ -18,10 +18,10 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,9 +38,6 @@ from .types import PairArrays, Plan, ProgressCallback, dice_scores
 __all__ = ["CandidateFiles", "DaskBackend", "compare_tile", "read_side"]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 _B_GROUP_ROWS = 1 << 16  # B's Parquet row groups: what a task reads at least
 
@@ -204,9 +201,6 @@ class DaskBackend(Backend):
     def _tile(self, prepared: Any, plan: Plan, first: int, last: int,
               capacity: int) -> PairArrays | None:
         return self._local._tile(prepared, plan, first, last, capacity)
-
-    def _map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        return [function(item) for item in items]
 
     def _write_plan(self, plan: Plan) -> tuple[Path, int]:
         folder = self.shared_dir / f"plan-{uuid.uuid4().hex}"
