@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
+from api.client.cohort_cli import _count_text
 from linker.clkset import load_clk_sets
 from linker.cohorts import (
     CohortDefinitionError,
@@ -251,6 +252,10 @@ def test_suppressed_groups_are_flagged_only_when_surely_short(linked: dict) -> N
                .counts.breakdown["sex"] if c.category == "m")
     assert men.suppressed
     assert sum(demographics[e]["sex"][0] == "m" for e in entities) > 100
+    # so what `pprl cohort count` prints for a hidden cell does not read "fewer than 11"
+    text = _count_text(count_cohort(south, linked["members"], _tables(linked), 11).as_dict())
+    assert "m hidden" in text and "<11" not in text
+    assert "hidden beside such cells" in text
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -42,10 +42,13 @@ def _count_text(report: dict[str, Any]) -> str:
              + (f"{total:,} entities" if total is not None
                 else f"fewer than {report['min_cell']} entities (suppressed)")]
     for dimension, cells in report["breakdown"].items():
-        hidden = f"<{report['min_cell']}"
-        shown = ", ".join(f"{c['category']} {hidden if c['count'] is None else c['count']}"
+        shown = ", ".join(f"{c['category']} {'hidden' if c['count'] is None else c['count']}"
                           for c in cells)
         lines.append(f"  {dimension}: {shown}")
+    if any(c["count"] is None for cells in report["breakdown"].values() for c in cells):
+        # Not "<11": the one cell hidden as the small cells' complement may be large.
+        lines.append(f"  hidden: fewer than {report['min_cell']}, or hidden beside such cells "
+                     f"so that they cannot be worked out from the total")
     flagged = [f"{r['dimension']}={r['category']} ({r['ratio']})"
                for r in report["representativeness"] if r["under_represented"]]
     lines.append("  under-represented against the reference: "
