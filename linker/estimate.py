@@ -17,11 +17,17 @@ recall the posterior mass kept over the posterior mass of all links at the floor
 
 Measured (benchmarks/bench_estimate.py): within 0.03 of the true precision and recall (of
 the links a 1:1 linkage can make) on FEBRL 4 and the synthetic providers' pairs, at
-thresholds whose F1 is within 0.01 of the best. Not for deduplication: there a record's
-second best is often a duplicate too, household members form a third population at Dice
-0.65-0.8, and neither this model with k partners per record nor a pooled mixture of all
-pair scores placed the threshold within 0.05 of the best on both FEBRL 1-3 and the
-synthetic providers.
+thresholds whose F1 is within 0.01 of the best.
+
+Not for deduplication, where a record's second best is often a duplicate too and household
+members score 0.65-0.8. Tried (each record's top scores as 0-5 duplicates plus the null's
+largest order statistics): with a Gumbel null the synthetic providers came within 0.02 of
+the best threshold but FEBRL 2-3 at 0.75-0.77 against 0.67-0.685 (their non-match tail falls
+faster than exponential); with a GEV null (shape about -0.28) FEBRL 2-3 came within 0.01 of
+the best and of the true quality, but the synthetic households were taken for duplicates
+(0.71 against 0.76-0.785); adding household members as a third component fixed the
+synthetic providers and broke FEBRL 2-3 (it took their low-scoring duplicates). A pooled
+mixture of all pair scores chose 0.73-0.77 everywhere.
 """
 
 from __future__ import annotations
