@@ -25,10 +25,10 @@ import pydicom
 from pydicom.data import get_testdata_file
 
 from .measure import run_measured
-from .peers import peer_python
+from .peers import PEERS, peer_python
 from .report import print_table, write_json
 
-DICOGNITO = ["dicognito==0.19.0"]
+DICOGNITO = PEERS["dicognito"]
 
 
 def make_slices(folder: Path, count: int, patients: int) -> None:
@@ -69,7 +69,7 @@ def run(files: int, workers: int, workdir: Path) -> dict[str, Any]:
     verified = json.loads(subprocess.run(
         [sys.executable, "-m", "api.cli", "deid-verify", str(slices), str(out), "--json"],
         capture_output=True, text=True, check=False).stdout)
-    peer = run_measured([str(peer_python("dicognito", DICOGNITO)), "-m", "dicognito",
+    peer = run_measured([str(peer_python("dicognito")), "-m", "dicognito",
                          "--output-directory", str(workdir / "peer-out"), "--quiet",
                          str(slices)])
     written = sum(1 for _ in (workdir / "peer-out").rglob("*.dcm"))

@@ -35,7 +35,7 @@ from tokenizer.parallel import default_workers
 from .febrl_like import write_febrl_like_csv
 from .measure import Measured, run_measured
 from .peers import SCRIPTS_DIR, peer_python
-from .random_names import CLKHASH_REQUIREMENTS, randomnames_schema, write_randomnames
+from .random_names import randomnames_schema, write_randomnames
 from .report import print_table, write_json
 
 __all__ = ["run", "DATASETS"]
@@ -80,7 +80,7 @@ def _warm_up(data_path: Path, schema: Path, secret_file: Path, workdir: Path) ->
 def run(records: int, workers: int, workdir: Path) -> dict[str, object]:
     secret_file = workdir / "secret"
     secret_file.write_bytes(SECRET)
-    python = peer_python("clkhash", CLKHASH_REQUIREMENTS)
+    python = peer_python("clkhash")
     rows: list[dict[str, Any]] = []
     identical: dict[str, bool] = {}
     speedups: dict[str, float] = {}

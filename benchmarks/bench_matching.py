@@ -117,7 +117,7 @@ def _link(files: list[Path], threshold: float, workers: int, out: Path) -> Measu
 
 
 def run(records: int, threshold: float, workers: int, workdir: Path) -> dict[str, object]:
-    python = peer_python("anonlink", ["anonlink==0.15.3"])
+    python = peer_python("anonlink")
     rows: list[dict[str, Any]] = []
     speedups: dict[str, float] = {}
     cpu_speedups: dict[str, float] = {}

@@ -12,14 +12,11 @@ from pathlib import Path
 
 from .peers import SCRIPTS_DIR, peer_python
 
-__all__ = ["CLKHASH_REQUIREMENTS", "randomnames_schema", "write_randomnames",
-           "write_randomnames_pair"]
-
-CLKHASH_REQUIREMENTS = ["clkhash==0.18.3"]
+__all__ = ["randomnames_schema", "write_randomnames", "write_randomnames_pair"]
 
 
 def _clkhash(*args: str | Path) -> None:
-    python = peer_python("clkhash", CLKHASH_REQUIREMENTS)
+    python = peer_python("clkhash")
     subprocess.run([str(python), str(SCRIPTS_DIR / "clkhash_randomnames.py"), *map(str, args)],
                    check=True)
 

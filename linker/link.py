@@ -13,7 +13,14 @@ import numpy as np
 from .backends import Backend, Candidates, candidate_pairs
 from .blocking import LshBlocking
 from .clkset import ClkSet
-from .solve import DEFAULT_SOLVER, SOLVERS, cluster_groups, greedy_groups, greedy_one_to_one
+from .solve import (
+    DEFAULT_SOLVER,
+    SCORED_BELOW,
+    SOLVERS,
+    cluster_groups,
+    greedy_groups,
+    greedy_one_to_one,
+)
 from .token_pairs import (
     DEFAULT_TOKEN_VALUE_CAP,
     add_token_pairs,
@@ -28,10 +35,11 @@ __all__ = ["DEFAULT_THRESHOLD", "DEFAULT_DEDUP_THRESHOLD", "default_threshold", 
 # this and matches with a few typos above it (FEBRL4 with `febrl`: precision 1.000, recall 0.997).
 DEFAULT_THRESHOLD = 0.65
 # Deduplication has no one-record-per-party rule to drop a weak candidate beside a strong one,
-# so it needs a higher threshold: at 0.70 the F1 of FEBRL 1, 2, 3 and of the synthetic EHR
-# extract is 0.995, 0.988, 0.982 and 0.939 (Splink on the cleartext: 0.997, 0.998, 0.999,
-# 0.932); at 0.65 FEBRL 2 and the EHR extract fall to 0.957 and 0.840 (BENCHMARKS.md).
-DEFAULT_DEDUP_THRESHOLD = 0.7
+# so it needs a higher threshold: at 0.69 the F1 of FEBRL 1, 2, 3 and of the synthetic EHR
+# extract is 0.998, 0.992, 0.990 and 0.924 (Splink on the cleartext: 0.997, 0.998, 0.999,
+# 0.932); at 0.65 FEBRL 2 and the EHR extract fall to 0.954 and 0.827, at 0.70 FEBRL 3 to
+# 0.986 (BENCHMARKS.md).
+DEFAULT_DEDUP_THRESHOLD = 0.69
 
 
 def default_threshold(dedup: Sequence[bool]) -> float:
@@ -102,8 +110,12 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
     dedup = list(dedup) if dedup is not None else [False] * len(sets)
     if threshold is None:
         threshold = default_threshold(dedup)
+    # Two parties without deduplication: cluster's merges are greedy's 1:1 links.
+    one_to_one = len(sets) == 2 and not any(dedup)
+    scored_from = max(threshold - SCORED_BELOW, 0.0) if solver == "cluster" and not one_to_one \
+        else threshold
     offsets = np.cumsum([0] + [len(s) for s in sets])
-    found: list[tuple[int, int, Candidates]] = []
+    found: list[tuple[int, int, Candidates, np.ndarray]] = []
     compared = total = completed = token_only = 0
     rows_done = 0
     for i, j in _party_pairs(len(sets), dedup):
@@ -115,42 +127,50 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
             if progress is not None:
                 progress(rows, rows_done * width)
 
-        candidates = candidate_pairs(sets[i], None if i == j else sets[j], threshold,
+        candidates = candidate_pairs(sets[i], None if i == j else sets[j], scored_from,
                                      backend=backend, blocking=blocking, progress=tick)
+        agreed = np.zeros(len(candidates), dtype=bool)
         if tokens:
-            candidates, added = add_token_pairs(sets[i], None if i == j else sets[j], tokens,
-                                                candidates, common.excluded(i, j))
+            candidates, added, agreed = add_token_pairs(
+                sets[i], None if i == j else sets[j], tokens, candidates, common.excluded(i, j))
             token_only += added
-        found.append((i, j, candidates))
+        found.append((i, j, candidates, agreed))
         compared += candidates.compared
         completed += candidates.completed
         total += candidates.total
     none = np.zeros(0, dtype=np.int64)
-    party_a = np.concatenate([none] + [np.full(len(c), i, np.int64) for i, _, c in found])
-    party_b = np.concatenate([none] + [np.full(len(c), j, np.int64) for _, j, c in found])
-    record_a = np.concatenate([none] + [c.left for _, _, c in found]).astype(np.int64)
-    record_b = np.concatenate([none] + [c.right for _, _, c in found]).astype(np.int64)
-    score = np.concatenate([none.astype(np.float64)] + [c.score for _, _, c in found])
+    party_a = np.concatenate([none] + [np.full(len(c), i, np.int64) for i, _, c, _ in found])
+    party_b = np.concatenate([none] + [np.full(len(c), j, np.int64) for _, j, c, _ in found])
+    record_a = np.concatenate([none] + [c.left for _, _, c, _ in found]).astype(np.int64)
+    record_b = np.concatenate([none] + [c.right for _, _, c, _ in found]).astype(np.int64)
+    score = np.concatenate([none.astype(np.float64)] + [c.score for _, _, c, _ in found])
+    agreed = np.concatenate([none.astype(bool)] + [t for _, _, _, t in found])
     order = np.lexsort((record_b, record_a, party_b, party_a, -score))  # anonlink's order
     party_a, party_b = party_a[order], party_b[order]
     record_a, record_b, score = record_a[order], record_b[order], score[order]
+    agreed = agreed[order]
+    # Pairs the cluster solver scored under the threshold weigh on its merges but are no links.
+    counted = (score >= threshold) | agreed
     u, v = offsets[party_a] + record_a, offsets[party_b] + record_b
-    if len(sets) == 2 and not any(dedup):  # cluster's merges are then greedy's 1:1 links
+    if one_to_one:
         accepted = greedy_one_to_one(record_a, record_b, len(sets[0]), len(sets[1]))
         groups = np.arange(offsets[-1], dtype=np.int64)
         groups[v[accepted]] = u[accepted]
     else:
         party_of = np.repeat(np.arange(len(sets)), [len(s) for s in sets])
         groups = (greedy_groups(u, v, party_of, dedup) if solver == "greedy"
-                  else cluster_groups(u, v, score, threshold, party_of, dedup))
-        accepted = groups[u] == groups[v]
+                  else cluster_groups(u, v, score, threshold, party_of, dedup,
+                                      threshold - scored_from, agreed))
+        accepted = (groups[u] == groups[v]) & counted
     # Entities numbered by their first record, so numbering is stable and deterministic.
     distinct, first_seen, inverse = np.unique(groups, return_index=True, return_inverse=True)
     rank = np.empty(len(distinct), dtype=np.int64)
     rank[np.argsort(first_seen)] = np.arange(len(distinct))
     number = rank[inverse]
     entity_of = [number[offsets[k]:offsets[k + 1]] for k in range(len(sets))]
-    stats = {"candidate_pairs": int(len(score)), "links": int(accepted.sum()),
+    stats = {"candidate_pairs": int(counted.sum()),
+             "pairs_scored_below_threshold": int(len(score) - counted.sum()),
+             "links": int(accepted.sum()),
              "pairs_total": int(total), "pairs_compared": int(compared),
              "pairs_compared_in_full": int(completed),
              "pruned_share": round(1 - compared / total, 6) if total else 0.0,

@@ -122,17 +122,21 @@ def pair_scores(a: ClkSet, b: ClkSet, left: np.ndarray, right: np.ndarray) -> np
 
 
 def add_token_pairs(a: ClkSet, b: ClkSet | None, rules: Sequence[str], candidates: Candidates,
-                    excluded: Mapping[str, pa.Array] | None = None) -> tuple[Candidates, int]:
-    """``candidates`` with the token pairs they lack (scored by Dice), and how many those
-    are (pairs that came from tokens alone); values in ``excluded[rule]`` are not keys."""
+                    excluded: Mapping[str, pa.Array] | None = None
+                    ) -> tuple[Candidates, int, np.ndarray]:
+    """``candidates`` with the token pairs they lack (scored by Dice), how many those are
+    (pairs that came from tokens alone), and per pair of the result whether it agrees on a
+    token; values in ``excluded[rule]`` are not keys."""
     left, right = token_pairs(a, b, rules, excluded)
     other = a if b is None else b
     width = max(len(other), 1)
     found = candidates.left.astype(np.int64) * width + candidates.right.astype(np.int64)
-    new = ~np.isin(left * width + right, found)
+    keys = left * width + right
+    new = ~np.isin(keys, found)
     left, right = left[new], right[new]
     merged = Candidates(np.concatenate([candidates.left.astype(np.int64), left]),
                         np.concatenate([candidates.right.astype(np.int64), right]),
                         np.concatenate([candidates.score, pair_scores(a, other, left, right)]),
                         candidates.compared, candidates.total, candidates.completed)
-    return merged, int(new.sum())
+    agreed = np.concatenate([np.isin(found, keys), np.ones(len(left), dtype=bool)])
+    return merged, int(new.sum()), agreed

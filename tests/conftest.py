@@ -1,12 +1,16 @@
-"""Fixtures of the service tests (a live `pprl serve` per database kind)."""
+"""Fixtures of the service tests (a live `pprl serve` per database kind), and the peers
+installed in the background while the other tests run."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from benchmarks.peers import PEERS, peer_python
 from tests.service_harness import (
     Service,
     database_kinds,
@@ -38,3 +42,18 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     with running_service(request.param, tmp_path_factory.mktemp(f"svc-{request.param}")
                          ) as live:
         yield live
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """When a test comparing with a peer tool is collected, every peer's venv is installed at
+    once, side by side, in background threads: on a fresh clone their downloads (about 100 s
+    one after another) then overlap the other tests. A test needing a peer waits for it."""
+    if any(item.get_closest_marker("oracle") for item in items):
+        for name in PEERS:
+            threading.Thread(target=_install_quietly, args=(name,), daemon=True).start()
+
+
+def _install_quietly(name: str) -> None:
+    # a failure is not reported here: the test needing this peer installs it and says why
+    with contextlib.suppress(Exception):
+        peer_python(name)

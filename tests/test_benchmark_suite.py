@@ -36,9 +36,9 @@ def test_tiny_suite_runs_every_part(tmp_path) -> None:
     assert ("synthetic imaging-claims", "Splink 4 (cleartext)") in quality
     dedup = json.loads((out / "deduplication.json").read_text())
     tools = {(r["data"], r["tool"]) for r in dedup["results"]}
-    assert {("FEBRL 3", "pprl cluster"), ("FEBRL 3", "pprl greedy"),
-            ("FEBRL 3", "Splink 4 (cleartext)")} <= tools
-    assert next(s for s in dedup["summary"] if s["data"] == "FEBRL 3")["cluster_default"] > 0.97
+    assert {("FEBRL 1", "pprl cluster"), ("FEBRL 1", "pprl greedy"),
+            ("FEBRL 1", "Splink 4 (cleartext)")} <= tools
+    assert next(s for s in dedup["summary"] if s["data"] == "FEBRL 1")["cluster_default"] > 0.98
     cohorts = json.loads((out / "cohorts.json").read_text())
     broadest = cohorts["results"][-1]
     assert broadest["truth"] > 1000 and 0.95 < broadest["ratio"] < 1.05

@@ -98,7 +98,7 @@ def test_same_clks_and_same_rejections_as_clkhash(tmp_path) -> None:
     rng = random.Random(20261125)
     jobs = [_job(rng) for _ in range(120)]
     (tmp_path / "jobs.json").write_text(json.dumps(jobs), encoding="utf-8")
-    python = peer_python("clkhash", ["clkhash==0.18.3"])
+    python = peer_python("clkhash")
     subprocess.run([str(python), str(SCRIPTS_DIR / "clkhash_oracle.py"),
                     str(tmp_path / "jobs.json"), str(tmp_path / "verdicts.json")],
                    check=True, timeout=600)

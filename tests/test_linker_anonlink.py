@@ -24,7 +24,7 @@ def _anonlink(tmp_path, datasets: list[np.ndarray], threshold: float) -> dict:
     job = {"datasets": [[base64.b64encode(r.tobytes()).decode() for r in d] for d in datasets],
            "threshold": threshold}
     (tmp_path / "job.json").write_text(json.dumps(job))
-    python = peer_python("anonlink", ["anonlink==0.15.3"])
+    python = peer_python("anonlink")
     subprocess.run([str(python), str(SCRIPTS_DIR / "anonlink_link.py"),
                     str(tmp_path / "job.json"), str(tmp_path / "out.json")],
                    check=True, timeout=600)

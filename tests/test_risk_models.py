@@ -168,7 +168,7 @@ def _jobs() -> list[dict]:
 def test_same_figures_as_pycanon(tmp_path: Path) -> None:
     jobs = _jobs()
     (tmp_path / "jobs.json").write_text(json.dumps(jobs), encoding="utf-8")
-    python = peer_python("pycanon", ["pycanon==1.3.6"])
+    python = peer_python("pycanon")
     subprocess.run([str(python), str(SCRIPTS_DIR / "pycanon_models.py"),
                     str(tmp_path / "jobs.json"), str(tmp_path / "figures.json")],
                    check=True, timeout=600)

@@ -15,10 +15,10 @@ from sqlalchemy import create_engine, text
 
 from api.client import Client
 from linker.clkset import load_clk_sets
-from linker.link import LinkResult, link_sets
+from linker.link import DEFAULT_DEDUP_THRESHOLD, LinkResult, link_sets
 from tests.service_harness import PARTIES, Service, project_with_uploads
 
-THRESHOLD = 0.7  # the default with deduplication
+THRESHOLD = DEFAULT_DEDUP_THRESHOLD
 
 
 def _get(service: Service, path: str, token: str) -> Any:

@@ -141,20 +141,37 @@ def test_cluster_keeps_a_group_whose_one_cross_pair_scored_below_the_threshold()
 
 def test_cluster_does_not_merge_groups_joined_by_one_weak_pair() -> None:
     """{0, 1} and {2, 3} share one candidate (0, 2) at 0.72; the other three cross pairs
-    count 0.65: mean (0.72 + 3 * 0.65) / 4 = 0.6675 < 0.7."""
+    were not scored from 0.66 up and count 0.66: mean (0.72 + 3 * 0.66) / 4 = 0.675 < 0.7."""
     u, v = np.array([0, 2, 0]), np.array([1, 3, 2])
     labels = cluster_groups(u, v, np.array([0.95, 0.9, 0.72]), 0.7,
                             np.zeros(4, dtype=np.int64), [True])
     assert _labels_as_groups(labels) == [frozenset({0, 1}), frozenset({2, 3})]
 
 
-def _brute_force_average(edges: list[tuple[int, int]], scores: list[float], threshold: float,
-                         party_of: list[int], dedup: list[bool],
+def test_cluster_counts_a_pair_scored_just_under_the_threshold_at_its_score() -> None:
+    """{0, 1} and {2, 3}: cross pairs 0.75 and 0.72 are candidates, 0.69 and 0.68 were scored
+    under the threshold: mean 0.71 >= 0.7, one group. Had those two not been scored, they would
+    count 0.66: mean 0.6975, two groups. Pairs scored under the threshold never merge two
+    single records: 4 and 5 (0.69) stay apart."""
+    u, v = np.array([0, 2, 0, 1, 0, 1, 4]), np.array([1, 3, 2, 3, 3, 2, 5])
+    score = np.array([0.95, 0.9, 0.75, 0.72, 0.69, 0.68, 0.69])
+    one_party = np.zeros(6, dtype=np.int64)
+    assert _labels_as_groups(cluster_groups(u, v, score, 0.7, one_party, [True])) == [
+        frozenset(range(4)), frozenset({4}), frozenset({5})]
+    scored = slice(0, 4)
+    assert len(_labels_as_groups(cluster_groups(u[scored], v[scored], score[scored], 0.7,
+                                                one_party[:4], [True]))) == 2
+
+
+def _brute_force_average(edges: list[tuple[int, int]], scores: list[float], agreed: list[bool],
+                         threshold: float, party_of: list[int], dedup: list[bool],
                          penalty: float) -> list[frozenset[int]]:
     """The definition: take edges in order; two groups merge when no party that is not
     deduplicated would hold two records and the mean over every cross pair is at least the
-    threshold, a candidate counting max(score, threshold), any other pair threshold - penalty."""
-    value = {frozenset(e): max(s, threshold) for e, s in zip(edges, scores, strict=True)}
+    threshold, a candidate counting its score (max(score, threshold) if it agrees on tokens),
+    any other pair threshold - penalty."""
+    value = {frozenset(e): max(s, threshold) if a else s
+             for e, s, a in zip(edges, scores, agreed, strict=True)}
     groups = {r: frozenset([r]) for r in range(len(party_of))}
     for x, y in edges:
         gx, gy = groups[x], groups[y]
@@ -173,7 +190,7 @@ def _brute_force_average(edges: list[tuple[int, int]], scores: list[float], thre
 @pytest.mark.parametrize("seed", range(60))
 def test_cluster_equals_its_brute_force_definition(seed: int) -> None:
     """Random records in 1-3 parties, candidates of random scores (some under the
-    threshold: found by tokens alone), in anonlink's order."""
+    threshold: scored under it, or found by tokens), in anonlink's order."""
     rng = np.random.default_rng(seed)
     parties = int(rng.integers(1, 4))
     party_of = rng.integers(0, parties, int(rng.integers(4, 16))).tolist()
@@ -183,13 +200,14 @@ def test_cluster_equals_its_brute_force_definition(seed: int) -> None:
                       rng.uniform(0.3, 0.7, len(pairs)))
     order = np.lexsort(([b for _, b in pairs], [a for a, _ in pairs], -scores))
     edges, ordered = [pairs[i] for i in order], scores[order]
+    agreed = rng.random(len(pairs)) < 0.3
     dedup = [bool(rng.random() < 0.6) for _ in range(parties)]
-    penalty = float(rng.choice([0.0, 0.05, 0.2]))
+    penalty = float(rng.choice([0.0, 0.04, 0.2]))
     labels = cluster_groups(np.array([a for a, _ in edges], np.int64),
                             np.array([b for _, b in edges], np.int64), ordered, 0.7,
-                            np.array(party_of), dedup, penalty)
+                            np.array(party_of), dedup, penalty, agreed)
     assert _labels_as_groups(labels) == _brute_force_average(
-        edges, ordered.tolist(), 0.7, party_of, dedup, penalty)
+        edges, ordered.tolist(), agreed.tolist(), 0.7, party_of, dedup, penalty)
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -22,6 +22,7 @@ import click
 import httpx
 
 from linker.backends import BACKENDS
+from linker.link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD
 from linker.solver_names import SOLVERS
 from tokenizer.errors import TokenizerError
 
@@ -276,8 +277,8 @@ def _describe_run(run: dict[str, Any]) -> str:
 @click.command("run")
 @click.argument("project_id")
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True),
-              help="Dice similarity a pair needs (the service's default: 0.65, 0.7 when the "
-                   "project deduplicates).")
+              help=f"Dice similarity a pair needs (the service's default: {DEFAULT_THRESHOLD}, "
+                   f"{DEFAULT_DEDUP_THRESHOLD} when the project deduplicates).")
 @click.option("--blocking", is_flag=True, help="LSH blocking (faster, may lose matches).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="Where the service compares pairs (same results); it refuses one it has "

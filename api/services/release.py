@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session
 
 from deid.risk.generalise import Generalisation, generalise
 from deid.risk.hierarchies import hierarchies_for
-from deid.risk.report import build_report, dataset_info
 from linker.cohorts import ENTITY_TABLE
 
 from ..deps import Principal
@@ -60,6 +59,10 @@ def assess(tables: Path, policy: RiskPolicy, table: pa.Table | None = None
            ) -> tuple[dict[str, Any], list[str]]:
     """The risk document of the export's entity table (``table``, when the caller holds it)
     and the policy's reasons to hold it (none: it may be released)."""
+    # imported here: the risk models load scipy (about 1 s), which every `pprl serve` and
+    # worker would otherwise pay at start
+    from deid.risk.report import build_report, dataset_info
+
     path = tables / f"{ENTITY_TABLE}.parquet"
     table = pq.read_table(path) if table is None else table
     document, _ = build_report(table, dataset_info(path, table), policy.quasi_identifiers)
