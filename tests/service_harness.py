@@ -21,7 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import create_engine, make_url, text
 
+from api.admin import create_admin_token
 from api.client import Client
+from api.settings import Settings
 from synth.cli import synthesize
 from tokenizer.attributes_build import build_attributes, load_attribute_spec
 from tokenizer.catalog import load_schema
@@ -114,9 +116,11 @@ def running_service(kind: str, data_dir: Path, *, workers: int = 1,
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_healthy(url, process, log, workers)
-            admin = subprocess.run([*PPRL, "admin", "token", "--data-dir", str(data_dir)],
-                                   env=env, capture_output=True, text=True, check=True)
-            yield Service(url, data_dir, env, admin.stdout.strip(), process, log)
+            # what `pprl admin token` does (tested as a command in test_service_security), in
+            # this process: a subprocess would load the whole service again (about 2 s)
+            admin_token = create_admin_token(Settings(data_dir=data_dir,
+                                                      database_url=database_url))
+            yield Service(url, data_dir, env, admin_token, process, log)
         finally:
             stop_process(process, timeout=30)
 
