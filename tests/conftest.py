@@ -44,10 +44,20 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield live
 
 
+# Modules of a minute or more on 2 cores, run first: the two test processes (pytest-xdist,
+# whole modules each) then finish together instead of one waiting on a long module at the end.
+_LONG_MODULES = ("test_service_worker.py", "test_benchmark_suite.py", "test_service_cohorts.py",
+                 "test_service_fuzz.py", "test_service_flow.py", "test_service_security.py",
+                 "test_estimate.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """When a test comparing with a peer tool is collected, every peer's venv is installed at
-    once, side by side, in background threads: on a fresh clone their downloads (about 100 s
-    one after another) then overlap the other tests. A test needing a peer waits for it."""
+    """Long modules first (the rest in their order). When a test comparing with a peer tool is
+    collected, every peer's venv is installed at once, side by side, in background threads: on
+    a fresh clone their downloads (about 100 s one after another) then overlap the other tests.
+    A test needing a peer waits for it."""
+    rank = {name: place for place, name in enumerate(_LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
     if any(item.get_closest_marker("oracle") for item in items):
         for name in PEERS:
             threading.Thread(target=_install_quietly, args=(name,), daemon=True).start()
