@@ -35,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT / ".peers" / "cosmic-ray"
-PYTEST = f"{ROOT / '.venv' / 'bin' / 'python'} -m pytest -x -q -p no:cacheprovider -p no:xdist"
+PYTEST = f"{ROOT / '.venv' / 'bin' / 'python'} -m pytest -x -q -p no:cacheprovider -n 0"
 # module -> the tests meant to catch its bugs (fast ones: each mutant runs them once)
 TARGETS = {
     "tokenizer/hashing.py": "tests/test_golden_clkhash.py",

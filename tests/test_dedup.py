@@ -104,3 +104,15 @@ def test_pprl_dedup_solver_option(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert "'best' is not one of 'cluster', 'greedy'" in refused.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_pairs_scored_under_the_threshold_group_records_but_are_no_links() -> None:
+    """The cluster solver scores pairs from 0.04 under the threshold: they weigh on its merges
+    (and are counted in the stats) but every link reported reaches the threshold."""
+    result = link_sets([_febrl3()], dedup=[True])
+    assert result.stats["pairs_scored_below_threshold"] > 0
+    assert result.score.min() >= DEFAULT_DEDUP_THRESHOLD
+    assert result.stats["links"] == len(result.score)
+    greedy = link_sets([_febrl3()], dedup=[True], solver="greedy")
+    assert greedy.stats["pairs_scored_below_threshold"] == 0
+    assert greedy.stats["candidate_pairs"] == result.stats["candidate_pairs"]
