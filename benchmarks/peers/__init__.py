@@ -51,7 +51,6 @@ def peer_python(name: str) -> Path:
             return python
         print(f"installing {', '.join(requirements)} into {folder} ...", file=sys.stderr,
               flush=True)
-        stamp.unlink(missing_ok=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(folder)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
                         *requirements], check=True)
