@@ -21,7 +21,7 @@ from .clkset import ClkSet
 _BATCH_PAIRS = 1 << 22
 
 __all__ = ["LshBlocking", "BlockingQuality", "band_keys", "band_plan", "blocked_pairs",
-           "blocking_quality"]
+           "blocking_quality", "words_band_keys"]
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,13 @@ def band_keys(clks: ClkSet, positions: np.ndarray) -> np.ndarray:
     """uint64 key per record and band: bit k is sampled bit ``positions[band, k]``, numbered
     as ``np.unpackbits`` numbers the CLK's bytes (any order would do, as long as every party
     uses the same). Compiled: unpacking every bit with numpy and picking was 20x slower."""
-    keys = np.empty((len(clks), positions.shape[0]), dtype=np.uint64)
-    _keys_kernel(clks.words.view(np.uint8), (positions // 8).astype(np.int64),
+    return words_band_keys(clks.words, positions)
+
+
+def words_band_keys(words: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``band_keys`` of rows of packed uint64 words (n, l/64), e.g. a chunk read from a file."""
+    keys = np.empty((len(words), positions.shape[0]), dtype=np.uint64)
+    _keys_kernel(np.ascontiguousarray(words).view(np.uint8), (positions // 8).astype(np.int64),
                  (7 - positions % 8).astype(np.uint8), keys)
     return keys
 
@@ -105,22 +110,24 @@ def blocked_pairs(a: ClkSet, b: ClkSet | None, blocking: LshBlocking
     return unique // width, unique % width
 
 
-def band_plan(a: ClkSet, b: ClkSet | None, a_keys: np.ndarray, b_keys: np.ndarray | None,
-              lowest: np.ndarray, highest: np.ndarray
+def band_plan(a_pops: np.ndarray, b_pops: np.ndarray | None, a_keys: np.ndarray,
+              b_keys: np.ndarray | None, lowest: np.ndarray, highest: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One band as windows for a backend's kernel: (A order, B order, starts, stops).
 
     B is sorted by (key, popcount), so a bucket is a contiguous run of B sorted by popcount
     and each A row's window is the part of its bucket within its popcount bounds
     (``lowest``/``highest`` per popcount). Within one set A is B itself and row p only looks
-    past p. A row whose key no B row has gets an empty window.
+    past p. A row whose key no B row has gets an empty window. ``b_pops`` and ``b_keys`` are
+    None within one set.
     """
-    same = b is None
-    other = a if b is None else b
+    same = b_pops is None
     keys = a_keys if b_keys is None else np.concatenate([a_keys, b_keys])
     rank = np.unique(keys, return_inverse=True)[1].astype(np.int64)
-    a_rank, b_rank = rank[:len(a)], (rank if same else rank[len(a):])
-    a_pops, b_pops = a.popcounts.astype(np.int64), other.popcounts.astype(np.int64)
+    rows = len(a_pops)
+    a_rank, b_rank = rank[:rows], (rank if same else rank[rows:])
+    a_pops = a_pops.astype(np.int64)
+    b_pops = a_pops if b_pops is None else b_pops.astype(np.int64)
     b_code = (b_rank << 32) | b_pops
     b_order = np.argsort(b_code, kind="stable").astype(np.int64)
     a_order = b_order if same else np.argsort((a_rank << 32) | a_pops, kind="stable")
@@ -129,7 +136,7 @@ def band_plan(a: ClkSet, b: ClkSet | None, a_keys: np.ndarray, b_keys: np.ndarra
     starts = np.searchsorted(b_sorted, (a_rank << 32) + lowest[a_pops], side="left")
     stops = np.searchsorted(b_sorted, (a_rank << 32) + highest[a_pops], side="right")
     if same:
-        starts = np.maximum(starts, np.arange(1, len(a) + 1))
+        starts = np.maximum(starts, np.arange(1, rows + 1))
     return (a_order.astype(np.int64), b_order, starts.astype(np.int64),
             np.maximum(stops, starts).astype(np.int64))
 

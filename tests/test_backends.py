@@ -220,11 +220,14 @@ def test_cli_refuses_a_backend_it_cannot_run(tmp_path) -> None:
 
 
 @pytest.mark.dask
-def test_a_dask_worker_killed_mid_run_changes_nothing(dask_cluster: str, tmp_path) -> None:
+@pytest.mark.parametrize("blocking", [None, LshBlocking(bands=4)], ids=["all-pairs", "lsh"])
+def test_a_dask_worker_killed_mid_run_changes_nothing(dask_cluster: str, tmp_path,
+                                                      blocking: LshBlocking | None) -> None:
     """SIGKILL one worker process while its tasks run: the scheduler runs them again on the
-    other (or on the worker its nanny restarts) and the candidates are the CPU backend's."""
+    other (or on the worker its nanny restarts) and the candidates are the CPU backend's.
+    Blocked, the tasks read the plan files of their band, which stay until it is merged."""
     a, b = febrl4_sets()
-    expected = candidate_pairs(a, b, 0.7, backend=_reference())
+    expected = candidate_pairs(a, b, 0.7, backend=_reference(), blocking=blocking)
     backend = get_backend("dask", scheduler=dask_cluster, shared_dir=tmp_path, tile_rows=250,
                           kernel="scalar")
     client = backend.client  # type: ignore[attr-defined]
@@ -244,12 +247,48 @@ def test_a_dask_worker_killed_mid_run_changes_nothing(dask_cluster: str, tmp_pat
 
     killer = threading.Thread(target=kill_a_busy_worker)
     killer.start()
-    found = candidate_pairs(a, b, 0.7, backend=backend)
+    found = candidate_pairs(a, b, 0.7, backend=backend, blocking=blocking)
     killer.join()
     assert killed, "no task was seen running"
     assert killed[0] not in client.run(os.getpid).values()
     _same(found, expected)
     assert (found.compared, found.completed) == (expected.compared, expected.completed)
+    assert not list(tmp_path.iterdir())  # the run's files are removed
+
+
+@pytest.mark.dask
+@pytest.mark.parametrize("within", [False, True], ids=["link", "dedup"])
+def test_dask_blocked_run_writes_the_sets_once_and_bands_as_indices(dask_cluster: str,
+                                                                    tmp_path,
+                                                                    within: bool) -> None:
+    """The driver writes each set once; a band's plan (made on a worker) holds row indices
+    and its candidates, never a sorted copy of the CLKs (which cost 10 GB at 1M records)."""
+    a, b = febrl4_sets()
+    other = None if within else b
+    if within:  # both halves as one party: every person twice
+        a = ClkSet.from_arrays(np.vstack([a.words, b.words]).view(np.uint8))
+    blocking = LshBlocking(bands=3)
+    backend = get_backend("dask", scheduler=dask_cluster, shared_dir=tmp_path, tile_rows=700,
+                          keep_files=True)
+    files = backend.candidate_files(a, other, 0.7, blocking)  # type: ignore[attr-defined]
+    (run,) = tmp_path.iterdir()
+    sets = ["a_words.npy"] if within else ["a_words.npy", "b_words.npy"]
+    assert sorted(p.name for p in run.glob("*_words.npy")) == sets
+    assert sorted(p.name for p in files.paths) == [f"band-{k:04d}.parquet" for k in range(3)]
+    set_bytes = (run / "a_words.npy").stat().st_size
+    for band in range(3):
+        folder = run / f"band-{band:04d}"
+        assert {p.name for p in folder.glob("*.npy")} == {"a_order.npy", "b_order.npy",
+                                                          "starts.npy", "stops.npy"}
+        assert len(list(folder.glob("cand-*.parquet"))) == -(-len(a) // 700)
+        assert sum(p.stat().st_size for p in folder.iterdir()) < set_bytes / 2
+    merged = list(merged_candidates(files.paths))
+    theirs = candidate_pairs(a, other, 0.7, blocking=blocking, backend=_reference())
+    assert len(theirs) > 1000
+    assert [np.concatenate([m[i] for m in merged]).tolist() for i in range(3)] == [
+        theirs.left.tolist(), theirs.right.tolist(), theirs.score.tolist()]
+    files.remove()
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.dask

@@ -159,13 +159,21 @@ class Backend(ABC):
             return
         lowest, highest = popcount_bounds(needed, a.length)
         positions = blocking.positions(a.length)
-        a_keys = band_keys(a, positions)
-        b_keys = None if b is None else band_keys(b, positions)
         for band in range(blocking.bands):
+            # One band's keys at a time: all bands' keys of 100M records would be 51 GB.
+            band_positions = positions[band:band + 1]
+            a_keys = band_keys(a, band_positions)[:, 0]
+            b_keys = None if b is None else band_keys(b, band_positions)[:, 0]
             a_order, b_order, starts, stops = band_plan(
-                a, b, a_keys[:, band], None if b_keys is None else b_keys[:, band], lowest,
+                a.popcounts, None if b is None else b.popcounts, a_keys, b_keys, lowest,
                 highest)
             yield _sorted_plan(a, b, a_order, b_order, starts, stops, needed)
+
+    def _band_parts(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
+                    blocking: LshBlocking, done: Callable[[int], None]) -> list[PairArrays]:
+        """Each band's pairs (``done(band)`` once it is finished): plans made here, one band
+        at a time, and run by ``_run_plans``. A cluster may make the plans where it runs."""
+        return self._run_plans(self._plans(a, b, needed, blocking), done)
 
     @final
     def _blocked(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
@@ -176,8 +184,7 @@ class Backend(ABC):
             if progress is not None:
                 progress((band + 1) * len(a) // blocking.bands - band * len(a) // blocking.bands)
 
-        found = PairArrays.concat(self._run_plans(self._plans(a, b, needed, blocking),
-                                                  band_done))
+        found = PairArrays.concat(self._band_parts(a, b, needed, blocking, band_done))
         left, right = _oriented(found, b is None)
         width = max(len(a if b is None else b), 1)
         unique, first = np.unique(left * width + right, return_index=True)

@@ -1,10 +1,12 @@
 """The Dask backend: tiles compared by the workers of a Dask cluster (``distributed``).
 
-Per plan (an all-pairs run, or one band of a blocked run) the driver writes B, sorted as the
-plan says, and A in tiles of ``tile_rows`` rows, as Parquet files in ``shared_dir``, a folder
-every worker reads and writes. One task per A tile reads its tile and the part of B its
-windows reach (whole row groups), compares them with the CPU kernel, and writes the pairs
-that pass to its own Parquet file, sorted in anonlink's order; the driver merges the files.
+An all-pairs run: the driver writes B, sorted by popcount, and A in tiles of ``tile_rows``
+rows, as Parquet files in ``shared_dir``, a folder every worker reads and writes. One task per
+A tile reads its tile and the part of B its windows reach (whole row groups), compares them
+with the CPU kernel, and writes the pairs that pass to its own Parquet file, sorted in
+anonlink's order; the driver merges the files. A blocked run: the driver writes the two sets
+once and the workers make each band's plan, compare its tiles and merge its files
+(``dask_bands``).
 
 A task is a pure function of files and writes its output under a temporary name that it
 renames when done, so a task lost with its worker (killed, out of memory) is simply run again
@@ -18,7 +20,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +33,17 @@ from distributed import Client, Future, LocalCluster, as_completed
 from ..blocking import LshBlocking
 from ..clkset import ClkSet
 from ..dice_kernel import min_counts
-from .base import Backend
+from .base import Backend, all_pairs_plan, popcount_bounds
 from .cpu import CpuBackend
-from .types import PairArrays, Plan, ProgressCallback, dice_scores
+from .dask_bands import (
+    band_folder,
+    compare_band_tile,
+    merge_band,
+    plan_band,
+    write_candidates,
+    write_sets,
+)
+from .types import PairArrays, Plan, ProgressCallback
 
 __all__ = ["CandidateFiles", "DaskBackend", "compare_tile", "read_side"]
 
@@ -94,24 +104,7 @@ def compare_tile(folder: str, tile: int, width: int, kernel: str) -> tuple[str, 
     b = read_side(root / "b.parquet", width, lo, hi)
     plan = Plan(a["words"], a["pop"], a["index"], b["words"], b["pop"], b["index"],
                 starts - lo, stops - lo, needed, False)
-    found = CpuBackend(1, tile_rows=1024, kernel=kernel)._run(plan, None)
-    left, right = found.left, found.right
-    if same:
-        left, right = np.minimum(left, right), np.maximum(left, right)
-    a_pop = _pops_by_index(a["index"], a["pop"], found.left)
-    b_pop = _pops_by_index(b["index"], b["pop"], found.right)
-    score = dice_scores(found.counts, a_pop, b_pop)
-    order = np.lexsort((right, left, -score))
-    out = root / f"cand-{tile:06d}.parquet"
-    _write(out, pa.table({"left": left[order], "right": right[order], "count":
-                          found.counts[order], "score": score[order]}))
-    return str(out), len(order), found.visited, found.completed
-
-
-def _pops_by_index(index: np.ndarray, pops: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Popcounts of the rows whose original index is ``wanted``."""
-    order = np.argsort(index, kind="stable")
-    return pops[order[np.searchsorted(index[order], wanted)]]
+    return write_candidates(root / f"cand-{tile:06d}.parquet", plan, same, kernel)
 
 
 @dataclass
@@ -244,6 +237,54 @@ class DaskBackend(Backend):
                                     table.column("count").to_numpy(), visited, completed))
         return PairArrays.concat(parts)
 
+    def _submit_bands(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
+                      blocking: LshBlocking) -> tuple[Path, dict[Future, int]]:
+        """Write the sets once and queue every band's tasks: plan, a compare per A tile,
+        merge. Returns the run's folder and {merge future: band}."""
+        folder = self.shared_dir / f"run-{uuid.uuid4().hex}"
+        lowest, highest = popcount_bounds(needed, a.length)
+        write_sets(folder, a, b, needed, blocking.positions(a.length), lowest, highest)
+        tiles = -(-len(a) // self.tile_rows)
+        merges = {}
+        for band in range(blocking.bands):
+            name = f"{folder.name}-{band}"
+            plan = self.client.submit(plan_band, str(folder), band, key=f"pprl-plan-{name}",
+                                      retries=2)
+            compares = [self.client.submit(compare_band_tile, plan, t, self.tile_rows,
+                                           self.kernel, key=f"pprl-tile-{name}-{t}", retries=2)
+                        for t in range(tiles)]
+            merges[self.client.submit(merge_band, plan, compares, key=f"pprl-band-{name}",
+                                      retries=2)] = band
+        return folder, merges
+
+    def _bands_done(self, folder: Path, merges: dict[Future, int]
+                    ) -> Iterator[tuple[int, Path, int, int]]:
+        """(band, merged file, visited, completed) as each band is merged; its plan and tile
+        files are removed then (unless ``keep_files``)."""
+        for future in as_completed(merges, loop=self.client.loop):
+            path, _, visited, completed = future.result()
+            band = merges[future]
+            if not self.keep_files:
+                shutil.rmtree(band_folder(folder, band), ignore_errors=True)
+            yield band, Path(path), visited, completed
+
+    def _band_parts(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
+                    blocking: LshBlocking, done: Callable[[int], None]) -> list[PairArrays]:
+        folder, merges = self._submit_bands(a, b, needed, blocking)
+        try:
+            parts = []
+            for band, path, visited, completed in self._bands_done(folder, merges):
+                table = pq.read_table(path, columns=["left", "right", "count"])
+                left, right, count = (table.column(c).to_numpy()
+                                      for c in ("left", "right", "count"))
+                parts.append(PairArrays(left, right, count, visited, completed))
+                done(band)
+            return parts
+        finally:
+            self.client.cancel(list(merges))
+            if not self.keep_files:
+                shutil.rmtree(folder, ignore_errors=True)
+
     def candidate_files(self, a: ClkSet, b: ClkSet | None, threshold: float,
                         blocking: LshBlocking | None = None,
                         progress: ProgressCallback | None = None) -> CandidateFiles:
@@ -254,43 +295,43 @@ class DaskBackend(Backend):
             raise ValueError(f"CLK lengths differ: {a.length} and {b.length} bits")
         needed = min_counts(threshold, a.length)
         result = CandidateFiles([], [], 0, 0)
+        finished: Iterator[tuple[Path, int, int]]
         try:
-            queued = []
-            for plan in self._plans(a, b, needed, blocking):
-                folder, futures = self._submit(plan)
+            if blocking is None:
+                folder, futures = self._submit(all_pairs_plan(a, b, needed))
                 result.folders.append(folder)
-                queued.append((futures, plan.rows))
-            for futures, rows in queued:
-                for path, _, visited, completed in self._finished(
-                        futures, rows, progress if blocking is None else None):
-                    result.paths.append(Path(path))
-                    result.visited += visited
-                    result.completed += completed
+                finished = ((Path(path), visited, completed) for path, _, visited, completed
+                            in self._finished(futures, len(a), progress))
+            else:
+                folder, merges = self._submit_bands(a, b, needed, blocking)
+                result.folders.append(folder)
+                finished = self._bands_progress(folder, merges, len(a), progress)
+            for path, visited, completed in finished:
+                result.paths.append(path)
+                result.visited += visited
+                result.completed += completed
         except BaseException:
             result.remove()
             raise
-        if blocking is not None and progress is not None:
-            progress(len(a))
         return result
 
-    def _run(self, plan: Plan, progress: ProgressCallback | None) -> PairArrays:
-        return self._run_plans([plan], lambda _: None, progress)[0]
-
-    def _run_plans(self, plans: Iterable[Plan], done: Callable[[int], None],
-                   progress: ProgressCallback | None = None) -> list[PairArrays]:
-        """Every plan's tiles queued as soon as its files are written (the cluster works
-        while the next band is prepared), then gathered plan by plan."""
-        queued = []
+    def _bands_progress(self, folder: Path, merges: dict[Future, int], rows: int,
+                        progress: ProgressCallback | None) -> Iterator[tuple[Path, int, int]]:
+        """``_bands_done``'s files, reporting a band's share of the A rows as each is done."""
+        bands = len(merges)
         try:
-            for plan in plans:
-                folder, futures = self._submit(plan)
-                queued.append((folder, futures, plan.rows))
-            parts = []
-            for number, (_, futures, rows) in enumerate(queued):
-                parts.append(self._gather(futures, rows, progress))
-                done(number)
-            return parts
+            for done, (_, path, visited, completed) in enumerate(
+                    self._bands_done(folder, merges)):
+                yield path, visited, completed
+                if progress is not None:
+                    progress((done + 1) * rows // bands - done * rows // bands)
+        finally:
+            self.client.cancel(list(merges))
+
+    def _run(self, plan: Plan, progress: ProgressCallback | None) -> PairArrays:
+        folder, futures = self._submit(plan)
+        try:
+            return self._gather(futures, plan.rows, progress)
         finally:
             if not self.keep_files:
-                for folder, _, _ in queued:
-                    shutil.rmtree(folder, ignore_errors=True)
+                shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,192 @@
+"""A blocked run's work as tasks on a cluster's workers, the driver only writing each CLK set
+once. Per band: one task sorts both sets by band key and popcount and writes the band's
+orders and windows (``plan_band``); one task per tile of A rows gathers its rows and the B
+rows its windows reach and compares them (``compare_band_tile``); one task merges the band's
+tile files into one sorted file (``merge_band``).
+
+Why: when the driver made each band's plan and wrote sorted copies of both sets per band,
+a 1M x 1M run wrote 10 GB from one process and 10M would have written 100 GB; now the
+driver writes the two sets (1.3 GB each at 10M records of 1024 bits) and the band files
+hold indices. The sets are ``.npy`` files: a band's keys are computed from plain reads a
+chunk at a time, and a tile's rows gathered through a memory map, so a worker holds one
+band's keys and orders and one tile's rows, not the sets.
+
+Every task is a pure function of files and writes under a temporary name it then renames, so
+a task lost with its worker is run again with the same result; the driver removes a band's
+plan and tile files only once the band's merged file is in hand.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..blocking import band_plan, words_band_keys
+from ..clkset import ClkSet
+from .cpu import CpuBackend
+from .merge import merged_candidates
+from .types import Plan, dice_scores
+
+__all__ = ["write_sets", "plan_band", "compare_band_tile", "merge_band", "write_candidates",
+           "band_folder"]
+
+_KEY_CHUNK_ROWS = 1 << 19  # rows read at a time for a band's keys: 64 MiB at 1024 bits
+_CANDIDATES = pa.schema([("left", pa.int64()), ("right", pa.int64()), ("count", pa.int64()),
+                         ("score", pa.float64())])
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    temp = _temporary(path)
+    with temp.open("wb") as out:
+        np.save(out, array)
+    os.replace(temp, path)
+
+
+def write_sets(folder: Path, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
+               positions: np.ndarray, lowest: np.ndarray, highest: np.ndarray) -> None:
+    """What every task of a run reads: the sets (words and popcounts), the least counts, the
+    bands' bit positions and the popcount bounds. Within one set there is no B."""
+    folder.mkdir(parents=True)
+    for side, clks in (("a", a), ("b", b)):
+        if clks is not None:
+            _save(folder / f"{side}_words.npy", np.ascontiguousarray(clks.words))
+            _save(folder / f"{side}_pops.npy", clks.popcounts.astype(np.int64))
+    for name, array in (("needed", needed), ("positions", positions), ("lowest", lowest),
+                        ("highest", highest), ("same", np.array(b is None))):
+        _save(folder / f"{name}.npy", array)
+
+
+def band_folder(run: Path, band: int) -> Path:
+    return run / f"band-{band:04d}"
+
+
+def _chunks(path: Path, rows: int) -> Iterator[np.ndarray]:
+    """The rows of a 2-D ``.npy`` file, ``rows`` at a time, by plain reads (pages read
+    through a memory map would stay counted in the worker's memory)."""
+    with path.open("rb") as source:
+        major, _ = np.lib.format.read_magic(source)
+        header = (np.lib.format.read_array_header_1_0 if major == 1
+                  else np.lib.format.read_array_header_2_0)
+        (total, width), _, dtype = header(source)
+        for first in range(0, total, rows):
+            count = min(rows, total - first)
+            yield np.fromfile(source, dtype=dtype, count=count * width).reshape(count, width)
+
+
+def _keys(path: Path, positions: np.ndarray) -> np.ndarray:
+    parts = [words_band_keys(chunk, positions)[:, 0] for chunk in _chunks(path, _KEY_CHUNK_ROWS)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+
+
+def plan_band(run: str, band: int) -> str:
+    """A worker's task: band ``band``'s plan (``blocking.band_plan``) as ``a_order``,
+    ``b_order``, ``starts`` and ``stops`` files in the band's folder; returns the folder."""
+    root = Path(run)
+    out = band_folder(root, band)
+    out.mkdir(exist_ok=True)
+    positions = np.load(root / "positions.npy")[band:band + 1]
+    same = bool(np.load(root / "same.npy"))
+    a_keys = _keys(root / "a_words.npy", positions)
+    b_keys = None if same else _keys(root / "b_words.npy", positions)
+    plan = band_plan(np.load(root / "a_pops.npy"),
+                     None if same else np.load(root / "b_pops.npy"), a_keys, b_keys,
+                     np.load(root / "lowest.npy"), np.load(root / "highest.npy"))
+    for name, array in zip(("a_order", "b_order", "starts", "stops"), plan, strict=True):
+        _save(out / f"{name}.npy", array)
+    return str(out)
+
+
+def _gather(root: Path, side: str, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Words and popcounts of rows ``order`` of a set, read in file order."""
+    words = np.load(root / f"{side}_words.npy", mmap_mode="r")
+    pops = np.load(root / f"{side}_pops.npy", mmap_mode="r")
+    by_row = np.argsort(order, kind="stable")
+    wanted = order[by_row]
+    out_words = np.empty((len(order), words.shape[1]), dtype=np.uint64)
+    out_pops = np.empty(len(order), dtype=np.int64)
+    out_words[by_row] = words[wanted]
+    out_pops[by_row] = pops[wanted]
+    return out_words, out_pops
+
+
+def _slice(path: Path, first: int, last: int) -> np.ndarray:
+    return np.array(np.load(path, mmap_mode="r")[first:last])
+
+
+def compare_band_tile(band_dir: str, tile: int, tile_rows: int, kernel: str
+                      ) -> tuple[str, int, int, int]:
+    """A worker's task: A rows [tile * tile_rows, +tile_rows) of a band's order against the B
+    rows their windows reach; writes the passing pairs as ``write_candidates`` does to
+    ``cand-<tile>.parquet`` in the band's folder and returns (path, found, visited,
+    completed)."""
+    band = Path(band_dir)
+    root = band.parent
+    same = bool(np.load(root / "same.npy"))
+    first, last = tile * tile_rows, (tile + 1) * tile_rows
+    a_order = _slice(band / "a_order.npy", first, last)
+    starts, stops = _slice(band / "starts.npy", first, last), _slice(band / "stops.npy", first,
+                                                                      last)
+    lo = int(starts.min()) if len(starts) else 0
+    hi = max(int(stops.max()) if len(stops) else 0, lo)
+    b_order = _slice(band / "b_order.npy", lo, hi)
+    a_words, a_pops = _gather(root, "a", a_order)
+    b_words, b_pops = _gather(root, "a" if same else "b", b_order)
+    plan = Plan(a_words, a_pops, a_order, b_words, b_pops, b_order, starts - lo, stops - lo,
+                np.load(root / "needed.npy"), False)
+    return write_candidates(band / f"cand-{tile:06d}.parquet", plan, same, kernel)
+
+
+def write_candidates(out: Path, plan: Plan, same: bool, kernel: str
+                     ) -> tuple[str, int, int, int]:
+    """Compare ``plan`` on this process's CPU and write the passing pairs (left, right, AND
+    count, score), sorted by score descending, then left, right; within one set each pair as
+    (smaller, larger). Returns (path, pairs found, visited, completed)."""
+    found = CpuBackend(1, tile_rows=1024, kernel=kernel)._run(plan, None)
+    left, right = found.left, found.right
+    if same:
+        left, right = np.minimum(left, right), np.maximum(left, right)
+    a_pop = _pops_by_index(plan.a_index, plan.a_pops, found.left)
+    b_pop = _pops_by_index(plan.b_index, plan.b_pops, found.right)
+    score = dice_scores(found.counts, a_pop, b_pop)
+    order = np.lexsort((right, left, -score))
+    table = pa.table({"left": left[order], "right": right[order], "count": found.counts[order],
+                      "score": score[order]}, schema=_CANDIDATES)
+    temp = _temporary(out)
+    pq.write_table(table, temp, compression="none")
+    os.replace(temp, out)
+    return str(out), len(order), found.visited, found.completed
+
+
+def _pops_by_index(index: np.ndarray, pops: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Popcounts of the rows whose original index is ``wanted``."""
+    order = np.argsort(index, kind="stable")
+    return pops[order[np.searchsorted(index[order], wanted)]]
+
+
+def merge_band(band_dir: str, tiles: list[tuple[str, int, int, int]]
+               ) -> tuple[str, int, int, int]:
+    """A worker's task: a band's tile files merged into ``band-<n>.parquet`` beside its
+    folder, sorted as they are, a batch per file at a time. Returns (path, pairs, visited,
+    completed)."""
+    band = Path(band_dir)
+    out = band.with_name(f"{band.name}.parquet")
+    temp = _temporary(out)
+    pairs = 0
+    with pq.ParquetWriter(temp, _CANDIDATES, compression="none") as writer:
+        for left, right, score, count in merged_candidates([Path(t[0]) for t in tiles],
+                                                           with_count=True):
+            writer.write_table(pa.table({"left": left, "right": right, "count": count,
+                                         "score": score}, schema=_CANDIDATES))
+            pairs += len(left)
+    os.replace(temp, out)
+    return str(out), pairs, sum(t[2] for t in tiles), sum(t[3] for t in tiles)
