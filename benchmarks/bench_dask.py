@@ -5,11 +5,15 @@ schemas set about 40% of the bits), B holding copies of A's rows with 1.5% of bi
 shuffled; LSH blocking (32 bands of 16 bits) at Dice >= 0.8. Each configuration runs in its
 own process: the CPU backend with all cores as threads, then the Dask backend on a local
 cluster of 1 and of 2 single-threaded worker processes. Timed: candidate generation after a
-warm-up (cluster started, kernels loaded), data in memory. Peak memory: the whole process
-tree (driver and workers, sampled from /proc) and each worker's own peak RSS. Candidates are
-compared by a SHA-256 of (left, right, score): they must be identical.
+warm-up (cluster started, kernels loaded), data in memory; the Dask runs leave their
+candidates in per-band files, read back as one merged stream (never all in one process) and
+solved 1:1 greedily from it, as ``pprl link --backend dask`` does. Peak memory: the whole
+process tree (driver and workers, sampled from /proc) and each worker's own peak RSS.
+Candidates are compared by a SHA-256 of (left, right, score) rows in anonlink's order: they
+must be identical.
 
     python -m benchmarks.bench_dask --records 1000000
+    python -m benchmarks.bench_dask --records 10000000 --configs dask2 --tile-rows 131072
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import resource
 import sys
@@ -28,14 +33,18 @@ from typing import Any
 import numpy as np
 
 from linker.backends import Backend, candidate_pairs, get_backend
+from linker.backends.merge import merged_candidates
 from linker.blocking import LshBlocking
 from linker.clkset import ClkSet
+from linker.link_streamed import greedy_take
 from tokenizer.parallel import default_workers
 
 from .measure import run_measured
 from .report import print_table
 
-CONFIGS = {"cpu": ("cpu", 0), "dask, 1 worker": ("dask", 1), "dask, 2 workers": ("dask", 2)}
+CONFIGS = {"cpu": ("cpu (threads)", "cpu", 0), "dask1": ("dask, 1 worker", "dask", 1),
+           "dask2": ("dask, 2 workers", "dask", 2)}
+_ROW = np.dtype([("left", "<i8"), ("right", "<i8"), ("score", "<f8")])
 
 
 def make_parties(records: int, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -53,11 +62,11 @@ def make_parties(records: int, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack(a_parts), b[rng.permutation(records)]
 
 
-def _sha(found: Any) -> str:
-    digest = hashlib.sha256()
-    for column in (found.left, found.right, found.score):
-        digest.update(np.ascontiguousarray(column).tobytes())
-    return digest.hexdigest()
+def _digest_rows(digest: Any, left: np.ndarray, right: np.ndarray, score: np.ndarray) -> None:
+    """Add candidates to ``digest`` row by row, so chunking does not change the digest."""
+    rows = np.empty(len(left), dtype=_ROW)
+    rows["left"], rows["right"], rows["score"] = left, right, score
+    digest.update(rows.tobytes())
 
 
 def _worker_peaks(backend: Backend) -> list[float]:
@@ -66,56 +75,92 @@ def _worker_peaks(backend: Backend) -> list[float]:
     return sorted(round(kib / 1024, 1) for kib in peaks.values())
 
 
-def run_one(kind: str, workers: int, data: Path, threshold: float) -> dict[str, Any]:
-    """One configuration, in this process: warm up, then time candidate generation."""
-    arrays = np.load(data)
-    a, b = ClkSet.from_arrays(arrays["a"]), ClkSet.from_arrays(arrays["b"])
-    options: dict[str, Any] = ({"workers": default_workers()} if kind == "cpu" else
-                               {"workers": workers})
-    blocking = LshBlocking()
-    with get_backend(kind, **options) as backend:
+def run_one(kind: str, workers: int, data: Path, threshold: float, tile_rows: int
+            ) -> dict[str, Any]:
+    """One configuration, in this process: warm up, then time candidate generation (and,
+    on Dask, the greedy 1:1 solve from the merged stream of its files)."""
+    with np.load(data) as arrays:
+        a, b = ClkSet.from_arrays(arrays["a"]), ClkSet.from_arrays(arrays["b"])
         tiny = ClkSet.from_arrays(arrays["a"][:200])
+    options: dict[str, Any] = ({"workers": default_workers()} if kind == "cpu" else
+                               {"workers": workers, "tile_rows": tile_rows})
+    blocking = LshBlocking()
+    digest = hashlib.sha256()
+    with get_backend(kind, **options) as backend:
         candidate_pairs(tiny, tiny, threshold, backend=backend, blocking=blocking)
         started = time.perf_counter()
-        found = candidate_pairs(a, b, threshold, backend=backend, blocking=blocking)
-        seconds = time.perf_counter() - started
+        if kind == "cpu":
+            found = candidate_pairs(a, b, threshold, backend=backend, blocking=blocking)
+            seconds = time.perf_counter() - started
+            _digest_rows(digest, found.left, found.right, found.score)
+            candidates, compared, links, solve_s = len(found), found.compared, None, None
+        else:
+            files = backend.candidate_files(a, b, threshold, blocking)  # type: ignore[attr-defined]
+            seconds = time.perf_counter() - started
+            used_a, used_b = np.zeros(len(a), np.bool_), np.zeros(len(b), np.bool_)
+            candidates = links = 0
+            for left, right, score in merged_candidates(files.paths):
+                _digest_rows(digest, left, right, score)
+                candidates += len(left)
+                links += int(greedy_take(left, right, used_a, used_b).sum())
+            solve_s = round(time.perf_counter() - started - seconds, 2)
+            compared = files.visited
+            files.remove()
         peaks = _worker_peaks(backend) if kind == "dask" else []
-    return {"seconds": round(seconds, 2), "candidates": len(found), "sha256": _sha(found),
-            "pairs_compared": found.compared, "worker_peak_rss_mib": peaks}
+    driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": round(seconds, 2), "candidates": candidates, "links": links,
+            "merge_and_solve_s": solve_s, "sha256": digest.hexdigest(),
+            "pairs_compared": compared, "worker_peak_rss_mib": peaks,
+            "driver_peak_rss_mib": round(driver, 1)}
 
 
-def run(records: int, threshold: float, folder: Path) -> dict[str, Any]:
+def run(records: int, threshold: float, folder: Path, configs: list[str], tile_rows: int
+        ) -> dict[str, Any]:
     a, b = make_parties(records)
     data = folder / "clks.npz"
     np.savez(data, a=a, b=b)
+    del a, b
     rows = []
-    for label, (kind, workers) in CONFIGS.items():
+    for config in configs:
+        label, kind, workers = CONFIGS[config]
         measured = run_measured([sys.executable, "-m", "benchmarks.bench_dask", "--one", kind,
                                  "--dask-workers", str(workers), "--data", str(data),
-                                 "--threshold", str(threshold)])
+                                 "--threshold", str(threshold), "--tile-rows", str(tile_rows)])
         result = json.loads(measured.stdout.strip().splitlines()[-1])
         rows.append({"backend": label, "seconds": result["seconds"],
                      "pairs_per_s": round(records * records / result["seconds"]),
                      "compared_per_s": round(result["pairs_compared"] / result["seconds"]),
-                     "candidates": result["candidates"],
+                     "candidates": result["candidates"], "links": result["links"],
+                     "merge_and_solve_s": result["merge_and_solve_s"],
                      "peak_rss_mib_all": round(measured.peak_rss_bytes / 2**20, 1),
+                     "driver_peak_rss_mib": result["driver_peak_rss_mib"],
                      "worker_peak_rss_mib": result["worker_peak_rss_mib"],
+                     "cpu_s_all": round(measured.cpu_seconds, 1),
                      "sha256": result["sha256"]})
-    cpu_seconds = rows[0]["seconds"]
+    first_seconds = rows[0]["seconds"]
     for row in rows:
-        row["speed_vs_cpu"] = round(cpu_seconds / row["seconds"], 2)
+        row["speed_vs_first"] = round(first_seconds / row["seconds"], 2)
     return {
         "benchmark": "dask",
         "records_per_party": records,
         "threshold": threshold,
         "blocking": "lsh, 32 bands x 16 bits",
+        "dask_tile_rows": tile_rows,
         "machine": {"cpus": default_workers(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+                    "python": platform.python_version(),
+                    "load_average_at_start": os.getloadavg()[0]},
         "definitions": {
+            "seconds": "candidate generation after warm-up (Dask: until every band's merged "
+                       "file is written)",
             "pairs_per_s": "n x m / seconds of candidate generation (after warm-up)",
             "compared_per_s": "pairs compared word by word (in some band) / seconds",
+            "merge_and_solve_s": "Dask: reading the band files as one merged stream and "
+                                 "solving 1:1 greedily from it",
             "peak_rss_mib_all": "the whole process tree: driver, scheduler, workers",
+            "driver_peak_rss_mib": "the driver process (it holds both sets)",
             "worker_peak_rss_mib": "each Dask worker process's own peak RSS",
+            "cpu_s_all": "CPU seconds of the whole process tree, data loading included",
+            "speed_vs_first": "the first configuration's seconds / this one's",
         },
         "results": rows,
         "identical_candidates": len({row["sha256"] for row in rows}) == 1,
@@ -126,16 +171,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000, help="records per party")
     parser.add_argument("--threshold", type=float, default=0.8)
+    parser.add_argument("--configs", default="cpu,dask1,dask2",
+                        help="comma-separated, of cpu, dask1, dask2 (default: all three)")
+    parser.add_argument("--tile-rows", type=int, default=1 << 15,
+                        help="A rows per Dask task (default 32768)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/dask.json"))
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="a folder for the generated CLKs (default: a temporary folder)")
     parser.add_argument("--one", choices=["cpu", "dask"], help=argparse.SUPPRESS)
     parser.add_argument("--dask-workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(run_one(args.one, args.dask_workers, args.data, args.threshold)))
+        print(json.dumps(run_one(args.one, args.dask_workers, args.data, args.threshold,
+                                 args.tile_rows)))
         return 0
-    with tempfile.TemporaryDirectory() as tmp:
-        result = run(args.records, args.threshold, Path(tmp))
+    configs = args.configs.split(",")
+    unknown = sorted(set(configs) - set(CONFIGS))
+    if unknown:
+        parser.error(f"unknown configuration {', '.join(unknown)}: choose from "
+                     f"{', '.join(CONFIGS)}")
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        result = run(args.records, args.threshold, Path(tmp), configs, args.tile_rows)
     print_table([{k: v for k, v in row.items() if k != "sha256"} for row in result["results"]],
                 title=f"Blocked linkage {args.records:,} x {args.records:,} at Dice >= "
                       f"{args.threshold}: CPU backend vs Dask (local cluster)")

@@ -123,7 +123,10 @@ def band_plan(a_pops: np.ndarray, b_pops: np.ndarray | None, a_keys: np.ndarray,
     """
     same = b_pops is None
     keys = a_keys if b_keys is None else np.concatenate([a_keys, b_keys])
-    rank = np.unique(keys, return_inverse=True)[1].astype(np.int64)
+    if len(keys) and int(keys.max()) < 1 << 31:  # the key itself leaves room for the popcount
+        rank = keys.astype(np.int64)
+    else:
+        rank = np.unique(keys, return_inverse=True)[1].astype(np.int64)
     rows = len(a_pops)
     a_rank, b_rank = rank[:rows], (rank if same else rank[rows:])
     a_pops = a_pops.astype(np.int64)

@@ -19,7 +19,7 @@ from .blocking import LshBlocking
 from .clkset import ClkSet
 from .link import LinkResult, link_sets
 
-__all__ = ["StreamingBackend", "streams", "link_two_streamed", "link_on"]
+__all__ = ["StreamingBackend", "greedy_take", "streams", "link_two_streamed", "link_on"]
 
 
 class _Files(Protocol):
@@ -45,7 +45,7 @@ def streams(backend: object, sets: Sequence[ClkSet], dedup: Sequence[bool],
 
 
 @numba.njit(cache=True)
-def _take(left: np.ndarray, right: np.ndarray, used_left: np.ndarray,
+def greedy_take(left: np.ndarray, right: np.ndarray, used_left: np.ndarray,
           used_right: np.ndarray) -> np.ndarray:  # pragma: no cover
     """Greedy 1:1 on one chunk, carrying which records are taken from chunk to chunk."""
     taken = np.zeros(left.shape[0], dtype=np.bool_)
@@ -75,7 +75,7 @@ def link_two_streamed(sets: Sequence[ClkSet], threshold: float, backend: Streami
     candidates = 0
     try:
         for left, right, score in merged_candidates(files.paths):
-            taken = _take(left, right, used_a, used_b)
+            taken = greedy_take(left, right, used_a, used_b)
             links.append((left[taken], right[taken], score[taken]))
             candidates += len(score)
     finally:

@@ -37,6 +37,7 @@ __all__ = ["write_sets", "plan_band", "compare_band_tile", "merge_band", "write_
            "band_folder"]
 
 _KEY_CHUNK_ROWS = 1 << 19  # rows read at a time for a band's keys: 64 MiB at 1024 bits
+_GATHER_ROWS = 1 << 14  # wanted rows per memory map: at most 64 MiB of pages touched
 _CANDIDATES = pa.schema([("left", pa.int64()), ("right", pa.int64()), ("count", pa.int64()),
                          ("score", pa.float64())])
 
@@ -73,11 +74,9 @@ def band_folder(run: Path, band: int) -> Path:
 def _chunks(path: Path, rows: int) -> Iterator[np.ndarray]:
     """The rows of a 2-D ``.npy`` file, ``rows`` at a time, by plain reads (pages read
     through a memory map would stay counted in the worker's memory)."""
+    (total, width), dtype, offset = _npy_layout(path)
     with path.open("rb") as source:
-        major, _ = np.lib.format.read_magic(source)
-        header = (np.lib.format.read_array_header_1_0 if major == 1
-                  else np.lib.format.read_array_header_2_0)
-        (total, width), _, dtype = header(source)
+        source.seek(offset)
         for first in range(0, total, rows):
             count = min(rows, total - first)
             yield np.fromfile(source, dtype=dtype, count=count * width).reshape(count, width)
@@ -106,17 +105,35 @@ def plan_band(run: str, band: int) -> str:
     return str(out)
 
 
-def _gather(root: Path, side: str, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Words and popcounts of rows ``order`` of a set, read in file order."""
-    words = np.load(root / f"{side}_words.npy", mmap_mode="r")
-    pops = np.load(root / f"{side}_pops.npy", mmap_mode="r")
-    by_row = np.argsort(order, kind="stable")
-    wanted = order[by_row]
-    out_words = np.empty((len(order), words.shape[1]), dtype=np.uint64)
-    out_pops = np.empty(len(order), dtype=np.int64)
-    out_words[by_row] = words[wanted]
-    out_pops[by_row] = pops[wanted]
-    return out_words, out_pops
+def _npy_layout(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, offset of the data) of a ``.npy`` file."""
+    with path.open("rb") as source:
+        major, _ = np.lib.format.read_magic(source)
+        header = (np.lib.format.read_array_header_1_0 if major == 1
+                  else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = header(source)
+        return shape, dtype, source.tell()
+
+
+def _gather(path: Path, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of a ``.npy`` file, through memory maps of at most ``_GATHER_ROWS`` of
+    the wanted rows' span at a time: the pages a map touches count in the worker's memory
+    until it is closed, so one map over a tile's rows scattered through a 10M-row set would
+    hold a page per row."""
+    shape, dtype, offset = _npy_layout(path)
+    row_shape = shape[1:]
+    row_bytes = int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize
+    by_row = np.argsort(rows, kind="stable")
+    wanted = rows[by_row]
+    out = np.empty((len(rows), *row_shape), dtype=dtype)
+    for first in range(0, len(wanted), _GATHER_ROWS):
+        part = wanted[first:first + _GATHER_ROWS]
+        low, high = int(part[0]), int(part[-1]) + 1
+        span = np.memmap(path, dtype=dtype, mode="r", offset=offset + low * row_bytes,
+                         shape=(high - low, *row_shape))
+        out[by_row[first:first + _GATHER_ROWS]] = span[part - low]
+        del span
+    return out
 
 
 def _slice(path: Path, first: int, last: int) -> np.ndarray:
@@ -139,24 +156,31 @@ def compare_band_tile(band_dir: str, tile: int, tile_rows: int, kernel: str
     lo = int(starts.min()) if len(starts) else 0
     hi = max(int(stops.max()) if len(stops) else 0, lo)
     b_order = _slice(band / "b_order.npy", lo, hi)
-    a_words, a_pops = _gather(root, "a", a_order)
-    b_words, b_pops = _gather(root, "a" if same else "b", b_order)
-    plan = Plan(a_words, a_pops, a_order, b_words, b_pops, b_order, starts - lo, stops - lo,
-                np.load(root / "needed.npy"), False)
-    return write_candidates(band / f"cand-{tile:06d}.parquet", plan, same, kernel)
+    b_side = "a" if same else "b"
+    a_pops, b_pops = (np.load(root / f"{side}_pops.npy", mmap_mode="r") for side in ("a", b_side))
+    plan = Plan(_gather(root / "a_words.npy", a_order), a_pops[a_order], a_order,
+                _gather(root / f"{b_side}_words.npy", b_order), b_pops[b_order], b_order,
+                starts - lo, stops - lo, np.load(root / "needed.npy"), False)
+    return write_candidates(band / f"cand-{tile:06d}.parquet", plan, same, kernel,
+                            (a_pops, b_pops))
 
 
-def write_candidates(out: Path, plan: Plan, same: bool, kernel: str
+def write_candidates(out: Path, plan: Plan, same: bool, kernel: str,
+                     pops: tuple[np.ndarray, np.ndarray] | None = None
                      ) -> tuple[str, int, int, int]:
     """Compare ``plan`` on this process's CPU and write the passing pairs (left, right, AND
     count, score), sorted by score descending, then left, right; within one set each pair as
-    (smaller, larger). Returns (path, pairs found, visited, completed)."""
+    (smaller, larger). ``pops``: both sets' popcounts by original index, where at hand.
+    Returns (path, pairs found, visited, completed)."""
     found = CpuBackend(1, tile_rows=1024, kernel=kernel)._run(plan, None)
     left, right = found.left, found.right
     if same:
         left, right = np.minimum(left, right), np.maximum(left, right)
-    a_pop = _pops_by_index(plan.a_index, plan.a_pops, found.left)
-    b_pop = _pops_by_index(plan.b_index, plan.b_pops, found.right)
+    if pops is None:
+        a_pop = _pops_by_index(plan.a_index, plan.a_pops, found.left)
+        b_pop = _pops_by_index(plan.b_index, plan.b_pops, found.right)
+    else:
+        a_pop, b_pop = pops[0][found.left], pops[1][found.right]
     score = dice_scores(found.counts, a_pop, b_pop)
     order = np.lexsort((right, left, -score))
     table = pa.table({"left": left[order], "right": right[order], "count": found.counts[order],
