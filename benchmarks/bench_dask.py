@@ -69,10 +69,20 @@ def _digest_rows(digest: Any, left: np.ndarray, right: np.ndarray, score: np.nda
     digest.update(rows.tobytes())
 
 
+def _own_peak_mib() -> float:
+    """This process's peak resident memory since it started its program (VmHWM).
+    ``getrusage``'s ru_maxrss would do for the driver but not for a worker: it keeps the
+    maximum across execve, so a worker spawned by a driver holding 5 GB reports 5 GB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _worker_peaks(backend: Backend) -> list[float]:
     client = backend.client  # type: ignore[attr-defined]
-    peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    return sorted(round(kib / 1024, 1) for kib in peaks.values())
+    peaks = client.run(_own_peak_mib)
+    return sorted(round(mib, 1) for mib in peaks.values())
 
 
 def run_one(kind: str, workers: int, data: Path, threshold: float, tile_rows: int
@@ -107,7 +117,7 @@ def run_one(kind: str, workers: int, data: Path, threshold: float, tile_rows: in
             compared = files.visited
             files.remove()
         peaks = _worker_peaks(backend) if kind == "dask" else []
-    driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    driver = _own_peak_mib()
     return {"seconds": round(seconds, 2), "candidates": candidates, "links": links,
             "merge_and_solve_s": solve_s, "sha256": digest.hexdigest(),
             "pairs_compared": compared, "worker_peak_rss_mib": peaks,
