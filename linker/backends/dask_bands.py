@@ -116,10 +116,10 @@ def _npy_layout(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
 
 
 def _gather(path: Path, rows: np.ndarray) -> np.ndarray:
-    """Rows ``rows`` of a ``.npy`` file, through memory maps of at most ``_GATHER_ROWS`` of
-    the wanted rows' span at a time: the pages a map touches count in the worker's memory
-    until it is closed, so one map over a tile's rows scattered through a 10M-row set would
-    hold a page per row."""
+    """Rows ``rows`` of a ``.npy`` file (of words, or of popcounts), through memory maps of at
+    most ``_GATHER_ROWS`` of the wanted rows' span at a time: the pages a map touches count in
+    the worker's memory until it is closed, so one map over a tile's rows scattered through a
+    10M-row set would hold a page per row."""
     shape, dtype, offset = _npy_layout(path)
     row_shape = shape[1:]
     row_bytes = int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize
@@ -157,21 +157,21 @@ def compare_band_tile(band_dir: str, tile: int, tile_rows: int, kernel: str
     hi = max(int(stops.max()) if len(stops) else 0, lo)
     b_order = _slice(band / "b_order.npy", lo, hi)
     b_side = "a" if same else "b"
-    a_pops, b_pops = (np.load(root / f"{side}_pops.npy", mmap_mode="r") for side in ("a", b_side))
-    plan = Plan(_gather(root / "a_words.npy", a_order), a_pops[a_order], a_order,
-                _gather(root / f"{b_side}_words.npy", b_order), b_pops[b_order], b_order,
-                starts - lo, stops - lo, np.load(root / "needed.npy"), False)
+    a_pops, b_pops = root / "a_pops.npy", root / f"{b_side}_pops.npy"
+    plan = Plan(_gather(root / "a_words.npy", a_order), _gather(a_pops, a_order), a_order,
+                _gather(root / f"{b_side}_words.npy", b_order), _gather(b_pops, b_order),
+                b_order, starts - lo, stops - lo, np.load(root / "needed.npy"), False)
     return write_candidates(band / f"cand-{tile:06d}.parquet", plan, same, kernel,
                             (a_pops, b_pops))
 
 
 def write_candidates(out: Path, plan: Plan, same: bool, kernel: str,
-                     pops: tuple[np.ndarray, np.ndarray] | None = None
+                     pops: tuple[Path, Path] | None = None
                      ) -> tuple[str, int, int, int]:
     """Compare ``plan`` on this process's CPU and write the passing pairs (left, right, AND
     count, score), sorted by score descending, then left, right; within one set each pair as
-    (smaller, larger). ``pops``: both sets' popcounts by original index, where at hand.
-    Returns (path, pairs found, visited, completed)."""
+    (smaller, larger). ``pops``: the files of both sets' popcounts by original index, where
+    there are. Returns (path, pairs found, visited, completed)."""
     found = CpuBackend(1, tile_rows=1024, kernel=kernel)._run(plan, None)
     left, right = found.left, found.right
     if same:
@@ -180,7 +180,7 @@ def write_candidates(out: Path, plan: Plan, same: bool, kernel: str,
         a_pop = _pops_by_index(plan.a_index, plan.a_pops, found.left)
         b_pop = _pops_by_index(plan.b_index, plan.b_pops, found.right)
     else:
-        a_pop, b_pop = pops[0][found.left], pops[1][found.right]
+        a_pop, b_pop = _gather(pops[0], found.left), _gather(pops[1], found.right)
     score = dice_scores(found.counts, a_pop, b_pop)
     order = np.lexsort((right, left, -score))
     table = pa.table({"left": left[order], "right": right[order], "count": found.counts[order],
