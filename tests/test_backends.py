@@ -82,7 +82,7 @@ def make_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         address = request.getfixturevalue("dask_cluster")
         shared = tmp_path_factory.mktemp("tiles")
         return lambda task_rows=40: get_backend("dask", scheduler=address, shared_dir=shared,
-                                                tile_rows=task_rows)
+                                                tile_rows=task_rows, plan_rows=4000)
     if not _gpu_ready():
         pytest.skip("no CuPy or no GPU here")
     return lambda task_rows=None: get_backend("gpu", tile_rows=64)
@@ -227,11 +227,12 @@ def test_a_dask_worker_killed_mid_run_changes_nothing(dask_cluster: str, tmp_pat
                                                       blocking: LshBlocking | None) -> None:
     """SIGKILL one worker process while its tasks run: the scheduler runs them again on the
     other (or on the worker its nanny restarts) and the candidates are the CPU backend's.
-    Blocked, the tasks read the plan files of their band, which stay until it is merged."""
+    Blocked (each band planned in two parts), the tasks read the plan files of their band's
+    part, which stay until it is merged."""
     a, b = febrl4_sets()
     expected = candidate_pairs(a, b, 0.7, backend=_reference(), blocking=blocking)
     backend = get_backend("dask", scheduler=dask_cluster, shared_dir=tmp_path, tile_rows=250,
-                          kernel="scalar")
+                          kernel="scalar", plan_rows=6000)
     client = backend.client  # type: ignore[attr-defined]
     pids = client.run(os.getpid)
     killed: list[int] = []
@@ -263,27 +264,34 @@ def test_a_dask_worker_killed_mid_run_changes_nothing(dask_cluster: str, tmp_pat
 def test_dask_blocked_run_writes_the_sets_once_and_bands_as_indices(dask_cluster: str,
                                                                     tmp_path,
                                                                     within: bool) -> None:
-    """The driver writes each set once; a band's plan (made on a worker) holds row indices
-    and its candidates, never a sorted copy of the CLKs (which cost 10 GB at 1M records)."""
+    """The driver writes each set once; a band's plan (made on a worker, in parts by key
+    when the sets hold more than ``plan_rows`` records) holds row indices and its
+    candidates, never a sorted copy of the CLKs (which cost 10 GB at 1M records)."""
     a, b = febrl4_sets()
     other = None if within else b
     if within:  # both halves as one party: every person twice
         a = ClkSet.from_arrays(np.vstack([a.words, b.words]).view(np.uint8))
     blocking = LshBlocking(bands=3)
     backend = get_backend("dask", scheduler=dask_cluster, shared_dir=tmp_path, tile_rows=700,
-                          keep_files=True)
+                          keep_files=True, plan_rows=4000)
     files = backend.candidate_files(a, other, 0.7, blocking)  # type: ignore[attr-defined]
     (run,) = tmp_path.iterdir()
     sets = ["a_words.npy"] if within else ["a_words.npy", "b_words.npy"]
     assert sorted(p.name for p in run.glob("*_words.npy")) == sets
-    assert sorted(p.name for p in files.paths) == [f"band-{k:04d}.parquet" for k in range(3)]
+    parts = 3  # 10,000 records in all, at most 4,000 a plan
+    assert sorted(p.name for p in files.paths) == [
+        f"band-{k:04d}-{part:03d}.parquet" for k in range(3) for part in range(parts)]
     set_bytes = (run / "a_words.npy").stat().st_size
     for band in range(3):
-        folder = run / f"band-{band:04d}"
-        assert {p.name for p in folder.glob("*.npy")} == {"a_order.npy", "b_order.npy",
-                                                          "starts.npy", "stops.npy"}
-        assert len(list(folder.glob("cand-*.parquet"))) == -(-len(a) // 700)
-        assert sum(p.stat().st_size for p in folder.iterdir()) < set_bytes / 2
+        rows = []
+        for part in range(parts):
+            folder = run / f"band-{band:04d}-{part:03d}"
+            assert {p.name for p in folder.glob("*.npy")} == {"a_order.npy", "b_order.npy",
+                                                              "starts.npy", "stops.npy"}
+            rows.append(np.load(folder / "a_order.npy"))
+            assert len(list(folder.glob("cand-*.parquet"))) == -(-len(rows[-1]) // 700)
+            assert sum(p.stat().st_size for p in folder.iterdir()) < set_bytes / 2
+        assert sorted(np.concatenate(rows).tolist()) == list(range(len(a)))  # each row once
     merged = list(merged_candidates(files.paths))
     theirs = candidate_pairs(a, other, 0.7, blocking=blocking, backend=_reference())
     assert len(theirs) > 1000

@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,9 @@ from ..dice_kernel import min_counts
 from .base import Backend, all_pairs_plan, popcount_bounds
 from .cpu import CpuBackend
 from .dask_bands import (
-    band_folder,
     compare_band_tile,
     merge_band,
+    part_folder,
     plan_band,
     write_candidates,
     write_sets,
@@ -134,16 +135,22 @@ class DaskBackend(Backend):
         kernel: the CPU kernel the workers run ("auto", "lanes", "scalar").
         tile_rows: A rows per task.
         keep_files: leave each plan's tiles and candidate files in ``shared_dir``.
+        plan_rows: blocked runs: records of both sets together a band's plan task sorts at
+            most; larger sets are planned in parts by key (about 175 bytes a record at the
+            plan's peak: 16M records, 2.8 GB).
     """
 
     name = "dask"
 
     def __init__(self, scheduler: str | None = None, shared_dir: Path | str | None = None,
                  workers: int = 2, kernel: str = "auto", tile_rows: int = 1 << 15,
-                 keep_files: bool = False) -> None:
+                 keep_files: bool = False, plan_rows: int = 1 << 24) -> None:
         super().__init__(tile_rows)
         if scheduler and shared_dir is None:
             raise ValueError("a Dask scheduler needs shared_dir: a folder its workers share")
+        if plan_rows < 1:
+            raise ValueError(f"plan_rows must be at least 1, not {plan_rows}")
+        self.plan_rows = plan_rows
         self._local = CpuBackend(1, kernel=kernel)
         self.kernel = self._local.kernel
         self.scheduler = scheduler
@@ -238,50 +245,67 @@ class DaskBackend(Backend):
         return PairArrays.concat(parts)
 
     def _submit_bands(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
-                      blocking: LshBlocking) -> tuple[Path, dict[Future, int]]:
-        """Write the sets once and queue every band's tasks: plan, a compare per A tile,
-        merge. Returns the run's folder and {merge future: band}."""
+                      blocking: LshBlocking) -> tuple[Path, dict[Future, tuple[int, int]]]:
+        """Write the sets once and queue every band's plan tasks, in parts by key when the
+        sets hold more than ``plan_rows`` records. Returns the run's folder and {plan future:
+        (band, part)}."""
         folder = self.shared_dir / f"run-{uuid.uuid4().hex}"
         lowest, highest = popcount_bounds(needed, a.length)
         write_sets(folder, a, b, needed, blocking.positions(a.length), lowest, highest)
-        tiles = -(-len(a) // self.tile_rows)
-        merges = {}
-        for band in range(blocking.bands):
-            name = f"{folder.name}-{band}"
-            plan = self.client.submit(plan_band, str(folder), band, key=f"pprl-plan-{name}",
-                                      retries=2)
-            compares = [self.client.submit(compare_band_tile, plan, t, self.tile_rows,
-                                           self.kernel, key=f"pprl-tile-{name}-{t}", retries=2)
-                        for t in range(tiles)]
-            merges[self.client.submit(merge_band, plan, compares, key=f"pprl-band-{name}",
-                                      retries=2)] = band
-        return folder, merges
+        parts = max(1, -(-(len(a) + (0 if b is None else len(b))) // self.plan_rows))
+        return folder, {
+            self.client.submit(plan_band, str(folder), band, part, parts,
+                               key=f"pprl-plan-{folder.name}-{band}-{part}", retries=2):
+                (band, part)
+            for band in range(blocking.bands) for part in range(parts)}
 
-    def _bands_done(self, folder: Path, merges: dict[Future, int]
-                    ) -> Iterator[tuple[int, Path, int, int]]:
-        """(band, merged file, visited, completed) as each band is merged; its plan and tile
-        files are removed then (unless ``keep_files``)."""
-        for future in as_completed(merges, loop=self.client.loop):
-            path, _, visited, completed = future.result()
-            band = merges[future]
-            if not self.keep_files:
-                shutil.rmtree(band_folder(folder, band), ignore_errors=True)
-            yield band, Path(path), visited, completed
+    def _bands_done(self, folder: Path, plans: dict[Future, tuple[int, int]]
+                    ) -> Iterator[tuple[int, bool, Path, int, int]]:
+        """(band, whether the band is complete, a part's merged file, visited, completed) as
+        each part is merged. A part's compare tasks are queued once its plan says how many
+        A rows it has; its plan and tile files are removed once it is merged (unless
+        ``keep_files``)."""
+        left = Counter(band for band, _ in plans.values())
+        merges: dict[Future, tuple[int, int]] = {}
+        pending = as_completed(list(plans), loop=self.client.loop)
+        try:
+            for future in pending:
+                if future in plans:
+                    part_dir, rows = future.result()
+                    band, part = plans[future]
+                    name = f"{folder.name}-{band}-{part}"
+                    compares = [self.client.submit(compare_band_tile, part_dir, t,
+                                                   self.tile_rows, self.kernel,
+                                                   key=f"pprl-tile-{name}-{t}", retries=2)
+                                for t in range(-(-rows // self.tile_rows))]
+                    merge = self.client.submit(merge_band, part_dir, compares,
+                                               key=f"pprl-band-{name}", retries=2)
+                    merges[merge] = plans[future]
+                    pending.add(merge)
+                    continue
+                path, _, visited, completed = future.result()
+                band, part = merges[future]
+                if not self.keep_files:
+                    shutil.rmtree(part_folder(folder, band, part), ignore_errors=True)
+                left[band] -= 1
+                yield band, left[band] == 0, Path(path), visited, completed
+        finally:
+            self.client.cancel([*plans, *merges])
 
     def _band_parts(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
                     blocking: LshBlocking, done: Callable[[int], None]) -> list[PairArrays]:
-        folder, merges = self._submit_bands(a, b, needed, blocking)
+        folder, plans = self._submit_bands(a, b, needed, blocking)
         try:
             parts = []
-            for band, path, visited, completed in self._bands_done(folder, merges):
+            for band, complete, path, visited, completed in self._bands_done(folder, plans):
                 table = pq.read_table(path, columns=["left", "right", "count"])
                 left, right, count = (table.column(c).to_numpy()
                                       for c in ("left", "right", "count"))
                 parts.append(PairArrays(left, right, count, visited, completed))
-                done(band)
+                if complete:
+                    done(band)
             return parts
         finally:
-            self.client.cancel(list(merges))
             if not self.keep_files:
                 shutil.rmtree(folder, ignore_errors=True)
 
@@ -303,9 +327,10 @@ class DaskBackend(Backend):
                 finished = ((Path(path), visited, completed) for path, _, visited, completed
                             in self._finished(futures, len(a), progress))
             else:
-                folder, merges = self._submit_bands(a, b, needed, blocking)
+                folder, plans = self._submit_bands(a, b, needed, blocking)
                 result.folders.append(folder)
-                finished = self._bands_progress(folder, merges, len(a), progress)
+                finished = self._bands_progress(folder, plans, len(a), blocking.bands,
+                                                progress)
             for path, visited, completed in finished:
                 result.paths.append(path)
                 result.visited += visited
@@ -315,18 +340,17 @@ class DaskBackend(Backend):
             raise
         return result
 
-    def _bands_progress(self, folder: Path, merges: dict[Future, int], rows: int,
-                        progress: ProgressCallback | None) -> Iterator[tuple[Path, int, int]]:
+    def _bands_progress(self, folder: Path, plans: dict[Future, tuple[int, int]], rows: int,
+                        bands: int, progress: ProgressCallback | None
+                        ) -> Iterator[tuple[Path, int, int]]:
         """``_bands_done``'s files, reporting a band's share of the A rows as each is done."""
-        bands = len(merges)
-        try:
-            for done, (_, path, visited, completed) in enumerate(
-                    self._bands_done(folder, merges)):
-                yield path, visited, completed
+        finished = 0
+        for _, complete, path, visited, completed in self._bands_done(folder, plans):
+            yield path, visited, completed
+            if complete:
                 if progress is not None:
-                    progress((done + 1) * rows // bands - done * rows // bands)
-        finally:
-            self.client.cancel(list(merges))
+                    progress((finished + 1) * rows // bands - finished * rows // bands)
+                finished += 1
 
     def _run(self, plan: Plan, progress: ProgressCallback | None) -> PairArrays:
         folder, futures = self._submit(plan)

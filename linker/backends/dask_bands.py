@@ -1,8 +1,9 @@
 """A blocked run's work as tasks on a cluster's workers, the driver only writing each CLK set
 once. Per band: one task sorts both sets by band key and popcount and writes the band's
-orders and windows (``plan_band``); one task per tile of A rows gathers its rows and the B
-rows its windows reach and compares them (``compare_band_tile``); one task merges the band's
-tile files into one sorted file (``merge_band``).
+orders and windows (``plan_band``), in parts by key where the sets are large; one task per
+tile of A rows gathers its rows and the B rows its windows reach and compares them
+(``compare_band_tile``); one task merges a part's tile files into one sorted file
+(``merge_band``).
 
 Why: when the driver made each band's plan and wrote sorted copies of both sets per band,
 a 1M x 1M run wrote 10 GB from one process and 10M would have written 100 GB; now the
@@ -34,7 +35,7 @@ from .merge import merged_candidates
 from .types import Plan, dice_scores
 
 __all__ = ["write_sets", "plan_band", "compare_band_tile", "merge_band", "write_candidates",
-           "band_folder"]
+           "part_folder"]
 
 _KEY_CHUNK_ROWS = 1 << 19  # rows read at a time for a band's keys: 64 MiB at 1024 bits
 _GATHER_ROWS = 1 << 14  # wanted rows per memory map: at most 64 MiB of pages touched
@@ -67,8 +68,8 @@ def write_sets(folder: Path, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
         _save(folder / f"{name}.npy", array)
 
 
-def band_folder(run: Path, band: int) -> Path:
-    return run / f"band-{band:04d}"
+def part_folder(run: Path, band: int, part: int) -> Path:
+    return run / f"band-{band:04d}-{part:03d}"
 
 
 def _chunks(path: Path, rows: int) -> Iterator[np.ndarray]:
@@ -87,22 +88,32 @@ def _keys(path: Path, positions: np.ndarray) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
 
-def plan_band(run: str, band: int) -> str:
-    """A worker's task: band ``band``'s plan (``blocking.band_plan``) as ``a_order``,
-    ``b_order``, ``starts`` and ``stops`` files in the band's folder; returns the folder."""
+def plan_band(run: str, band: int, part: int = 0, parts: int = 1) -> tuple[str, int]:
+    """A worker's task: the plan (``blocking.band_plan``) of band ``band``'s records whose key
+    is ``part`` modulo ``parts`` (pairs only meet within a key, so the parts are independent
+    and a plan task's memory is a part's), as ``a_order``, ``b_order`` (original row numbers),
+    ``starts`` and ``stops`` files in the part's folder. Returns (the folder, its A rows)."""
     root = Path(run)
-    out = band_folder(root, band)
+    out = part_folder(root, band, part)
     out.mkdir(exist_ok=True)
     positions = np.load(root / "positions.npy")[band:band + 1]
     same = bool(np.load(root / "same.npy"))
-    a_keys = _keys(root / "a_words.npy", positions)
-    b_keys = None if same else _keys(root / "b_words.npy", positions)
-    plan = band_plan(np.load(root / "a_pops.npy"),
-                     None if same else np.load(root / "b_pops.npy"), a_keys, b_keys,
-                     np.load(root / "lowest.npy"), np.load(root / "highest.npy"))
-    for name, array in zip(("a_order", "b_order", "starts", "stops"), plan, strict=True):
+
+    def side(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        keys = _keys(root / f"{name}_words.npy", positions)
+        rows = (np.arange(len(keys), dtype=np.int64) if parts == 1
+                else np.flatnonzero(keys % np.uint64(parts) == np.uint64(part)))
+        return rows, keys[rows], np.load(root / f"{name}_pops.npy")[rows]
+
+    a_rows, a_keys, a_pops = side("a")
+    b_rows, b_keys, b_pops = (a_rows, None, None) if same else side("b")
+    a_order, b_order, starts, stops = band_plan(a_pops, b_pops, a_keys, b_keys,
+                                                np.load(root / "lowest.npy"),
+                                                np.load(root / "highest.npy"))
+    for name, array in (("a_order", a_rows[a_order]), ("b_order", b_rows[b_order]),
+                        ("starts", starts), ("stops", stops)):
         _save(out / f"{name}.npy", array)
-    return str(out)
+    return str(out), len(a_order)
 
 
 def _npy_layout(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
@@ -142,9 +153,9 @@ def _slice(path: Path, first: int, last: int) -> np.ndarray:
 
 def compare_band_tile(band_dir: str, tile: int, tile_rows: int, kernel: str
                       ) -> tuple[str, int, int, int]:
-    """A worker's task: A rows [tile * tile_rows, +tile_rows) of a band's order against the B
-    rows their windows reach; writes the passing pairs as ``write_candidates`` does to
-    ``cand-<tile>.parquet`` in the band's folder and returns (path, found, visited,
+    """A worker's task: A rows [tile * tile_rows, +tile_rows) of a band part's order against
+    the B rows their windows reach; writes the passing pairs as ``write_candidates`` does to
+    ``cand-<tile>.parquet`` in the part's folder and returns (path, found, visited,
     completed)."""
     band = Path(band_dir)
     root = band.parent
@@ -199,9 +210,9 @@ def _pops_by_index(index: np.ndarray, pops: np.ndarray, wanted: np.ndarray) -> n
 
 def merge_band(band_dir: str, tiles: list[tuple[str, int, int, int]]
                ) -> tuple[str, int, int, int]:
-    """A worker's task: a band's tile files merged into ``band-<n>.parquet`` beside its
-    folder, sorted as they are, a batch per file at a time. Returns (path, pairs, visited,
-    completed)."""
+    """A worker's task: a band part's tile files merged into one file beside its folder
+    (``band-<n>-<part>.parquet``), sorted as they are, a batch per file at a time. Returns
+    (path, pairs, visited, completed)."""
     band = Path(band_dir)
     out = band.with_name(f"{band.name}.parquet")
     temp = _temporary(out)
