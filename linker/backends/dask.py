@@ -51,6 +51,7 @@ __all__ = ["CandidateFiles", "DaskBackend", "compare_tile", "read_side"]
 log = logging.getLogger(__name__)
 
 _B_GROUP_ROWS = 1 << 16  # B's Parquet row groups: what a task reads at least
+_PLANS_AHEAD = 4  # band plans queued before their compare tasks, at least
 
 
 def _words_column(words: np.ndarray) -> pa.Array:
@@ -244,35 +245,47 @@ class DaskBackend(Backend):
                                     table.column("count").to_numpy(), visited, completed))
         return PairArrays.concat(parts)
 
-    def _submit_bands(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
-                      blocking: LshBlocking) -> tuple[Path, dict[Future, tuple[int, int]]]:
-        """Write the sets once and queue every band's plan tasks, in parts by key when the
-        sets hold more than ``plan_rows`` records. Returns the run's folder and {plan future:
-        (band, part)}."""
+    def _write_bands(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
+                     blocking: LshBlocking) -> tuple[Path, list[tuple[int, int, int]]]:
+        """Write the sets once; the run's folder and its plans as (band, part, parts): a band
+        in parts by key when the sets hold more than ``plan_rows`` records."""
         folder = self.shared_dir / f"run-{uuid.uuid4().hex}"
         lowest, highest = popcount_bounds(needed, a.length)
         write_sets(folder, a, b, needed, blocking.positions(a.length), lowest, highest)
         parts = max(1, -(-(len(a) + (0 if b is None else len(b))) // self.plan_rows))
-        return folder, {
-            self.client.submit(plan_band, str(folder), band, part, parts,
-                               key=f"pprl-plan-{folder.name}-{band}-{part}", retries=2):
-                (band, part)
-            for band in range(blocking.bands) for part in range(parts)}
+        return folder, [(band, part, parts) for band in range(blocking.bands)
+                        for part in range(parts)]
 
-    def _bands_done(self, folder: Path, plans: dict[Future, tuple[int, int]]
+    def _bands_done(self, folder: Path, plans: list[tuple[int, int, int]]
                     ) -> Iterator[tuple[int, bool, Path, int, int]]:
         """(band, whether the band is complete, a part's merged file, visited, completed) as
-        each part is merged. A part's compare tasks are queued once its plan says how many
-        A rows it has; its plan and tile files are removed once it is merged (unless
-        ``keep_files``)."""
-        left = Counter(band for band, _ in plans.values())
+        each part is merged. Plans are queued a few at a time (as many as the cluster has
+        workers, at least ``_PLANS_AHEAD``), so the workers compare what is planned before
+        planning more and the plan files on disk stay few; a part's compare tasks are queued
+        once its plan says how many A rows it has; its plan and tile files are removed once
+        it is merged (unless ``keep_files``)."""
+        left = Counter(band for band, _, _ in plans)
+        waiting = list(reversed(plans))
+        planned: dict[Future, tuple[int, int]] = {}
         merges: dict[Future, tuple[int, int]] = {}
-        pending = as_completed(list(plans), loop=self.client.loop)
+        pending = as_completed(loop=self.client.loop)
+
+        def plan_next() -> None:
+            if waiting:
+                band, part, parts = waiting.pop()
+                future = self.client.submit(plan_band, str(folder), band, part, parts,
+                                            key=f"pprl-plan-{folder.name}-{band}-{part}",
+                                            retries=2)
+                planned[future] = (band, part)
+                pending.add(future)
+
+        for _ in range(max(_PLANS_AHEAD, len(self.client.scheduler_info()["workers"]))):
+            plan_next()
         try:
             for future in pending:
-                if future in plans:
+                if future in planned:
                     part_dir, rows = future.result()
-                    band, part = plans[future]
+                    band, part = planned[future]
                     name = f"{folder.name}-{band}-{part}"
                     compares = [self.client.submit(compare_band_tile, part_dir, t,
                                                    self.tile_rows, self.kernel,
@@ -280,8 +293,9 @@ class DaskBackend(Backend):
                                 for t in range(-(-rows // self.tile_rows))]
                     merge = self.client.submit(merge_band, part_dir, compares,
                                                key=f"pprl-band-{name}", retries=2)
-                    merges[merge] = plans[future]
+                    merges[merge] = planned[future]
                     pending.add(merge)
+                    plan_next()
                     continue
                 path, _, visited, completed = future.result()
                 band, part = merges[future]
@@ -290,11 +304,11 @@ class DaskBackend(Backend):
                 left[band] -= 1
                 yield band, left[band] == 0, Path(path), visited, completed
         finally:
-            self.client.cancel([*plans, *merges])
+            self.client.cancel([*planned, *merges])
 
     def _band_parts(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
                     blocking: LshBlocking, done: Callable[[int], None]) -> list[PairArrays]:
-        folder, plans = self._submit_bands(a, b, needed, blocking)
+        folder, plans = self._write_bands(a, b, needed, blocking)
         try:
             parts = []
             for band, complete, path, visited, completed in self._bands_done(folder, plans):
@@ -327,7 +341,7 @@ class DaskBackend(Backend):
                 finished = ((Path(path), visited, completed) for path, _, visited, completed
                             in self._finished(futures, len(a), progress))
             else:
-                folder, plans = self._submit_bands(a, b, needed, blocking)
+                folder, plans = self._write_bands(a, b, needed, blocking)
                 result.folders.append(folder)
                 finished = self._bands_progress(folder, plans, len(a), blocking.bands,
                                                 progress)
@@ -340,7 +354,7 @@ class DaskBackend(Backend):
             raise
         return result
 
-    def _bands_progress(self, folder: Path, plans: dict[Future, tuple[int, int]], rows: int,
+    def _bands_progress(self, folder: Path, plans: list[tuple[int, int, int]], rows: int,
                         bands: int, progress: ProgressCallback | None
                         ) -> Iterator[tuple[Path, int, int]]:
         """``_bands_done``'s files, reporting a band's share of the A rows as each is done."""
