@@ -30,6 +30,7 @@ from linker.backends import (
     get_backend,
 )
 from linker.backends.cpu import CpuBackend
+from linker.backends.dask_bands import _part_of
 from linker.backends.gpu import MatrixBackend
 from linker.backends.merge import merged_candidates
 from linker.blocking import LshBlocking, blocked_pairs
@@ -366,3 +367,14 @@ def test_dask_links_two_parties_from_its_files_as_link_sets_does(dask_cluster: s
     for stat in ("candidate_pairs", "links", "pairs_total", "pairs_compared"):
         assert ours.stats[stat] == theirs.stats[stat], stat
     assert not list(tmp_path.iterdir())  # the files are removed once solved
+
+
+def test_band_parts_are_even_though_clk_bits_are_not() -> None:
+    """A sampled CLK bit is 0 about 60% of the time, so splitting a band by the key's low
+    bits would give parts of 60% and 40%; the parts come from a hash of the key."""
+    rng = np.random.default_rng(1)
+    bits = rng.random((200_000, 16)) < 0.4
+    keys = (bits * (1 << np.arange(16))).sum(axis=1).astype(np.uint64)
+    for parts in (2, 3, 13):
+        shares = np.bincount(_part_of(keys, parts), minlength=parts) / len(keys)
+        assert np.all(np.abs(shares - 1 / parts) < 0.02), (parts, shares)
