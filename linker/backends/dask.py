@@ -109,6 +109,13 @@ def compare_tile(folder: str, tile: int, width: int, kernel: str) -> tuple[str, 
     return write_candidates(root / f"cand-{tile:06d}.parquet", plan, same, kernel)
 
 
+def _read_pairs(path: Path, visited: int, completed: int) -> PairArrays:
+    """A candidates file as the (left, right, AND count) arrays the base class assembles."""
+    table = pq.read_table(path, columns=["left", "right", "count"])
+    left, right, count = (table.column(c).to_numpy() for c in ("left", "right", "count"))
+    return PairArrays(left, right, count, visited, completed)
+
+
 @dataclass
 class CandidateFiles:
     """Per-task candidate files of a run (left, right, count, score; sorted), the plan
@@ -239,10 +246,7 @@ class DaskBackend(Backend):
                 progress: ProgressCallback | None) -> PairArrays:
         parts = []
         for path, _, visited, completed in self._finished(futures, rows, progress):
-            table = pq.read_table(path)
-            parts.append(PairArrays(table.column("left").to_numpy(),
-                                    table.column("right").to_numpy(),
-                                    table.column("count").to_numpy(), visited, completed))
+            parts.append(_read_pairs(Path(path), visited, completed))
         return PairArrays.concat(parts)
 
     def _write_bands(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
@@ -312,10 +316,7 @@ class DaskBackend(Backend):
         try:
             parts = []
             for band, complete, path, visited, completed in self._bands_done(folder, plans):
-                table = pq.read_table(path, columns=["left", "right", "count"])
-                left, right, count = (table.column(c).to_numpy()
-                                      for c in ("left", "right", "count"))
-                parts.append(PairArrays(left, right, count, visited, completed))
+                parts.append(_read_pairs(path, visited, completed))
                 if complete:
                     done(band)
             return parts
