@@ -59,9 +59,9 @@ def _threshold(shown: str) -> Callable[[FC], FC]:
     """``--threshold``, its default (which depends on deduplication) shown as ``shown``."""
     return click.option(
         "--threshold", type=_Threshold(), show_default=shown,
-        help="Smallest Dice coefficient for a candidate pair; `auto` (two parties, no "
-             "deduplication, no --blocking or --tokens) chooses it from the data and "
-             "estimates precision and recall.")
+        help="Smallest Dice coefficient for a candidate pair; `auto` (no deduplication, "
+             "no --blocking or --tokens) chooses it from the data and estimates precision "
+             "and recall.")
 
 
 _output = click.option("-o", "--output", "folder", required=True,
@@ -153,20 +153,15 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
     """``--threshold auto``: the threshold the data suggests, and what to record of it."""
     if any(dedup):
         raise click.UsageError(
-            "--threshold auto estimates two-party linkage without deduplication only: within "
+            "--threshold auto estimates linkage without deduplication only: within "
             "one provider, relatives of a household score like duplicates and no estimate "
             "tried held on the test data. Give a threshold or leave the default "
             f"({DEFAULT_DEDUP_THRESHOLD} with deduplication, from the measurements in the "
             "README) and check it on a sample with known links (`pprl evaluate`)")
-    if len(sets) != 2:
-        raise click.UsageError(
-            f"--threshold auto estimates two-party linkage without deduplication only, not "
-            f"{len(sets)} parties; run it on each pair of providers to see their thresholds, "
-            f"then link all of them with a given one")
     try:
         from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
 
-        estimate = estimate_sets(sets[0], sets[1], backend)
+        estimate = estimate_sets(sets, backend)
     except ValueError as e:  # too few scores to fit
         raise click.ClickException(f"--threshold auto: {e}; give a threshold") from e
     click.echo(f"threshold {estimate.threshold} chosen from the data: {estimate.reason}; "

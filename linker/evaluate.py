@@ -92,21 +92,24 @@ def evaluate_entities(entities: pa.Table, truth: dict[tuple[str, str], str]) -> 
 
 
 def one_to_one_reachable(entities: pa.Table, truth: dict[tuple[str, str], str]) -> int:
-    """True links a two-party 1:1 linkage can make: per person, the fewer of their records in
-    either party. Pairwise ``actual`` also counts duplicates within a party and every cross
-    pair of a duplicated person, which no 1:1 linkage can find; an estimate of a 1:1 run's
-    recall is comparable with this basis only."""
+    """True links a linkage without deduplication can make: per pair of parties and person,
+    the fewer of their records in either party (groups hold one record of each party at most).
+    Pairwise ``actual`` also counts duplicates within a party and every cross pair of a
+    duplicated person, which no such linkage can find; an estimate of its recall is
+    comparable with this basis only."""
     parties = entities.column("party").to_pylist()
     records = entities.column("record_id").to_pylist()
     names = sorted(set(parties))
-    if len(names) != 2:
-        raise ValueError(f"a 1:1 basis needs two parties; the run has {len(names)}")
+    if len(names) < 2:
+        raise ValueError(f"a 1:1 basis needs two parties or more; the run has {len(names)}")
+    column = {name: k for k, name in enumerate(names)}
     held: dict[str, list[int]] = {}
     for party, record in zip(parties, records, strict=True):
         person = truth.get((party, record))
         if person is not None:
-            held.setdefault(person, [0, 0])[names.index(party)] += 1
-    return sum(min(counts) for counts in held.values())
+            held.setdefault(person, [0] * len(names))[column[party]] += 1
+    return sum(min(counts[i], counts[j]) for counts in held.values()
+               for i in range(len(names)) for j in range(i + 1, len(names)))
 
 
 def threshold_curve(matches: pa.Table, actual: int, truth: dict[tuple[str, str], str],
