@@ -29,7 +29,7 @@ from .token_pairs import (
 )
 
 __all__ = ["DEFAULT_THRESHOLD", "DEFAULT_DEDUP_THRESHOLD", "default_threshold", "LinkResult",
-           "link_sets"]
+           "link_sets", "number_entities", "party_pairs"]
 
 # The shipped schemas set about 40% of the bits; with them unrelated records stay well below
 # this and matches with a few typos above it (FEBRL4 with `febrl`: precision 1.000, recall 0.997).
@@ -71,7 +71,19 @@ class LinkResult:
         return int(max((int(e.max()) + 1 for e in self.entity_of if len(e)), default=0))
 
 
-def _party_pairs(count: int, dedup: Sequence[bool]) -> list[tuple[int, int]]:
+def number_entities(groups: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    """Each party's entity numbers (its records are ``offsets[k]:offsets[k + 1]`` of the
+    global ``groups``), entities numbered by their first record, so numbering is stable and
+    deterministic."""
+    distinct, first_seen, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    rank = np.empty(len(distinct), dtype=np.int64)
+    rank[np.argsort(first_seen)] = np.arange(len(distinct))
+    number = rank[inverse]
+    return [number[offsets[k]:offsets[k + 1]] for k in range(len(offsets) - 1)]
+
+
+def party_pairs(count: int, dedup: Sequence[bool]) -> list[tuple[int, int]]:
+    """The (i, j) pairs of parties whose records are compared, i == j within a party."""
     pairs = [(i, i) for i in range(count) if dedup[i]]
     return pairs + [(i, j) for i in range(count) for j in range(i + 1, count)]
 
@@ -118,7 +130,7 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
     found: list[tuple[int, int, Candidates, np.ndarray]] = []
     compared = total = completed = token_only = 0
     rows_done = 0
-    for i, j in _party_pairs(len(sets), dedup):
+    for i, j in party_pairs(len(sets), dedup):
         width = len(sets[j])
 
         def tick(rows: int, width: int = width) -> None:
@@ -162,12 +174,7 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
                   else cluster_groups(u, v, score, threshold, party_of, dedup,
                                       threshold - scored_from, agreed))
         accepted = (groups[u] == groups[v]) & counted
-    # Entities numbered by their first record, so numbering is stable and deterministic.
-    distinct, first_seen, inverse = np.unique(groups, return_index=True, return_inverse=True)
-    rank = np.empty(len(distinct), dtype=np.int64)
-    rank[np.argsort(first_seen)] = np.arange(len(distinct))
-    number = rank[inverse]
-    entity_of = [number[offsets[k]:offsets[k + 1]] for k in range(len(sets))]
+    entity_of = number_entities(groups, offsets)
     stats = {"candidate_pairs": int(counted.sum()),
              "pairs_scored_below_threshold": int(len(score) - counted.sum()),
              "links": int(accepted.sum()),

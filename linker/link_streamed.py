@@ -1,25 +1,44 @@
-"""Two-party 1:1 linkage solved from a stream of candidates, for backends that leave their
-candidates on shared storage (the Dask backend): the greedy solver takes them in anonlink's
-order chunk by chunk from the merged per-task files, holding only which records are taken
-and the links accepted, never all candidates. Same links and entities as ``link_sets``.
+"""Linkage solved from a stream of candidates, for backends that leave their candidates on
+shared storage (the Dask backend), never holding all candidates in memory. Same links,
+entities and statistics as ``link_sets``.
+
+- Two parties, 1:1: the greedy solver takes the candidates in anonlink's order chunk by chunk
+  from the merged per-task files, holding only which records are taken and the links kept.
+- Deduplication or three parties and more (the ``cluster`` solver): each pair of parties'
+  files are merged into one stream in anonlink's order and read four times: to count each
+  record's candidate pairs, to write every record's partners and gains as compressed rows to
+  memory-mapped files beside the candidates (a merge weighs all pairs across two groups),
+  to merge groups, and to collect the links. Memory holds a few arrays per record.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 import numba
 import numpy as np
 
 from .backends import Backend
-from .backends.merge import merged_candidates
+from .backends.merge import Chunk, merge_sorted, merged_candidates
 from .blocking import LshBlocking
 from .clkset import ClkSet
-from .link import LinkResult, link_sets
+from .link import LinkResult, link_sets, number_entities, party_pairs
+from .solve import (
+    DEFAULT_SOLVER,
+    SCORED_BELOW,
+    AverageLinkage,
+    edge_gains,
+    exclusive_masks,
+    fill_neighbours,
+    neighbour_starts,
+)
 
-__all__ = ["StreamingBackend", "greedy_take", "streams", "link_two_streamed", "link_on"]
+__all__ = ["StreamingBackend", "greedy_take", "streams", "link_two_streamed",
+           "link_groups_streamed", "link_on"]
 
 
 class _Files(Protocol):
@@ -31,16 +50,20 @@ class _Files(Protocol):
 
 
 class StreamingBackend(Protocol):
+    shared_dir: Path
+
     def candidate_files(self, a: ClkSet, b: ClkSet | None, threshold: float,
                         blocking: LshBlocking | None = None,
                         progress: Callable[[int], None] | None = None) -> _Files: ...
 
 
 def streams(backend: object, sets: Sequence[ClkSet], dedup: Sequence[bool],
-            tokens: Sequence[str]) -> bool:
-    """Whether this run can be solved from a stream: two parties, 1:1, no token pairs (they
-    are added to candidates in memory), on a backend that writes candidate files."""
-    return (len(sets) == 2 and not any(dedup) and not tokens
+            tokens: Sequence[str], solver: str = DEFAULT_SOLVER) -> bool:
+    """Whether this run can be solved from a stream: a backend that writes candidate files,
+    no token pairs (they are added to candidates in memory), and two parties 1:1 or the
+    ``cluster`` solver (``greedy``'s groups count the pairs seen between them in memory)."""
+    one_to_one = len(sets) == 2 and not any(dedup)
+    return (not tokens and (one_to_one or solver == "cluster")
             and callable(getattr(backend, "candidate_files", None)))
 
 
@@ -102,15 +125,111 @@ def link_two_streamed(sets: Sequence[ClkSet], threshold: float, backend: Streami
                       stats)
 
 
+def _ordered(found: list[tuple[int, int, _Files]]) -> Iterator[Chunk]:
+    """(pair, left, right, score) chunks of every pair of parties' files (``pair`` indexes
+    ``found``, which is in party order), in anonlink's order: score descending, then parties,
+    then records."""
+
+    def tagged(pair: int, files: _Files) -> Iterator[Chunk]:
+        for left, right, score in merged_candidates(files.paths):
+            yield np.full(len(left), pair, np.int64), left, right, score
+
+    return merge_sorted([tagged(k, files) for k, (_, _, files) in enumerate(found)],
+                        lambda c: [-c[3], c[0], c[1], c[2]])
+
+
+def link_groups_streamed(sets: Sequence[ClkSet], threshold: float, backend: StreamingBackend,
+                         *, dedup: Sequence[bool], blocking: LshBlocking | None = None,
+                         progress: Callable[[int, int], None] | None = None) -> LinkResult:
+    """``link_sets`` with the ``cluster`` solver (deduplication, or three parties and more),
+    from ``backend``'s files."""
+    started = time.perf_counter()
+    scored_from = max(threshold - SCORED_BELOW, 0.0)
+    offsets = np.cumsum([0] + [len(s) for s in sets])
+    n = int(offsets[-1])
+    found: list[tuple[int, int, _Files]] = []
+    total = rows_done = 0
+    try:
+        for i, j in sorted(party_pairs(len(sets), dedup)):  # anonlink's party order
+            width = len(sets[j])
+
+            def tick(rows: int, width: int = width) -> None:
+                nonlocal rows_done
+                rows_done += rows
+                if progress is not None:
+                    progress(rows, rows_done * width)
+
+            found.append((i, j, backend.candidate_files(
+                sets[i], None if i == j else sets[j], scored_from, blocking, tick)))
+            total += len(sets[i]) * (len(sets[i]) - 1) // 2 if i == j else \
+                len(sets[i]) * len(sets[j])
+        first = np.array([i for i, _, _ in found], dtype=np.int64)
+        second = np.array([j for _, j, _ in found], dtype=np.int64)
+
+        def edges() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+            for pair, left, right, score in _ordered(found):
+                yield pair, offsets[first[pair]] + left, offsets[second[pair]] + right, score
+
+        degree = np.zeros(n, dtype=np.int64)
+        for _, u, v, _ in edges():
+            degree += np.bincount(u, minlength=n) + np.bincount(v, minlength=n)
+        start = neighbour_starts(degree)
+        party_of = np.repeat(np.arange(len(sets)), [len(s) for s in sets])
+        with tempfile.TemporaryDirectory(prefix="solve-", dir=backend.shared_dir) as scratch:
+            other = np.lib.format.open_memmap(Path(scratch) / "other.npy", "w+", np.int64,
+                                              (int(start[-1]),))
+            gains = np.lib.format.open_memmap(Path(scratch) / "gains.npy", "w+", np.float64,
+                                              (int(start[-1]),))
+            fill = start[:-1].copy()
+            for _, u, v, score in edges():
+                fill_neighbours(u, v, edge_gains(score, threshold), fill, other, gains)
+            merging = AverageLinkage(exclusive_masks(party_of, dedup), start, np.asarray(other),
+                                     np.asarray(gains), threshold - scored_from)
+            for _, u, v, _ in edges():
+                merging.take(u, v)
+            groups = merging.labels()
+            del merging, other, gains  # the maps, before their folder goes
+        kept: list[tuple[np.ndarray, ...]] = []
+        candidates = below = 0
+        for pair, u, v, score in edges():
+            counted = score >= threshold
+            candidates += int(counted.sum())
+            below += int(len(score) - counted.sum())
+            take = counted & (groups[u] == groups[v])
+            kept.append((first[pair[take]], u[take] - offsets[first[pair[take]]],
+                         second[pair[take]], v[take] - offsets[second[pair[take]]], score[take]))
+        visited = sum(files.visited for _, _, files in found)
+        completed = sum(files.completed for _, _, files in found)
+    finally:
+        for _, _, files in found:
+            files.remove()
+    party_a, record_a, party_b, record_b, score = (
+        np.concatenate([np.zeros(0, dtype)] + [k[c] for k in kept])
+        for c, dtype in enumerate((np.int64, np.int64, np.int64, np.int64, np.float64)))
+    stats: dict[str, float | int] = {
+        "candidate_pairs": candidates, "pairs_scored_below_threshold": below,
+        "links": len(score), "pairs_total": total, "pairs_compared": visited,
+        "pairs_compared_in_full": completed,
+        "pruned_share": round(1 - visited / total, 6) if total else 0.0,
+        "stopped_halfway_share": round(1 - completed / visited, 6) if visited else 0.0,
+        "token_only_pairs": 0, "seconds": round(time.perf_counter() - started, 3)}
+    return LinkResult([s.party for s in sets], [s.record_ids for s in sets], party_a, record_a,
+                      party_b, record_b, score, number_entities(groups, offsets), stats)
+
+
 def link_on(backend: Backend, sets: Sequence[ClkSet], threshold: float, *,
             dedup: Sequence[bool], blocking: LshBlocking | None = None,
             progress: Callable[[int, int], None] | None = None,
-            tokens: Sequence[str] = (), **options: Any) -> LinkResult:
+            tokens: Sequence[str] = (), solver: str = DEFAULT_SOLVER,
+            **options: Any) -> LinkResult:
     """``link_sets`` on ``backend`` (``options``: its other arguments), solved from the
-    backend's candidate files where it writes them and the run allows (``streams``: two
-    parties, 1:1, where every solver gives greedy's links)."""
-    if streams(backend, sets, dedup, tokens):
-        return link_two_streamed(sets, threshold, cast(StreamingBackend, backend),
-                                 blocking=blocking, progress=progress)
+    backend's candidate files where it writes them and the run allows (``streams``)."""
+    if streams(backend, sets, dedup, tokens, solver):
+        streaming = cast(StreamingBackend, backend)
+        if len(sets) == 2 and not any(dedup):
+            return link_two_streamed(sets, threshold, streaming, blocking=blocking,
+                                     progress=progress)
+        return link_groups_streamed(sets, threshold, streaming, dedup=dedup,
+                                    blocking=blocking, progress=progress)
     return link_sets(sets, threshold, dedup=dedup, backend=backend, blocking=blocking,
-                     progress=progress, tokens=tokens, **options)
+                     progress=progress, tokens=tokens, solver=solver, **options)

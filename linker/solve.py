@@ -31,7 +31,8 @@ from numba.typed import Dict
 from .solver_names import DEFAULT_SOLVER, SOLVERS, Solver
 
 __all__ = ["Solver", "SOLVERS", "DEFAULT_SOLVER", "SCORED_BELOW", "greedy_one_to_one",
-           "greedy_groups", "cluster_groups"]
+           "greedy_groups", "cluster_groups", "AverageLinkage", "edge_gains", "exclusive_masks",
+           "neighbour_starts", "fill_neighbours"]
 
 # How far under the threshold ``cluster`` has its candidates scored; a pair scored lower counts
 # this far under the threshold. Measured on FEBRL 2 and 3 and the synthetic EHR extract
@@ -122,45 +123,40 @@ def _root(parent: np.ndarray, x: int) -> int:  # pragma: no cover
     return root
 
 
+def neighbour_starts(degree: np.ndarray) -> np.ndarray:
+    """Where each record's partners start in the compressed rows of ``fill_neighbours``,
+    from its count of candidate pairs (both directions); the last entry is the total."""
+    start = np.zeros(len(degree) + 1, dtype=np.int64)
+    np.cumsum(degree, out=start[1:])
+    return start
+
+
 @numba.njit(cache=True)
-def _neighbours(u: np.ndarray, v: np.ndarray, gain: np.ndarray, n: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
-    """Every record's candidate partners and gains, as compressed rows (both directions)."""
-    start = np.zeros(n + 1, dtype=np.int64)
-    for p in range(u.shape[0]):
-        start[u[p] + 1] += 1
-        start[v[p] + 1] += 1
-    for i in range(n):
-        start[i + 1] += start[i]
-    fill = start[:-1].copy()
-    other = np.empty(2 * u.shape[0], dtype=np.int64)
-    gains = np.empty(2 * u.shape[0], dtype=np.float64)
+def fill_neighbours(u: np.ndarray, v: np.ndarray, gain: np.ndarray, fill: np.ndarray,
+                    other: np.ndarray, gains: np.ndarray) -> None:  # pragma: no cover
+    """Writes edges (u[p], v[p], gain[p]) into every record's partners and gains (both
+    directions), ``fill[r]`` being where record r's next partner goes (advanced here), so
+    the rows can be filled a chunk of edges at a time."""
     for p in range(u.shape[0]):
         a, b = u[p], v[p]
         other[fill[a]], gains[fill[a]] = b, gain[p]
         other[fill[b]], gains[fill[b]] = a, gain[p]
         fill[a] += 1
         fill[b] += 1
-    return start, other, gains
 
 
 _MEMO_FROM = 4  # records in the smaller group from which a refusal is remembered
 
 
 @numba.njit(cache=True)
-def _cluster(u: np.ndarray, v: np.ndarray, gain: np.ndarray, exclusive: np.ndarray,
-             penalty: float) -> np.ndarray:  # pragma: no cover
-    """``exclusive[r]``: bit mask of the non-deduplicated parties record r belongs to."""
-    n = exclusive.shape[0]
-    start, other, gains = _neighbours(u, v, gain, n)
-    parent = np.arange(n)
-    size = np.ones(n, dtype=np.int64)
-    next_member = np.full(n, -1, dtype=np.int64)  # each group's members, a linked list
-    last_member = np.arange(n)
-    # Two groups refused stay refused until one of them grows: (pair of roots) -> their sizes'
-    # sum at the refusal, so large groups are not recounted at every edge between them (small
-    # ones cost less to recount than to look up).
-    refused = Dict.empty(key_type=types.int64, value_type=types.int64)
+def _merge_edges(u: np.ndarray, v: np.ndarray, start: np.ndarray, other: np.ndarray,
+                 gains: np.ndarray, parent: np.ndarray, size: np.ndarray,
+                 next_member: np.ndarray, last_member: np.ndarray, exclusive: np.ndarray,
+                 refused: Dict, penalty: float) -> None:  # pragma: no cover
+    """``cluster``'s merges for edges (u[p], v[p]) taken in order, on the state of the merges
+    before them. ``exclusive[r]``: bit mask of the non-deduplicated parties record r's group
+    holds (at its root)."""
+    n = parent.shape[0]
     for p in range(u.shape[0]):
         small, large = _root(parent, u[p]), _root(parent, v[p])
         if small == large or np.any(exclusive[small] & exclusive[large]):
@@ -187,10 +183,70 @@ def _cluster(u: np.ndarray, v: np.ndarray, gain: np.ndarray, exclusive: np.ndarr
         last_member[large] = last_member[small]
         size[large] += size[small]
         exclusive[large] |= exclusive[small]
-    labels = np.empty(n, dtype=np.int64)
-    for r in range(n):
+
+
+@numba.njit(cache=True)
+def _labels(parent: np.ndarray) -> np.ndarray:  # pragma: no cover
+    labels = np.empty(parent.shape[0], dtype=np.int64)
+    for r in range(parent.shape[0]):
         labels[r] = _root(parent, r)
     return labels
+
+
+def exclusive_masks(party_of: np.ndarray, deduplicated: Sequence[bool]) -> np.ndarray:
+    """Per record, the bit of its party when that party is not deduplicated (two records
+    of such a party never share a group), as rows of 64-bit words."""
+    dedup = np.asarray(deduplicated, dtype=bool)
+    party_of = np.asarray(party_of, dtype=np.int64)
+    words = max(1, (len(dedup) + 63) // 64)
+    exclusive = np.zeros((len(party_of), words), dtype=np.uint64)
+    alone = ~dedup[party_of] if len(party_of) else np.zeros(0, dtype=bool)
+    rows = np.flatnonzero(alone)
+    exclusive[rows, party_of[rows] // 64] = np.left_shift(
+        np.uint64(1), (party_of[rows] % 64).astype(np.uint64))
+    return exclusive
+
+
+class AverageLinkage:
+    """``cluster``'s merging, fed candidate edges in anonlink's order a chunk at a time.
+
+    Every record's partners and gains (score - threshold), both directions, are given up front
+    as compressed rows (``neighbour_starts``, ``fill_neighbours``): a merge weighs all pairs
+    across two groups, those of edges not yet taken too. They may be memory-mapped files;
+    the state held is a few arrays per record.
+    """
+
+    def __init__(self, exclusive: np.ndarray, start: np.ndarray, other: np.ndarray,
+                 gains: np.ndarray, penalty: float) -> None:
+        n = exclusive.shape[0]
+        self.exclusive, self.start, self.other, self.gains = exclusive, start, other, gains
+        self.penalty = float(penalty)
+        self.parent = np.arange(n, dtype=np.int64)
+        self.size = np.ones(n, dtype=np.int64)
+        self.next_member = np.full(n, -1, dtype=np.int64)  # each group's members, linked
+        self.last_member = np.arange(n, dtype=np.int64)
+        # Two groups refused stay refused until one of them grows: (pair of roots) -> their
+        # sizes' sum at the refusal, so large groups are not recounted at every edge between
+        # them (small ones cost less to recount than to look up).
+        self.refused = Dict.empty(key_type=types.int64, value_type=types.int64)
+
+    def take(self, u: np.ndarray, v: np.ndarray) -> None:
+        """Merge on the next edges in anonlink's order."""
+        _merge_edges(np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64), self.start,
+                     self.other, self.gains, self.parent, self.size, self.next_member,
+                     self.last_member, self.exclusive, self.refused, self.penalty)
+
+    def labels(self) -> np.ndarray:
+        """Group label of every record: its group's root."""
+        return _labels(self.parent)
+
+
+def edge_gains(score: np.ndarray, threshold: float, agreed: np.ndarray | None = None
+               ) -> np.ndarray:
+    """What each candidate pair weighs in a merge: score - threshold, at least 0 for a pair
+    agreeing on tokens."""
+    gain = np.asarray(score, dtype=np.float64) - threshold
+    return gain if agreed is None else np.where(agreed, np.maximum(gain, 0.0), gain)
 
 
 def cluster_groups(u: np.ndarray, v: np.ndarray, score: np.ndarray, threshold: float,
@@ -213,16 +269,13 @@ def cluster_groups(u: np.ndarray, v: np.ndarray, score: np.ndarray, threshold: f
 
     Memory: the edges twice over (partner, gain) plus a few arrays per record.
     """
-    dedup = np.asarray(deduplicated, dtype=bool)
-    party_of = np.asarray(party_of, dtype=np.int64)
-    words = max(1, (len(dedup) + 63) // 64)
-    exclusive = np.zeros((len(party_of), words), dtype=np.uint64)
-    alone = ~dedup[party_of] if len(party_of) else np.zeros(0, dtype=bool)
-    rows = np.flatnonzero(alone)
-    exclusive[rows, party_of[rows] // 64] = np.left_shift(
-        np.uint64(1), (party_of[rows] % 64).astype(np.uint64))
-    gain = np.asarray(score, dtype=np.float64) - threshold
-    if agreed is not None:
-        gain = np.where(agreed, np.maximum(gain, 0.0), gain)
-    return _cluster(np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64), gain,
-                    exclusive, float(penalty))
+    u, v = np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64)
+    gain = edge_gains(score, threshold, agreed)
+    n = len(party_of)
+    start = neighbour_starts(np.bincount(u, minlength=n) + np.bincount(v, minlength=n))
+    other, gains = np.empty(start[-1], dtype=np.int64), np.empty(start[-1], dtype=np.float64)
+    fill_neighbours(u, v, gain, start[:-1].copy(), other, gains)
+    merging = AverageLinkage(exclusive_masks(party_of, deduplicated), start, other, gains,
+                             penalty)
+    merging.take(u, v)
+    return merging.labels()

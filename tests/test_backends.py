@@ -32,11 +32,11 @@ from linker.backends import (
 from linker.backends.cpu import CpuBackend
 from linker.backends.dask_bands import _part_of
 from linker.backends.gpu import MatrixBackend
-from linker.backends.merge import merged_candidates
+from linker.backends.merge import merge_sorted, merged_candidates
 from linker.blocking import LshBlocking, blocked_pairs
 from linker.clkset import ClkSet
 from linker.link import link_sets
-from linker.link_streamed import link_two_streamed
+from linker.link_streamed import link_groups_streamed, link_two_streamed, streams
 from linker.results import write_results
 
 from .linker_data import febrl4_sets, random_clks, write_clk_set
@@ -367,6 +367,64 @@ def test_dask_links_two_parties_from_its_files_as_link_sets_does(dask_cluster: s
     for stat in ("candidate_pairs", "links", "pairs_total", "pairs_compared"):
         assert ours.stats[stat] == theirs.stats[stat], stat
     assert not list(tmp_path.iterdir())  # the files are removed once solved
+
+
+def test_merge_sorted_gives_every_row_in_key_order_ties_included() -> None:
+    """Streams sorted by (score descending, pair, left): rows with the same score in several
+    streams come out by pair and left, whatever chunk they arrive in."""
+    rng = np.random.default_rng(5)
+    streams, rows = [], []
+    for pair in range(3):
+        score = rng.choice([1.0, 0.9, 0.8], 50)
+        left = rng.integers(0, 20, 50)
+        order = np.lexsort((left, -score))
+        score, left = score[order], left[order]
+        rows += [(-s, pair, x) for s, x in zip(score.tolist(), left.tolist(), strict=True)]
+        streams.append([(np.full(k.stop - k.start, pair), left[k], score[k])
+                        for k in (slice(0, 3), slice(3, 4), slice(4, 31), slice(31, 50))])
+    merged = [(-s, p, x) for pair, left, score in merge_sorted(
+        streams, lambda c: [-c[2], c[0], c[1]])
+        for p, x, s in zip(pair.tolist(), left.tolist(), score.tolist(), strict=True)]
+    assert merged == sorted(rows)
+
+
+def _three_parties() -> list[ClkSet]:
+    """FEBRL 4's two files and a third party holding exact copies of every other record of
+    the first: many pairs tie at 1.0 across pairs of parties."""
+    a, b = febrl4_sets()
+    c = ClkSet.from_arrays(a.words[::2].view(np.uint8), [f"c{r}" for r in a.record_ids[::2]],
+                           party="c")
+    return [a, b, c]
+
+
+@pytest.mark.dask
+@pytest.mark.parametrize("case", ["dedup", "dedup-lsh", "three", "three-one-deduplicated"])
+def test_dask_solves_deduplication_and_three_parties_from_its_files(
+        dask_cluster: str, tmp_path, case: str) -> None:
+    """The cluster solver fed from the merged files of every pair of parties (memory-mapped
+    partners and gains, never all candidates in memory): the same links, scores, entities and
+    statistics as the in-memory pipeline."""
+    a, b = febrl4_sets()
+    if case.startswith("dedup"):  # both halves as one party: every person twice
+        sets, dedup = [ClkSet.from_arrays(np.vstack([a.words, b.words]).view(np.uint8))], [True]
+    else:
+        sets = _three_parties()
+        dedup = [False, case == "three-one-deduplicated", False]
+    blocking = LshBlocking() if case.endswith("lsh") else None
+    backend = get_backend("dask", scheduler=dask_cluster, shared_dir=tmp_path, tile_rows=2500)
+    assert streams(backend, sets, dedup, ()) and not streams(backend, sets, dedup, (),
+                                                             solver="greedy")
+    ours = link_groups_streamed(sets, 0.69, backend,  # type: ignore[arg-type]
+                                dedup=dedup, blocking=blocking)
+    theirs = link_sets(sets, 0.69, dedup=dedup, backend=_reference(), blocking=blocking)
+    assert theirs.stats["links"] > 2000
+    for field in ("party_a", "record_a", "party_b", "record_b", "score"):
+        assert getattr(ours, field).tolist() == getattr(theirs, field).tolist(), field
+    assert [e.tolist() for e in ours.entity_of] == [e.tolist() for e in theirs.entity_of]
+    for stat in ("candidate_pairs", "pairs_scored_below_threshold", "links", "pairs_total",
+                 "pairs_compared", "pairs_compared_in_full"):
+        assert ours.stats[stat] == theirs.stats[stat], stat
+    assert not list(tmp_path.iterdir())  # candidates and the partners' maps are removed
 
 
 def test_band_parts_are_even_though_clk_bits_are_not() -> None:

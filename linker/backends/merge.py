@@ -1,27 +1,67 @@
-"""Merging per-task candidate files, each sorted in anonlink's order (score descending, then
-left, right), into one sorted stream read a batch at a time: memory holds one batch per file
-and one output chunk, never all candidates. A pair found in several bands of a blocked run
-appears once."""
+"""Merging sorted streams of candidate chunks into one sorted stream read a chunk at a time:
+memory holds one chunk per stream and one output chunk, never all candidates.
+``merged_candidates`` merges per-task candidate files, each sorted in anonlink's order (score
+descending, then left, right); a pair found in several bands of a blocked run appears once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
-__all__ = ["merged_candidates"]
+__all__ = ["Chunk", "merge_sorted", "merged_candidates"]
 
 Chunk = tuple[np.ndarray, ...]
+SortKey = Callable[[Chunk], list[np.ndarray]]
 
 
-def _at_or_before(chunk: Chunk, key: tuple[float, int, int]) -> int:
-    """How many leading rows of a sorted chunk come no later than ``key`` (score, l, r)."""
+def _at_or_before(keys: list[np.ndarray], bound: tuple) -> int:
+    """How many leading rows of a chunk sorted by ``keys`` come no later than ``bound``."""
+    at = np.ones(len(keys[0]), dtype=bool)  # equal on every column: not later
+    for column, value in zip(reversed(keys), reversed(bound), strict=True):
+        at = (column < value) | ((column == value) & at)
+    return int(at.sum())
+
+
+def merge_sorted(streams: Sequence[Iterable[Chunk]], key: SortKey) -> Iterator[Chunk]:
+    """Chunks of columns from ``streams``, each sorted by ``key`` (its columns, most
+    significant first, ascending), as one stream sorted by it. A row is given out once every
+    stream still being read has buffered a row past it, so ties across streams keep order."""
+    readers = [iter(s) for s in streams]
+    buffers: list[Chunk | None] = [None] * len(readers)
+    more = [True] * len(readers)
+    while True:
+        for k, reader in enumerate(readers):
+            while more[k] and (buffers[k] is None or len(buffers[k][0]) == 0):  # type: ignore[index]
+                buffers[k] = next(reader, None)
+                more[k] = buffers[k] is not None
+        live = [k for k, chunk in enumerate(buffers) if chunk is not None and len(chunk[0])]
+        if not live:
+            return
+        pending = [tuple(column[-1] for column in key(buffers[k])) for k in live  # type: ignore[arg-type]
+                   if more[k]]
+        bound = min(pending) if pending else None
+        taken = []
+        for k in live:
+            chunk: Chunk = buffers[k]  # type: ignore[assignment]
+            cut = len(chunk[0]) if bound is None else _at_or_before(key(chunk), bound)
+            taken.append(tuple(column[:cut] for column in chunk))
+            buffers[k] = tuple(column[cut:] for column in chunk)
+        merged = tuple(np.concatenate([t[i] for t in taken]) for i in range(len(taken[0])))
+        yield tuple(column[np.lexsort(key(merged)[::-1])] for column in merged)
+
+
+def _anonlink_order(chunk: Chunk) -> list[np.ndarray]:
     left, right, score = chunk[:3]
-    s, lo, r = key
-    before = (score > s) | ((score == s) & ((left < lo) | ((left == lo) & (right <= r))))
-    return int(before.sum())
+    return [-score, left, right]
+
+
+def _file_chunks(path: Path, columns: Sequence[str], batch_rows: int) -> Iterator[Chunk]:
+    for batch in pq.ParquetFile(path).iter_batches(batch_rows, columns=list(columns)):
+        yield tuple(batch.column(c).to_numpy() for c in columns)
 
 
 def merged_candidates(paths: Sequence[Path], batch_rows: int = 1 << 16,
@@ -29,46 +69,16 @@ def merged_candidates(paths: Sequence[Path], batch_rows: int = 1 << 16,
     """(left, right, score) chunks, in anonlink's order across all files, each pair once;
     ``with_count``: (left, right, score, count), the pair's AND count fourth."""
     columns = ("left", "right", "score", "count") if with_count else ("left", "right", "score")
-    readers = [pq.ParquetFile(p).iter_batches(batch_rows, columns=list(columns))
-               for p in paths]
-    empty: Chunk = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64),
-                    np.zeros(0, np.int64))[:len(columns)]
-    buffers = [empty] * len(readers)
-    more = [True] * len(readers)
     last: tuple[int, int] | None = None
-    while True:
-        for k, reader in enumerate(readers):
-            while more[k] and len(buffers[k][0]) == 0:
-                batch = next(reader, None)
-                if batch is None:
-                    more[k] = False
-                else:
-                    buffers[k] = tuple(batch.column(c).to_numpy()  # type: ignore[assignment]
-                                       for c in columns)
-        live = [k for k in range(len(readers)) if len(buffers[k][0])]
-        if not live:
-            return
-        pending = [(float(buffers[k][2][-1]) * -1.0, int(buffers[k][0][-1]),
-                    int(buffers[k][1][-1])) for k in live if more[k]]
-        taken = []
-        for k in live:
-            cut = len(buffers[k][0])
-            if pending:
-                s, lo, r = min(pending)
-                cut = _at_or_before(buffers[k], (-s, lo, r))
-            taken.append(tuple(column[:cut] for column in buffers[k]))
-            buffers[k] = tuple(column[cut:] for column in buffers[k])  # type: ignore[assignment]
-        merged = [np.concatenate([t[i] for t in taken]) for i in range(len(columns))]
-        left, right, score = merged[:3]
-        order = np.lexsort((right, left, -score))
-        merged = [column[order] for column in merged]
+    for merged in merge_sorted([_file_chunks(p, columns, batch_rows) for p in paths],
+                               _anonlink_order):
         left, right = merged[:2]
         repeat = np.zeros(len(left), dtype=bool)
         repeat[1:] = (left[1:] == left[:-1]) & (right[1:] == right[:-1])
-        if last is not None and len(left):
+        if last is not None:
             repeat[0] = (int(left[0]), int(right[0])) == last
         keep = ~repeat
         if keep.any():
-            merged = [column[keep] for column in merged]
-            last = (int(merged[0][-1]), int(merged[1][-1]))
-            yield tuple(merged)  # type: ignore[misc]
+            kept = tuple(column[keep] for column in merged)
+            last = (int(kept[0][-1]), int(kept[1][-1]))
+            yield kept
