@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from linker.backends import BACKENDS, available_backends
 from linker.link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD
@@ -194,11 +194,13 @@ TokenRule = Literal["T1", "T2", "T3", "T4", "T5"]
 
 
 class RunCreate(_Strict):
-    threshold: float | None = Field(
-        None, gt=0.0, le=1.0, examples=[0.75],
+    threshold: Annotated[float, Field(gt=0.0, le=1.0)] | Literal["auto"] | None = Field(
+        None, examples=[0.75, "auto"],
         description="Dice similarity a pair needs to be a candidate; default "
                     f"{DEFAULT_THRESHOLD}, {DEFAULT_DEDUP_THRESHOLD} when the project "
-                    "deduplicates.")
+                    "deduplicates. `auto`: chosen from the data when the run starts, with "
+                    "estimated precision and recall (the run's `threshold_choice`); for "
+                    "projects that do not deduplicate, without blocking or tokens.")
     blocking: bool = Field(False, description="LSH blocking: faster on large inputs, may "
                                               "lose some matches.")
     backend: str = Field("cpu", examples=["cpu"], description=(
@@ -234,6 +236,14 @@ class RunCreate(_Strict):
     def _each_once(cls, rules: list[str]) -> list[str]:
         return list(dict.fromkeys(rules))
 
+    @model_validator(mode="after")
+    def _auto_on_all_pairs(self) -> RunCreate:
+        if self.threshold == "auto" and (self.blocking or self.tokens):
+            raise ValueError("threshold 'auto' estimates an all-pairs Dice linkage: run it "
+                             "without blocking and tokens (the estimate would describe "
+                             "another run)")
+        return self
+
 
 class RunOut(BaseModel):
     id: int
@@ -241,7 +251,12 @@ class RunOut(BaseModel):
     state: Literal["queued", "running", "done", "failed", "cancelled"]
     stage: str
     progress: float = Field(ge=0.0, le=1.0)
-    threshold: float
+    threshold: float | None = Field(description=(
+        "The run's threshold; null while a run asked for `auto` has not chosen it yet."))
+    threshold_choice: dict[str, Any] = Field(description=(
+        "How the threshold was chosen: `method` given, or estimated (with `reason`, "
+        "`estimated_precision`, `estimated_recall` and what the recall is `recall_of`) once "
+        "an `auto` run has chosen it; `auto` before."))
     blocking: bool
     backend: str = "cpu"
     solver: Solver

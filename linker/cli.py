@@ -31,34 +31,17 @@ from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, default_threshold
 from .link_streamed import link_on
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
 from .solve import DEFAULT_SOLVER, SOLVERS
+from .threshold_param import AUTO, DiceOrAuto
 from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
 
 FC = TypeVar("FC", bound=Callable[..., object])
 
-class _Threshold(click.ParamType):
-    """A Dice coefficient in [0, 1], or ``auto``."""
-
-    name = "threshold"
-
-    def convert(self, value: object, param: click.Parameter | None,
-                ctx: click.Context | None) -> float | str:
-        if isinstance(value, float) or value == "auto":
-            return value  # type: ignore[return-value]
-        try:
-            number = float(str(value))
-        except ValueError:
-            number = -1.0
-        if not 0.0 <= number <= 1.0:
-            self.fail(f"{value!r} is neither a number from 0 to 1 nor 'auto'", param, ctx)
-        return number
-
-
 def _threshold(shown: str) -> Callable[[FC], FC]:
     """``--threshold``, its default (which depends on deduplication) shown as ``shown``."""
     return click.option(
-        "--threshold", type=_Threshold(), show_default=shown,
+        "--threshold", type=DiceOrAuto(), show_default=shown,
         help="Smallest Dice coefficient for a candidate pair; `auto` (no deduplication, "
              "no --blocking or --tokens) chooses it from the data and estimates precision "
              "and recall.")
@@ -145,9 +128,6 @@ def _make_backend(name: str, workers: int, kernel: str, scheduler: str | None,
         raise click.ClickException(str(e)) from e
 
 
-_RECALL_BASIS = "of the links a 1:1 linkage can make"
-
-
 def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
             ) -> tuple[float, dict[str, object]]:
     """``--threshold auto``: the threshold the data suggests, and what to record of it."""
@@ -164,13 +144,8 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
         estimate = estimate_sets(sets, backend)
     except ValueError as e:  # too few scores to fit
         raise click.ClickException(f"--threshold auto: {e}; give a threshold") from e
-    click.echo(f"threshold {estimate.threshold} chosen from the data: {estimate.reason}; "
-               f"estimated precision {estimate.precision:.4f}, recall {estimate.recall:.4f} "
-               f"({_RECALL_BASIS})")
-    return estimate.threshold, {"method": "estimated", "reason": estimate.reason,
-                                "estimated_precision": round(estimate.precision, 6),
-                                "estimated_recall": round(estimate.recall, 6),
-                                "recall_of": _RECALL_BASIS}
+    click.echo(estimate.summary())
+    return estimate.threshold, estimate.choice()
 
 
 def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
@@ -204,12 +179,12 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
         bar.set_postfix_str(f"{pairs_so_far / max(elapsed, 1e-9):.3g} pairs/s")
 
     choice: dict[str, object] = {"method": "given"}
-    if threshold == "auto" and (blocking != "none" or tokens):
+    if threshold == AUTO and (blocking != "none" or tokens):
         raise click.UsageError(
             "--threshold auto estimates an all-pairs Dice linkage; without --blocking "
             "and --tokens only (the estimate would describe another run)")
     with backend:
-        if threshold == "auto":
+        if threshold == AUTO:
             threshold, choice = _choose(sets, dedup_flags, backend)
         elif threshold is None:
             threshold = default_threshold(dedup_flags)
@@ -384,7 +359,7 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
                f"true; {quality.actual:,} true links)")
     if estimate:
         click.echo(f"estimated without the truth: precision {choice['estimated_precision']:.4f}"
-                   f"  recall {choice['estimated_recall']:.4f} {_RECALL_BASIS} (true: "
+                   f"  recall {choice['estimated_recall']:.4f} {choice['recall_of']} (true: "
                    f"{recall_one_to_one:.4f} of {reachable:,}; the recall above also counts "
                    f"duplicates within a party, which 1:1 cannot link)")
     click.echo(f"precision/recall curve: {plot_path}")

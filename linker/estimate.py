@@ -62,8 +62,9 @@ from .backends import Backend, candidate_pairs
 from .clkset import ClkSet
 from .solve import greedy_one_to_one
 
-__all__ = ["FLOOR", "Mixture", "Estimate", "LinkFit", "top_two", "fit_mixture", "fit_links",
-           "estimate_link", "estimate_parties", "estimate_sets", "FloorLinks", "floor_links"]
+__all__ = ["FLOOR", "RECALL_OF", "Mixture", "Estimate", "LinkFit", "top_two", "fit_mixture",
+           "fit_links", "estimate_link", "estimate_parties", "estimate_sets", "FloorLinks",
+           "floor_links"]
 
 FLOOR = 0.5
 _EPS = 1e-6
@@ -146,6 +147,9 @@ def fit_mixture(best: np.ndarray, second: np.ndarray) -> Mixture:
     return model(optimize.minimize(nll, rough.x, method="L-BFGS-B").x)
 
 
+RECALL_OF = "of the links a 1:1 linkage can make"
+
+
 @dataclass(frozen=True)
 class Estimate:
     threshold: float
@@ -153,6 +157,17 @@ class Estimate:
     recall: float
     mixtures: tuple[Mixture, ...]
     reason: str
+
+    def choice(self) -> dict[str, object]:
+        """What a run records of how its threshold was chosen (``run.json``)."""
+        return {"method": "estimated", "reason": self.reason,
+                "estimated_precision": round(self.precision, 6),
+                "estimated_recall": round(self.recall, 6), "recall_of": RECALL_OF}
+
+    def summary(self) -> str:
+        """One line saying what was chosen, why, and the quality expected."""
+        return (f"threshold {self.threshold} chosen from the data: {self.reason}; estimated "
+                f"precision {self.precision:.4f}, recall {self.recall:.4f} ({RECALL_OF})")
 
 
 @dataclass(frozen=True)

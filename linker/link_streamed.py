@@ -4,11 +4,13 @@ entities and statistics as ``link_sets``.
 
 - Two parties, 1:1: the greedy solver takes the candidates in anonlink's order chunk by chunk
   from the merged per-task files, holding only which records are taken and the links kept.
-- Deduplication or three parties and more (the ``cluster`` solver): each pair of parties'
-  files are merged into one stream in anonlink's order and read four times: to count each
-  record's candidate pairs, to write every record's partners and gains as compressed rows to
-  memory-mapped files beside the candidates (a merge weighs all pairs across two groups),
-  to merge groups, and to collect the links. Memory holds a few arrays per record.
+- Deduplication or three parties and more (the ``cluster`` solver): every pair of parties'
+  files are merged once into one stream in anonlink's order, written as edge files (each pair
+  once, however many bands found it) while each record's candidate pairs are counted; the
+  edge files are then read three times: to write every record's partners and gains as
+  memory-mapped compressed rows (a merge weighs all pairs across two groups), to merge groups,
+  and to collect the links. All beside the candidates, in the backend's shared folder; memory
+  holds a few arrays per record and a chunk of edges.
 """
 
 from __future__ import annotations
@@ -138,11 +140,65 @@ def _ordered(found: list[tuple[int, int, _Files]]) -> Iterator[Chunk]:
                         lambda c: [-c[3], c[0], c[1], c[2]])
 
 
+_EDGE_COLUMNS = (("u", np.int64), ("v", np.int64), ("score", np.float64))
+
+
+class _EdgeWriter:
+    """The merged stream's edges (global record indices and score, in anonlink's order)
+    appended to one raw file per column, so that the passes after the first read them back
+    without merging the candidate files again (a pair found in many bands is in many)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.count = folder, 0
+
+    def __enter__(self) -> _EdgeWriter:
+        self.files = [(self.folder / f"{name}.bin").open("wb") for name, _ in _EDGE_COLUMNS]
+        return self
+
+    def append(self, *columns: np.ndarray) -> None:
+        for file, column, (_, dtype) in zip(self.files, columns, _EDGE_COLUMNS, strict=True):
+            np.ascontiguousarray(column, dtype=dtype).tofile(file)
+        self.count += len(columns[0])
+
+    def __exit__(self, *exc: object) -> None:
+        for file in self.files:
+            file.close()
+
+
+def _edge_chunks(folder: Path, count: int, rows: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """(u, v, score) chunks of ``rows`` edges from the edge files, in order (memory-mapped)."""
+    if not count:
+        return
+    maps = [np.memmap(folder / f"{name}.bin", dtype=dtype, mode="r", shape=(count,))
+            for name, dtype in _EDGE_COLUMNS]
+    for first in range(0, count, rows):
+        yield tuple(np.asarray(m[first:first + rows]) for m in maps)
+
+
+def _merge_groups(folder: Path, count: int, rows: int, degree: np.ndarray, threshold: float,
+                  scored_from: float, exclusive: np.ndarray) -> np.ndarray:
+    """``cluster``'s groups from the edge files: every record's partners and gains written
+    as memory-mapped compressed rows, then the edges taken in order."""
+    start = neighbour_starts(degree)
+    shape = (int(start[-1]),)
+    other = np.lib.format.open_memmap(folder / "other.npy", "w+", np.int64, shape)
+    gains = np.lib.format.open_memmap(folder / "gains.npy", "w+", np.float64, shape)
+    fill = start[:-1].copy()
+    for u, v, score in _edge_chunks(folder, count, rows):
+        fill_neighbours(u, v, edge_gains(score, threshold), fill, other, gains)
+    merging = AverageLinkage(exclusive, start, np.asarray(other), np.asarray(gains),
+                             threshold - scored_from)
+    for u, v, _ in _edge_chunks(folder, count, rows):
+        merging.take(u, v)
+    return merging.labels()
+
+
 def link_groups_streamed(sets: Sequence[ClkSet], threshold: float, backend: StreamingBackend,
                          *, dedup: Sequence[bool], blocking: LshBlocking | None = None,
-                         progress: Callable[[int, int], None] | None = None) -> LinkResult:
+                         progress: Callable[[int, int], None] | None = None,
+                         chunk_rows: int = 1 << 20) -> LinkResult:
     """``link_sets`` with the ``cluster`` solver (deduplication, or three parties and more),
-    from ``backend``'s files."""
+    from ``backend``'s files, ``chunk_rows`` edges at a time."""
     started = time.perf_counter()
     scored_from = max(threshold - SCORED_BELOW, 0.0)
     offsets = np.cumsum([0] + [len(s) for s in sets])
@@ -165,41 +221,33 @@ def link_groups_streamed(sets: Sequence[ClkSet], threshold: float, backend: Stre
                 len(sets[i]) * len(sets[j])
         first = np.array([i for i, _, _ in found], dtype=np.int64)
         second = np.array([j for _, j, _ in found], dtype=np.int64)
-
-        def edges() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-            for pair, left, right, score in _ordered(found):
-                yield pair, offsets[first[pair]] + left, offsets[second[pair]] + right, score
-
-        degree = np.zeros(n, dtype=np.int64)
-        for _, u, v, _ in edges():
-            degree += np.bincount(u, minlength=n) + np.bincount(v, minlength=n)
-        start = neighbour_starts(degree)
-        party_of = np.repeat(np.arange(len(sets)), [len(s) for s in sets])
-        with tempfile.TemporaryDirectory(prefix="solve-", dir=backend.shared_dir) as scratch:
-            other = np.lib.format.open_memmap(Path(scratch) / "other.npy", "w+", np.int64,
-                                              (int(start[-1]),))
-            gains = np.lib.format.open_memmap(Path(scratch) / "gains.npy", "w+", np.float64,
-                                              (int(start[-1]),))
-            fill = start[:-1].copy()
-            for _, u, v, score in edges():
-                fill_neighbours(u, v, edge_gains(score, threshold), fill, other, gains)
-            merging = AverageLinkage(exclusive_masks(party_of, dedup), start, np.asarray(other),
-                                     np.asarray(gains), threshold - scored_from)
-            for _, u, v, _ in edges():
-                merging.take(u, v)
-            groups = merging.labels()
-            del merging, other, gains  # the maps, before their folder goes
-        kept: list[tuple[np.ndarray, ...]] = []
-        candidates = below = 0
-        for pair, u, v, score in edges():
-            counted = score >= threshold
-            candidates += int(counted.sum())
-            below += int(len(score) - counted.sum())
-            take = counted & (groups[u] == groups[v])
-            kept.append((first[pair[take]], u[take] - offsets[first[pair[take]]],
-                         second[pair[take]], v[take] - offsets[second[pair[take]]], score[take]))
         visited = sum(files.visited for _, _, files in found)
         completed = sum(files.completed for _, _, files in found)
+        with tempfile.TemporaryDirectory(prefix="solve-", dir=backend.shared_dir) as scratch:
+            folder = Path(scratch)
+            degree = np.zeros(n, dtype=np.int64)
+            with _EdgeWriter(folder) as edges:
+                for pair, left, right, score in _ordered(found):
+                    u, v = offsets[first[pair]] + left, offsets[second[pair]] + right
+                    edges.append(u, v, score)
+                    degree += np.bincount(u, minlength=n) + np.bincount(v, minlength=n)
+            for _, _, files in found:  # merged into the edge files: no longer needed
+                files.remove()
+            groups = _merge_groups(folder, edges.count, chunk_rows, degree, threshold,
+                                   scored_from,
+                                   exclusive_masks(np.repeat(np.arange(len(sets)),
+                                                             [len(s) for s in sets]), dedup))
+            kept: list[tuple[np.ndarray, ...]] = []
+            candidates = below = 0
+            for u, v, score in _edge_chunks(folder, edges.count, chunk_rows):
+                counted = score >= threshold
+                candidates += int(counted.sum())
+                below += int(len(score) - counted.sum())
+                take = counted & (groups[u] == groups[v])
+                party_u = np.searchsorted(offsets, u[take], side="right") - 1
+                party_v = np.searchsorted(offsets, v[take], side="right") - 1
+                kept.append((party_u, u[take] - offsets[party_u], party_v,
+                             v[take] - offsets[party_v], np.array(score[take])))
     finally:
         for _, _, files in found:
             files.remove()

@@ -402,8 +402,8 @@ def _three_parties() -> list[ClkSet]:
 def test_dask_solves_deduplication_and_three_parties_from_its_files(
         dask_cluster: str, tmp_path, case: str) -> None:
     """The cluster solver fed from the merged files of every pair of parties (memory-mapped
-    partners and gains, never all candidates in memory): the same links, scores, entities and
-    statistics as the in-memory pipeline."""
+    partners and gains, never all candidates in memory), a few hundred edges at a time: the
+    same links, scores, entities and statistics as the in-memory pipeline."""
     a, b = febrl4_sets()
     if case.startswith("dedup"):  # both halves as one party: every person twice
         sets, dedup = [ClkSet.from_arrays(np.vstack([a.words, b.words]).view(np.uint8))], [True]
@@ -415,7 +415,7 @@ def test_dask_solves_deduplication_and_three_parties_from_its_files(
     assert streams(backend, sets, dedup, ()) and not streams(backend, sets, dedup, (),
                                                              solver="greedy")
     ours = link_groups_streamed(sets, 0.69, backend,  # type: ignore[arg-type]
-                                dedup=dedup, blocking=blocking)
+                                dedup=dedup, blocking=blocking, chunk_rows=997)
     theirs = link_sets(sets, 0.69, dedup=dedup, backend=_reference(), blocking=blocking)
     assert theirs.stats["links"] > 2000
     for field in ("party_a", "record_a", "party_b", "record_b", "score"):

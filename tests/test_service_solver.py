@@ -1,7 +1,8 @@
 """The run options `solver` and the default threshold against a live `pprl serve`: each run
 is solved as asked (the linker's own answer for that solver) and shows its solver, a run
 queued before the option existed is solved and shown as greedy, an unknown one is a 422, and
-a run without a threshold gets the linker's default for its project."""
+a run without a threshold gets the linker's default for its project; a run asked for
+threshold `auto` gets the one the linker's estimate chooses."""
 
 from __future__ import annotations
 
@@ -119,3 +120,47 @@ def test_an_unknown_solver_is_refused_and_linkage_defaults_to_065(service: Servi
     with Client(service.url, created["owner_token"]) as owner:
         queued = owner.start_run(created["project"]["id"])
     assert queued["threshold"] == 0.65 and queued["solver"] == "cluster"  # no deduplication
+
+
+def _post_run(service: Service, project_id: str, token: str, body: dict[str, Any]
+              ) -> httpx.Response:
+    return httpx.post(f"{service.url}/projects/{project_id}/runs", json=body, timeout=60,
+                      headers={"Authorization": f"Bearer {token}"})
+
+
+def test_threshold_auto_is_chosen_by_the_worker_as_pprl_link_chooses_it(
+        service: Service, provider_files: dict[str, Path]) -> None:
+    """A run asked for `auto` shows no threshold while queued; done, it shows the one the
+    linker's estimate chooses for the same files, why, and the estimated quality, and its links
+    are those of that threshold. Refused (422) where the CLI refuses it."""
+    from linker.estimate import estimate_sets
+
+    created = project_with_uploads(service, provider_files, "auto threshold")
+    project_id, token = created["project"]["id"], created["owner_token"]
+    sets = load_clk_sets([provider_files[p] for p in PARTIES])
+    estimate = estimate_sets(sets)
+    with Client(service.url, token) as owner:
+        queued = owner.start_run(project_id, "auto")
+        assert queued["threshold"] is None and queued["threshold_choice"] == {"method": "auto"}
+        run = owner.wait(project_id, queued["id"], timeout=300)
+        assert run["state"] == "done", run["error"]
+        assert run["threshold"] == estimate.threshold
+        assert run["threshold_choice"] == {**estimate.choice(), "method": "estimated"}
+        expected = _pairs(link_sets(sets, estimate.threshold))
+        assert _served(owner, project_id, queued["id"]) == expected
+    written = json.loads((service.data_dir / "runs" / project_id / str(queued["id"])
+                          / "run.json").read_text())
+    assert written["threshold"] == estimate.threshold
+    assert written["threshold_choice"]["method"] == "estimated"
+    shown = service.pprl("status", project_id, str(queued["id"]), token=token).stdout
+    assert f"threshold {estimate.threshold} chosen from the data" in shown
+    for body, refusal in (({"threshold": "auto", "blocking": True}, "without blocking"),
+                          ({"threshold": "best"}, "threshold")):
+        answer = _post_run(service, project_id, token, body)
+        assert answer.status_code == 422 and refusal in answer.text, answer.text
+    deduplicated = project_with_uploads(service, provider_files, "auto dedup", dedup=True)
+    answer = _post_run(service, deduplicated["project"]["id"], deduplicated["owner_token"],
+                       {"threshold": "auto"})
+    assert answer.status_code == 422 and "without deduplication" in answer.text
+    assert _get(service, f"/projects/{deduplicated['project']['id']}/runs",
+                deduplicated["owner_token"]) == []

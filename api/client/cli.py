@@ -24,6 +24,7 @@ import httpx
 from linker.backends import BACKENDS
 from linker.link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD
 from linker.solver_names import SOLVERS
+from linker.threshold_param import DiceOrAuto
 from tokenizer.errors import TokenizerError
 
 from .http import Client, ServiceError
@@ -271,14 +272,21 @@ def _describe_run(run: dict[str, Any]) -> str:
     if stats:
         text += (f"; {stats.get('links', 0):,} links, {stats.get('entities', 0):,} entities "
                  f"from {stats.get('records', 0):,} records")
+    choice = run.get("threshold_choice") or {}
+    if choice.get("method") == "estimated":
+        text += (f"; threshold {run['threshold']} chosen from the data (estimated precision "
+                 f"{choice['estimated_precision']:.4f}, recall {choice['estimated_recall']:.4f} "
+                 f"{choice['recall_of']})")
     return text
 
 
 @click.command("run")
 @click.argument("project_id")
-@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True),
+@click.option("--threshold", type=DiceOrAuto(),
               help=f"Dice similarity a pair needs (the service's default: {DEFAULT_THRESHOLD}, "
-                   f"{DEFAULT_DEDUP_THRESHOLD} when the project deduplicates).")
+                   f"{DEFAULT_DEDUP_THRESHOLD} when the project deduplicates); `auto`: the "
+                   f"service chooses it from the data and estimates precision and recall "
+                   f"(projects that do not deduplicate, without --blocking and --tokens).")
 @click.option("--blocking", is_flag=True, help="LSH blocking (faster, may lose matches).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="Where the service compares pairs (same results); it refuses one it has "
@@ -294,7 +302,8 @@ def _describe_run(run: dict[str, Any]) -> str:
                    "makes no candidates (the service's default: 100; 0: no cap).")
 @click.option("--wait", is_flag=True, help="Wait until the run has finished.")
 @with_client
-def run_command(client: Client, as_json: bool, project_id: str, threshold: float | None,
+def run_command(client: Client, as_json: bool, project_id: str,
+                threshold: float | str | None,
                 blocking: bool, backend: str, solver: str | None, tokens: str,
                 token_value_cap: int | None, wait: bool) -> None:
     """Start a linkage run on every party's latest upload (owner token)."""

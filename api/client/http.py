@@ -123,13 +123,13 @@ class Client:
             headers={"Content-Type": media, "Content-Length": str(path.stat().st_size)})
         return result
 
-    def start_run(self, project_id: str, threshold: float | None = None,
+    def start_run(self, project_id: str, threshold: float | str | None = None,
                   blocking: bool = False, *, backend: str = "cpu", solver: str | None = None,
                   tokens: Sequence[str] = (), token_value_cap: int | None = None
                   ) -> dict[str, Any]:
         """Queue a linkage run. Options are sent only when given or unlike the defaults (a
         service without them still answers); ``threshold`` or ``solver`` None: the
-        service's default."""
+        service's default; ``threshold`` "auto": chosen from the data."""
         body: dict[str, Any] = {"blocking": blocking}
         if threshold is not None:
             body["threshold"] = threshold

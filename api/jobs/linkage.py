@@ -19,6 +19,7 @@ from linker.blocking import LshBlocking
 from linker.clkset import ClkSet, LinkageInputError
 from linker.link_streamed import link_on
 from linker.solver_names import Solver
+from linker.threshold_param import AUTO
 from linker.token_pairs import DEFAULT_TOKEN_VALUE_CAP
 from tokenizer.encodings_file import read_encodings
 from tokenizer.errors import TokenizerError
@@ -85,10 +86,15 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
     def progress(_rows: int, pairs_so_far: int) -> None:
         control.report("matching", 0.05 + 0.85 * min(pairs_so_far / max(total, 1), 1.0))
 
-    control.report("matching", 0.05)
+    threshold = params["threshold"]
+    choice: dict[str, object] = {"method": "given"}
     try:
         with _backend(params.get("backend", "cpu"), context.settings) as backend:
-            result = link_on(backend, sets, params["threshold"], dedup=dedup,
+            if threshold == AUTO:
+                control.report("estimating", 0.02)
+                threshold, choice = _estimate(sets, backend)
+            control.report("matching", 0.05)
+            result = link_on(backend, sets, threshold, dedup=dedup,
                              blocking=LshBlocking() if params["blocking"] else None,
                              progress=progress, tokens=params.get("tokens", []),
                              token_value_cap=params.get("token_value_cap",
@@ -97,7 +103,8 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
     except LinkageInputError as e:
         raise JobInputError(str(e)) from e
     control.report("writing", 0.9)
-    info = {"project_id": project.id, "run_id": job.id, "threshold": params["threshold"],
+    info = {"project_id": project.id, "run_id": job.id, "threshold": threshold,
+            "threshold_choice": choice,
             "blocking": params["blocking"], **backend.describe(),
             "solver": params.get("solver", OLDER_RUNS_SOLVER),
             "token_rules": params.get("tokens", []),
@@ -107,5 +114,18 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
     folder = run_folder(context.settings.runs_dir, project.id, job.id)
     write_run_results(folder, result, info, context.settings.service_key(), project.id,
                       claim.attempt, on_staged=lambda: control.report("indexing", 0.95))
+    chosen = {"threshold": threshold, "threshold_choice": choice} if choice["method"] != "given" \
+        else {}
     return {**result.stats, "entities": result.entity_count,
-            "records": sum(len(s) for s in sets)}
+            "records": sum(len(s) for s in sets), **chosen}
+
+
+def _estimate(sets: list[ClkSet], backend: Backend) -> tuple[float, dict[str, object]]:
+    """The threshold the data suggests (``--threshold auto``) and what to record of it."""
+    from linker.estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
+
+    try:
+        estimate = estimate_sets(sets, backend)
+    except ValueError as e:  # too few scores to fit
+        raise JobInputError(f"threshold 'auto': {e}; give a threshold") from e
+    return estimate.threshold, estimate.choice()

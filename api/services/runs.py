@@ -13,12 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from linker.link import default_threshold
+from linker.threshold_param import AUTO
 from linker.token_pairs import DEFAULT_TOKEN_VALUE_CAP
 from tokenizer.encodings_file import declared_tokens
 from tokenizer.errors import InputError
 
 from ..deps import Principal
-from ..errors import Conflict
+from ..errors import Conflict, Invalid
 from ..jobs.linkage import OLDER_RUNS_SOLVER
 from ..jobs.queue import enqueue
 from ..models import ACTIVE_STATES, LINKAGE, Job, Upload
@@ -32,16 +33,22 @@ __all__ = ["create_run", "list_runs", "get_run", "cancel_run", "run_out"]
 
 def run_out(job: Job) -> RunOut:
     params = json.loads(job.params_json)
+    stats = json.loads(job.stats_json) if job.stats_json else None
     lapsed = job.state == "running" and job.lease_until is not None \
         and job.lease_until < time.time()
+    threshold, choice = params["threshold"], {"method": "given"}
+    if threshold == AUTO:  # chosen by the worker, known once the run is done
+        threshold = (stats or {}).get("threshold")
+        choice = (stats or {}).get("threshold_choice", {"method": AUTO})
     return RunOut(id=job.id, project_id=job.project_id, state=job.state,  # type: ignore[arg-type]
-                  stage=job.stage, progress=job.progress, threshold=params["threshold"],
+                  stage=job.stage, progress=job.progress, threshold=threshold,
+                  threshold_choice=choice,
                   blocking=params["blocking"], backend=params.get("backend", "cpu"),
                   solver=params.get("solver", OLDER_RUNS_SOLVER),
                   tokens=params.get("tokens", []),
                   token_value_cap=params.get("token_value_cap", DEFAULT_TOKEN_VALUE_CAP),
                   attempt=job.attempt, lease_expired=lapsed,
-                  error=job.error, stats=json.loads(job.stats_json) if job.stats_json else None,
+                  error=job.error, stats=stats,
                   created_at=job.created_at, started_at=job.started_at,
                   finished_at=job.finished_at)
 
@@ -60,6 +67,11 @@ def create_run(session: Session, principal: Principal, project_id: str, body: Ru
     threshold = body.threshold
     if threshold is None:
         threshold = default_threshold([project.dedup])
+    if threshold == AUTO and project.dedup:
+        raise Invalid("threshold 'auto' estimates linkage without deduplication only: within "
+                      "one provider, relatives of a household score like duplicates and no "
+                      "estimate tried held on the test data; give a threshold or leave the "
+                      "default and check it on a sample with known links (`pprl evaluate`)")
     params = {"threshold": threshold, "blocking": body.blocking, "backend": body.backend,
               "solver": body.solver, "tokens": body.tokens,
               "token_value_cap": body.token_value_cap,
