@@ -12,8 +12,14 @@ process tree (driver and workers, sampled from /proc) and each worker's own peak
 Candidates are compared by a SHA-256 of (left, right, score) rows in anonlink's order: they
 must be identical.
 
+``--dedup``: A and B as one party, deduplicated (every record has one duplicate) at the
+deduplication default, the whole run timed: candidates and the ``cluster`` solver, in memory
+on the CPU backend, from the merged band files on Dask (``link_on``, as ``pprl dedup`` runs
+it). Links and entities are compared by a SHA-256 and must be identical.
+
     python -m benchmarks.bench_dask --records 1000000
     python -m benchmarks.bench_dask --records 10000000 --configs dask2 --tile-rows 131072
+    python -m benchmarks.bench_dask --records 1000000 --dedup
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ from linker.backends import Backend, candidate_pairs, get_backend
 from linker.backends.merge import merged_candidates
 from linker.blocking import LshBlocking
 from linker.clkset import ClkSet
-from linker.link_streamed import greedy_take
+from linker.link import DEFAULT_DEDUP_THRESHOLD
+from linker.link_streamed import greedy_take, link_on
 from tokenizer.parallel import default_workers
 
 from .measure import run_measured
@@ -124,24 +131,52 @@ def run_one(kind: str, workers: int, data: Path, threshold: float, tile_rows: in
             "driver_peak_rss_mib": round(driver, 1)}
 
 
-def run(records: int, threshold: float, folder: Path, configs: list[str], tile_rows: int
-        ) -> dict[str, Any]:
+def run_one_dedup(kind: str, workers: int, data: Path, threshold: float, tile_rows: int
+                  ) -> dict[str, Any]:
+    """One configuration of ``--dedup``, in this process: warm up, then time the whole run."""
+    with np.load(data) as arrays:
+        both = ClkSet.from_arrays(np.vstack([arrays["a"], arrays["b"]]))
+        tiny = ClkSet.from_arrays(arrays["a"][:200])
+    options: dict[str, Any] = ({"workers": default_workers()} if kind == "cpu" else
+                               {"workers": workers, "tile_rows": tile_rows})
+    blocking = LshBlocking()
+    digest = hashlib.sha256()
+    with get_backend(kind, **options) as backend:
+        link_on(backend, [tiny], threshold, dedup=[True], blocking=blocking)
+        started = time.perf_counter()
+        result = link_on(backend, [both], threshold, dedup=[True], blocking=blocking)
+        seconds = time.perf_counter() - started
+        peaks = _worker_peaks(backend) if kind == "dask" else []
+    _digest_rows(digest, result.record_a, result.record_b, result.score)
+    digest.update(result.entity_of[0].astype("<i8").tobytes())
+    return {"seconds": round(seconds, 2), "candidates": result.stats["candidate_pairs"],
+            "links": result.stats["links"], "entities": result.entity_count,
+            "sha256": digest.hexdigest(),
+            "pairs_compared": result.stats["pairs_compared"], "worker_peak_rss_mib": peaks,
+            "driver_peak_rss_mib": round(_own_peak_mib(), 1)}
+
+
+def run(records: int, threshold: float, folder: Path, configs: list[str], tile_rows: int,
+        dedup: bool = False) -> dict[str, Any]:
     a, b = make_parties(records)
     data = folder / "clks.npz"
     np.savez(data, a=a, b=b)
     del a, b
+    pairs = records * (2 * records - 1) if dedup else records * records
     rows = []
     for config in configs:
         label, kind, workers = CONFIGS[config]
         measured = run_measured([sys.executable, "-m", "benchmarks.bench_dask", "--one", kind,
                                  "--dask-workers", str(workers), "--data", str(data),
-                                 "--threshold", str(threshold), "--tile-rows", str(tile_rows)])
+                                 "--threshold", str(threshold), "--tile-rows", str(tile_rows),
+                                 *(["--dedup"] if dedup else [])])
         result = json.loads(measured.stdout.strip().splitlines()[-1])
         rows.append({"backend": label, "seconds": result["seconds"],
-                     "pairs_per_s": round(records * records / result["seconds"]),
+                     "pairs_per_s": round(pairs / result["seconds"]),
                      "compared_per_s": round(result["pairs_compared"] / result["seconds"]),
                      "candidates": result["candidates"], "links": result["links"],
-                     "merge_and_solve_s": result["merge_and_solve_s"],
+                     **({"entities": result["entities"]} if dedup else {}),
+                     **({} if dedup else {"merge_and_solve_s": result["merge_and_solve_s"]}),
                      "peak_rss_mib_all": round(measured.peak_rss_bytes / 2**20, 1),
                      "driver_peak_rss_mib": result["driver_peak_rss_mib"],
                      "worker_peak_rss_mib": result["worker_peak_rss_mib"],
@@ -150,9 +185,24 @@ def run(records: int, threshold: float, folder: Path, configs: list[str], tile_r
     first_seconds = rows[0]["seconds"]
     for row in rows:
         row["speed_vs_first"] = round(first_seconds / row["seconds"], 2)
+    definitions = {
+        "seconds": "candidate generation after warm-up (Dask: until every band's merged file "
+                   "is written)",
+        "pairs_per_s": "n x m / seconds of candidate generation (after warm-up)",
+        "merge_and_solve_s": "Dask: reading the band files as one merged stream and solving "
+                             "1:1 greedily from it",
+    }
+    if dedup:
+        definitions = {
+            "seconds": "the whole deduplication after warm-up: candidates and the cluster "
+                       "solver (Dask: from the merged band files)",
+            "pairs_per_s": "n (n - 1) / 2 / seconds (n: both parties' records)",
+            "entities": "groups found (every record has one duplicate: n / 2 expected)",
+        }
     return {
-        "benchmark": "dask",
+        "benchmark": "dask-dedup" if dedup else "dask",
         "records_per_party": records,
+        "deduplicated": "A and B as one party" if dedup else False,
         "threshold": threshold,
         "blocking": "lsh, 32 bands x 16 bits",
         "dask_tile_rows": tile_rows,
@@ -160,12 +210,8 @@ def run(records: int, threshold: float, folder: Path, configs: list[str], tile_r
                     "python": platform.python_version(),
                     "load_average_at_start": os.getloadavg()[0]},
         "definitions": {
-            "seconds": "candidate generation after warm-up (Dask: until every band's merged "
-                       "file is written)",
-            "pairs_per_s": "n x m / seconds of candidate generation (after warm-up)",
+            **definitions,
             "compared_per_s": "pairs compared word by word (in some band) / seconds",
-            "merge_and_solve_s": "Dask: reading the band files as one merged stream and "
-                                 "solving 1:1 greedily from it",
             "peak_rss_mib_all": "the whole process tree: driver, scheduler, workers",
             "driver_peak_rss_mib": "the driver process (it holds both sets)",
             "worker_peak_rss_mib": "each Dask worker process's own peak RSS",
@@ -180,21 +226,32 @@ def run(records: int, threshold: float, folder: Path, configs: list[str], tile_r
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000, help="records per party")
-    parser.add_argument("--threshold", type=float, default=0.8)
+    parser.add_argument("--threshold", type=float, default=None,
+                        help=f"Dice (default 0.8; {DEFAULT_DEDUP_THRESHOLD} with --dedup)")
+    parser.add_argument("--dedup", action="store_true",
+                        help="deduplicate A and B as one party, candidates and solver timed")
     parser.add_argument("--configs", default="cpu,dask1,dask2",
                         help="comma-separated, of cpu, dask1, dask2 (default: all three)")
     parser.add_argument("--tile-rows", type=int, default=1 << 15,
                         help="A rows per Dask task (default 32768)")
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/dask.json"))
+    parser.add_argument("--json", type=Path, default=None,
+                        help="results (default benchmarks/results/dask.json; dask_dedup.json "
+                             "with --dedup)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="a folder for the generated CLKs (default: a temporary folder)")
     parser.add_argument("--one", choices=["cpu", "dask"], help=argparse.SUPPRESS)
     parser.add_argument("--dask-workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.threshold is None:
+        args.threshold = DEFAULT_DEDUP_THRESHOLD if args.dedup else 0.8
+    if args.json is None:
+        args.json = Path("benchmarks/results") / ("dask_dedup.json" if args.dedup else
+                                                  "dask.json")
     if args.one:
-        print(json.dumps(run_one(args.one, args.dask_workers, args.data, args.threshold,
-                                 args.tile_rows)))
+        one = run_one_dedup if args.dedup else run_one
+        print(json.dumps(one(args.one, args.dask_workers, args.data, args.threshold,
+                             args.tile_rows)))
         return 0
     configs = args.configs.split(",")
     unknown = sorted(set(configs) - set(CONFIGS))
@@ -202,11 +259,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown configuration {', '.join(unknown)}: choose from "
                      f"{', '.join(CONFIGS)}")
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        result = run(args.records, args.threshold, Path(tmp), configs, args.tile_rows)
+        result = run(args.records, args.threshold, Path(tmp), configs, args.tile_rows,
+                     args.dedup)
+    what = (f"Blocked deduplication of {2 * args.records:,} records" if args.dedup else
+            f"Blocked linkage {args.records:,} x {args.records:,}")
     print_table([{k: v for k, v in row.items() if k != "sha256"} for row in result["results"]],
-                title=f"Blocked linkage {args.records:,} x {args.records:,} at Dice >= "
-                      f"{args.threshold}: CPU backend vs Dask (local cluster)")
-    print(f"identical candidates: {result['identical_candidates']}")
+                title=f"{what} at Dice >= {args.threshold}: CPU backend vs Dask (local "
+                      f"cluster)")
+    print(f"identical {'links and entities' if args.dedup else 'candidates'}: "
+          f"{result['identical_candidates']}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0 if result["identical_candidates"] else 1
