@@ -33,8 +33,9 @@ from linker.backends.cpu import CpuBackend
 from linker.backends.dask_bands import _part_of
 from linker.backends.gpu import MatrixBackend
 from linker.backends.merge import merge_sorted, merged_candidates
-from linker.blocking import LshBlocking, blocked_pairs
+from linker.blocking import LshBlocking, blocked_pairs, reported_by_band, words_band_keys
 from linker.clkset import ClkSet
+from linker.dice_kernel import min_counts
 from linker.link import link_sets
 from linker.link_streamed import link_groups_streamed, link_two_streamed, streams
 from linker.results import write_results
@@ -296,6 +297,8 @@ def test_dask_blocked_run_writes_the_sets_once_and_bands_as_indices(dask_cluster
     merged = list(merged_candidates(files.paths))
     theirs = candidate_pairs(a, other, 0.7, blocking=blocking, backend=_reference())
     assert len(theirs) > 1000
+    # each pair in one band's files only: the first band it shares
+    assert sum(pq.ParquetFile(p).metadata.num_rows for p in files.paths) == len(theirs)
     assert [np.concatenate([m[i] for m in merged]).tolist() for i in range(3)] == [
         theirs.left.tolist(), theirs.right.tolist(), theirs.score.tolist()]
     files.remove()
@@ -317,17 +320,18 @@ def test_cli_dask_on_a_local_cluster_gives_the_cpu_results(tmp_path) -> None:
             pq.read_table(tmp_path / "cpu" / table)), table
 
 
-def test_merged_candidates_are_every_files_pairs_in_order_once(tmp_path) -> None:
-    """Sorted files with pairs in common (as bands of a blocked run give), read a few rows
-    at a time: one stream in anonlink's order, each pair once, ties broken by left, right."""
+def test_merged_candidates_are_every_files_pairs_in_order(tmp_path) -> None:
+    """Sorted files of disjoint pairs (as tiles and bands give), read a few rows at a time:
+    one stream in anonlink's order, ties broken by left, right."""
     rng = np.random.default_rng(3)
     pairs = {(int(i), int(j)): float(s) for i, j, s in zip(
         rng.integers(0, 40, 400), rng.integers(0, 40, 400),
         rng.choice([0.7, 0.75, 0.8, 1.0], 400), strict=True)}
     keys = list(pairs)
+    owner = rng.integers(0, 5, len(keys))
     paths = []
     for k in range(5):
-        chosen = [keys[x] for x in sorted(set(rng.integers(0, len(keys), 120).tolist()))]
+        chosen = [key for key, file in zip(keys, owner.tolist(), strict=True) if file == k]
         chosen.sort(key=lambda p: (-pairs[p], p[0], p[1]))
         paths.append(tmp_path / f"cand-{k}.parquet")
         pq.write_table(pa.table({"left": [p[0] for p in chosen], "right": [p[1] for p in chosen],
@@ -425,6 +429,37 @@ def test_dask_solves_deduplication_and_three_parties_from_its_files(
                  "pairs_compared", "pairs_compared_in_full"):
         assert ours.stats[stat] == theirs.stats[stat], stat
     assert not list(tmp_path.iterdir())  # candidates and the partners' maps are removed
+
+
+def test_a_pair_is_reported_by_the_first_band_it_shares() -> None:
+    """Pairs sharing several bands (near-copies, few bits a band) are reported by the first
+    only, against keys computed band by band; the CPU backend's bands are then disjoint and
+    together every blocked pair."""
+    rng = np.random.default_rng(7)
+    clks = random_clks(rng, 300, 256, (0.3, 0.5))
+    a = ClkSet.from_arrays(clks)
+    b = ClkSet.from_arrays(clks ^ np.packbits(rng.random((300, 256)) < 0.03, axis=1))
+    noisy = b.words
+    positions = LshBlocking(bands=6, bits_per_band=4).positions(256)
+    left, right = rng.integers(0, 300, 5000), rng.integers(0, 300, 5000)
+    left[:300], right[:300] = np.arange(300), np.arange(300)  # a record and its noisy copy
+    shared = words_band_keys(a.words[left], positions) == words_band_keys(noisy[right],
+                                                                          positions)
+    first = np.where(shared.any(axis=1), shared.argmax(axis=1), -1)
+    assert (shared.sum(axis=1) > 1).sum() > 100  # many pairs share several bands
+    assert len(set(first[:300].tolist())) > 2  # and not always first the same one
+    for band in range(6):
+        found = shared[:, band]  # the pairs this band finds
+        reported = reported_by_band(a.words[left[found]], noisy[right[found]], positions, band,
+                                    chunk=7)
+        assert reported.tolist() == (first[found] == band).tolist()
+    blocking = LshBlocking(bands=6, bits_per_band=4)
+    needed = min_counts(0.6, 256)
+    parts = _reference()._band_parts(a, b, needed, blocking, lambda band: None)
+    pairs = [(i, j) for p in parts for i, j in zip(p.left.tolist(), p.right.tolist(),
+                                                   strict=True)]
+    assert len(pairs) == len(set(pairs)) == len(candidate_pairs(a, b, 0.6, blocking=blocking,
+                                                                backend=_reference()))
 
 
 def test_band_parts_are_even_though_clk_bits_are_not() -> None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar, final
 
 import numpy as np
 
-from ..blocking import LshBlocking, band_keys, band_plan
+from ..blocking import LshBlocking, band_keys, band_plan, reported_by_band
 from ..clkset import ClkSet
 from ..dice_kernel import min_counts
 from .types import Candidates, PairArrays, Plan, ProgressCallback, dice_scores
@@ -140,16 +140,6 @@ class Backend(ABC):
 
         return PairArrays.concat(self._map(tile, range(0, plan.rows, self.tile_rows)))
 
-    def _run_plans(self, plans: Iterable[Plan], done: Callable[[int], None]
-                   ) -> list[PairArrays]:
-        """Each plan's pairs; ``done(k)`` once plan k is finished. One after the other here
-        (each plan's tiles side by side); a cluster may run several plans at once."""
-        parts = []
-        for number, plan in enumerate(plans):
-            parts.append(self._run(plan, None))
-            done(number)
-        return parts
-
     @final
     def _plans(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
                blocking: LshBlocking | None) -> Iterator[Plan]:
@@ -171,14 +161,25 @@ class Backend(ABC):
 
     def _band_parts(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
                     blocking: LshBlocking, done: Callable[[int], None]) -> list[PairArrays]:
-        """Each band's pairs (``done(band)`` once it is finished): plans made here, one band
-        at a time, and run by ``_run_plans``. A cluster may make the plans where it runs."""
-        return self._run_plans(self._plans(a, b, needed, blocking), done)
+        """Each band's pairs, those of an earlier band left out (``reported_by_band``;
+        ``done(band)`` once it is finished): plans made here, one band at a time, each plan's
+        tiles side by side. A cluster may make the plans where it runs."""
+        positions = blocking.positions(a.length)
+        parts = []
+        for band, plan in enumerate(self._plans(a, b, needed, blocking)):
+            found = self._run(plan, None)
+            keep = reported_by_band(a.words[found.left], (a if b is None else b).words[
+                found.right], positions, band)
+            parts.append(PairArrays(found.left[keep], found.right[keep], found.counts[keep],
+                                    found.visited, found.completed))
+            done(band)
+        return parts
 
     @final
     def _blocked(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
                  blocking: LshBlocking, progress: ProgressCallback | None) -> PairArrays:
-        """Band by band; a pair sharing several bands is compared in each, reported once."""
+        """Band by band; a pair sharing several bands is compared in each, reported by the
+        first (within one set, oriented and once: a band may find it both ways)."""
 
         def band_done(band: int) -> None:
             if progress is not None:

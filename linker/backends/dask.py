@@ -291,7 +291,7 @@ class DaskBackend(Backend):
                     part_dir, rows = future.result()
                     band, part = planned[future]
                     name = f"{folder.name}-{band}-{part}"
-                    compares = [self.client.submit(compare_band_tile, part_dir, t,
+                    compares = [self.client.submit(compare_band_tile, part_dir, band, t,
                                                    self.tile_rows, self.kernel,
                                                    key=f"pprl-tile-{name}-{t}", retries=2)
                                 for t in range(-(-rows // self.tile_rows))]

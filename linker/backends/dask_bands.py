@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..blocking import band_plan, words_band_keys
+from ..blocking import band_plan, reported_by_band, words_band_keys
 from ..clkset import ClkSet
 from .cpu import CpuBackend
 from .merge import merged_candidates
-from .types import Plan, dice_scores
+from .types import PairArrays, Plan, dice_scores
 
 __all__ = ["write_sets", "plan_band", "compare_band_tile", "merge_band", "write_candidates",
            "part_folder"]
@@ -160,39 +160,51 @@ def _slice(path: Path, first: int, last: int) -> np.ndarray:
     return np.array(np.load(path, mmap_mode="r")[first:last])
 
 
-def compare_band_tile(band_dir: str, tile: int, tile_rows: int, kernel: str
+def compare_band_tile(band_dir: str, band: int, tile: int, tile_rows: int, kernel: str
                       ) -> tuple[str, int, int, int]:
     """A worker's task: A rows [tile * tile_rows, +tile_rows) of a band part's order against
-    the B rows their windows reach; writes the passing pairs as ``write_candidates`` does to
-    ``cand-<tile>.parquet`` in the part's folder and returns (path, found, visited,
-    completed)."""
-    band = Path(band_dir)
-    root = band.parent
+    the B rows their windows reach; writes the passing pairs an earlier band does not report
+    (``blocking.reported_by_band``) as ``write_candidates`` does to ``cand-<tile>.parquet`` in
+    the part's folder and returns (path, found, visited, completed)."""
+    folder = Path(band_dir)
+    root = folder.parent
     same = bool(np.load(root / "same.npy"))
     first, last = tile * tile_rows, (tile + 1) * tile_rows
-    a_order = _slice(band / "a_order.npy", first, last)
-    starts, stops = _slice(band / "starts.npy", first, last), _slice(band / "stops.npy", first,
-                                                                      last)
+    a_order = _slice(folder / "a_order.npy", first, last)
+    starts = _slice(folder / "starts.npy", first, last)
+    stops = _slice(folder / "stops.npy", first, last)
     lo = int(starts.min()) if len(starts) else 0
     hi = max(int(stops.max()) if len(stops) else 0, lo)
-    b_order = _slice(band / "b_order.npy", lo, hi)
+    b_order = _slice(folder / "b_order.npy", lo, hi)
     b_side = "a" if same else "b"
     a_pops, b_pops = root / "a_pops.npy", root / f"{b_side}_pops.npy"
     plan = Plan(_gather(root / "a_words.npy", a_order), _gather(a_pops, a_order), a_order,
                 _gather(root / f"{b_side}_words.npy", b_order), _gather(b_pops, b_order),
                 b_order, starts - lo, stops - lo, np.load(root / "needed.npy"), False)
-    return write_candidates(band / f"cand-{tile:06d}.parquet", plan, same, kernel,
-                            (a_pops, b_pops))
+    positions = np.load(root / "positions.npy")
+
+    def reported(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return reported_by_band(_gather(root / "a_words.npy", left),
+                                _gather(root / f"{b_side}_words.npy", right), positions, band)
+
+    return write_candidates(folder / f"cand-{tile:06d}.parquet", plan, same, kernel,
+                            (a_pops, b_pops), reported)
 
 
 def write_candidates(out: Path, plan: Plan, same: bool, kernel: str,
-                     pops: tuple[Path, Path] | None = None
+                     pops: tuple[Path, Path] | None = None,
+                     reported: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
                      ) -> tuple[str, int, int, int]:
     """Compare ``plan`` on this process's CPU and write the passing pairs (left, right, AND
     count, score), sorted by score descending, then left, right; within one set each pair as
     (smaller, larger). ``pops``: the files of both sets' popcounts by original index, where
-    there are. Returns (path, pairs found, visited, completed)."""
+    there are; ``reported``: which of the pairs (original indices) to write. Returns (path,
+    pairs found, visited, completed)."""
     found = CpuBackend(1, tile_rows=1024, kernel=kernel)._run(plan, None)
+    if reported is not None:
+        keep = reported(found.left, found.right)
+        found = PairArrays(found.left[keep], found.right[keep], found.counts[keep],
+                           found.visited, found.completed)
     left, right = found.left, found.right
     if same:
         left, right = np.minimum(left, right), np.maximum(left, right)

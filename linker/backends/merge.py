@@ -1,7 +1,7 @@
 """Merging sorted streams of candidate chunks into one sorted stream read a chunk at a time:
 memory holds one chunk per stream and one output chunk, never all candidates.
 ``merged_candidates`` merges per-task candidate files, each sorted in anonlink's order (score
-descending, then left, right); a pair found in several bands of a blocked run appears once.
+descending, then left, right).
 """
 
 from __future__ import annotations
@@ -66,19 +66,8 @@ def _file_chunks(path: Path, columns: Sequence[str], batch_rows: int) -> Iterato
 
 def merged_candidates(paths: Sequence[Path], batch_rows: int = 1 << 16,
                       with_count: bool = False) -> Iterator[Chunk]:
-    """(left, right, score) chunks, in anonlink's order across all files, each pair once;
-    ``with_count``: (left, right, score, count), the pair's AND count fourth."""
+    """(left, right, score) chunks, in anonlink's order across all files (which hold disjoint
+    pairs: a blocked run reports a pair in the first band it shares); ``with_count``: (left,
+    right, score, count), the pair's AND count fourth."""
     columns = ("left", "right", "score", "count") if with_count else ("left", "right", "score")
-    last: tuple[int, int] | None = None
-    for merged in merge_sorted([_file_chunks(p, columns, batch_rows) for p in paths],
-                               _anonlink_order):
-        left, right = merged[:2]
-        repeat = np.zeros(len(left), dtype=bool)
-        repeat[1:] = (left[1:] == left[:-1]) & (right[1:] == right[:-1])
-        if last is not None:
-            repeat[0] = (int(left[0]), int(right[0])) == last
-        keep = ~repeat
-        if keep.any():
-            kept = tuple(column[keep] for column in merged)
-            last = (int(kept[0][-1]), int(kept[1][-1]))
-            yield kept
+    return merge_sorted([_file_chunks(p, columns, batch_rows) for p in paths], _anonlink_order)
