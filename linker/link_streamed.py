@@ -5,12 +5,12 @@ entities and statistics as ``link_sets``.
 - Two parties, 1:1: the greedy solver takes the candidates in anonlink's order chunk by chunk
   from the merged per-task files, holding only which records are taken and the links kept.
 - Deduplication or three parties and more (the ``cluster`` solver): every pair of parties'
-  files are merged once into one stream in anonlink's order, written as edge files (each pair
-  once, however many bands found it) while each record's candidate pairs are counted; the
-  edge files are then read three times: to write every record's partners and gains as
-  memory-mapped compressed rows (a merge weighs all pairs across two groups), to merge groups,
-  and to collect the links. All beside the candidates, in the backend's shared folder; memory
-  holds a few arrays per record and a chunk of edges.
+  files are merged once into one stream in anonlink's order, written as edge files while
+  each record's candidate pairs are counted; the edge files are then read three times: to
+  write every record's partners and gains as memory-mapped compressed rows (a merge weighs
+  all pairs across two groups), to merge groups, and to collect the links. All beside the
+  candidates, in the backend's shared folder; memory holds a few arrays per record and a
+  chunk of edges.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ _EDGE_COLUMNS = (("u", np.int64), ("v", np.int64), ("score", np.float64))
 class _EdgeWriter:
     """The merged stream's edges (global record indices and score, in anonlink's order)
     appended to one raw file per column, so that the passes after the first read them back
-    without merging the candidate files again (a pair found in many bands is in many)."""
+    without merging the candidate files again."""
 
     def __init__(self, folder: Path) -> None:
         self.folder, self.count = folder, 0

@@ -26,6 +26,7 @@ from .types import Candidates, PairArrays, Plan, ProgressCallback, dice_scores
 __all__ = ["Backend", "popcount_bounds", "all_pairs_plan"]
 
 log = logging.getLogger(__name__)
+_CHUNK = 1 << 16  # pairs whose rows are gathered at once to find the band that reports them
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -168,8 +169,11 @@ class Backend(ABC):
         parts = []
         for band, plan in enumerate(self._plans(a, b, needed, blocking)):
             found = self._run(plan, None)
-            keep = reported_by_band(a.words[found.left], (a if b is None else b).words[
-                found.right], positions, band)
+            other = a if b is None else b
+            keep = np.concatenate([np.ones(0, dtype=bool)] + [  # rows gathered a chunk at a time
+                reported_by_band(a.words[found.left[k:k + _CHUNK]],
+                                 other.words[found.right[k:k + _CHUNK]], positions, band)
+                for k in range(0, len(found.left), _CHUNK)])
             parts.append(PairArrays(found.left[keep], found.right[keep], found.counts[keep],
                                     found.visited, found.completed))
             done(band)
