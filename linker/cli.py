@@ -138,12 +138,17 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
             "tried held on the test data. Give a threshold or leave the default "
             f"({DEFAULT_DEDUP_THRESHOLD} with deduplication, from the measurements in the "
             "README) and check it on a sample with known links (`pprl evaluate`)")
+    bar = tqdm(total=100, unit="%", disable=not sys.stderr.isatty(), file=sys.stderr,
+               desc="estimating the threshold")
     try:
         from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
 
-        estimate = estimate_sets(sets, backend)
+        estimate = estimate_sets(sets, backend,
+                                 lambda share: bar.update(round(100 * share) - bar.n))
     except ValueError as e:  # too few scores to fit
         raise click.ClickException(f"--threshold auto: {e}; give a threshold") from e
+    finally:
+        bar.close()
     click.echo(estimate.summary())
     return estimate.threshold, estimate.choice()
 

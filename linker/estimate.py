@@ -53,6 +53,7 @@ within 0.02) but 0.027-0.077 of F1 short on six of the twelve synthetic extracts
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -264,24 +265,36 @@ class FloorLinks:
     accepted: np.ndarray
 
 
-def floor_links(a: ClkSet, b: ClkSet, backend: Backend | None = None
-                ) -> FloorLinks:
-    found = candidate_pairs(a, b, FLOOR, backend=backend)
+def floor_links(a: ClkSet, b: ClkSet, backend: Backend | None = None,
+                progress: Callable[[int], None] | None = None) -> FloorLinks:
+    """``progress``: called with the A rows done as candidates are found."""
+    found = candidate_pairs(a, b, FLOOR, backend=backend, progress=progress)
     return FloorLinks(found.left, found.right, found.score,
                       greedy_one_to_one(found.left, found.right, len(a), len(b)))
 
 
-def estimate_sets(sets: list[ClkSet], backend: Backend | None = None) -> Estimate:
+def estimate_sets(sets: list[ClkSet], backend: Backend | None = None,
+                  progress: Callable[[float], None] | None = None) -> Estimate:
     """The estimate for linking ``sets`` without deduplication: two parties 1:1
     (:func:`estimate_link`), more on one threshold for all their pairs
-    (:func:`estimate_parties`)."""
+    (:func:`estimate_parties`). ``progress``: called with the share of the candidate search
+    done (every pair of parties at ``FLOOR``: most of the estimate's time)."""
     if len(sets) < 2:
         raise ValueError("an estimate needs two parties or more")
+    rows = sum(len(a) for i, a in enumerate(sets) for _ in sets[i + 1:])
+    done = 0
+
+    def tick(step: int) -> None:
+        nonlocal done
+        done += step
+        if progress is not None:
+            progress(done / max(rows, 1))
+
     fits, names = [], []
     for i, a in enumerate(sets):
         for b in sets[i + 1:]:
             names.append(f"{a.party}-{b.party}")
-            links = floor_links(a, b, backend)
+            links = floor_links(a, b, backend, tick)
             try:
                 fits.append(fit_links(links.left, links.right, links.score, links.accepted,
                                       len(a), len(b)))

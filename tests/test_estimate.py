@@ -13,12 +13,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from linker.clkset import load_clk_sets
 from linker.estimate import (
     FLOOR,
     LinkFit,
     Mixture,
     estimate_link,
     estimate_parties,
+    estimate_sets,
     fit_mixture,
     floor_links,
 )
@@ -158,6 +160,16 @@ def test_three_providers_get_one_threshold_and_evaluate_shows_the_estimate(
         best = max(best, json.loads(pprl("evaluate", str(given), "--truth", str(truth),
                                          "--json").stdout)["f1"])
     assert report["f1"] >= best - 0.01
+
+
+def test_the_estimate_reports_its_progress(provider_files: dict[str, Path]) -> None:
+    """The search at Dice 0.5 over every pair of parties (most of the estimate's time) reports
+    the share done, rising to 1."""
+    sets = load_clk_sets([provider_files[p] for p in ("imaging", "ehr", "claims")])
+    shares: list[float] = []
+    estimate_sets(sets, progress=shares.append)
+    assert len(shares) >= 3 and shares == sorted(shares) and shares[-1] == 1.0
+    assert 0 < shares[0] < 1
 
 
 def _fit_of(mixture: Mixture, rng: np.random.Generator, n: int) -> LinkFit:
