@@ -236,7 +236,7 @@ def test_a_dask_worker_killed_mid_run_changes_nothing(dask_cluster: str, tmp_pat
     backend = get_backend("dask", scheduler=dask_cluster, shared_dir=tmp_path, tile_rows=250,
                           kernel="scalar", plan_rows=6000)
     client = backend.client  # type: ignore[attr-defined]
-    pids = client.run(os.getpid)
+    client.wait_for_workers(2, timeout=60)  # the one an earlier case killed is restarted
     killed: list[int] = []
 
     def kill_a_busy_worker() -> None:
@@ -245,8 +245,9 @@ def test_a_dask_worker_killed_mid_run_changes_nothing(dask_cluster: str, tmp_pat
             busy = [w for w, keys in client.processing().items()
                     if any("pprl-tile" in str(k) for k in keys)]
             if busy:
-                os.kill(pids[busy[0]], signal.SIGKILL)
-                killed.append(pids[busy[0]])
+                pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
                 return
             time.sleep(0.01)
 
