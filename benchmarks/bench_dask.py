@@ -92,6 +92,12 @@ def _worker_peaks(backend: Backend) -> list[float]:
     return sorted(round(mib, 1) for mib in peaks.values())
 
 
+def _options(kind: str, workers: int, tile_rows: int) -> dict[str, Any]:
+    """The backend's options: all cores as threads (cpu), or the cluster's workers and tiles."""
+    return ({"workers": default_workers()} if kind == "cpu" else
+            {"workers": workers, "tile_rows": tile_rows})
+
+
 def run_one(kind: str, workers: int, data: Path, threshold: float, tile_rows: int
             ) -> dict[str, Any]:
     """One configuration, in this process: warm up, then time candidate generation (and,
@@ -99,11 +105,9 @@ def run_one(kind: str, workers: int, data: Path, threshold: float, tile_rows: in
     with np.load(data) as arrays:
         a, b = ClkSet.from_arrays(arrays["a"]), ClkSet.from_arrays(arrays["b"])
         tiny = ClkSet.from_arrays(arrays["a"][:200])
-    options: dict[str, Any] = ({"workers": default_workers()} if kind == "cpu" else
-                               {"workers": workers, "tile_rows": tile_rows})
     blocking = LshBlocking()
     digest = hashlib.sha256()
-    with get_backend(kind, **options) as backend:
+    with get_backend(kind, **_options(kind, workers, tile_rows)) as backend:
         candidate_pairs(tiny, tiny, threshold, backend=backend, blocking=blocking)
         started = time.perf_counter()
         if kind == "cpu":
@@ -137,11 +141,9 @@ def run_one_dedup(kind: str, workers: int, data: Path, threshold: float, tile_ro
     with np.load(data) as arrays:
         both = ClkSet.from_arrays(np.vstack([arrays["a"], arrays["b"]]))
         tiny = ClkSet.from_arrays(arrays["a"][:200])
-    options: dict[str, Any] = ({"workers": default_workers()} if kind == "cpu" else
-                               {"workers": workers, "tile_rows": tile_rows})
     blocking = LshBlocking()
     digest = hashlib.sha256()
-    with get_backend(kind, **options) as backend:
+    with get_backend(kind, **_options(kind, workers, tile_rows)) as backend:
         link_on(backend, [tiny], threshold, dedup=[True], blocking=blocking)
         started = time.perf_counter()
         result = link_on(backend, [both], threshold, dedup=[True], blocking=blocking)

@@ -28,7 +28,14 @@ from .backends import Backend
 from .backends.merge import Chunk, merge_sorted, merged_candidates
 from .blocking import LshBlocking
 from .clkset import ClkSet
-from .link import LinkResult, link_sets, number_entities, party_pairs
+from .link import (
+    LinkResult,
+    PairProgress,
+    comparison_stats,
+    link_sets,
+    number_entities,
+    party_pairs,
+)
 from .solve import (
     DEFAULT_SOLVER,
     SCORED_BELOW,
@@ -86,15 +93,8 @@ def link_two_streamed(sets: Sequence[ClkSet], threshold: float, backend: Streami
     """``link_sets`` for two parties without deduplication, from ``backend``'s files."""
     started = time.perf_counter()
     a, b = sets
-    rows_done = 0
-
-    def tick(rows: int) -> None:
-        nonlocal rows_done
-        rows_done += rows
-        if progress is not None:
-            progress(rows, rows_done * len(b))
-
-    files = backend.candidate_files(a, b, threshold, blocking, tick)
+    files = backend.candidate_files(a, b, threshold, blocking,
+                                    PairProgress(progress).tick_for(len(b)))
     used_a, used_b = np.zeros(len(a), np.bool_), np.zeros(len(b), np.bool_)
     links: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     candidates = 0
@@ -115,11 +115,8 @@ def link_two_streamed(sets: Sequence[ClkSet], threshold: float, backend: Streami
     entity_b[record_b] = record_a
     total = len(a) * len(b)
     stats: dict[str, float | int] = {
-        "candidate_pairs": candidates, "links": len(score), "pairs_total": total,
-        "pairs_compared": files.visited, "pairs_compared_in_full": files.completed,
-        "pruned_share": round(1 - files.visited / total, 6) if total else 0.0,
-        "stopped_halfway_share": (round(1 - files.completed / files.visited, 6)
-                                  if files.visited else 0.0),
+        "candidate_pairs": candidates, "links": len(score),
+        **comparison_stats(total, files.visited, files.completed),
         "token_only_pairs": 0, "seconds": round(time.perf_counter() - started, 3)}
     zeros = np.zeros(len(score), dtype=np.int64)
     return LinkResult([a.party, b.party], [a.record_ids, b.record_ids], zeros, record_a,
@@ -204,19 +201,13 @@ def link_groups_streamed(sets: Sequence[ClkSet], threshold: float, backend: Stre
     offsets = np.cumsum([0] + [len(s) for s in sets])
     n = int(offsets[-1])
     found: list[tuple[int, int, _Files]] = []
-    total = rows_done = 0
+    total = 0
+    ticks = PairProgress(progress)
     try:
         for i, j in sorted(party_pairs(len(sets), dedup)):  # anonlink's party order
-            width = len(sets[j])
-
-            def tick(rows: int, width: int = width) -> None:
-                nonlocal rows_done
-                rows_done += rows
-                if progress is not None:
-                    progress(rows, rows_done * width)
-
             found.append((i, j, backend.candidate_files(
-                sets[i], None if i == j else sets[j], scored_from, blocking, tick)))
+                sets[i], None if i == j else sets[j], scored_from, blocking,
+                ticks.tick_for(len(sets[j])))))
             total += len(sets[i]) * (len(sets[i]) - 1) // 2 if i == j else \
                 len(sets[i]) * len(sets[j])
         first = np.array([i for i, _, _ in found], dtype=np.int64)
@@ -256,10 +247,7 @@ def link_groups_streamed(sets: Sequence[ClkSet], threshold: float, backend: Stre
         for c, dtype in enumerate((np.int64, np.int64, np.int64, np.int64, np.float64)))
     stats: dict[str, float | int] = {
         "candidate_pairs": candidates, "pairs_scored_below_threshold": below,
-        "links": len(score), "pairs_total": total, "pairs_compared": visited,
-        "pairs_compared_in_full": completed,
-        "pruned_share": round(1 - visited / total, 6) if total else 0.0,
-        "stopped_halfway_share": round(1 - completed / visited, 6) if visited else 0.0,
+        "links": len(score), **comparison_stats(total, visited, completed),
         "token_only_pairs": 0, "seconds": round(time.perf_counter() - started, 3)}
     return LinkResult([s.party for s in sets], [s.record_ids for s in sets], party_a, record_a,
                       party_b, record_b, score, number_entities(groups, offsets), stats)

@@ -183,9 +183,10 @@ def compare_band_tile(band_dir: str, band: int, tile: int, tile_rows: int, kerne
                 b_order, starts - lo, stops - lo, np.load(root / "needed.npy"), False)
     positions = np.load(root / "positions.npy")
 
-    def reported(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        return reported_by_band(_gather(root / "a_words.npy", left),
-                                _gather(root / f"{b_side}_words.npy", right), positions, band)
+    def reported(left: np.ndarray, right: np.ndarray) -> np.ndarray:  # rows the plan holds
+        return reported_by_band(_rows_by_index(plan.a_index, plan.a_words, left),
+                                _rows_by_index(plan.b_index, plan.b_words, right), positions,
+                                band)
 
     return write_candidates(folder / f"cand-{tile:06d}.parquet", plan, same, kernel,
                             (a_pops, b_pops), reported)
@@ -209,8 +210,8 @@ def write_candidates(out: Path, plan: Plan, same: bool, kernel: str,
     if same:
         left, right = np.minimum(left, right), np.maximum(left, right)
     if pops is None:
-        a_pop = _pops_by_index(plan.a_index, plan.a_pops, found.left)
-        b_pop = _pops_by_index(plan.b_index, plan.b_pops, found.right)
+        a_pop = _rows_by_index(plan.a_index, plan.a_pops, found.left)
+        b_pop = _rows_by_index(plan.b_index, plan.b_pops, found.right)
     else:
         a_pop, b_pop = _gather(pops[0], found.left), _gather(pops[1], found.right)
     score = dice_scores(found.counts, a_pop, b_pop)
@@ -223,10 +224,10 @@ def write_candidates(out: Path, plan: Plan, same: bool, kernel: str,
     return str(out), len(order), found.visited, found.completed
 
 
-def _pops_by_index(index: np.ndarray, pops: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Popcounts of the rows whose original index is ``wanted``."""
+def _rows_by_index(index: np.ndarray, rows: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The rows (popcounts, words) of a plan's side whose original index is ``wanted``."""
     order = np.argsort(index, kind="stable")
-    return pops[order[np.searchsorted(index[order], wanted)]]
+    return rows[order[np.searchsorted(index[order], wanted)]]
 
 
 def merge_band(band_dir: str, tiles: list[tuple[str, int, int, int]]
