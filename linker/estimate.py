@@ -56,6 +56,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from scipy import optimize, special, stats
 
@@ -113,17 +114,24 @@ class Mixture:
 
 def top_two(record: np.ndarray, score: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Best and second-best score of each of n records over its candidate pairs (NaN: none)."""
-    order = np.lexsort((-score, record))
-    record, score = record[order], score[order]
-    first = np.flatnonzero(np.r_[True, record[1:] != record[:-1]]) if len(record) else \
-        np.zeros(0, np.int64)
-    best, second = np.full(n, np.nan), np.full(n, np.nan)
-    best[record[first]] = score[first]
-    nxt = first + 1
-    has = nxt < len(record)
-    has[has] = record[nxt[has]] == record[first[has]]
-    second[record[first[has]]] = score[nxt[has]]
+    best, second = np.full(n, -np.inf), np.full(n, -np.inf)
+    _keep_top_two(record.astype(np.int64), score.astype(np.float64), best, second)
+    best[best == -np.inf] = np.nan
+    second[second == -np.inf] = np.nan
     return best, second
+
+
+@numba.njit(cache=True, nogil=True)
+def _keep_top_two(record: np.ndarray, score: np.ndarray, best: np.ndarray,
+                  second: np.ndarray) -> None:  # pragma: no cover
+    """One pass over the pairs, in any order (sorting 7.8M of them took 0.5 s)."""
+    for k in range(len(record)):
+        r, s = record[k], score[k]
+        if s > best[r]:
+            second[r] = best[r]
+            best[r] = s
+        elif s > second[r]:
+            second[r] = s
 
 
 def fit_mixture(best: np.ndarray, second: np.ndarray) -> Mixture:

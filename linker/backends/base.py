@@ -21,7 +21,8 @@ import numpy as np
 from ..blocking import LshBlocking, band_keys, band_plan, reported_by_band
 from ..clkset import ClkSet
 from ..dice_kernel import min_counts
-from .types import Candidates, PairArrays, Plan, ProgressCallback, dice_scores
+from .order import in_anonlink_order
+from .types import Candidates, PairArrays, Plan, ProgressCallback
 
 __all__ = ["Backend", "popcount_bounds", "all_pairs_plan"]
 
@@ -119,9 +120,11 @@ class Backend(ABC):
         return [function(item) for item in items]
 
     @final
-    def _run_tile(self, prepared: Any, plan: Plan, first: int, last: int) -> PairArrays:
+    def _run_tile(self, prepared: Any, plan: Plan, first: int, last: int,
+                  guess: int = 1 << 16) -> PairArrays:
+        """The tile's pairs, in a buffer of ``guess`` pairs at first (at most the window)."""
         window = plan.window_pairs(first, last)
-        capacity = max(1024, min(window, 1 << 16))
+        capacity = max(1024, min(window, guess))
         while True:
             found = self._tile(prepared, plan, first, last, capacity)
             if found is not None:
@@ -131,10 +134,14 @@ class Backend(ABC):
     def _run(self, plan: Plan, progress: ProgressCallback | None) -> PairArrays:
         """All pairs of ``plan``, tile by tile."""
         prepared = self._prepare(plan)
+        # Tiles start with a buffer for the most pairs a tile has found so far (and a quarter):
+        # at Dice 0.5 a tile of FEBRL 4 finds 1.5M, which the first guess made four retries.
+        guess = [1 << 16]
 
         def tile(first: int) -> PairArrays:
             last = min(first + self.tile_rows, plan.rows)
-            found = self._run_tile(prepared, plan, first, last)
+            found = self._run_tile(prepared, plan, first, last, guess[0])
+            guess[0] = max(guess[0], len(found.left) + len(found.left) // 4)
             if progress is not None:
                 progress(last - first)
             return found
@@ -218,10 +225,9 @@ class Backend(ABC):
         else:
             found = self._run(all_pairs_plan(a, b, min_counts(threshold, a.length)), progress)
         left, right = _oriented(found, b is None)
-        scores = dice_scores(found.counts, a.popcounts[left], other.popcounts[right])
-        order = np.lexsort((right, left, -scores))
-        return Candidates(left[order], right[order], scores[order], found.visited, total,
-                          found.completed)
+        sums = a.popcounts[left].astype(np.int64) + other.popcounts[right]
+        left, right, scores = in_anonlink_order(left, right, found.counts, sums)
+        return Candidates(left, right, scores, found.visited, total, found.completed)
 
 
 def _oriented(found: PairArrays, same: bool) -> tuple[np.ndarray, np.ndarray]:

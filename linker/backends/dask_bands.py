@@ -32,7 +32,8 @@ from ..blocking import band_plan, reported_by_band, words_band_keys
 from ..clkset import ClkSet
 from .cpu import CpuBackend
 from .merge import merged_candidates
-from .types import PairArrays, Plan, dice_scores
+from .order import anonlink_order
+from .types import PairArrays, Plan
 
 __all__ = ["write_sets", "plan_band", "compare_band_tile", "merge_band", "write_candidates",
            "part_folder"]
@@ -214,14 +215,13 @@ def write_candidates(out: Path, plan: Plan, same: bool, kernel: str,
         b_pop = _rows_by_index(plan.b_index, plan.b_pops, found.right)
     else:
         a_pop, b_pop = _gather(pops[0], found.left), _gather(pops[1], found.right)
-    score = dice_scores(found.counts, a_pop, b_pop)
-    order = np.lexsort((right, left, -score))
+    order, score = anonlink_order(left, right, found.counts, a_pop.astype(np.int64) + b_pop)
     table = pa.table({"left": left[order], "right": right[order], "count": found.counts[order],
-                      "score": score[order]}, schema=_CANDIDATES)
+                      "score": score}, schema=_CANDIDATES)
     temp = _temporary(out)
     pq.write_table(table, temp, compression="none")
     os.replace(temp, out)
-    return str(out), len(order), found.visited, found.completed
+    return str(out), len(left), found.visited, found.completed
 
 
 def _rows_by_index(index: np.ndarray, rows: np.ndarray, wanted: np.ndarray) -> np.ndarray:

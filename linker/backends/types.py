@@ -97,3 +97,4 @@ def dice_scores(counts: np.ndarray, left_pops: np.ndarray, right_pops: np.ndarra
         scores = 2.0 * counts.astype(np.float64) / sums
     scores[sums == 0] = 0.0
     return scores
+
