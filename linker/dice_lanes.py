@@ -9,10 +9,12 @@ CPUs without VPOPCNTDQ LLVM emulates the vector count; ``CpuBackend`` then uses 
 kernel (``dice_kernel``) unless told otherwise.
 
 Exactness as in ``dice_kernel``: every pair's final test is ``count >= needed[a + b]``. The
-half-way stop is taken per group, in one vector loop over a row's groups (``alive_groups``):
-after half of the words, a group is dropped when no lane's count plus a bound on the rest can
-reach the least count any of its rows needs. Only the few groups left are counted on from
-half-way (``lane_counts``) and tested pair by pair.
+whole test of a row against its groups is one vector loop (``passing_groups``): after half of
+the words a group is dropped when no lane's count plus a bound on the rest can reach the least
+count any of its rows needs; the few groups left are counted to the last word and their lanes
+tested against their own needed counts in the same loop, so only groups holding a candidate
+leave it (on clkhash's random names 9% of groups pass half-way, 0.05% hold a candidate;
+testing the 9% lane by lane outside the loop cost as much as the half-way test of all).
 
 The bound on the rest is per word: the AND of two words has at most as many bits as the
 sparser of them, so the second half adds at most the sum over its words of min(popcount of A's
@@ -39,6 +41,7 @@ __all__ = ["LANES", "LaneSide", "lane_tile_pairs", "least_counts"]
 
 LANES = 8
 _B_BLOCK_GROUPS = 32  # 256 B rows: first halves of 1024-bit CLKs (16 KiB) stay in L1 (measured)
+_UNROLLED_HALF = 8  # words in half of a 1024-bit CLK: that width's half-way test is unrolled
 
 
 def _vector_helpers(builder):  # type: ignore[no-untyped-def]
@@ -69,72 +72,57 @@ def _add_group_counts(builder, total, a_data, b_data, group_start, words):  # ty
         builder.store(builder.add(builder.load(total), bits), total)
 
 
-@intrinsic
-def lane_counts(typingctx, a_row, b_group, counts, start):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """counts[l] += popcount(a_row & row l of b_group) over words [start, words), b_group
-    being one (words, 8) group."""
-    if not (isinstance(b_group, types.Array) and b_group.ndim == 2 and b_group.layout == "C"):
-        return None
+def _least_byte_sums(builder, a_chunk, b_chunk):  # type: ignore[no-untyped-def]
+    """For each lane, the sum over its eight bytes of min(A's byte, B's byte): the bound on
+    the AND count of eight words from their per-word popcounts (one byte each)."""
+    vector, _, _ = _vector_helpers(builder)
+    as_bytes = ir.VectorType(ir.IntType(8), 8 * LANES)
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        a_value, b_value, counts_value, start_value = args
-        vector, _, _ = _vector_helpers(builder)
-        a_array = context.make_array(signature.args[0])(context, builder, a_value)
-        b_data = context.make_array(signature.args[1])(context, builder, b_value).data
-        counts_data = context.make_array(signature.args[2])(context, builder, counts_value).data
-        counts_pointer = builder.bitcast(counts_data, vector.as_pointer())
-        total = cgutils.alloca_once_value(builder, builder.load(counts_pointer, align=8))
-        words = cgutils.unpack_tuple(builder, a_array.shape)[0]
-        lanes = ir.Constant(ir.IntType(64), LANES)
-        _add_group_counts(builder, total, builder.gep(a_array.data, [start_value]), b_data,
-                          builder.mul(start_value, lanes), builder.sub(words, start_value))
-        builder.store(builder.load(total), counts_pointer, align=8)
-        return context.get_dummy_value()
+    def constant(value: int):  # type: ignore[no-untyped-def]
+        return ir.Constant(vector, [value] * LANES)
 
-    return types.none(a_row, b_group, counts, types.int64), codegen
+    a_chunk, b_chunk = builder.bitcast(a_chunk, as_bytes), builder.bitcast(b_chunk, as_bytes)
+    least = builder.bitcast(builder.select(builder.icmp_unsigned("<", a_chunk, b_chunk),
+                                           a_chunk, b_chunk), vector)
+    # Eight byte counts (each <= 64) summed within each lane, SWAR.
+    pairs = builder.add(builder.and_(least, constant(0x00FF00FF00FF00FF)),
+                        builder.and_(builder.lshr(least, constant(8)),
+                                     constant(0x00FF00FF00FF00FF)))
+    quads = builder.and_(builder.add(pairs, builder.lshr(pairs, constant(16))),
+                         constant(0x0000FFFF0000FFFF))
+    return builder.and_(builder.add(quads, builder.lshr(quads, constant(32))), constant(0xFFFF))
 
 
 def _add_rest_bounds(builder, total, a_bytes, b_bytes, chunks):  # type: ignore[no-untyped-def]
-    """total += sum over bytes of min(a_bytes[x], b_bytes lane l [x]) for each lane l, over
-    ``chunks`` words of eight packed byte counts (A's broadcast, B's one per lane)."""
+    """total += ``_least_byte_sums`` over ``chunks`` words of eight packed byte counts (A's
+    broadcast, B's one per lane)."""
     vector, _, splat = _vector_helpers(builder)
-    word = ir.IntType(64)
-    as_bytes = ir.VectorType(ir.IntType(8), 8 * LANES)
-    lanes = ir.Constant(word, LANES)
-
-    def mask(value: int):  # type: ignore[no-untyped-def]
-        return ir.Constant(vector, [value] * LANES)
-
-    def shift(value: int):  # type: ignore[no-untyped-def]
-        return ir.Constant(vector, [value] * LANES)
-
+    lanes = ir.Constant(ir.IntType(64), LANES)
     with cgutils.for_range(builder, chunks) as loop:
-        a_chunk = builder.bitcast(splat(builder.load(builder.gep(a_bytes, [loop.index]))),
-                                  as_bytes)
-        b_chunk = builder.bitcast(builder.load(builder.bitcast(
+        a_chunk = splat(builder.load(builder.gep(a_bytes, [loop.index])))
+        b_chunk = builder.load(builder.bitcast(
             builder.gep(b_bytes, [builder.mul(loop.index, lanes)]), vector.as_pointer()),
-            align=8), as_bytes)
-        least = builder.bitcast(builder.select(builder.icmp_unsigned("<", a_chunk, b_chunk),
-                                               a_chunk, b_chunk), vector)
-        # Eight byte counts (each <= 64) summed within each lane, SWAR.
-        pairs = builder.add(builder.and_(least, mask(0x00FF00FF00FF00FF)),
-                            builder.and_(builder.lshr(least, shift(8)), mask(0x00FF00FF00FF00FF)))
-        quads = builder.and_(builder.add(pairs, builder.lshr(pairs, shift(16))),
-                             mask(0x0000FFFF0000FFFF))
-        sums = builder.and_(builder.add(quads, builder.lshr(quads, shift(32))), mask(0xFFFF))
-        builder.store(builder.add(builder.load(total), sums), total)
+            align=8)
+        builder.store(builder.add(builder.load(total), _least_byte_sums(builder, a_chunk,
+                                                                          b_chunk)), total)
 
 
 @intrinsic
-def alive_groups(typingctx, a_words, row, a_bytes, a_pop, b_lanes, b_bytes, b_low_pops,  # type: ignore[no-untyped-def]  # pragma: no cover
-                 least_needed, first, stop, half, alive, alive_counts):
-    """The half-way test of A row ``row`` against groups [first, stop) of B: writes to ``alive``
-    the groups in which some lane l may still reach the threshold, i.e. whose first-half
-    count plus the per-word bound on the rest (A's byte counts ``a_bytes[row]``, B's
-    ``b_bytes[g]``, see ``_rest_word_counts``) reaches the least count any row of the group
-    needs (``least_needed[a_pop + b_low_pops[g]]``, ``least_needed`` being the running minimum
-    of ``needed`` from the top, which is not monotone near t = 1), and their first-half counts
-    to ``alive_counts``; returns how many. All in one loop, vectors only."""
+def passing_groups(typingctx, a_words, row, a_bytes, a_pop, b_lanes, b_bytes, b_low_pops,  # type: ignore[no-untyped-def]  # pragma: no cover
+                   b_pops, needed, least_needed, first, stop, window, half, passing,
+                   passing_counts, passing_lanes, completed):
+    """A row ``row`` against groups [first, stop) of B, all in one loop, vectors only.
+
+    After half of the words a group is dropped when no lane's count plus the per-word bound on
+    the rest (A's byte counts ``a_bytes[row]``, B's ``b_bytes[g]``, see
+    ``_rest_word_counts``) reaches the least count any row of the group needs
+    (``least_needed[a_pop + b_low_pops[g]]``, ``least_needed`` being the running minimum of
+    ``needed`` from the top, which is not monotone near t = 1). A group left is counted to
+    the last word and each lane tested against ``needed[a_pop + b_pops[lane]]``, lanes
+    outside B rows ``window`` = (start, stop) masked out. Writes the groups with a passing
+    lane to ``passing``, their counts to ``passing_counts`` and their lanes as a bit mask to
+    ``passing_lanes``; adds the pairs counted in full to ``completed[0]``; returns how many
+    groups passed."""
     if not (isinstance(b_lanes, types.Array) and b_lanes.ndim == 3 and b_lanes.layout == "C"
             and isinstance(a_words, types.Array) and a_words.layout == "C"
             and isinstance(b_bytes, types.Array) and b_bytes.ndim == 3
@@ -143,51 +131,137 @@ def alive_groups(typingctx, a_words, row, a_bytes, a_pop, b_lanes, b_bytes, b_lo
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         (a_value, row_value, a_bytes_value, a_pop_value, b_value, b_bytes_value, low_value,
-         needed_value, first_value, stop_value, half_value, alive_value, counts_value) = args
+         pops_value, needed_value, least_value, first_value, stop_value, window_value,
+         half_value, passing_value, counts_value, lanes_value, completed_value) = args
 
-        def array(index: int, value):  # type: ignore[no-untyped-def]
-            return context.make_array(signature.args[index])(context, builder, value)
+        def data(index: int, value):  # type: ignore[no-untyped-def]
+            return context.make_array(signature.args[index])(context, builder, value).data
 
-        b_data, b_bytes_data = array(4, b_value).data, array(5, b_bytes_value).data
-        low_data, needed_data, alive_data = (array(6, low_value).data,
-                                             array(7, needed_value).data,
-                                             array(11, alive_value).data)
-        counts_data = array(12, counts_value).data
-        width = cgutils.unpack_tuple(builder, array(4, b_value).shape)[1]
-        chunks = cgutils.unpack_tuple(builder, array(5, b_bytes_value).shape)[1]
-        a_data = builder.gep(array(0, a_value).data, [builder.mul(row_value, width)])
-        a_bytes = builder.gep(array(2, a_bytes_value).data, [builder.mul(row_value, chunks)])
+        b_data, b_bytes_data = data(4, b_value), data(5, b_bytes_value)
+        b_array = context.make_array(signature.args[4])(context, builder, b_value)
+        width = cgutils.unpack_tuple(builder, b_array.shape)[1]
+        chunks = cgutils.unpack_tuple(builder, context.make_array(signature.args[5])(
+            context, builder, b_bytes_value).shape)[1]
+        a_data = builder.gep(data(0, a_value), [builder.mul(row_value, width)])
+        a_bytes = builder.gep(data(2, a_bytes_value), [builder.mul(row_value, chunks)])
+        pops_data, needed_data = data(7, pops_value), data(8, needed_value)
+        low_data, least_data = data(6, low_value), data(9, least_value)
+        passing_data, counts_data = data(14, passing_value), data(15, counts_value)
+        lanes_data, completed_data = data(16, lanes_value), data(17, completed_value)
+        window_start, window_stop = cgutils.unpack_tuple(builder, window_value)
         word = ir.IntType(64)
-        vector, _, splat = _vector_helpers(builder)
+        mask_type = ir.IntType(LANES)
+        vector, ctpop_vector, splat = _vector_helpers(builder)
         lanes = ir.Constant(word, LANES)
+        lane_ids = ir.Constant(vector, list(range(LANES)))
         found = cgutils.alloca_once_value(builder, ir.Constant(word, 0))
+        full = cgutils.alloca_once_value(builder, ir.Constant(word, 0))
         total = cgutils.alloca_once(builder, vector)
         bound = cgutils.alloca_once(builder, vector)
-        with cgutils.for_range(builder, builder.sub(stop_value, first_value)) as groups:
-            g = builder.add(groups.index, first_value)
-            builder.store(ir.Constant(vector, None), total)
-            _add_group_counts(builder, total, a_data, b_data,
-                              builder.mul(g, builder.mul(width, lanes)), half_value)
-            builder.store(builder.load(total), bound)
-            _add_rest_bounds(builder, bound, a_bytes, builder.gep(
-                b_bytes_data, [builder.mul(g, builder.mul(chunks, lanes))]), chunks)
+        ctpop_mask = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(mask_type, [mask_type]), f"llvm.ctpop.i{LANES}")
+        none = ir.Constant(mask_type, 0)
+
+        def unrolled_counts(a_vectors, group_words, first_word):  # type: ignore[no-untyped-def]
+            """counts of words [first_word, first_word + len(a_vectors)) of group g, as
+            ``_add_group_counts`` gives them, in straight-line code."""
+            counts = ir.Constant(vector, None)
+            for x, a_vector in enumerate(a_vectors):
+                b_vector = builder.load(builder.bitcast(builder.gep(b_data, [builder.add(
+                    group_words, ir.Constant(word, (first_word + x) * LANES))]),
+                    vector.as_pointer()), align=8)
+                counts = builder.add(counts, builder.call(
+                    ctpop_vector, [builder.and_(a_vector, b_vector)]))
+            return counts
+
+        def finish(g, group_words, second_half):  # type: ignore[no-untyped-def]
+            """The half-way test of group g (``total``: its first-half counts, ``bound``:
+            with the bound on the rest added) and, if it passes, the full count
+            (``second_half(group_words)`` adds the rest to ``total``) and test."""
             low = builder.load(builder.gep(low_data, [g]))
-            need = builder.load(builder.gep(needed_data, [builder.add(a_pop_value, low)]))
-            passing = builder.icmp_signed(">=", builder.load(bound), splat(need))
-            mask = builder.bitcast(passing, ir.IntType(LANES))
-            none_pass = ir.Constant(ir.IntType(LANES), 0)
-            with builder.if_then(builder.icmp_unsigned("!=", mask, none_pass), likely=False):
-                n = builder.load(found)
-                builder.store(g, builder.gep(alive_data, [n]))
-                builder.store(builder.load(total), builder.bitcast(
-                    builder.gep(counts_data, [builder.mul(n, lanes)]), vector.as_pointer()),
-                    align=8)
-                builder.store(builder.add(n, ir.Constant(word, 1)), found)
+            least = builder.load(builder.gep(least_data, [builder.add(a_pop_value, low)]))
+            alive = builder.bitcast(
+                builder.icmp_signed(">=", builder.load(bound), splat(least)), mask_type)
+            with builder.if_then(builder.icmp_unsigned("!=", alive, none), likely=False):
+                second_half(group_words)
+                first_row = builder.mul(g, lanes)
+                rows = builder.add(splat(first_row), lane_ids)
+                inside = builder.and_(builder.icmp_signed(">=", rows, splat(window_start)),
+                                      builder.icmp_signed("<", rows, splat(window_stop)))
+                inside_mask = builder.bitcast(inside, mask_type)
+                builder.store(builder.add(builder.load(full), builder.zext(
+                    builder.call(ctpop_mask, [inside_mask]), word)), full)
+                sums = builder.add(splat(a_pop_value), builder.load(builder.bitcast(
+                    builder.gep(pops_data, [first_row]), vector.as_pointer()), align=8))
+                needs = ir.Constant(vector, ir.Undefined)
+                for lane in range(LANES):
+                    at = ir.Constant(ir.IntType(32), lane)
+                    need = builder.load(builder.gep(needed_data, [
+                        builder.extract_element(sums, at)]))
+                    needs = builder.insert_element(needs, need, at)
+                counts = builder.load(total)
+                reached = builder.and_(builder.icmp_signed(">=", counts, needs), inside)
+                reached_mask = builder.bitcast(reached, mask_type)
+                with builder.if_then(builder.icmp_unsigned("!=", reached_mask, none),
+                                     likely=False):
+                    n = builder.load(found)
+                    builder.store(g, builder.gep(passing_data, [n]))
+                    builder.store(counts, builder.bitcast(
+                        builder.gep(counts_data, [builder.mul(n, lanes)]), vector.as_pointer()),
+                        align=8)
+                    builder.store(builder.zext(reached_mask, word),
+                                  builder.gep(lanes_data, [n]))
+                    builder.store(builder.add(n, ir.Constant(word, 1)), found)
+
+        def generic_second_half(group_words):  # type: ignore[no-untyped-def]
+            _add_group_counts(builder, total, builder.gep(a_data, [half_value]), b_data,
+                              builder.add(group_words, builder.mul(half_value, lanes)),
+                              builder.sub(width, half_value))
+
+        groups = builder.sub(stop_value, first_value)
+        unrolled = builder.and_(
+            builder.icmp_signed("==", half_value, ir.Constant(word, _UNROLLED_HALF)),
+            builder.icmp_signed("==", chunks, ir.Constant(word, 1)))
+        with builder.if_else(unrolled, likely=True) as (standard, other):
+            with standard:  # 1024-bit CLKs: A's half and byte counts loaded once, unrolled
+                a_vectors = [splat(builder.load(builder.gep(a_data, [ir.Constant(word, x)])))
+                             for x in range(_UNROLLED_HALF)]
+                a_chunk = splat(builder.load(a_bytes))
+
+                def unrolled_second_half(group_words):  # type: ignore[no-untyped-def]
+                    rest = [splat(builder.load(builder.gep(a_data, [ir.Constant(word, x)])))
+                            for x in range(_UNROLLED_HALF, 2 * _UNROLLED_HALF)]
+                    builder.store(builder.add(builder.load(total), unrolled_counts(
+                        rest, group_words, _UNROLLED_HALF)), total)
+
+                with cgutils.for_range(builder, groups) as loop:
+                    g = builder.add(loop.index, first_value)
+                    group_words = builder.mul(g, builder.mul(width, lanes))
+                    counts = unrolled_counts(a_vectors, group_words, 0)
+                    builder.store(counts, total)
+                    b_chunk = builder.load(builder.bitcast(
+                        builder.gep(b_bytes_data, [builder.mul(g, lanes)]),
+                        vector.as_pointer()), align=8)
+                    builder.store(builder.add(counts, _least_byte_sums(builder, a_chunk,
+                                                                       b_chunk)), bound)
+                    finish(g, group_words, unrolled_second_half)
+            with other, cgutils.for_range(builder, groups) as loop:
+                g = builder.add(loop.index, first_value)
+                group_words = builder.mul(g, builder.mul(width, lanes))
+                builder.store(ir.Constant(vector, None), total)
+                _add_group_counts(builder, total, a_data, b_data, group_words, half_value)
+                builder.store(builder.load(total), bound)
+                _add_rest_bounds(builder, bound, a_bytes, builder.gep(
+                    b_bytes_data, [builder.mul(g, builder.mul(chunks, lanes))]), chunks)
+                finish(g, group_words, generic_second_half)
+        builder.store(builder.add(builder.load(completed_data), builder.load(full)),
+                      completed_data)
         return builder.load(found)
 
     signature = types.int64(a_words, types.int64, a_bytes, types.int64, b_lanes, b_bytes,
-                            b_low_pops, least_needed, types.int64, types.int64, types.int64,
-                            alive, alive_counts)
+                            b_low_pops, b_pops, needed, least_needed, types.int64, types.int64,
+                            window, types.int64, passing, passing_counts, passing_lanes,
+                            completed)
     return signature, codegen
 
 
@@ -278,13 +352,14 @@ def lane_tile_pairs(a_words: np.ndarray, a_pops: np.ndarray, a_rest: np.ndarray,
     half = a_words.shape[1] // 2
     found = 0
     visited = 0
-    completed = 0
     capacity = out_a.shape[0]
     rows = a_words.shape[0]
     if rows == 0:
         return 0, 0, 0
-    alive = np.empty(_B_BLOCK_GROUPS, dtype=np.int64)
-    alive_counts = np.empty((_B_BLOCK_GROUPS, LANES), dtype=np.int64)
+    passing = np.empty(_B_BLOCK_GROUPS, dtype=np.int64)
+    passing_counts = np.empty((_B_BLOCK_GROUPS, LANES), dtype=np.int64)
+    passing_lanes = np.empty(_B_BLOCK_GROUPS, dtype=np.int64)
+    completed_box = np.zeros(1, dtype=np.int64)
     lowest = starts.min() // LANES
     highest = (stops.max() + LANES - 1) // LANES
     a_bytes = _rest_word_counts(a_words, half)
@@ -299,22 +374,19 @@ def lane_tile_pairs(a_words: np.ndarray, a_pops: np.ndarray, a_rest: np.ndarray,
                 continue
             visited += min(stop, last * LANES) - max(start, first * LANES)
             a_pop = a_pops[r]
-            survivors: int = alive_groups(  # type: ignore[call-arg]
+            groups: int = passing_groups(  # type: ignore[call-arg]
                 a_words, r, a_bytes, a_pop, b_lanes[lowest:], b_bytes, b_low_pops[lowest:],
-                least_needed, first - lowest, last - lowest, half, alive, alive_counts)
-            for s in range(survivors):
-                g = alive[s] + lowest
-                base = g * LANES
-                completed += min(stop, base + LANES) - max(start, base)
-                counts = alive_counts[s]
-                lane_counts(a_words[r], b_lanes[g], counts, half)
-                for lane in range(max(start - base, 0), min(stop - base, LANES)):
-                    k = base + lane
-                    if counts[lane] >= needed[a_pop + b_pops[k]]:
+                b_pops[lowest * LANES:], needed, least_needed, first - lowest, last - lowest,
+                (start - lowest * LANES, stop - lowest * LANES), half, passing, passing_counts,
+                passing_lanes, completed_box)
+            for s in range(groups):
+                base = (passing[s] + lowest) * LANES
+                for lane in range(LANES):
+                    if passing_lanes[s] >> lane & 1:
                         if found == capacity:
                             return -1, 0, 0
                         out_a[found] = a_index[r]
-                        out_b[found] = b_index[k]
-                        out_count[found] = counts[lane]
+                        out_b[found] = b_index[base + lane]
+                        out_count[found] = passing_counts[s, lane]
                         found += 1
-    return found, visited, completed
+    return found, visited, completed_box[0]
