@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -37,11 +38,20 @@ from numba.extending import intrinsic
 
 from .dice_kernel import popcount64, second_half_popcounts
 
-__all__ = ["LANES", "LaneSide", "lane_tile_pairs", "least_counts"]
+__all__ = ["LANES", "LaneSide", "compiled_for", "lane_tile_pairs", "least_counts"]
 
 LANES = 8
 _B_BLOCK_GROUPS = 32  # 256 B rows: first halves of 1024-bit CLKs (16 KiB) stay in L1 (measured)
 _UNROLLED_HALF = 8  # words in half of a 1024-bit CLK: that width's half-way test is unrolled
+
+
+def compiled_for(feature: str) -> bool:
+    """Whether numba compiles for a CPU with ``feature`` (LLVM's name, e.g. avx512vpopcntdq):
+    the host's, or those NUMBA_CPU_NAME / NUMBA_CPU_FEATURES name."""
+    name, features = (getattr(numba.config, key, None) for key in ("CPU_NAME", "CPU_FEATURES"))
+    if name or features:  # compiled for another CPU
+        return f"+{feature}" in (features or "")
+    return bool(llvm.get_host_cpu_features().get(feature, False))
 
 
 def _vector_helpers(builder):  # type: ignore[no-untyped-def]
@@ -84,6 +94,10 @@ def _least_byte_sums(builder, a_chunk, b_chunk):  # type: ignore[no-untyped-def]
     a_chunk, b_chunk = builder.bitcast(a_chunk, as_bytes), builder.bitcast(b_chunk, as_bytes)
     least = builder.bitcast(builder.select(builder.icmp_unsigned("<", a_chunk, b_chunk),
                                            a_chunk, b_chunk), vector)
+    if compiled_for("avx512bw"):  # VPSADBW against zero: each lane's eight bytes summed
+        sad = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            vector, [as_bytes, as_bytes]), "llvm.x86.avx512.psad.bw.512")
+        return builder.call(sad, [builder.bitcast(least, as_bytes), ir.Constant(as_bytes, None)])
     # Eight byte counts (each <= 64) summed within each lane, SWAR.
     pairs = builder.add(builder.and_(least, constant(0x00FF00FF00FF00FF)),
                         builder.and_(builder.lshr(least, constant(8)),

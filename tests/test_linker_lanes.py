@@ -5,6 +5,11 @@ multiples of eight, and windows that start and stop inside a lane group."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from llvmlite import binding as llvm
@@ -102,3 +107,25 @@ def test_windows_inside_lane_groups() -> None:
     for i in range(len(a)):
         allowed[i, order[starts[i]:stops[i]]] = True
     assert (_kernel_pairs(a, b, 0.6, starts, stops) == _brute_pairs(a, b, 0.6, allowed))
+
+
+@pytest.mark.parametrize("features", ["+avx512f,+avx512vpopcntdq",
+                                      "+avx512f,+avx512bw,+avx512vpopcntdq"])
+def test_byte_sums_with_and_without_avx512bw(features: str) -> None:
+    """The per-word bound's byte sums are one VPSADBW where numba compiles for AVX-512 BW and
+    shifts and masks elsewhere: both exact on 1024-bit CLKs (the unrolled path) and others."""
+    script = (
+        "import numpy as np\n"
+        "from tests.test_linker_lanes import _brute_pairs, _kernel_pairs\n"
+        "rng = np.random.default_rng(3)\n"
+        "for words in (16, 5):\n"
+        "    a = rng.integers(0, 2**64, (21, words), dtype=np.uint64)\n"
+        "    b = np.concatenate([a & rng.integers(0, 2**64, (21, words), dtype=np.uint64) | "
+        "a[::-1], a[:4]])\n"
+        "    for t in (0.5, 0.7, 0.9):\n"
+        "        assert _kernel_pairs(a, b, t) == _brute_pairs(a, b, t), (words, t)\n"
+        "print('exact')\n")
+    env = {**os.environ, "NUMBA_CPU_NAME": "icelake-server", "NUMBA_CPU_FEATURES": features}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=Path(__file__).parent.parent)
+    assert done.stdout.strip() == "exact", done.stderr[-2000:]

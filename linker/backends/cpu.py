@@ -7,12 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import numba
 import numpy as np
-from llvmlite import binding as llvm
 
 from ..dice_kernel import second_half_popcounts, tile_pairs
-from ..dice_lanes import LaneSide, lane_tile_pairs, least_counts
+from ..dice_lanes import LaneSide, compiled_for, lane_tile_pairs, least_counts
 from .base import Backend
 from .types import PairArrays, Plan
 
@@ -26,10 +24,7 @@ R = TypeVar("R")
 
 def vector_popcount_available() -> bool:
     """Whether numba compiles for a CPU that counts bits in vectors (AVX-512 VPOPCNTDQ)."""
-    name, features = (getattr(numba.config, key, None) for key in ("CPU_NAME", "CPU_FEATURES"))
-    if name or features:  # NUMBA_CPU_NAME / NUMBA_CPU_FEATURES: compiled for another CPU
-        return "+avx512vpopcntdq" in (features or "")
-    return bool(llvm.get_host_cpu_features().get("avx512vpopcntdq", False))
+    return compiled_for("avx512vpopcntdq")
 
 
 @dataclass(frozen=True)
