@@ -41,7 +41,7 @@ from .dice_kernel import popcount64, second_half_popcounts
 __all__ = ["LANES", "LaneSide", "compiled_for", "lane_tile_pairs", "least_counts"]
 
 LANES = 8
-_B_BLOCK_GROUPS = 16  # 128 B rows: whole 1024-bit CLKs (16 KiB) stay in L1 (measured: 32 and 64 slower)
+_B_BLOCK_GROUPS = 16  # 128 B rows, whole 1024-bit CLKs (16 KiB) in L1: 32, 64 measured slower
 _UNROLLED_HALF = 8  # words in half of a 1024-bit CLK: that width's half-way test is unrolled
 
 
@@ -205,27 +205,35 @@ def passing_groups(typingctx, a_words, row, a_bytes, a_pop, b_lanes, b_bytes, b_
                 inside_mask = builder.bitcast(inside, mask_type)
                 builder.store(builder.add(builder.load(full), builder.zext(
                     builder.call(ctpop_mask, [inside_mask]), word)), full)
-                sums = builder.add(splat(a_pop_value), builder.load(builder.bitcast(
-                    builder.gep(pops_data, [first_row]), vector.as_pointer()), align=8))
-                needs = ir.Constant(vector, ir.Undefined)
-                for lane in range(LANES):
-                    at = ir.Constant(ir.IntType(32), lane)
-                    need = builder.load(builder.gep(needed_data, [
-                        builder.extract_element(sums, at)]))
-                    needs = builder.insert_element(needs, need, at)
                 counts = builder.load(total)
-                reached = builder.and_(builder.icmp_signed(">=", counts, needs), inside)
-                reached_mask = builder.bitcast(reached, mask_type)
-                with builder.if_then(builder.icmp_unsigned("!=", reached_mask, none),
-                                     likely=False):
-                    n = builder.load(found)
-                    builder.store(g, builder.gep(passing_data, [n]))
-                    builder.store(counts, builder.bitcast(
-                        builder.gep(counts_data, [builder.mul(n, lanes)]), vector.as_pointer()),
-                        align=8)
-                    builder.store(builder.zext(reached_mask, word),
-                                  builder.gep(lanes_data, [n]))
-                    builder.store(builder.add(n, ir.Constant(word, 1)), found)
+                # Most groups alive half-way reach not even the group's least need: their
+                # lanes' own needs are not looked up.
+                some = builder.bitcast(builder.icmp_signed(">=", counts, splat(least)),
+                                       mask_type)
+                with builder.if_then(builder.icmp_unsigned("!=", some, none), likely=False):
+                    sums = builder.add(splat(a_pop_value), builder.load(builder.bitcast(
+                        builder.gep(pops_data, [first_row]), vector.as_pointer()), align=8))
+                    needs = ir.Constant(vector, ir.Undefined)
+                    for lane in range(LANES):
+                        at = ir.Constant(ir.IntType(32), lane)
+                        need = builder.load(builder.gep(needed_data, [
+                            builder.extract_element(sums, at)]))
+                        needs = builder.insert_element(needs, need, at)
+                    reached = builder.and_(builder.icmp_signed(">=", counts, needs), inside)
+                    reached_mask = builder.bitcast(reached, mask_type)
+                    record(g, counts, reached_mask)
+
+        def record(g, counts, reached_mask):  # type: ignore[no-untyped-def]
+            """Group g's counts and passing lanes, if any lane passed."""
+            with builder.if_then(builder.icmp_unsigned("!=", reached_mask, none),
+                                 likely=False):
+                n = builder.load(found)
+                builder.store(g, builder.gep(passing_data, [n]))
+                builder.store(counts, builder.bitcast(
+                    builder.gep(counts_data, [builder.mul(n, lanes)]), vector.as_pointer()),
+                    align=8)
+                builder.store(builder.zext(reached_mask, word), builder.gep(lanes_data, [n]))
+                builder.store(builder.add(n, ir.Constant(word, 1)), found)
 
         def generic_second_half(group_words):  # type: ignore[no-untyped-def]
             _add_group_counts(builder, total, builder.gep(a_data, [half_value]), b_data,
