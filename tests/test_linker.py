@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -97,6 +98,33 @@ def test_auto_kernel_follows_the_cpu_numba_compiles_for(cpu: str, features: str,
                                "print(CpuBackend().kernel)"],
         env=env, capture_output=True, text=True, check=True, timeout=120)
     assert chosen.stdout.strip() == kernel
+
+
+def test_linking_starts_numba_without_scipy() -> None:
+    """The CPU backend makes numba's first compiled call itself, with scipy refused (numba
+    imports scipy.linalg there only to look for BLAS: 0.2 s of every `pprl link`); the
+    candidates are still exact, and scipy still imports afterwards."""
+    code = ("import sys\n"
+            "import numpy as np\n"
+            "from linker.backends.cpu import CpuBackend\n"
+            "from linker.clkset import ClkSet\n"
+            "rng = np.random.default_rng(1)\n"
+            "clks = rng.integers(0, 256, (300, 128), dtype=np.uint8)\n"
+            "clks[150:] = clks[:150] & rng.integers(0, 256, (150, 128), dtype=np.uint8) "
+            "| clks[:150]\n"
+            "s = ClkSet.from_arrays(clks)\n"
+            "found = CpuBackend(2).candidates(s, s, 0.9)\n"
+            "print('scipy.linalg' in sys.modules)\n"
+            "bits = np.unpackbits(clks, axis=1).astype(np.int64)\n"
+            "pops = bits.sum(1)\n"
+            "dice = 2.0 * (bits @ bits.T) / (pops[:, None] + pops[None, :])\n"
+            "print(sorted(zip(found.left.tolist(), found.right.tolist())) == "
+            "sorted(zip(*map(list, np.nonzero(dice >= 0.9)))))\n"
+            "import scipy.linalg\n"
+            "print(scipy.linalg.det([[3.0]]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=300, cwd=Path(__file__).parent.parent)
+    assert done.stdout.split() == ["False", "True", "3.0"], done.stderr[-2000:]
 
 
 def test_unknown_kernel_is_refused() -> None:

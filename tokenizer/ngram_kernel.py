@@ -27,6 +27,7 @@ from .column_values import ColumnPreparer, PreparedColumn, column_preparable
 from .feature_encoder import words_for_bits
 from .hashing import blake_positions, double_hash_bases
 from .ngram_numpy import NumpyGramTable, numpy_can_encode
+from .numba_start import scipy_refused
 from .schema_model import BitsPerToken, Feature, NgramComparison, StringFormat
 
 __all__ = ["NgramKernelEncoder", "kernel_can_encode", "load_jit"]
@@ -48,9 +49,10 @@ _jit_started = False
 
 def _load_jit() -> None:
     global _jit
-    from . import ngram_jit
+    with scipy_refused():  # numba's start-up without scipy (``numba_start``)
+        from . import ngram_jit
 
-    ngram_jit.warm_up()
+        ngram_jit.warm_up()
     _jit = ngram_jit
 
 
