@@ -145,7 +145,7 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
 
         estimate = estimate_sets(sets, backend,
                                  lambda share: bar.update(round(100 * share) - bar.n))
-    except ValueError as e:  # too few scores to fit
+    except ValueError as e:  # too few scores to fit, or too many pairs at 0.5 to hold
         raise click.ClickException(f"--threshold auto: {e}; give a threshold") from e
     finally:
         bar.close()

@@ -12,7 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from click.testing import CliRunner
 
+from api.cli import cli
 from linker.clkset import load_clk_sets
 from linker.estimate import (
     FLOOR,
@@ -23,6 +25,7 @@ from linker.estimate import (
     estimate_sets,
     fit_mixture,
     floor_links,
+    projected_floor_pairs,
 )
 from linker.evaluate import evaluate_entities, one_to_one_reachable, read_truth
 from linker.link import LinkResult, link_sets
@@ -220,3 +223,26 @@ def test_deduplication_is_refused(provider_files: dict[str, Path], tmp_path: Pat
         assert "linkage without deduplication only" in refused.stderr
         assert "household" in refused.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_an_estimate_too_large_to_hold_is_refused_before_searching(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pairs at Dice 0.5 are projected from a sample of 512 rows first (about a third of
+    all pairs on FEBRL-like data: a million records a party would not fit), and an estimate
+    that would hold more than the limit is refused, naming the pair of parties, the projected
+    count and the memory, before the search; `pprl link` says to give a threshold and writes
+    nothing."""
+    a, b = febrl4_sets()
+    actual = len(floor_links(a, b).score)
+    assert abs(projected_floor_pairs(a, b) - actual) <= 0.15 * actual
+    with pytest.raises(ValueError, match=rf"{a.party}-{b.party}: about [\d,]+ pairs score "
+                                         rf"{FLOOR} or more.*GiB.*at most 1,000,000"):
+        estimate_sets([a, b], max_pairs=1_000_000)
+    assert estimate_sets([a, b], max_pairs=actual * 2).threshold > FLOOR
+    monkeypatch.setattr("linker.estimate.MAX_FLOOR_PAIRS", 1_000_000)
+    fa, fb, _ = febrl4_files(tmp_path)
+    refused = CliRunner().invoke(cli, ["link", str(fa), str(fb), "--threshold", "auto",
+                                       "-o", str(tmp_path / "out")])
+    assert refused.exit_code == 1
+    assert "pairs score 0.5 or more" in refused.output and "give a threshold" in refused.output
+    assert not (tmp_path / "out").exists()
