@@ -27,10 +27,11 @@ from .evaluate import (
     read_truth,
     threshold_curve,
 )
-from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, default_threshold
+from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD
 from .link_streamed import link_on
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
 from .solve import DEFAULT_SOLVER, SOLVERS
+from .threshold_choice import choose_threshold
 from .threshold_param import AUTO, DiceOrAuto
 from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
 
@@ -44,7 +45,8 @@ def _threshold(shown: str) -> Callable[[FC], FC]:
         "--threshold", type=DiceOrAuto(), show_default=shown,
         help="Smallest Dice coefficient for a candidate pair; `auto` (no deduplication, "
              "no --blocking or --tokens) chooses it from the data and estimates precision "
-             "and recall.")
+             "and recall. Not given: as `auto` where that applies and the data can be fitted, "
+             "else the default shown; run.json's threshold_choice says which and why.")
 
 
 _output = click.option("-o", "--output", "folder", required=True,
@@ -153,6 +155,22 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
     return estimate.threshold, estimate.choice()
 
 
+def _choose_by_default(sets: list[ClkSet], dedup: list[bool], blocked: bool,
+                       tokens: tuple[str, ...], backend: Backend
+                       ) -> tuple[float, dict[str, object]]:
+    """No ``--threshold``: the estimate where one applies, else the default; says which."""
+    bar = tqdm(total=100, unit="%", disable=not sys.stderr.isatty(), file=sys.stderr,
+               desc="estimating the threshold")
+    try:
+        threshold, choice, summary = choose_threshold(
+            sets, dedup, blocked, tokens, backend,
+            lambda share: bar.update(round(100 * share) - bar.n))
+    finally:
+        bar.close()
+    click.echo(summary)
+    return threshold, choice
+
+
 def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
          dedup: list[bool] | None, workers: int, kernel: str, blocking: str,
          command: str, tokens: tuple[str, ...] | None, *, solver: str = DEFAULT_SOLVER,
@@ -192,7 +210,8 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
         if threshold == AUTO:
             threshold, choice = _choose(sets, dedup_flags, backend)
         elif threshold is None:
-            threshold = default_threshold(dedup_flags)
+            threshold, choice = _choose_by_default(sets, dedup_flags, blocking != "none",
+                                                   tokens, backend)
         assert isinstance(threshold, float)
         lsh = LshBlocking() if blocking == "lsh" else None
         try:
@@ -235,7 +254,7 @@ def _warn_common_tokens(over_cap: dict[str, dict[str, int]], cap: int) -> None:
 @click.command("link")
 @click.argument("paths", metavar="A B [C ...]", nargs=-1, required=True,
                 type=click.Path(path_type=Path))
-@_threshold(f"{DEFAULT_THRESHOLD}; {DEFAULT_DEDUP_THRESHOLD} with --dedup")
+@_threshold(f"estimated, else {DEFAULT_THRESHOLD}; {DEFAULT_DEDUP_THRESHOLD} with --dedup")
 @_output
 @click.option("--dedup", "dedup_parties", multiple=True, metavar="PARTY",
               help="Also deduplicate within this party (repeatable; 'all' for every party).")
@@ -347,8 +366,10 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
     choice = run.get("threshold_choice", {})
     if estimate:
         if choice.get("method") != "estimated":
-            raise click.ClickException(f"{folder} was linked with a given threshold, so it "
-                                       f"holds no estimate; link with --threshold auto")
+            why = (f"its threshold took the default ({choice.get('reason')})"
+                   if choice.get("method") == "default" else "its threshold was given")
+            raise click.ClickException(f"{folder} holds no estimate: {why}; link with "
+                                       f"--threshold auto or no threshold")
         reachable = one_to_one_reachable(entities, known)
         recall_one_to_one = quality.true_positives / reachable if reachable else 1.0
         summary["estimated"] = {

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -95,12 +96,46 @@ def test_link_chooses_the_threshold_and_evaluate_shows_the_estimate(tmp_path: Pa
                    str(tmp_path / "b"), check=False)
     assert blocked.returncode != 0 and "without --blocking" in blocked.stderr
     given = tmp_path / "given"
-    pprl("link", str(fa), str(fb), "-o", str(given))
+    pprl("link", str(fa), str(fb), "--threshold", "0.7", "-o", str(given))
     assert json.loads((given / "run.json").read_text())["threshold_choice"] == {
         "method": "given"}
     no_estimate = pprl("evaluate", str(given), "--truth", str(truth), "--estimate",
                        check=False)
-    assert no_estimate.returncode != 0 and "--threshold auto" in no_estimate.stderr
+    assert no_estimate.returncode != 0 and "its threshold was given" in no_estimate.stderr
+    # No threshold given: the same estimate, said and recorded as such.
+    unasked = tmp_path / "unasked"
+    said = pprl("link", str(fa), str(fb), "-o", str(unasked)).stdout
+    assert "chosen from the data" in said
+    assert json.loads((unasked / "run.json").read_text())["threshold_choice"] == \
+        run["threshold_choice"]
+    assert json.loads((unasked / "run.json").read_text())["threshold"] == run["threshold"]
+
+
+def test_without_a_threshold_the_default_is_taken_where_no_estimate_applies(
+        tmp_path: Path) -> None:
+    """Deduplication, blocked runs and data too small to fit take the measured default; the
+    output and run.json say so and why, and `pprl evaluate --estimate` says there is none."""
+    fa, fb, truth = febrl4_files(tmp_path)
+    cases = {"dedup": (["dedup", str(fa)], 0.69, "deduplication"),
+             "blocked": (["link", str(fa), str(fb), "--blocking", "lsh"], 0.65, "blocked"),
+             "small": (["link", str(_head(fa, tmp_path / "a10.parquet", 10)), str(fb)], 0.65,
+                       "too few to fit")}
+    for name, (args, threshold, why) in cases.items():
+        said = pprl(*args, "-o", str(tmp_path / name)).stdout
+        run = json.loads((tmp_path / name / "run.json").read_text())
+        assert run["threshold"] == threshold, name
+        assert run["threshold_choice"]["method"] == "default", name
+        assert why in run["threshold_choice"]["reason"] and why in said, name
+    none = pprl("evaluate", str(tmp_path / "dedup"), "--truth", str(truth), "--estimate",
+                check=False)
+    assert none.returncode != 0 and "took the default" in none.stderr
+
+
+def _head(path: Path, out: Path, rows: int) -> Path:
+    """The first ``rows`` records of an encodings file, its metadata kept."""
+    table = pq.read_table(path)
+    pq.write_table(table.slice(0, rows), out)
+    return out
 
 
 def test_one_to_one_basis_leaves_out_what_one_to_one_cannot_link() -> None:
