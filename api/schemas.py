@@ -196,11 +196,13 @@ TokenRule = Literal["T1", "T2", "T3", "T4", "T5"]
 class RunCreate(_Strict):
     threshold: Annotated[float, Field(gt=0.0, le=1.0)] | Literal["auto"] | None = Field(
         None, examples=[0.75, "auto"],
-        description="Dice similarity a pair needs to be a candidate; default "
-                    f"{DEFAULT_THRESHOLD}, {DEFAULT_DEDUP_THRESHOLD} when the project "
-                    "deduplicates. `auto`: chosen from the data when the run starts, with "
-                    "estimated precision and recall (the run's `threshold_choice`); for "
-                    "projects that do not deduplicate, without blocking or tokens.")
+        description="Dice similarity a pair needs to be a candidate. `auto`: chosen from the "
+                    "data when the run starts, with estimated precision and recall (the run's "
+                    "`threshold_choice`); for projects that do not deduplicate, without "
+                    "blocking or tokens. Not given: as `auto` where that applies and the data "
+                    f"can be fitted, else the default {DEFAULT_THRESHOLD} "
+                    f"({DEFAULT_DEDUP_THRESHOLD} when the project deduplicates), the run's "
+                    "`threshold_choice` saying which and why.")
     blocking: bool = Field(False, description="LSH blocking: faster on large inputs, may "
                                               "lose some matches.")
     backend: str = Field("cpu", examples=["cpu"], description=(
@@ -252,11 +254,13 @@ class RunOut(BaseModel):
     stage: str
     progress: float = Field(ge=0.0, le=1.0)
     threshold: float | None = Field(description=(
-        "The run's threshold; null while a run asked for `auto` has not chosen it yet."))
+        "The run's threshold; null while a run asked for `auto`, or given none, has not "
+        "chosen it yet."))
     threshold_choice: dict[str, Any] = Field(description=(
-        "How the threshold was chosen: `method` given, or estimated (with `reason`, "
-        "`estimated_precision`, `estimated_recall` and what the recall is `recall_of`) once "
-        "an `auto` run has chosen it; `auto` before."))
+        "How the threshold was chosen: `method` given; estimated (with `reason`, "
+        "`estimated_precision`, `estimated_recall` and what the recall is `recall_of`) or, for "
+        "a run given none where no estimate applies, default (with `reason`) once the run has "
+        "chosen it; `auto` or `unset` before."))
     blocking: bool
     backend: str = "cpu"
     solver: Solver

@@ -107,8 +107,11 @@ def test_a_run_queued_before_the_solver_option_is_solved_by_greedy(
     assert _get(service, f"/projects/{project_id}/runs", token)[0]["solver"] == "greedy"
 
 
-def test_an_unknown_solver_is_refused_and_linkage_defaults_to_065(service: Service,
-                                      provider_files: dict[str, Path]) -> None:
+def test_an_unknown_solver_is_refused_and_a_run_given_no_threshold_is_estimated(
+        service: Service, provider_files: dict[str, Path]) -> None:
+    """A run given no threshold shows none while queued (`unset`); done, the estimate's, as
+    `pprl link` given none chooses it (the providers' pairs can be fitted); in a
+    deduplicating project the default 0.69, with the reason."""
     created = project_with_uploads(service, provider_files, "bad solver")
     answer = httpx.post(f"{service.url}/projects/{created['project']['id']}/runs",
                         json={"threshold": THRESHOLD, "solver": "best"}, timeout=60,
@@ -117,9 +120,24 @@ def test_an_unknown_solver_is_refused_and_linkage_defaults_to_065(service: Servi
     assert "solver" in answer.text and "cluster" in answer.text
     assert _get(service, f"/projects/{created['project']['id']}/runs",
                 created["owner_token"]) == []
+    from linker.estimate import estimate_sets
+
+    estimate = estimate_sets(load_clk_sets([provider_files[p] for p in PARTIES]))
     with Client(service.url, created["owner_token"]) as owner:
         queued = owner.start_run(created["project"]["id"])
-    assert queued["threshold"] == 0.65 and queued["solver"] == "cluster"  # no deduplication
+        assert queued["threshold"] is None and queued["solver"] == "cluster"
+        assert queued["threshold_choice"] == {"method": "unset"}
+        run = owner.wait(created["project"]["id"], queued["id"], timeout=300)
+        assert run["state"] == "done", run["error"]
+        assert run["threshold"] == estimate.threshold
+        assert run["threshold_choice"] == estimate.choice()
+    deduplicated = project_with_uploads(service, provider_files, "no threshold", dedup=True)
+    with Client(service.url, deduplicated["owner_token"]) as owner:
+        queued = owner.start_run(deduplicated["project"]["id"])
+        run = owner.wait(deduplicated["project"]["id"], queued["id"], timeout=300)
+    assert run["state"] == "done" and run["threshold"] == 0.69
+    assert run["threshold_choice"]["method"] == "default"
+    assert "deduplication" in run["threshold_choice"]["reason"]
 
 
 def _post_run(service: Service, project_id: str, token: str, body: dict[str, Any]

@@ -277,16 +277,20 @@ def _describe_run(run: dict[str, Any]) -> str:
         text += (f"; threshold {run['threshold']} chosen from the data (estimated precision "
                  f"{choice['estimated_precision']:.4f}, recall {choice['estimated_recall']:.4f} "
                  f"{choice['recall_of']})")
+    elif choice.get("method") == "default":
+        text += f"; threshold {run['threshold']}: {choice['reason']}"
     return text
 
 
 @click.command("run")
 @click.argument("project_id")
 @click.option("--threshold", type=DiceOrAuto(),
-              help=f"Dice similarity a pair needs (the service's default: {DEFAULT_THRESHOLD}, "
-                   f"{DEFAULT_DEDUP_THRESHOLD} when the project deduplicates); `auto`: the "
-                   f"service chooses it from the data and estimates precision and recall "
-                   f"(projects that do not deduplicate, without --blocking and --tokens).")
+              help="Dice similarity a pair needs; `auto`: the service chooses it from the data "
+                   "and estimates precision and recall (projects that do not deduplicate, "
+                   "without --blocking and --tokens). Not given: as `auto` where that applies "
+                   f"and the data can be fitted, else {DEFAULT_THRESHOLD} "
+                   f"({DEFAULT_DEDUP_THRESHOLD} when the project deduplicates); `pprl status` "
+                   "says which and why.")
 @click.option("--blocking", is_flag=True, help="LSH blocking (faster, may lose matches).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="Where the service compares pairs (same results); it refuses one it has "

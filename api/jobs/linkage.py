@@ -20,6 +20,7 @@ from linker.blocking import LshBlocking
 from linker.clkset import ClkSet, LinkageInputError
 from linker.link_streamed import link_on
 from linker.solver_names import Solver
+from linker.threshold_choice import choose_threshold, no_estimate_because
 from linker.threshold_param import AUTO
 from linker.token_pairs import DEFAULT_TOKEN_VALUE_CAP
 from tokenizer.encodings_file import read_encodings
@@ -84,10 +85,13 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
     total = sum(len(sets[i]) * len(sets[j]) for i in range(len(sets))
                 for j in range(i, len(sets)) if i != j or dedup[i])
 
-    threshold = params["threshold"]
+    threshold = params["threshold"]  # None: the estimate where one applies, else the default
     choice: dict[str, object] = {"method": "given"}
+    tokens = params.get("tokens", [])
+    estimating = threshold == AUTO or (threshold is None and no_estimate_because(
+        dedup, params["blocking"], tokens) is None)
     # An estimate searches every pair of parties at Dice 0.5 first: about as long as linking.
-    start = 0.45 if threshold == AUTO else 0.05
+    start = 0.45 if estimating else 0.05
 
     def progress(_rows: int, pairs_so_far: int) -> None:
         share = min(pairs_so_far / max(total, 1), 1.0)
@@ -95,14 +99,20 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
 
     try:
         with _backend(params.get("backend", "cpu"), context.settings) as backend:
-            if threshold == AUTO:
+            def estimated(share: float) -> None:
+                control.report("estimating", 0.02 + (start - 0.02) * share)
+
+            if estimating:
                 control.report("estimating", 0.02)
-                threshold, choice = _estimate(sets, backend, lambda share: control.report(
-                    "estimating", 0.02 + (start - 0.02) * share))
+            if threshold == AUTO:
+                threshold, choice = _estimate(sets, backend, estimated)
+            elif threshold is None:
+                threshold, choice, _ = choose_threshold(sets, dedup, params["blocking"], tokens,
+                                                        backend, estimated)
             control.report("matching", start)
             result = link_on(backend, sets, threshold, dedup=dedup,
                              blocking=LshBlocking() if params["blocking"] else None,
-                             progress=progress, tokens=params.get("tokens", []),
+                             progress=progress, tokens=tokens,
                              token_value_cap=params.get("token_value_cap",
                                                         DEFAULT_TOKEN_VALUE_CAP),
                              solver=params.get("solver", OLDER_RUNS_SOLVER))
@@ -113,7 +123,7 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
             "threshold_choice": choice,
             "blocking": params["blocking"], **backend.describe(),
             "solver": params.get("solver", OLDER_RUNS_SOLVER),
-            "token_rules": params.get("tokens", []),
+            "token_rules": tokens,
             "schema_fingerprint": project.schema_fingerprint,
             "inputs": [{"party": s.party, "records": len(s)} for s in sets],
             "entities": result.entity_count}

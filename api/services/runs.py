@@ -12,7 +12,6 @@ from pyarrow import ArrowException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from linker.link import default_threshold
 from linker.threshold_param import AUTO
 from linker.token_pairs import DEFAULT_TOKEN_VALUE_CAP
 from tokenizer.encodings_file import declared_tokens
@@ -28,7 +27,9 @@ from ..security.audit import record
 from .lookups import latest_uploads, party_labels, project_or_404, run_or_404
 from .uploads import secret_mismatch
 
-__all__ = ["create_run", "list_runs", "get_run", "cancel_run", "run_out"]
+__all__ = ["UNSET", "create_run", "list_runs", "get_run", "cancel_run", "run_out"]
+
+UNSET = "unset"  # threshold_choice of a run given no threshold, until the worker chooses
 
 
 def run_out(job: Job) -> RunOut:
@@ -36,10 +37,11 @@ def run_out(job: Job) -> RunOut:
     stats = json.loads(job.stats_json) if job.stats_json else None
     lapsed = job.state == "running" and job.lease_until is not None \
         and job.lease_until < time.time()
-    threshold, choice = params["threshold"], {"method": "given"}
-    if threshold == AUTO:  # chosen by the worker, known once the run is done
+    asked = params["threshold"]
+    threshold, choice = asked, {"method": "given"}
+    if asked is None or asked == AUTO:  # chosen by the worker, known once the run is done
         threshold = (stats or {}).get("threshold")
-        choice = (stats or {}).get("threshold_choice", {"method": AUTO})
+        choice = (stats or {}).get("threshold_choice", {"method": asked or UNSET})
     return RunOut(id=job.id, project_id=job.project_id, state=job.state,  # type: ignore[arg-type]
                   stage=job.stage, progress=job.progress, threshold=threshold,
                   threshold_choice=choice,
@@ -64,9 +66,7 @@ def create_run(session: Session, principal: Principal, project_id: str, body: Ru
     if mismatch is not None:
         raise Conflict(mismatch)
     _check_tokens(uploads, body.tokens)
-    threshold = body.threshold
-    if threshold is None:
-        threshold = default_threshold([project.dedup])
+    threshold = body.threshold  # None: the worker's estimate where one applies, else default
     if threshold == AUTO and project.dedup:
         raise Invalid("threshold 'auto' estimates linkage without deduplication only: within "
                       "one provider, relatives of a household score like duplicates and no "
