@@ -279,7 +279,11 @@ def test_an_unexpected_error_fails_the_job_once_and_the_worker_goes_on(
     """The worker's catch-all: an exception no executor expects (injected: a RuntimeError on
     entering "matching", in the worker's first job) fails that job once with a message that
     shows nothing of the server, the log keeps the traceback under the message's reference,
-    and the same worker process takes the next job to the end."""
+    and the same worker process takes the next job to the end. The failed job was asked for
+    `auto`: it still shows the threshold it chose before failing, and why."""
+    from linker.estimate import estimate_sets
+
+    estimate = estimate_sets(load_clk_sets([provider_files[p] for p in PARTIES]))
     project_id, owner_token = _project(bare_service, provider_files, dedup=False)
     log = bare_service.data_dir / "faulty-worker.log"
     with log.open("wb") as output:
@@ -289,7 +293,7 @@ def test_an_unexpected_error_fails_the_job_once_and_the_worker_goes_on(
             stderr=subprocess.STDOUT)
     try:
         with Client(bare_service.url, owner_token) as owner:
-            failed = owner.wait(project_id, owner.start_run(project_id, THRESHOLD)["id"],
+            failed = owner.wait(project_id, owner.start_run(project_id, "auto")["id"],
                                 timeout=120)
             assert worker.poll() is None
             after = owner.wait(project_id, owner.start_run(project_id, THRESHOLD)["id"],
@@ -298,6 +302,8 @@ def test_an_unexpected_error_fails_the_job_once_and_the_worker_goes_on(
     finally:
         _stop(worker)
     assert (failed["state"], failed["attempt"]) == ("failed", 1)
+    assert failed["threshold"] == estimate.threshold
+    assert failed["threshold_choice"] == estimate.choice()
     error = failed["error"]
     assert error.startswith("an unexpected error stopped this linkage job (reference ")
     for internal in ("fault injected", "RuntimeError", "Traceback", str(bare_service.data_dir)):

@@ -31,6 +31,7 @@ from ..models import LINKAGE, Job, Party, Project, Upload
 from ..results_store import run_folder, write_run_results
 from ..settings import Settings
 from .kinds import JobContext, JobInputError, register
+from .queue import note_params
 
 __all__ = ["execute_linkage", "OLDER_RUNS_SOLVER"]
 
@@ -109,6 +110,9 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
             elif threshold is None:
                 threshold, choice, _ = choose_threshold(sets, dedup, params["blocking"], tokens,
                                                         backend, estimated)
+            if choice["method"] != "given":  # shown by the run even if it fails from here
+                note_params(context.sessions, claim, chosen={"threshold": threshold,
+                                                             "threshold_choice": choice})
             control.report("matching", start)
             result = link_on(backend, sets, threshold, dedup=dedup,
                              blocking=LshBlocking() if params["blocking"] else None,

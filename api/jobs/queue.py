@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..models import Job, Worker
 from ..security.audit import record
 
-__all__ = ["enqueue", "Claim", "MAX_ATTEMPTS", "claim_job", "heartbeat", "finish_job",
-           "worker_alive", "worker_gone"]
+__all__ = ["enqueue", "Claim", "MAX_ATTEMPTS", "claim_job", "heartbeat", "note_params",
+           "finish_job", "worker_alive", "worker_gone"]
 
 # A job whose workers died this many times is failed rather than retried for ever.
 MAX_ATTEMPTS = 3
@@ -97,6 +97,17 @@ def heartbeat(sessions: sessionmaker[Session], claim: Claim, lease_seconds: floa
                                      .where(Job.id == claim.job_id)))
         _seen(session, claim.worker, now)
     return ours, cancel
+
+
+def note_params(sessions: sessionmaker[Session], claim: Claim, **values: Any) -> bool:
+    """Add ``values`` to the job's params while this attempt runs it (what it decided on the
+    way, shown even if it fails later); False if the job is no longer this attempt's."""
+    with sessions.begin() as session:
+        job = session.get(Job, claim.job_id)
+        if job is None or job.attempt != claim.attempt or job.state != "running":
+            return False
+        job.params_json = json.dumps({**json.loads(job.params_json or "{}"), **values})
+        return True
 
 
 def finish_job(sessions: sessionmaker[Session], claim: Claim, state: str, *,

@@ -39,9 +39,10 @@ def run_out(job: Job) -> RunOut:
         and job.lease_until < time.time()
     asked = params["threshold"]
     threshold, choice = asked, {"method": "given"}
-    if asked is None or asked == AUTO:  # chosen by the worker, known once the run is done
-        threshold = (stats or {}).get("threshold")
-        choice = (stats or {}).get("threshold_choice", {"method": asked or UNSET})
+    if asked is None or asked == AUTO:  # chosen by the worker when the run starts
+        chosen = stats if stats and "threshold" in stats else params.get("chosen", {})
+        threshold = chosen.get("threshold")
+        choice = chosen.get("threshold_choice", {"method": asked or UNSET})
     return RunOut(id=job.id, project_id=job.project_id, state=job.state,  # type: ignore[arg-type]
                   stage=job.stage, progress=job.progress, threshold=threshold,
                   threshold_choice=choice,
