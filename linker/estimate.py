@@ -66,7 +66,7 @@ from .solve import greedy_one_to_one
 
 __all__ = ["FLOOR", "MAX_FLOOR_PAIRS", "RECALL_OF", "Mixture", "Estimate", "LinkFit", "top_two",
            "fit_mixture", "fit_links", "estimate_link", "estimate_parties", "estimate_sets",
-           "FloorLinks", "floor_links", "projected_floor_pairs"]
+           "FloorLinks", "TooManyFloorPairs", "floor_links", "projected_floor_pairs"]
 
 FLOOR = 0.5
 _EPS = 1e-6
@@ -303,6 +303,10 @@ def projected_floor_pairs(a: ClkSet, b: ClkSet, backend: Backend | None = None,
     return round(found * len(a) / sample_rows)
 
 
+class TooManyFloorPairs(ValueError):
+    """An estimate's pairs at ``FLOOR`` would not fit the memory it may take."""
+
+
 def _check_memory(sets: list[ClkSet], backend: Backend | None, max_pairs: int) -> None:
     """Refuse, before searching, an estimate whose pairs at ``FLOOR`` would not fit: on
     FEBRL-like data about a third of all pairs score 0.5 or more."""
@@ -310,7 +314,7 @@ def _check_memory(sets: list[ClkSet], backend: Backend | None, max_pairs: int) -
         for b in sets[i + 1:]:
             projected = projected_floor_pairs(a, b, backend)
             if projected > max_pairs:
-                raise ValueError(
+                raise TooManyFloorPairs(
                     f"{a.party}-{b.party}: about {projected:,} pairs score {FLOOR} or more, "
                     f"which the estimate would hold in memory (about "
                     f"{projected * _BYTES_PER_FLOOR_PAIR / 2**30:.0f} GiB; it takes at most "

@@ -10,7 +10,11 @@ from .backends import Backend
 from .clkset import ClkSet
 from .link import default_threshold
 
-__all__ = ["choose_threshold", "no_estimate_because"]
+__all__ = ["UNASKED_MAX_FLOOR_PAIRS", "choose_threshold", "no_estimate_because"]
+
+# Pairs at Dice 0.5 an estimate nobody asked for may hold (about 1.5 GiB): a run given no
+# threshold should not take the memory of a large `--threshold auto` by surprise.
+UNASKED_MAX_FLOOR_PAIRS = 20_000_000
 
 
 def no_estimate_because(dedup: Sequence[bool], blocked: bool, tokens: Sequence[str]
@@ -34,12 +38,14 @@ def choose_threshold(sets: list[ClkSet], dedup: Sequence[bool], blocked: bool,
     applies and succeeds, else ``default_threshold`` with the reason there is no estimate."""
     why = no_estimate_because(dedup, blocked, tokens)
     if why is None:
-        from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
+        from .estimate import MAX_FLOOR_PAIRS, TooManyFloorPairs, estimate_sets  # scipy: 1 s
 
         try:
-            estimate = estimate_sets(sets, backend, progress)
+            estimate = estimate_sets(sets, backend, progress, max_pairs=UNASKED_MAX_FLOOR_PAIRS)
             return estimate.threshold, estimate.choice(), estimate.summary()
-        except ValueError as e:  # too few scores to fit, or too many pairs at 0.5 to hold
+        except TooManyFloorPairs as e:
+            why = f"no estimate: {e}; --threshold auto takes up to {MAX_FLOOR_PAIRS:,}"
+        except ValueError as e:  # too few scores to fit
             why = f"no estimate: {e}"
     threshold = default_threshold(dedup)
     reason = f"{why}; the default, from the measurements in the README"

@@ -19,6 +19,7 @@ from api.cli import cli
 from linker.clkset import load_clk_sets
 from linker.estimate import (
     FLOOR,
+    MAX_FLOOR_PAIRS,
     LinkFit,
     Mixture,
     estimate_link,
@@ -281,3 +282,21 @@ def test_an_estimate_too_large_to_hold_is_refused_before_searching(
     assert refused.exit_code == 1
     assert "pairs score 0.5 or more" in refused.output and "give a threshold" in refused.output
     assert not (tmp_path / "out").exists()
+
+
+def test_an_estimate_nobody_asked_for_holds_less(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run given no threshold estimates only while the pairs at 0.5 stay under a smaller
+    limit than `--threshold auto`'s (20 million, about 1.5 GiB); over it, the default, saying
+    that auto takes more."""
+    from linker.backends import get_backend
+    from linker.threshold_choice import UNASKED_MAX_FLOOR_PAIRS, choose_threshold
+
+    assert UNASKED_MAX_FLOOR_PAIRS < MAX_FLOOR_PAIRS
+    sets = list(febrl4_sets())
+    threshold, choice, _ = choose_threshold(sets, [False, False], False, (), get_backend("cpu"))
+    assert choice["method"] == "estimated" and threshold == estimate_sets(sets).threshold
+    monkeypatch.setattr("linker.threshold_choice.UNASKED_MAX_FLOOR_PAIRS", 1_000_000)
+    threshold, choice, said = choose_threshold(sets, [False, False], False, (),
+                                               get_backend("cpu"))
+    assert threshold == 0.65 and choice["method"] == "default"
+    assert "at most 1,000,000" in said and "--threshold auto takes up to 100,000,000" in said
