@@ -13,8 +13,9 @@ whole test of a row against its groups is one vector loop (``passing_groups``): 
 the words a group is dropped when no lane's count plus a bound on the rest can reach the least
 count any of its rows needs; the few groups left are counted to the last word and their lanes
 tested against their own needed counts in the same loop, so only groups holding a candidate
-leave it (on clkhash's random names 9% of groups pass half-way, 0.05% hold a candidate;
-testing the 9% lane by lane outside the loop cost as much as the half-way test of all).
+leave it (on clkhash's random names 9% of groups pass half-way, under 0.03% hold a candidate;
+testing the 9% lane by lane outside the loop cost as much as the half-way test of all). For
+1024-bit CLKs the loop is straight-line code, the row's first half held in registers.
 
 The bound on the rest is per word: the AND of two words has at most as many bits as the
 sparser of them, so the second half adds at most the sum over its words of min(popcount of A's
