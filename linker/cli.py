@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -140,17 +141,13 @@ def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
             "tried held on the test data. Give a threshold or leave the default "
             f"({DEFAULT_DEDUP_THRESHOLD} with deduplication, from the measurements in the "
             "README) and check it on a sample with known links (`pprl evaluate`)")
-    bar = tqdm(total=100, unit="%", disable=not sys.stderr.isatty(), file=sys.stderr,
-               desc="estimating the threshold")
     try:
         from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
 
-        estimate = estimate_sets(sets, backend,
-                                 lambda share: bar.update(round(100 * share) - bar.n))
+        with _estimate_bar() as progress:
+            estimate = estimate_sets(sets, backend, progress)
     except ValueError as e:  # too few scores to fit, or too many pairs at 0.5 to hold
         raise click.ClickException(f"--threshold auto: {e}; give a threshold") from e
-    finally:
-        bar.close()
     click.echo(estimate.summary())
     return estimate.threshold, estimate.choice()
 
@@ -159,16 +156,22 @@ def _choose_by_default(sets: list[ClkSet], dedup: list[bool], blocked: bool,
                        tokens: tuple[str, ...], backend: Backend
                        ) -> tuple[float, dict[str, object]]:
     """No ``--threshold``: the estimate where one applies, else the default; says which."""
+    with _estimate_bar() as progress:
+        threshold, choice, summary = choose_threshold(sets, dedup, blocked, tokens, backend,
+                                                      progress)
+    click.echo(summary)
+    return threshold, choice
+
+
+@contextmanager
+def _estimate_bar() -> Iterator[Callable[[float], None]]:
+    """A progress bar (on a terminal) for the estimate's search; yields its share callback."""
     bar = tqdm(total=100, unit="%", disable=not sys.stderr.isatty(), file=sys.stderr,
                desc="estimating the threshold")
     try:
-        threshold, choice, summary = choose_threshold(
-            sets, dedup, blocked, tokens, backend,
-            lambda share: bar.update(round(100 * share) - bar.n))
+        yield lambda share: bar.update(round(100 * share) - bar.n)
     finally:
         bar.close()
-    click.echo(summary)
-    return threshold, choice
 
 
 def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,

@@ -54,7 +54,7 @@ within 0.02) but 0.027-0.077 of F1 short on six of the twelve synthetic extracts
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
@@ -296,9 +296,8 @@ def projected_floor_pairs(a: ClkSet, b: ClkSet, backend: Backend | None = None,
     if len(a) <= sample_rows:
         return len(candidate_pairs(a, b, FLOOR, backend=backend))
     rows = np.sort(np.random.default_rng(seed).choice(len(a), sample_rows, replace=False))
-    sample = ClkSet(np.ascontiguousarray(a.words[rows]), a.popcounts[rows],
-                    [a.record_ids[r] for r in rows.tolist()], a.length, a.fingerprint,
-                    a.party, a.source)
+    sample = replace(a, words=np.ascontiguousarray(a.words[rows]), popcounts=a.popcounts[rows],
+                     record_ids=[a.record_ids[r] for r in rows.tolist()], tokens={})
     found = len(candidate_pairs(sample, b, FLOOR, backend=backend))
     return round(found * len(a) / sample_rows)
 

@@ -22,10 +22,10 @@ def in_anonlink_order(left: np.ndarray, right: np.ndarray, counts: np.ndarray,
     order; scores as ``dice_scores`` gives them."""
     ranks, scores, bits = _ranks(left, right, counts, sums)
     if bits is None:
-        order = np.lexsort((right, left, ranks))
+        order = _order(ranks, left, right, bits)
         return left[order], right[order], scores[ranks[order]]
     keys = _pack(ranks, left, right, bits[1], bits[2])
-    keys.sort()
+    keys.sort()  # the keys themselves, not a permutation: no gathers after
     return _unpack(keys, scores, bits[1], bits[2])
 
 
@@ -34,11 +34,16 @@ def anonlink_order(left: np.ndarray, right: np.ndarray, counts: np.ndarray,
     """The permutation putting the pairs in anonlink's order, and their scores in it (for
     callers that carry more columns than left and right)."""
     ranks, scores, bits = _ranks(left, right, counts, sums)
-    if bits is None:
-        order = np.lexsort((right, left, ranks))
-    else:
-        order = np.argsort(_pack(ranks, left, right, bits[1], bits[2]))
+    order = _order(ranks, left, right, bits)
     return order, scores[ranks[order]]
+
+
+def _order(ranks: np.ndarray, left: np.ndarray, right: np.ndarray,
+           bits: tuple[int, int, int] | None) -> np.ndarray:
+    """The permutation sorting by rank, left, right: one packed key, or a sort per column."""
+    if bits is None:
+        return np.lexsort((right, left, ranks))
+    return np.argsort(_pack(ranks, left, right, bits[1], bits[2]))
 
 
 def _ranks(left: np.ndarray, right: np.ndarray, counts: np.ndarray, sums: np.ndarray
