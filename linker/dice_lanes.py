@@ -37,7 +37,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .dice_kernel import popcount64, second_half_popcounts
+from .dice_kernel import popcount64
 
 __all__ = ["LANES", "LaneSide", "compiled_for", "lane_tile_pairs", "least_counts"]
 
@@ -329,11 +329,10 @@ def least_counts(needed: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class LaneSide:
     """B prepared for ``lane_tile_pairs``: popcount-sorted rows in lane groups, and per row
-    (padding included) popcount and second-half popcount; per group its least popcount."""
+    (padding included) popcount; per group its least popcount."""
 
     lanes: np.ndarray
     pops: np.ndarray
-    rest: np.ndarray
     low_pops: np.ndarray
 
     @classmethod
@@ -341,13 +340,11 @@ class LaneSide:
         lanes = lane_layout(sorted_words)
         pops = np.zeros(len(lanes) * LANES, dtype=np.int64)
         pops[:len(sorted_pops)] = sorted_pops
-        rest = np.zeros(len(lanes) * LANES, dtype=np.int64)
-        rest[:len(sorted_pops)] = second_half_popcounts(sorted_words)
         # The least popcount of each group's real rows: rows sorted by block and then popcount
         # (a blocked run) are not sorted across a block's end within a group.
         least = np.full(len(pops), np.iinfo(np.int64).max, dtype=np.int64)
         least[:len(sorted_pops)] = sorted_pops
-        return cls(lanes, pops, rest, least.reshape(-1, LANES).min(axis=1))
+        return cls(lanes, pops, least.reshape(-1, LANES).min(axis=1))
 
 
 def lane_layout(words: np.ndarray) -> np.ndarray:
@@ -359,9 +356,9 @@ def lane_layout(words: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def lane_tile_pairs(a_words: np.ndarray, a_pops: np.ndarray, a_rest: np.ndarray,
-                    a_index: np.ndarray, b_lanes: np.ndarray, b_pops: np.ndarray,
-                    b_rest: np.ndarray, b_low_pops: np.ndarray, b_index: np.ndarray,
+def lane_tile_pairs(a_words: np.ndarray, a_pops: np.ndarray, a_index: np.ndarray,
+                    b_lanes: np.ndarray, b_pops: np.ndarray, b_low_pops: np.ndarray,
+                    b_index: np.ndarray,
                     starts: np.ndarray, stops: np.ndarray, needed: np.ndarray,
                     least_needed: np.ndarray, out_a: np.ndarray, out_b: np.ndarray,
                     out_count: np.ndarray) -> tuple[int, int, int]:  # pragma: no cover
@@ -369,8 +366,8 @@ def lane_tile_pairs(a_words: np.ndarray, a_pops: np.ndarray, a_rest: np.ndarray,
     reaches needed[a + b], as (a_index, b_index, count). Returns (pairs found, pairs whose
     first half was compared, pairs compared in full), or (-1, 0, 0) if the output is too
     small. B's arrays are those of ``LaneSide``; ``least_needed`` is ``least_counts(needed)``.
-    ``a_rest`` and ``b_rest`` (second-half popcounts) are no longer read: the per-word bound
-    counted here from the words is tighter; they stay for the callers.
+    The half-way bound is counted here per word from the words themselves (tighter than
+    second-half popcounts).
     """
     half = a_words.shape[1] // 2
     found = 0

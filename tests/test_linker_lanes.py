@@ -35,15 +35,14 @@ def _kernel_pairs(a: np.ndarray, b: np.ndarray, threshold: float,
     order = np.argsort(b_pops, kind="stable")
     side = LaneSide.of(np.ascontiguousarray(b[order]), b_pops[order])
     needed = min_counts(threshold, a.shape[1] * 64)
-    rest = np.zeros(len(a), dtype=np.int64)  # no longer read by the kernel
     starts = np.zeros(len(a), dtype=np.int64) if starts is None else starts
     stops = np.full(len(a), len(b), dtype=np.int64) if stops is None else stops
     size = len(a) * len(b) + 1
     out_a, out_b, out_c = (np.empty(size, dtype=np.int64) for _ in range(3))
-    found, _, _ = lane_tile_pairs(np.ascontiguousarray(a), a_pops, rest,
+    found, _, _ = lane_tile_pairs(np.ascontiguousarray(a), a_pops,
                                   np.arange(len(a), dtype=np.int64), side.lanes, side.pops,
-                                  side.rest, side.low_pops, order.astype(np.int64), starts,
-                                  stops, needed, least_counts(needed), out_a, out_b, out_c)
+                                  side.low_pops, order.astype(np.int64), starts, stops, needed,
+                                  least_counts(needed), out_a, out_b, out_c)
     return set(zip(out_a[:found].tolist(), out_b[:found].tolist(), out_c[:found].tolist(),
                    strict=True))
 

@@ -31,10 +31,11 @@ def vector_popcount_available() -> bool:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """Per plan: second-half popcounts of A, and B as the kernel reads it."""
+    """Per plan: for the scalar kernel second-half popcounts of A and B, for the lanes
+    kernel B in lane groups and the least count each popcount sum needs."""
 
-    a_rest: np.ndarray
-    b_rest: np.ndarray
+    a_rest: np.ndarray | None
+    b_rest: np.ndarray | None
     lanes: LaneSide | None
     least_needed: np.ndarray
 
@@ -74,10 +75,10 @@ class CpuBackend(Backend):
 
     def _prepare(self, plan: Plan) -> _Prepared:
         start_numba()  # here, not in the first tile's thread: without scipy (0.2 s)
-        a_rest = second_half_popcounts(plan.a_words)
         if self.kernel == "lanes":
             side = LaneSide.of(plan.b_words, plan.b_pops)
-            return _Prepared(a_rest, side.rest, side, least_counts(plan.needed))
+            return _Prepared(None, None, side, least_counts(plan.needed))
+        a_rest = second_half_popcounts(plan.a_words)
         b_rest = a_rest if plan.same else second_half_popcounts(plan.b_words)
         return _Prepared(a_rest, b_rest, None, plan.needed)
 
@@ -89,16 +90,16 @@ class CpuBackend(Backend):
         rows = slice(first, last)
         side = prepared.lanes
         if side is None:
+            assert prepared.a_rest is not None and prepared.b_rest is not None
             found, visited, completed = tile_pairs(
                 plan.a_words[rows], plan.a_pops[rows], prepared.a_rest[rows],
                 plan.a_index[rows], plan.b_words, plan.b_pops, prepared.b_rest, plan.b_index,
                 plan.starts[rows], plan.stops[rows], plan.needed, False, out_a, out_b, out_c)
         else:
             found, visited, completed = lane_tile_pairs(
-                plan.a_words[rows], plan.a_pops[rows], prepared.a_rest[rows],
-                plan.a_index[rows], side.lanes, side.pops, side.rest, side.low_pops,
-                plan.b_index, plan.starts[rows], plan.stops[rows], plan.needed,
-                prepared.least_needed, out_a, out_b, out_c)
+                plan.a_words[rows], plan.a_pops[rows], plan.a_index[rows], side.lanes,
+                side.pops, side.low_pops, plan.b_index, plan.starts[rows], plan.stops[rows],
+                plan.needed, prepared.least_needed, out_a, out_b, out_c)
         if found < 0:
             return None
         return PairArrays(out_a[:found].copy(), out_b[:found].copy(), out_c[:found].copy(),
