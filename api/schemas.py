@@ -197,10 +197,13 @@ class RunCreate(_Strict):
     threshold: Annotated[float, Field(gt=0.0, le=1.0)] | Literal["auto"] | None = Field(
         None, examples=[0.75, "auto"],
         description="Dice similarity a pair needs to be a candidate. `auto`: chosen from the "
-                    "data when the run starts, with estimated precision and recall (the run's "
-                    "`threshold_choice`); for projects that do not deduplicate, without "
-                    "blocking or tokens. Not given: as `auto` where that applies and the data "
-                    f"can be fitted, else the default {DEFAULT_THRESHOLD} "
+                    "data when the run starts (the run's `threshold_choice`), without blocking "
+                    "or tokens: for projects that do not deduplicate by a fit that also "
+                    "estimates precision and recall; for a project of one party that "
+                    "deduplicates, where its pair scores bottom out (no precision or recall "
+                    "estimate); refused for several parties deduplicated. Not given: as "
+                    "`auto` where that applies and the data suffice, else the default "
+                    f"{DEFAULT_THRESHOLD} "
                     f"({DEFAULT_DEDUP_THRESHOLD} when the project deduplicates), the run's "
                     "`threshold_choice` saying which and why.")
     blocking: bool = Field(False, description="LSH blocking: faster on large inputs, may "
@@ -258,9 +261,10 @@ class RunOut(BaseModel):
         "chosen it yet."))
     threshold_choice: dict[str, Any] = Field(description=(
         "How the threshold was chosen: `method` given; estimated (with `reason`, "
-        "`estimated_precision`, `estimated_recall` and what the recall is `recall_of`) or, for "
-        "a run given none where no estimate applies, default (with `reason`) once the run has "
-        "chosen it; `auto` or `unset` before."))
+        "`estimated_precision`, `estimated_recall` and what the recall is `recall_of`; for a "
+        "deduplication, `model` valley and the two estimates null) or, for a run given none "
+        "where no estimate applies, default (with `reason`) once the run has chosen it; "
+        "`auto` or `unset` before."))
     blocking: bool
     backend: str = "cpu"
     solver: Solver

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import click
 import numpy as np
+import pyarrow as pa
 from tqdm import tqdm
 
 from tokenizer.encodings_file import TOKEN_RULES
@@ -22,6 +23,7 @@ from .backends import BACKENDS, Backend, BackendUnavailableError, get_backend
 from .blocking import LshBlocking
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
 from .evaluate import (
+    Quality,
     evaluate_entities,
     one_to_one_reachable,
     plot_curve,
@@ -32,7 +34,7 @@ from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD
 from .link_streamed import link_on
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
 from .solve import DEFAULT_SOLVER, SOLVERS
-from .threshold_choice import choose_threshold
+from .threshold_choice import choose_threshold, estimate_threshold, no_estimate_because
 from .threshold_param import AUTO, DiceOrAuto
 from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
 
@@ -44,10 +46,12 @@ def _threshold(shown: str) -> Callable[[FC], FC]:
     """``--threshold``, its default (which depends on deduplication) shown as ``shown``."""
     return click.option(
         "--threshold", type=DiceOrAuto(), show_default=shown,
-        help="Smallest Dice coefficient for a candidate pair; `auto` (no deduplication, "
-             "no --blocking or --tokens) chooses it from the data and estimates precision "
-             "and recall. Not given: as `auto` where that applies and the data can be fitted, "
-             "else the default shown; run.json's threshold_choice says which and why.")
+        help="Smallest Dice coefficient for a candidate pair; `auto` (without --blocking or "
+             "--tokens) chooses it from the data: linking two or more parties without "
+             "--dedup, from a fit that also estimates precision and recall; deduplicating one "
+             "party (`pprl dedup`), where its pair scores bottom out. Not given: as `auto` "
+             "where that applies and the data suffice, else the default shown; run.json's "
+             "threshold_choice says which and why.")
 
 
 _output = click.option("-o", "--output", "folder", required=True,
@@ -134,22 +138,13 @@ def _make_backend(name: str, workers: int, kernel: str, scheduler: str | None,
 def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
             ) -> tuple[float, dict[str, object]]:
     """``--threshold auto``: the threshold the data suggests, and what to record of it."""
-    if any(dedup):
-        raise click.UsageError(
-            "--threshold auto estimates linkage without deduplication only: within "
-            "one provider, relatives of a household score like duplicates and no estimate "
-            "tried held on the test data. Give a threshold or leave the default "
-            f"({DEFAULT_DEDUP_THRESHOLD} with deduplication, from the measurements in the "
-            "README) and check it on a sample with known links (`pprl evaluate`)")
     try:
-        from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
-
         with _estimate_bar() as progress:
-            estimate = estimate_sets(sets, backend, progress)
-    except ValueError as e:  # too few scores to fit, or too many pairs at 0.5 to hold
+            threshold, choice, summary = estimate_threshold(sets, dedup, backend, progress)
+    except ValueError as e:  # too few scores to fit, or too many pairs to hold
         raise click.ClickException(f"--threshold auto: {e}; give a threshold") from e
-    click.echo(estimate.summary())
-    return estimate.threshold, estimate.choice()
+    click.echo(summary)
+    return threshold, choice
 
 
 def _choose_by_default(sets: list[ClkSet], dedup: list[bool], blocked: bool,
@@ -205,10 +200,9 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
         bar.set_postfix_str(f"{pairs_so_far / max(elapsed, 1e-9):.3g} pairs/s")
 
     choice: dict[str, object] = {"method": "given"}
-    if threshold == AUTO and (blocking != "none" or tokens):
-        raise click.UsageError(
-            "--threshold auto estimates an all-pairs Dice linkage; without --blocking "
-            "and --tokens only (the estimate would describe another run)")
+    refused = no_estimate_because(dedup_flags, blocking != "none", tokens)
+    if threshold == AUTO and refused is not None:
+        raise click.UsageError(f"--threshold auto: {refused}; give a threshold")
     with backend:
         if threshold == AUTO:
             threshold, choice = _choose(sets, dedup_flags, backend)
@@ -301,7 +295,7 @@ def link_command(paths: tuple[Path, ...], threshold: float | str | None, folder:
 
 @click.command("dedup")
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
-@_threshold(str(DEFAULT_DEDUP_THRESHOLD))
+@_threshold(f"estimated, else {DEFAULT_DEDUP_THRESHOLD}")
 @_output
 @_workers
 @_kernel
@@ -321,6 +315,22 @@ def dedup_command(path: Path, threshold: float | str | None, folder: Path, worke
     _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup", tokens,
          solver=solver, backend_name=backend, scheduler=scheduler, shared_dir=shared_dir,
          token_value_cap=token_value_cap)
+
+
+def _estimated_beside_truth(choice: dict[str, object], entities: pa.Table,
+                            known: dict[tuple[str, str], str], quality: Quality
+                            ) -> dict[str, object]:
+    """What ``evaluate --estimate`` shows of a run's estimate: a linkage fit's precision and
+    recall beside the true recall on their basis (the links a 1:1 linkage can make); of a
+    deduplication's valley, the threshold's reason only (it estimates neither)."""
+    if choice.get("estimated_precision") is None:
+        return {"model": choice.get("model"), "reason": choice.get("reason"),
+                "precision": None, "recall": None}
+    reachable = one_to_one_reachable(entities, known)
+    return {"precision": choice["estimated_precision"], "recall": choice["estimated_recall"],
+            "true_recall_one_to_one": round(quality.true_positives / reachable
+                                            if reachable else 1.0, 6),
+            "one_to_one_links": reachable}
 
 
 @click.command("evaluate")
@@ -373,12 +383,7 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
                    if choice.get("method") == "default" else "its threshold was given")
             raise click.ClickException(f"{folder} holds no estimate: {why}; link with "
                                        f"--threshold auto or no threshold")
-        reachable = one_to_one_reachable(entities, known)
-        recall_one_to_one = quality.true_positives / reachable if reachable else 1.0
-        summary["estimated"] = {
-            "precision": choice["estimated_precision"], "recall": choice["estimated_recall"],
-            "true_recall_one_to_one": round(recall_one_to_one, 6),
-            "one_to_one_links": reachable}
+        summary["estimated"] = _estimated_beside_truth(choice, entities, known, quality)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -386,9 +391,14 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
                f"recall {quality.recall:.4f}  F1 {quality.f1:.4f}  "
                f"({quality.true_positives:,} of {quality.predicted:,} predicted links are "
                f"true; {quality.actual:,} true links)")
-    if estimate:
-        click.echo(f"estimated without the truth: precision {choice['estimated_precision']:.4f}"
-                   f"  recall {choice['estimated_recall']:.4f} {choice['recall_of']} (true: "
-                   f"{recall_one_to_one:.4f} of {reachable:,}; the recall above also counts "
-                   f"duplicates within a party, which 1:1 cannot link)")
+    shown = summary.get("estimated")
+    if shown is not None and shown["precision"] is None:
+        click.echo(f"threshold chosen without the truth: {choice['reason']}; deduplication "
+                   f"estimates no precision or recall")
+    elif shown is not None:
+        click.echo(f"estimated without the truth: precision {shown['precision']:.4f}"
+                   f"  recall {shown['recall']:.4f} {choice['recall_of']} (true: "
+                   f"{shown['true_recall_one_to_one']:.4f} of {shown['one_to_one_links']:,}; "
+                   f"the recall above also counts duplicates within a party, which 1:1 cannot "
+                   f"link)")
     click.echo(f"precision/recall curve: {plot_path}")

@@ -26,7 +26,9 @@ thresholds whose F1 is within 0.01 of the best; the three providers linked toget
 F1 within 0.005 of the best threshold's.
 
 Not for deduplication, where a record's second best is often a duplicate too and household
-members score 0.65-0.8. Tried (each record's top scores as 0-5 duplicates plus the null's
+members score 0.65-0.8: one party deduplicated takes the valley of its pair scores
+(``linker.dedup_valley``); linkage and deduplication on one threshold take the default. Tried
+for deduplication before the valley (each record's top scores as 0-5 duplicates plus the null's
 largest order statistics): with a Gumbel null the synthetic providers came within 0.02 of
 the best threshold but FEBRL 2-3 at 0.75-0.77 against 0.67-0.685 (their non-match tail falls
 faster than exponential); with a GEV null (shape about -0.28) FEBRL 2-3 came within 0.01 of
@@ -39,7 +41,9 @@ pairwise over the cluster solver's groups, which pair counts above the threshold
 0.007): the estimate above on random halves of the file (seed 5) chose within 0.005 of the best
 on the EHR and claims extracts, but 0.805-0.825 on FEBRL 2 and 0.86-0.87 on FEBRL 3 (F1
 0.73-0.91 against 0.99) and could not fit the imaging extract (too few duplicates cross the
-halves). The valley of the pooled pair-score density (Gaussian kernel 0.01, 0.62-0.855), with
+halves). The valley of the pooled pair-score density (Gaussian kernel 0.01, 0.62-0.855), its minimum
+taken as the threshold (``dedup_valley`` takes instead the lowest score within one Poisson
+standard deviation of the minimum, which is what made it hold), with
 non-matches above it from a Poisson fit of binned counts (exp of a quadratic, plus exp of a line
 for duplicates) and duplicates below it from a Beta fitted to the scores from it to 0.99, met F1
 within 0.017 of the best and precision and recall within 0.035 on FEBRL 1-3 and seed 5, but not
@@ -54,7 +58,7 @@ within 0.02) but 0.027-0.077 of F1 short on six of the twelve synthetic extracts
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -62,21 +66,18 @@ from scipy import optimize, special, stats
 
 from .backends import Backend, candidate_pairs
 from .clkset import ClkSet
+from .floor_pairs import MAX_FLOOR_PAIRS, check_floor_pairs
 from .solve import greedy_one_to_one
 
-__all__ = ["FLOOR", "MAX_FLOOR_PAIRS", "RECALL_OF", "Mixture", "Estimate", "LinkFit", "top_two",
+__all__ = ["FLOOR", "RECALL_OF", "Mixture", "Estimate", "LinkFit", "top_two",
            "fit_mixture", "fit_links", "estimate_link", "estimate_parties", "estimate_sets",
-           "FloorLinks", "TooManyFloorPairs", "floor_links", "projected_floor_pairs"]
+           "FloorLinks", "floor_links"]
 
 FLOOR = 0.5
 _EPS = 1e-6
 # Records a fit needs: five parameters from ten records chose 0.55 on 10 of FEBRL 4's records
 # against 0.625 from all 5,000.
 MIN_FIT_RECORDS = 100
-# Pairs at FLOOR an estimate may hold: each costs about 80 bytes at the peak (measured 76 on
-# FEBRL 4: the candidates, their sort, the greedy mask, the fit's copies), 100M about 7.5 GiB.
-MAX_FLOOR_PAIRS = 100_000_000
-_BYTES_PER_FLOOR_PAIR = 80
 
 
 @dataclass(frozen=True)
@@ -289,37 +290,6 @@ def floor_links(a: ClkSet, b: ClkSet, backend: Backend | None = None,
                       greedy_one_to_one(found.left, found.right, len(a), len(b)))
 
 
-def projected_floor_pairs(a: ClkSet, b: ClkSet, backend: Backend | None = None,
-                          sample_rows: int = 512, seed: int = 0) -> int:
-    """About how many pairs of ``a`` and ``b`` score ``FLOOR`` or more: those of a random
-    sample of A's rows against all of B, scaled (all of them when A is that small)."""
-    if len(a) <= sample_rows:
-        return len(candidate_pairs(a, b, FLOOR, backend=backend))
-    rows = np.sort(np.random.default_rng(seed).choice(len(a), sample_rows, replace=False))
-    sample = replace(a, words=np.ascontiguousarray(a.words[rows]), popcounts=a.popcounts[rows],
-                     record_ids=[a.record_ids[r] for r in rows.tolist()], tokens={})
-    found = len(candidate_pairs(sample, b, FLOOR, backend=backend))
-    return round(found * len(a) / sample_rows)
-
-
-class TooManyFloorPairs(ValueError):
-    """An estimate's pairs at ``FLOOR`` would not fit the memory it may take."""
-
-
-def _check_memory(sets: list[ClkSet], backend: Backend | None, max_pairs: int) -> None:
-    """Refuse, before searching, an estimate whose pairs at ``FLOOR`` would not fit: on
-    FEBRL-like data about a third of all pairs score 0.5 or more."""
-    for i, a in enumerate(sets):
-        for b in sets[i + 1:]:
-            projected = projected_floor_pairs(a, b, backend)
-            if projected > max_pairs:
-                raise TooManyFloorPairs(
-                    f"{a.party}-{b.party}: about {projected:,} pairs score {FLOOR} or more, "
-                    f"which the estimate would hold in memory (about "
-                    f"{projected * _BYTES_PER_FLOOR_PAIR / 2**30:.0f} GiB; it takes at most "
-                    f"{max_pairs:,})")
-
-
 def estimate_sets(sets: list[ClkSet], backend: Backend | None = None,
                   progress: Callable[[float], None] | None = None,
                   max_pairs: int | None = None) -> Estimate:
@@ -331,7 +301,10 @@ def estimate_sets(sets: list[ClkSet], backend: Backend | None = None,
     pairs at ``FLOOR``, projected from a sample first."""
     if len(sets) < 2:
         raise ValueError("an estimate needs two parties or more")
-    _check_memory(sets, backend, MAX_FLOOR_PAIRS if max_pairs is None else max_pairs)
+    limit = MAX_FLOOR_PAIRS if max_pairs is None else max_pairs
+    for i, a in enumerate(sets):
+        for b in sets[i + 1:]:
+            check_floor_pairs(f"{a.party}-{b.party}", a, b, FLOOR, backend, limit)
     rows = sum(len(a) for i, a in enumerate(sets) for _ in sets[i + 1:])
     done = 0
 

@@ -1,7 +1,8 @@
 """Quality without ground truth: the mixture recovers known parameters, and on FEBRL 4 and the
 synthetic providers' pairs the estimate is within 0.03 of the truth (precision and 1:1 recall)
 at a threshold whose F1 is near the best; linking the three providers together, one threshold
-for all pairs is as close. Deduplication is refused."""
+for all pairs is as close. Linkage and deduplication on one threshold are refused (one
+party deduplicated: tests/test_dedup_valley.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from api.cli import cli
 from linker.clkset import load_clk_sets
 from linker.estimate import (
     FLOOR,
-    MAX_FLOOR_PAIRS,
     LinkFit,
     Mixture,
     estimate_link,
@@ -27,9 +27,9 @@ from linker.estimate import (
     estimate_sets,
     fit_mixture,
     floor_links,
-    projected_floor_pairs,
 )
 from linker.evaluate import evaluate_entities, one_to_one_reachable, read_truth
+from linker.floor_pairs import MAX_FLOOR_PAIRS, projected_pairs
 from linker.link import LinkResult, link_sets
 
 from .linker_data import febrl4_files, febrl4_sets, febrl_person
@@ -90,12 +90,13 @@ def test_link_chooses_the_threshold_and_evaluate_shows_the_estimate(tmp_path: Pa
     # FEBRL 4 holds no duplicates: every true link is one a 1:1 linkage can make
     assert report["estimated"]["one_to_one_links"] == report["true_links"] == 5000
     assert report["estimated"]["true_recall_one_to_one"] == report["recall"]
-    refused = pprl("dedup", str(fa), "--threshold", "auto", "-o", str(tmp_path / "d"),
-                   check=False)
-    assert refused.returncode != 0 and "without deduplication" in refused.stdout + refused.stderr
+    refused = pprl("link", str(fa), str(fb), "--dedup", "a", "--threshold", "auto", "-o",
+                   str(tmp_path / "d"), check=False)
+    assert refused.returncode != 0 and "linkage and deduplication on one threshold" in \
+        refused.stderr
     blocked = pprl("link", str(fa), str(fb), "--threshold", "auto", "--blocking", "lsh", "-o",
                    str(tmp_path / "b"), check=False)
-    assert blocked.returncode != 0 and "without --blocking" in blocked.stderr
+    assert blocked.returncode != 0 and "this run is blocked" in blocked.stderr
     given = tmp_path / "given"
     pprl("link", str(fa), str(fb), "--threshold", "0.7", "-o", str(given))
     assert json.loads((given / "run.json").read_text())["threshold_choice"] == {
@@ -114,10 +115,14 @@ def test_link_chooses_the_threshold_and_evaluate_shows_the_estimate(tmp_path: Pa
 
 def test_without_a_threshold_the_default_is_taken_where_no_estimate_applies(
         tmp_path: Path) -> None:
-    """Deduplication, blocked runs and data too small to fit take the measured default; the
-    output and run.json say so and why, and `pprl evaluate --estimate` says there is none."""
+    """Linkage with deduplication, blocked runs and data too small to fit take the measured
+    default; the output and run.json say so and why, and `pprl evaluate --estimate` says
+    there is none."""
     fa, fb, truth = febrl4_files(tmp_path)
-    cases = {"dedup": (["dedup", str(fa)], 0.69, "deduplication"),
+    cases = {"dedup": (["link", str(fa), str(fb), "--dedup", "all"], 0.69,
+                       "linkage and deduplication"),
+             "small dedup": (["dedup", str(_head(fa, tmp_path / "a100.parquet", 100))], 0.69,
+                             "too few to find it"),
              "blocked": (["link", str(fa), str(fb), "--blocking", "lsh"], 0.65, "blocked"),
              "small": (["link", str(_head(fa, tmp_path / "a10.parquet", 10)), str(fb)], 0.65,
                        "too few to fit")}
@@ -250,14 +255,16 @@ def test_one_to_one_basis_of_three_parties_counts_each_pair() -> None:
     assert evaluate_entities(entities, truth).actual == 6 + 1
 
 
-def test_deduplication_is_refused(provider_files: dict[str, Path], tmp_path: Path) -> None:
+def test_linkage_with_deduplication_is_refused(provider_files: dict[str, Path],
+                                               tmp_path: Path) -> None:
+    """One threshold for links across providers and duplicates within one has no estimate
+    (`pprl dedup` of one provider has: tests/test_dedup_valley.py)."""
     files = [str(provider_files[p]) for p in ("imaging", "ehr", "claims")]
-    for args in (["dedup", files[1]], ["link", *files[:2], "--dedup", "ehr"],
-                 ["link", *files, "--dedup", "all"]):
+    for args in (["link", *files[:2], "--dedup", "ehr"], ["link", *files, "--dedup", "all"]):
         refused = pprl(*args, "--threshold", "auto", "-o", str(tmp_path / "r"), check=False)
         assert refused.returncode == 2, args
-        assert "linkage without deduplication only" in refused.stderr
-        assert "household" in refused.stderr
+        assert "linkage and deduplication on one threshold" in refused.stderr
+        assert "household" in refused.stderr and "pprl dedup" in refused.stderr
     assert not (tmp_path / "r").exists()
 
 
@@ -270,12 +277,12 @@ def test_an_estimate_too_large_to_hold_is_refused_before_searching(
     nothing."""
     a, b = febrl4_sets()
     actual = len(floor_links(a, b).score)
-    assert abs(projected_floor_pairs(a, b) - actual) <= 0.15 * actual
+    assert abs(projected_pairs(a, b, FLOOR) - actual) <= 0.15 * actual
     with pytest.raises(ValueError, match=rf"{a.party}-{b.party}: about [\d,]+ pairs score "
                                          rf"{FLOOR} or more.*GiB.*at most 1,000,000"):
         estimate_sets([a, b], max_pairs=1_000_000)
     assert estimate_sets([a, b], max_pairs=actual * 2).threshold > FLOOR
-    monkeypatch.setattr("linker.estimate.MAX_FLOOR_PAIRS", 1_000_000)
+    monkeypatch.setattr("linker.floor_pairs.MAX_FLOOR_PAIRS", 1_000_000)
     fa, fb, _ = febrl4_files(tmp_path)
     refused = CliRunner().invoke(cli, ["link", str(fa), str(fb), "--threshold", "auto",
                                        "-o", str(tmp_path / "out")])

@@ -172,13 +172,14 @@ def test_threshold_auto_is_chosen_by_the_worker_as_pprl_link_chooses_it(
     assert written["threshold_choice"]["method"] == "estimated"
     shown = service.pprl("status", project_id, str(queued["id"]), token=token).stdout
     assert f"threshold {estimate.threshold} chosen from the data" in shown
-    for body, refusal in (({"threshold": "auto", "blocking": True}, "without blocking"),
+    for body, refusal in (({"threshold": "auto", "blocking": True}, "all-pairs"),
                           ({"threshold": "best"}, "threshold")):
         answer = _post_run(service, project_id, token, body)
         assert answer.status_code == 422 and refusal in answer.text, answer.text
     deduplicated = project_with_uploads(service, provider_files, "auto dedup", dedup=True)
     answer = _post_run(service, deduplicated["project"]["id"], deduplicated["owner_token"],
                        {"threshold": "auto"})
-    assert answer.status_code == 422 and "without deduplication" in answer.text
+    assert answer.status_code == 422 and "linkage and deduplication on one threshold" in \
+        answer.text
     assert _get(service, f"/projects/{deduplicated['project']['id']}/runs",
                 deduplicated["owner_token"]) == []

@@ -273,7 +273,10 @@ def _describe_run(run: dict[str, Any]) -> str:
         text += (f"; {stats.get('links', 0):,} links, {stats.get('entities', 0):,} entities "
                  f"from {stats.get('records', 0):,} records")
     choice = run.get("threshold_choice") or {}
-    if choice.get("method") == "estimated":
+    if choice.get("method") == "estimated" and choice.get("estimated_precision") is None:
+        text += (f"; threshold {run['threshold']} chosen from the data (where the pair scores "
+                 f"bottom out; deduplication estimates no precision or recall)")
+    elif choice.get("method") == "estimated":
         text += (f"; threshold {run['threshold']} chosen from the data (estimated precision "
                  f"{choice['estimated_precision']:.4f}, recall {choice['estimated_recall']:.4f} "
                  f"{choice['recall_of']})")
@@ -286,9 +289,10 @@ def _describe_run(run: dict[str, Any]) -> str:
 @click.argument("project_id")
 @click.option("--threshold", type=DiceOrAuto(),
               help="Dice similarity a pair needs; `auto`: the service chooses it from the data "
-                   "and estimates precision and recall (projects that do not deduplicate, "
-                   "without --blocking and --tokens). Not given: as `auto` where that applies "
-                   f"and the data can be fitted, else {DEFAULT_THRESHOLD} "
+                   "(without --blocking and --tokens): for projects that do not deduplicate "
+                   "with estimated precision and recall, for one party deduplicated where its "
+                   "pair scores bottom out. Not given: as `auto` where that applies "
+                   f"and the data suffice, else {DEFAULT_THRESHOLD} "
                    f"({DEFAULT_DEDUP_THRESHOLD} when the project deduplicates); `pprl status` "
                    "says which and why.")
 @click.option("--blocking", is_flag=True, help="LSH blocking (faster, may lose matches).")

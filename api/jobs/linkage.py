@@ -20,7 +20,7 @@ from linker.blocking import LshBlocking
 from linker.clkset import ClkSet, LinkageInputError
 from linker.link_streamed import link_on
 from linker.solver_names import Solver
-from linker.threshold_choice import choose_threshold, no_estimate_because
+from linker.threshold_choice import choose_threshold, estimate_threshold, no_estimate_because
 from linker.threshold_param import AUTO
 from linker.token_pairs import DEFAULT_TOKEN_VALUE_CAP
 from tokenizer.encodings_file import read_encodings
@@ -106,7 +106,7 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
             if estimating:
                 control.report("estimating", 0.02)
             if threshold == AUTO:
-                threshold, choice = _estimate(sets, backend, estimated)
+                threshold, choice = _estimate(sets, dedup, backend, estimated)
             elif threshold is None:
                 threshold, choice, _ = choose_threshold(sets, dedup, params["blocking"], tokens,
                                                         backend, estimated)
@@ -140,13 +140,11 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
             "records": sum(len(s) for s in sets), **chosen}
 
 
-def _estimate(sets: list[ClkSet], backend: Backend, progress: Callable[[float], None]
-              ) -> tuple[float, dict[str, object]]:
+def _estimate(sets: list[ClkSet], dedup: list[bool], backend: Backend,
+              progress: Callable[[float], None]) -> tuple[float, dict[str, object]]:
     """The threshold the data suggests (``--threshold auto``) and what to record of it."""
-    from linker.estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
-
     try:
-        estimate = estimate_sets(sets, backend, progress)
-    except ValueError as e:  # too few scores to fit
+        threshold, choice, _ = estimate_threshold(sets, dedup, backend, progress)
+    except ValueError as e:  # too few scores to fit, or too many pairs to hold
         raise JobInputError(f"threshold 'auto': {e}; give a threshold") from e
-    return estimate.threshold, estimate.choice()
+    return threshold, choice

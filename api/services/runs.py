@@ -12,6 +12,7 @@ from pyarrow import ArrowException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from linker.threshold_choice import no_estimate_because
 from linker.threshold_param import AUTO
 from linker.token_pairs import DEFAULT_TOKEN_VALUE_CAP
 from tokenizer.encodings_file import declared_tokens
@@ -68,11 +69,11 @@ def create_run(session: Session, principal: Principal, project_id: str, body: Ru
         raise Conflict(mismatch)
     _check_tokens(uploads, body.tokens)
     threshold = body.threshold  # None: the worker's estimate where one applies, else default
-    if threshold == AUTO and project.dedup:
-        raise Invalid("threshold 'auto' estimates linkage without deduplication only: within "
-                      "one provider, relatives of a household score like duplicates and no "
-                      "estimate tried held on the test data; give a threshold or leave the "
-                      "default and check it on a sample with known links (`pprl evaluate`)")
+    refused = no_estimate_because([project.dedup] * len(party_labels(session, project_id)),
+                                  body.blocking, body.tokens)
+    if threshold == AUTO and refused is not None:
+        raise Invalid(f"threshold 'auto': {refused}; give a threshold or leave the default "
+                      f"and check it on a sample with known links (`pprl evaluate`)")
     params = {"threshold": threshold, "blocking": body.blocking, "backend": body.backend,
               "solver": body.solver, "tokens": body.tokens,
               "token_value_cap": body.token_value_cap,

@@ -1,0 +1,127 @@
+"""The threshold for deduplicating one party without ground truth: where its pair scores'
+density bottoms out.
+
+Within one party most pairs are strangers, whose scores fall steeply from Dice 0.6; relatives
+of a household (same surname, address and phone) add a slower tail up to about 0.8; true
+duplicates rise towards 1. The density of all pair scores therefore falls, bottoms out where
+the strangers and relatives run out, and rises again with the duplicates. The threshold is the
+lowest score whose density (pairs per 0.01 of Dice, a Gaussian kernel of width 0.01, on a grid
+of 0.005 from 0.62 to 0.86) is within one Poisson standard deviation of that floor (at least
+one pair): the lowest score the data cannot tell from the bottom of the valley. Lower, the
+tail of non-duplicates is still falling, and each step down adds more of them than of
+duplicates; higher, only duplicates are lost.
+
+Measured (benchmarks/bench_estimate.py; pairwise F1 of the ``cluster`` solver against the
+truth, thresholds 0.60-0.90 in steps of 0.005): on FEBRL 1-3 with four secrets it chose
+0.665-0.71, F1 within 0.004 of the best threshold's; on the synthetic population's nine
+extracts of seeds 5, 6 and 11 (20,000-40,000 people) 0.745-0.82, within 0.021, and of seeds 7-9
+(5,000-10,000 people) 0.71-0.82, within 0.035; never more than 0.0003 below the fixed default
+0.69 and on average 0.068 above it (the synthetic imaging and claims extracts, with few
+duplicates among many relatives: 0.76 -> 0.95). The rule was chosen on FEBRL 1-3 and seeds 5-7
+and then checked, unchanged, on three other secrets and seeds 8, 9 and 11.
+
+Precision and recall are not estimated: duplicates whose name or address changed score among
+the relatives (0.65-0.8), where no fit of the density above or below the valley can count them
+(such fits missed true recall by up to 0.14; ``linker/estimate.py`` lists what was tried).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backends import Backend, candidate_pairs
+from .clkset import ClkSet
+from .floor_pairs import MAX_FLOOR_PAIRS, check_floor_pairs
+
+__all__ = ["SEARCH_FLOOR", "MIN_VALLEY_PAIRS", "Valley", "pair_density", "find_valley",
+           "estimate_dedup"]
+
+_FROM, _TO, _STEP, _BANDWIDTH = 0.62, 0.86, 0.005, 0.01
+# Pairs below this cannot reach the grid within four kernel widths.
+SEARCH_FLOOR = 0.58
+# Pairs scoring within the grid's reach that a valley needs. Measured on the synthetic
+# extracts: with 128-283 (1,500 people) the floor is a pair or two and the choice fell to
+# 0.66-0.675 on two of three (one below the default's F1: 0.882 against 0.938); from 374 on
+# (3,000 people and more) it never fell below the default's F1 (the smallest of the data above:
+# 881 pairs, 5,000 people).
+MIN_VALLEY_PAIRS = 500
+
+
+@dataclass(frozen=True)
+class Valley:
+    """The chosen threshold, the valley's floor (pairs per 0.01 of Dice, and where), and the
+    pairs near the grid it was found from."""
+
+    threshold: float
+    floor: float
+    floor_at: float
+    pairs: int
+
+    @property
+    def reason(self) -> str:
+        return (f"the density of the party's {self.pairs:,} pair scores from {SEARCH_FLOOR} "
+                f"to {_TO + 4 * _BANDWIDTH:.2f} bottoms out at {self.floor:.1f} pairs per 0.01 "
+                f"of Dice (at {self.floor_at}); {self.threshold} is the lowest score within "
+                f"one standard deviation of that floor: below it the non-duplicates' pairs "
+                f"(strangers, relatives of a household) are still falling off")
+
+    def choice(self) -> dict[str, object]:
+        """What a run records of how its threshold was chosen (``run.json``): no precision or
+        recall, which deduplication gives no fit of."""
+        return {"method": "estimated", "model": "valley", "reason": self.reason,
+                "estimated_precision": None, "estimated_recall": None}
+
+    def summary(self) -> str:
+        return (f"threshold {self.threshold} chosen from the data: {self.reason}; precision "
+                f"and recall are not estimated for deduplication")
+
+
+def pair_density(scores: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Pairs per 0.01 of Dice at each grid point: a Gaussian kernel of width ``_BANDWIDTH``."""
+    near = scores[(scores > grid[0] - 4 * _BANDWIDTH) & (scores < grid[-1] + 4 * _BANDWIDTH)]
+    density = np.zeros(len(grid))
+    for start in range(0, len(near), 1 << 16):  # bounded memory: grid x 65,536 at a time
+        z = (grid[:, None] - near[None, start:start + (1 << 16)]) / _BANDWIDTH
+        density += np.exp(-0.5 * z * z).sum(axis=1)
+    return density * 0.01 / (_BANDWIDTH * np.sqrt(2 * np.pi))
+
+
+def find_valley(scores: np.ndarray) -> Valley:
+    """The threshold of :mod:`this module <linker.dedup_valley>` from the scores of a party's
+    pairs (at least those from ``SEARCH_FLOOR``). ValueError: too few pairs near the grid."""
+    scores = np.asarray(scores, dtype=np.float64)
+    grid = np.round(np.arange(_FROM, _TO + _STEP / 2, _STEP), 3)
+    pairs = int(((scores > _FROM - 4 * _BANDWIDTH) & (scores < _TO + 4 * _BANDWIDTH)).sum())
+    if pairs < MIN_VALLEY_PAIRS:
+        raise ValueError(f"only {pairs:,} pairs of the party score {SEARCH_FLOOR}-"
+                         f"{_TO + 4 * _BANDWIDTH:.2f} (the valley takes {MIN_VALLEY_PAIRS} or "
+                         f"more): too few to find it")
+    density = pair_density(scores, grid)
+    lowest = int(np.argmin(density))
+    floor = float(density[lowest])
+    within = density <= floor + np.sqrt(max(floor, 1.0))
+    return Valley(float(grid[int(np.argmax(within))]), floor, float(grid[lowest]), pairs)
+
+
+def estimate_dedup(clks: ClkSet, backend: Backend | None = None,
+                   progress: Callable[[float], None] | None = None,
+                   max_pairs: int = MAX_FLOOR_PAIRS) -> Valley:
+    """The valley of one party's pairs from ``SEARCH_FLOOR``. ``progress``: called with the
+    share of the candidate search done. Refused (``TooManyFloorPairs``) where the party has
+    more than ``max_pairs`` such pairs, projected from a sample first; ValueError where too
+    few lie near the grid."""
+    check_floor_pairs(clks.party or "the party", clks, None, SEARCH_FLOOR, backend, max_pairs)
+    rows = max(len(clks), 1)
+    done = 0
+
+    def tick(step: int) -> None:
+        nonlocal done
+        done += step
+        if progress is not None:
+            progress(done / rows)
+
+    found = candidate_pairs(clks, None, SEARCH_FLOOR, backend=backend, progress=tick)
+    return find_valley(np.asarray(found.score))

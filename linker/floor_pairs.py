@@ -1,0 +1,54 @@
+"""How many pairs an estimate of the threshold would hold, projected before it searches: on
+FEBRL-like data about a third of all pairs score 0.5 or more, so an estimate over a million
+records a party would not fit in memory."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .backends import Backend, candidate_pairs
+from .clkset import ClkSet
+
+__all__ = ["MAX_FLOOR_PAIRS", "BYTES_PER_FLOOR_PAIR", "TooManyFloorPairs", "projected_pairs",
+           "check_floor_pairs"]
+
+# Pairs at its floor an estimate may hold: each costs about 80 bytes at the peak (measured 76
+# on FEBRL 4 at 0.5: the candidates, their sort, the greedy mask, the fit's copies), 100M
+# about 7.5 GiB.
+MAX_FLOOR_PAIRS = 100_000_000
+BYTES_PER_FLOOR_PAIR = 80
+
+
+class TooManyFloorPairs(ValueError):
+    """An estimate's pairs at its floor would not fit the memory it may take."""
+
+
+def projected_pairs(a: ClkSet, b: ClkSet | None, floor: float,
+                    backend: Backend | None = None, sample_rows: int = 512,
+                    seed: int = 0) -> int:
+    """About how many pairs of ``a`` and ``b`` (``b`` None: of ``a`` within itself) score
+    ``floor`` or more: those of a random sample of A's rows against all of B, scaled (all of
+    them when A is that small)."""
+    if len(a) <= sample_rows:
+        return len(candidate_pairs(a, b, floor, backend=backend))
+    rows = np.sort(np.random.default_rng(seed).choice(len(a), sample_rows, replace=False))
+    sample = replace(a, words=np.ascontiguousarray(a.words[rows]), popcounts=a.popcounts[rows],
+                     record_ids=[a.record_ids[r] for r in rows.tolist()], tokens={})
+    found = len(candidate_pairs(sample, a if b is None else b, floor, backend=backend))
+    if b is None:  # each sampled row met itself, and every pair is counted from both ends
+        return round((found - sample_rows) * len(a) / sample_rows / 2)
+    return round(found * len(a) / sample_rows)
+
+
+def check_floor_pairs(name: str, a: ClkSet, b: ClkSet | None, floor: float,
+                      backend: Backend | None, max_pairs: int) -> None:
+    """Refuse (TooManyFloorPairs, naming ``name``), before searching, pairs at ``floor`` that
+    would not fit ``max_pairs``."""
+    projected = projected_pairs(a, b, floor, backend)
+    if projected > max_pairs:
+        raise TooManyFloorPairs(
+            f"{name}: about {projected:,} pairs score {floor} or more, which the estimate would "
+            f"hold in memory (about {projected * BYTES_PER_FLOOR_PAIR / 2**30:.0f} GiB; it "
+            f"takes at most {max_pairs:,})")
