@@ -183,3 +183,26 @@ def test_threshold_auto_is_chosen_by_the_worker_as_pprl_link_chooses_it(
         answer.text
     assert _get(service, f"/projects/{deduplicated['project']['id']}/runs",
                 deduplicated["owner_token"]) == []
+
+
+def test_one_party_deduplicated_takes_the_valley(service: Service,
+                                                  provider_files: dict[str, Path]) -> None:
+    """A project of one deduplicating party: `auto` is accepted and a run given no threshold
+    goes to the valley of its pair scores (``linker.dedup_valley``), as `pprl dedup` does; this
+    small extract (1,500 people) holds too few pairs for one, so `auto` fails saying so and no
+    threshold takes the default with that reason."""
+    with Client(service.url, service.admin_token) as admin:
+        created = admin.create_project("one party", "person", ["ehr"], True)
+    project_id, token = created["project"]["id"], created["owner_token"]
+    with Client(service.url, created["upload_tokens"]["ehr"]) as provider:
+        provider.upload(project_id, "ehr", provider_files["ehr"])
+    with Client(service.url, token) as owner:
+        asked = owner.wait(project_id, owner.start_run(project_id, "auto")["id"], timeout=300)
+        unasked = owner.wait(project_id, owner.start_run(project_id)["id"], timeout=300)
+    assert asked["state"] == "failed"
+    assert "pairs of the party score 0.58-0.90" in asked["error"]
+    assert "give a threshold" in asked["error"]
+    assert unasked["state"] == "done", unasked["error"]
+    assert unasked["threshold"] == DEFAULT_DEDUP_THRESHOLD
+    assert unasked["threshold_choice"]["method"] == "default"
+    assert "too few to find it" in unasked["threshold_choice"]["reason"]
