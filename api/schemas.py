@@ -198,7 +198,7 @@ class RunCreate(_Strict):
         None, examples=[0.75, "auto"],
         description="Dice similarity a pair needs to be a candidate. `auto`: chosen from the "
                     "data when the run starts (the run's `threshold_choice`), without blocking "
-                    "or tokens: for projects that do not deduplicate by a fit that also "
+                    "or tokens: for projects that do not deduplicate, by a fit that also "
                     "estimates precision and recall; for a project of one party that "
                     "deduplicates, where its pair scores bottom out (no precision or recall "
                     "estimate); refused for several parties deduplicated. Not given: as "

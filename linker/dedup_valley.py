@@ -22,6 +22,12 @@ chosen on FEBRL 1-3 and seeds 5-7 (beside the first score under 1.5 times the fl
 about as well, and the floor itself, 0.81-0.86 on thin valleys) and then checked, unchanged,
 on three other secrets and seeds 8, 9 and 11.
 
+A party whose pairs from 0.58 would not fit the memory an estimate may take (projected from
+512 records) is searched as a random sample of its records against all of them, sized to that
+memory: the sample's pairs have the density of all pairs, scaled, and the valley's floor
+counts far more pairs than the 500 it needs (FEBRL 3 from a tenth of its pairs: 0.69 as from
+all of them; from a third and a thirtieth: 0.675).
+
 Precision and recall are not estimated: duplicates whose name or address changed score among
 the relatives (0.65-0.8), where no fit of the density above or below the valley can count them
 (such fits missed true recall by up to 0.14; ``linker/estimate.py`` lists what was tried).
@@ -30,13 +36,13 @@ the relatives (0.65-0.8), where no fit of the density above or below the valley 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .backends import Backend, candidate_pairs
 from .clkset import ClkSet
-from .floor_pairs import MAX_FLOOR_PAIRS, check_floor_pairs
+from .floor_pairs import MAX_FLOOR_PAIRS, projected_pairs, row_sample
 
 __all__ = ["SEARCH_FLOOR", "MIN_VALLEY_PAIRS", "Valley", "pair_density", "find_valley",
            "estimate_dedup"]
@@ -54,17 +60,22 @@ MIN_VALLEY_PAIRS = 500
 
 @dataclass(frozen=True)
 class Valley:
-    """The chosen threshold, the valley's floor (pairs per 0.01 of Dice, and where), and the
-    pairs near the grid it was found from."""
+    """The chosen threshold, the valley's floor (pairs per 0.01 of Dice, and where), the
+    pairs near the grid it was found from, and (``sample`` records, of ``records``) whether
+    they were those of a random sample of the party's records with all of it."""
 
     threshold: float
     floor: float
     floor_at: float
     pairs: int
+    sample: int | None = None
+    records: int | None = None
 
     @property
     def reason(self) -> str:
-        return (f"the density of the party's {self.pairs:,} pair scores from {SEARCH_FLOOR} "
+        whose = ("the party's" if self.sample is None else
+                 f"{self.sample:,} sampled records' (of {self.records:,}, with all of them)")
+        return (f"the density of {whose} {self.pairs:,} pair scores from {SEARCH_FLOOR} "
                 f"to {_TO + 4 * _BANDWIDTH:.2f} bottoms out at {self.floor:.1f} pairs per 0.01 "
                 f"of Dice (at {self.floor_at}); {self.threshold} is the lowest score within "
                 f"one standard deviation of that floor: below it the non-duplicates' pairs "
@@ -111,12 +122,18 @@ def find_valley(scores: np.ndarray) -> Valley:
 def estimate_dedup(clks: ClkSet, backend: Backend | None = None,
                    progress: Callable[[float], None] | None = None,
                    max_pairs: int = MAX_FLOOR_PAIRS) -> Valley:
-    """The valley of one party's pairs from ``SEARCH_FLOOR``. ``progress``: called with the
-    share of the candidate search done. Refused (``TooManyFloorPairs``) where the party has
-    more than ``max_pairs`` such pairs, projected from a sample first; ValueError where too
-    few lie near the grid."""
-    check_floor_pairs(clks.party or "the party", clks, None, SEARCH_FLOOR, backend, max_pairs)
-    rows = max(len(clks), 1)
+    """The valley of one party's pairs from ``SEARCH_FLOOR``. Where more than ``max_pairs``
+    such pairs are projected (from 512 records first), from a random sample of records
+    against the whole party, sized to hold about ``max_pairs``: a sample's pairs have the
+    density of all pairs, scaled, so the valley lies where it lies, and on a party that large
+    the sample's floor still counts thousands of pairs. ``progress``: called with the share of
+    the candidate search done. ValueError where too few pairs lie near the grid."""
+    projected = projected_pairs(clks, None, SEARCH_FLOOR, backend)
+    sample = None
+    if projected > max_pairs:  # each sampled record meets all others: 2 x share x projected
+        sample = max(1, min(len(clks), round(len(clks) * max_pairs / (2 * projected))))
+    searched = clks if sample is None else row_sample(clks, sample)
+    rows = max(len(searched), 1)
     done = 0
 
     def tick(step: int) -> None:
@@ -125,5 +142,9 @@ def estimate_dedup(clks: ClkSet, backend: Backend | None = None,
         if progress is not None:
             progress(done / rows)
 
-    found = candidate_pairs(clks, None, SEARCH_FLOOR, backend=backend, progress=tick)
-    return find_valley(np.asarray(found.score))
+    found = candidate_pairs(searched, None if sample is None else clks, SEARCH_FLOOR,
+                            backend=backend, progress=tick)
+    valley = find_valley(np.asarray(found.score))
+    if sample is None:
+        return valley
+    return replace(valley, sample=sample, records=len(clks))

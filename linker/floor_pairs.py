@@ -11,8 +11,8 @@ import numpy as np
 from .backends import Backend, candidate_pairs
 from .clkset import ClkSet
 
-__all__ = ["MAX_FLOOR_PAIRS", "BYTES_PER_FLOOR_PAIR", "TooManyFloorPairs", "projected_pairs",
-           "check_floor_pairs"]
+__all__ = ["MAX_FLOOR_PAIRS", "BYTES_PER_FLOOR_PAIR", "TooManyFloorPairs", "row_sample",
+           "projected_pairs", "check_floor_pairs"]
 
 # Pairs at its floor an estimate may hold: each costs about 80 bytes at the peak (measured 76
 # on FEBRL 4 at 0.5: the candidates, their sort, the greedy mask, the fit's copies), 100M
@@ -25,6 +25,14 @@ class TooManyFloorPairs(ValueError):
     """An estimate's pairs at its floor would not fit the memory it may take."""
 
 
+def row_sample(a: ClkSet, rows: int, seed: int = 0) -> ClkSet:
+    """``rows`` records of ``a`` drawn at random (without its token columns), in file order."""
+    chosen = np.sort(np.random.default_rng(seed).choice(len(a), rows, replace=False))
+    return replace(a, words=np.ascontiguousarray(a.words[chosen]),
+                   popcounts=a.popcounts[chosen],
+                   record_ids=[a.record_ids[r] for r in chosen.tolist()], tokens={})
+
+
 def projected_pairs(a: ClkSet, b: ClkSet | None, floor: float,
                     backend: Backend | None = None, sample_rows: int = 512,
                     seed: int = 0) -> int:
@@ -33,10 +41,8 @@ def projected_pairs(a: ClkSet, b: ClkSet | None, floor: float,
     them when A is that small)."""
     if len(a) <= sample_rows:
         return len(candidate_pairs(a, b, floor, backend=backend))
-    rows = np.sort(np.random.default_rng(seed).choice(len(a), sample_rows, replace=False))
-    sample = replace(a, words=np.ascontiguousarray(a.words[rows]), popcounts=a.popcounts[rows],
-                     record_ids=[a.record_ids[r] for r in rows.tolist()], tokens={})
-    found = len(candidate_pairs(sample, a if b is None else b, floor, backend=backend))
+    found = len(candidate_pairs(row_sample(a, sample_rows, seed), a if b is None else b, floor,
+                                backend=backend))
     if b is None:  # each sampled row met itself, and every pair is counted from both ends
         return round((found - sample_rows) * len(a) / sample_rows / 2)
     return round(found * len(a) / sample_rows)

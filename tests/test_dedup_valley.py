@@ -137,28 +137,27 @@ def test_pprl_dedup_chooses_records_and_evaluate_shows_it(
     assert "estimates no precision or recall" in said
 
 
-def test_pairs_too_many_to_hold_are_refused_before_searching(
+def test_a_party_with_too_many_pairs_is_estimated_from_a_sample(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Pairs of one party from the search floor are projected from a sample of 512 rows (each
-    row meets itself there, and each pair is seen from both ends); over the limit `auto`
-    refuses, naming the party, and a run given no threshold takes the default, saying why."""
+    row meets itself there, and each pair is seen from both ends); over the limit the valley is
+    found from a random sample of records against the whole party, sized to the limit, and
+    says so; it lies where the whole party's does (FEBRL 3 with a tenth of its pairs)."""
     clks = _febrl(3)
     from linker.backends import candidate_pairs
 
     actual = len(candidate_pairs(clks, None, SEARCH_FLOOR))
     assert abs(projected_pairs(clks, None, SEARCH_FLOOR) - actual) <= 0.15 * actual
+    whole = estimate_dedup(clks)
+    sampled = estimate_dedup(clks, max_pairs=actual // 10)
+    assert sampled.sample is not None and sampled.sample < len(clks) // 5
+    assert sampled.records == len(clks) and whole.sample is None
+    assert abs(sampled.threshold - whole.threshold) <= 0.015
+    assert f"{sampled.sample:,} sampled records' (of 5,000, with all of them)" in sampled.reason
     path = write_clk_set(tmp_path / "febrl3.parquet", clks)
-    monkeypatch.setattr("linker.floor_pairs.MAX_FLOOR_PAIRS", actual // 10)
-    refused = CliRunner().invoke(cli, ["dedup", str(path), "--threshold", "auto",
-                                       "-o", str(tmp_path / "auto")])
-    assert refused.exit_code == 1, refused.output
-    assert f"pairs score {SEARCH_FLOOR} or more" in refused.output
-    assert "give a threshold" in refused.output
-    assert not (tmp_path / "auto").exists()
     monkeypatch.setattr("linker.threshold_choice.UNASKED_MAX_FLOOR_PAIRS", actual // 10)
     said = CliRunner().invoke(cli, ["dedup", str(path), "-o", str(tmp_path / "unasked")])
     assert said.exit_code == 0, said.output
     run = json.loads((tmp_path / "unasked" / "run.json").read_text())
-    assert run["threshold"] == DEFAULT_DEDUP_THRESHOLD
-    assert run["threshold_choice"]["method"] == "default"
-    assert "no estimate" in run["threshold_choice"]["reason"]
+    assert run["threshold"] == sampled.threshold
+    assert run["threshold_choice"]["reason"] == sampled.reason
