@@ -262,7 +262,8 @@ class RunOut(BaseModel):
     threshold_choice: dict[str, Any] = Field(description=(
         "How the threshold was chosen: `method` given; estimated (with `reason`, "
         "`estimated_precision`, `estimated_recall` and what the recall is `recall_of`; for a "
-        "deduplication, `model` valley and the two estimates null) or, for a run given none "
+        "deduplication `model` valley, the two estimates null and no `recall_of`) or, for a "
+        "run given none "
         "where no estimate applies, default (with `reason`) once the run has chosen it; "
         "`auto` or `unset` before."))
     blocking: bool

@@ -11,16 +11,18 @@ one pair): the lowest score the data cannot tell from the bottom of the valley. 
 tail of non-duplicates is still falling, and each step down adds more of them than of
 duplicates; higher, only duplicates are lost.
 
-Measured (benchmarks/bench_estimate.py; pairwise F1 of the ``cluster`` solver against the
-truth, thresholds 0.60-0.90 in steps of 0.005): on FEBRL 1-3 with four secrets it chose
-0.665-0.71, F1 within 0.004 of the best threshold's; on the synthetic population's nine
-extracts of seeds 5, 6 and 11 (20,000-40,000 people) 0.745-0.82, within 0.021, and of seeds 7-9
-(5,000-10,000 people) 0.71-0.82, within 0.035; never more than 0.0003 below the fixed default
-0.69 and on average 0.068 above it over all thirty runs (the synthetic imaging and claims
-extracts, with few duplicates among many relatives: 0.69-0.85 -> 0.91-0.96). The rule was
-chosen on FEBRL 1-3 and seeds 5-7 (beside the first score under 1.5 times the floor, which did
-about as well, and the floor itself, 0.81-0.86 on thin valleys) and then checked, unchanged,
-on three other secrets and seeds 8, 9 and 11.
+Measured while building it (pairwise F1 of the ``cluster`` solver against the truth,
+thresholds 0.60-0.90 in steps of 0.005; ``benchmarks/bench_estimate.py`` and
+``bench_dedup.py`` report FEBRL 1-3 and one population each): on FEBRL 1-3 with four secrets
+it chose 0.665-0.71, F1 within 0.004 of the best threshold's; on the synthetic population's
+nine extracts of seeds 5, 6 and 11 (20,000-40,000 people) 0.745-0.82, within 0.021, and of
+seeds 7-9 (5,000-10,000 people) 0.71-0.82, within 0.035. On these thirty it was never more than
+0.0003 below the fixed default 0.69's F1 (FEBRL 2 with bench_dedup's secret: 0.70, 0.002
+below) and on average 0.068 above it (the synthetic imaging and claims extracts, with few
+duplicates among many relatives: 0.69-0.85 -> 0.91-0.96). The rule was chosen on FEBRL 1-3 and
+seeds 5-7 (beside the first score under 1.5 times the floor, which did about as well, and the
+floor itself, 0.81-0.86 on thin valleys) and then checked, unchanged, on three other secrets
+and seeds 8, 9 and 11.
 
 A party whose pairs from 0.58 would not fit the memory an estimate may take (projected from
 512 records) is searched as a random sample of its records against all of them, sized to that
@@ -42,7 +44,7 @@ import numpy as np
 
 from .backends import Backend, candidate_pairs
 from .clkset import ClkSet
-from .floor_pairs import MAX_FLOOR_PAIRS, projected_pairs, row_sample
+from .floor_pairs import MAX_FLOOR_PAIRS, PROJECTION_ROWS, projected_pairs, row_sample
 
 __all__ = ["SEARCH_FLOOR", "MIN_VALLEY_PAIRS", "Valley", "pair_density", "find_valley",
            "estimate_dedup"]
@@ -50,6 +52,7 @@ __all__ = ["SEARCH_FLOOR", "MIN_VALLEY_PAIRS", "Valley", "pair_density", "find_v
 _FROM, _TO, _STEP, _BANDWIDTH = 0.62, 0.86, 0.005, 0.01
 # Pairs below this cannot reach the grid within four kernel widths.
 SEARCH_FLOOR = 0.58
+_BIN = 0.0005
 # Pairs scoring within the grid's reach that a valley needs. Measured on the synthetic
 # extracts: with 128-283 (1,500 people) the floor is a pair or two and the choice fell to
 # 0.66-0.675 on two of three (one below the default's F1: 0.882 against 0.938); from 374 on
@@ -92,30 +95,35 @@ class Valley:
                 f"and recall are not estimated for deduplication")
 
 
-def pair_density(scores: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Pairs per 0.01 of Dice at each grid point: a Gaussian kernel of width ``_BANDWIDTH``."""
-    near = scores[(scores > grid[0] - 4 * _BANDWIDTH) & (scores < grid[-1] + 4 * _BANDWIDTH)]
-    density = np.zeros(len(grid))
-    for start in range(0, len(near), 1 << 16):  # bounded memory: grid x 65,536 at a time
-        z = (grid[:, None] - near[None, start:start + (1 << 16)]) / _BANDWIDTH
-        density += np.exp(-0.5 * z * z).sum(axis=1)
-    return density * 0.01 / (_BANDWIDTH * np.sqrt(2 * np.pi))
+def pair_density(scores: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, int]:
+    """Pairs per 0.01 of Dice at each grid point (a Gaussian kernel of width ``_BANDWIDTH``),
+    and how many pairs lie within its reach (four widths). The scores are counted in bins of
+    ``_BIN`` first, so the cost does not grow with the pairs beyond one pass over them."""
+    edges = np.arange(grid[0] - 4 * _BANDWIDTH, grid[-1] + 4 * _BANDWIDTH + _BIN / 2, _BIN)
+    counts, _ = np.histogram(scores, bins=edges)
+    centres = (edges[:-1] + edges[1:]) / 2
+    z = (grid[:, None] - centres[None, :]) / _BANDWIDTH
+    density = np.exp(-0.5 * z * z) @ counts
+    return density * 0.01 / (_BANDWIDTH * np.sqrt(2 * np.pi)), int(counts.sum())
 
 
 def find_valley(scores: np.ndarray) -> Valley:
     """The threshold of :mod:`this module <linker.dedup_valley>` from the scores of a party's
-    pairs (at least those from ``SEARCH_FLOOR``). ValueError: too few pairs near the grid."""
-    scores = np.asarray(scores, dtype=np.float64)
+    pairs (at least those from ``SEARCH_FLOOR``). ValueError: too few pairs near the grid, or
+    no falling tail of non-duplicates on it (a density flat, or lowest at 0.62)."""
     grid = np.round(np.arange(_FROM, _TO + _STEP / 2, _STEP), 3)
-    pairs = int(((scores > _FROM - 4 * _BANDWIDTH) & (scores < _TO + 4 * _BANDWIDTH)).sum())
+    density, pairs = pair_density(np.asarray(scores, dtype=np.float64), grid)
     if pairs < MIN_VALLEY_PAIRS:
-        raise ValueError(f"only {pairs:,} pairs of the party score {SEARCH_FLOOR}-"
+        raise ValueError(f"only {pairs:,} pairs score {SEARCH_FLOOR}-"
                          f"{_TO + 4 * _BANDWIDTH:.2f} (the valley takes {MIN_VALLEY_PAIRS} or "
                          f"more): too few to find it")
-    density = pair_density(scores, grid)
     lowest = int(np.argmin(density))
     floor = float(density[lowest])
-    within = density <= floor + np.sqrt(max(floor, 1.0))
+    noise = np.sqrt(max(floor, 1.0))
+    if density[0] <= floor + 3 * noise:
+        raise ValueError(f"the density of the {pairs:,} pair scores does not fall from {_FROM} "
+                         f"to a floor below {_TO}: no tail of non-duplicates to see the end of")
+    within = density <= floor + noise
     return Valley(float(grid[int(np.argmax(within))]), floor, float(grid[lowest]), pairs)
 
 
@@ -128,10 +136,11 @@ def estimate_dedup(clks: ClkSet, backend: Backend | None = None,
     density of all pairs, scaled, so the valley lies where it lies, and on a party that large
     the sample's floor still counts thousands of pairs. ``progress``: called with the share of
     the candidate search done. ValueError where too few pairs lie near the grid."""
-    projected = projected_pairs(clks, None, SEARCH_FLOOR, backend)
     sample = None
-    if projected > max_pairs:  # each sampled record meets all others: 2 x share x projected
-        sample = max(1, min(len(clks), round(len(clks) * max_pairs / (2 * projected))))
+    if len(clks) > PROJECTION_ROWS:  # a smaller party is searched whole at once
+        projected = projected_pairs(clks, None, SEARCH_FLOOR, backend)
+        if projected > max_pairs:  # each sampled record meets all others: 2 x share x projected
+            sample = max(1, min(len(clks), round(len(clks) * max_pairs / (2 * projected))))
     searched = clks if sample is None else row_sample(clks, sample)
     rows = max(len(searched), 1)
     done = 0
@@ -144,7 +153,11 @@ def estimate_dedup(clks: ClkSet, backend: Backend | None = None,
 
     found = candidate_pairs(searched, None if sample is None else clks, SEARCH_FLOOR,
                             backend=backend, progress=tick)
-    valley = find_valley(np.asarray(found.score))
-    if sample is None:
-        return valley
-    return replace(valley, sample=sample, records=len(clks))
+    try:
+        valley = find_valley(np.asarray(found.score))
+    except ValueError as e:
+        if sample is None:
+            raise
+        raise ValueError(f"{e} (a random {sample:,} of the party's {len(clks):,} records with "
+                         f"all of them)") from e
+    return valley if sample is None else replace(valley, sample=sample, records=len(clks))

@@ -11,14 +11,16 @@ import numpy as np
 from .backends import Backend, candidate_pairs
 from .clkset import ClkSet
 
-__all__ = ["MAX_FLOOR_PAIRS", "BYTES_PER_FLOOR_PAIR", "TooManyFloorPairs", "row_sample",
-           "projected_pairs", "check_floor_pairs"]
+__all__ = ["MAX_FLOOR_PAIRS", "BYTES_PER_FLOOR_PAIR", "PROJECTION_ROWS", "TooManyFloorPairs",
+           "row_sample", "projected_pairs", "check_floor_pairs"]
 
 # Pairs at its floor an estimate may hold: each costs about 80 bytes at the peak (measured 76
 # on FEBRL 4 at 0.5: the candidates, their sort, the greedy mask, the fit's copies), 100M
 # about 7.5 GiB.
 MAX_FLOOR_PAIRS = 100_000_000
 BYTES_PER_FLOOR_PAIR = 80
+# Records of A a projection compares with all of B.
+PROJECTION_ROWS = 512
 
 
 class TooManyFloorPairs(ValueError):
@@ -34,17 +36,18 @@ def row_sample(a: ClkSet, rows: int, seed: int = 0) -> ClkSet:
 
 
 def projected_pairs(a: ClkSet, b: ClkSet | None, floor: float,
-                    backend: Backend | None = None, sample_rows: int = 512,
+                    backend: Backend | None = None, sample_rows: int = PROJECTION_ROWS,
                     seed: int = 0) -> int:
     """About how many pairs of ``a`` and ``b`` (``b`` None: of ``a`` within itself) score
     ``floor`` or more: those of a random sample of A's rows against all of B, scaled (all of
     them when A is that small)."""
     if len(a) <= sample_rows:
         return len(candidate_pairs(a, b, floor, backend=backend))
-    found = len(candidate_pairs(row_sample(a, sample_rows, seed), a if b is None else b, floor,
-                                backend=backend))
-    if b is None:  # each sampled row met itself, and every pair is counted from both ends
-        return round((found - sample_rows) * len(a) / sample_rows / 2)
+    sample = row_sample(a, sample_rows, seed)
+    found = len(candidate_pairs(sample, a if b is None else b, floor, backend=backend))
+    if b is None:  # each sampled row met itself (but an empty CLK, Dice 0), and every pair is
+        # counted from both ends
+        return round((found - int((sample.popcounts > 0).sum())) * len(a) / sample_rows / 2)
     return round(found * len(a) / sample_rows)
 
 

@@ -30,6 +30,8 @@ def no_estimate_because(dedup: Sequence[bool], blocked: bool, tokens: Sequence[s
     if blocked or tokens:
         return ("the estimate describes an all-pairs Dice run, and this run is "
                 + ("blocked" if blocked else "given token candidates"))
+    if len(dedup) == 1 and not dedup[0]:
+        return "one party without deduplication links nothing"
     if any(dedup) and len(dedup) > 1:
         return ("no estimate holds for linkage and deduplication on one threshold: within a "
                 "provider relatives of a household score like duplicates, across providers "
@@ -48,9 +50,7 @@ def estimate_threshold(sets: list[ClkSet], dedup: Sequence[bool], backend: Backe
     from .floor_pairs import MAX_FLOOR_PAIRS
 
     limit = MAX_FLOOR_PAIRS if max_pairs is None else max_pairs
-    if len(sets) == 1:
-        if not dedup[0]:
-            raise ValueError("one party is not linked with anything: deduplicate it")
+    if len(sets) == 1:  # deduplicated: ``no_estimate_because`` refuses it otherwise
         from .dedup_valley import estimate_dedup
 
         valley = estimate_dedup(sets[0], backend, progress, limit)

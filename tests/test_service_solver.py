@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import create_engine, text
 
 from api.client import Client
 from linker.clkset import load_clk_sets
 from linker.link import DEFAULT_DEDUP_THRESHOLD, LinkResult, link_sets
-from tests.service_harness import PARTIES, Service, project_with_uploads
+from tests.service_harness import PARTIES, Service, make_providers, project_with_uploads
 
 THRESHOLD = DEFAULT_DEDUP_THRESHOLD
 
@@ -185,24 +186,48 @@ def test_threshold_auto_is_chosen_by_the_worker_as_pprl_link_chooses_it(
                 deduplicated["owner_token"]) == []
 
 
-def test_one_party_deduplicated_takes_the_valley(service: Service,
-                                                  provider_files: dict[str, Path]) -> None:
-    """A project of one deduplicating party: `auto` is accepted and a run given no threshold
-    goes to the valley of its pair scores (``linker.dedup_valley``), as `pprl dedup` does; this
-    small extract (1,500 people) holds too few pairs for one, so `auto` fails saying so and no
-    threshold takes the default with that reason."""
-    with Client(service.url, service.admin_token) as admin:
-        created = admin.create_project("one party", "person", ["ehr"], True)
-    project_id, token = created["project"]["id"], created["owner_token"]
-    with Client(service.url, created["upload_tokens"]["ehr"]) as provider:
-        provider.upload(project_id, "ehr", provider_files["ehr"])
-    with Client(service.url, token) as owner:
-        asked = owner.wait(project_id, owner.start_run(project_id, "auto")["id"], timeout=300)
-        unasked = owner.wait(project_id, owner.start_run(project_id)["id"], timeout=300)
+def test_one_party_deduplicated_takes_the_valley(
+        service: Service, provider_files: dict[str, Path],
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A project of one deduplicating party: a run given no threshold, or `auto`, goes to the
+    valley of its pair scores as `pprl dedup` does, shows it with no precision or recall, and
+    `pprl status` says so; an extract with too few pairs for a valley (1,500 people) fails
+    `auto` saying so and takes the default given none; one party without deduplication
+    refuses `auto` (422)."""
+    from linker.dedup_valley import estimate_dedup
+
+    claims = make_providers(tmp_path_factory.mktemp("valley"), people=3000, seed=4)["claims"]
+    valley = estimate_dedup(load_clk_sets([claims])[0])
+    runs = {}
+    for name, upload in (("valley", claims), ("few", provider_files["ehr"])):
+        with Client(service.url, service.admin_token) as admin:
+            created = admin.create_project(f"one party {name}", "person", ["ehr"], True)
+        project_id, token = created["project"]["id"], created["owner_token"]
+        with Client(service.url, created["upload_tokens"]["ehr"]) as provider:
+            provider.upload(project_id, "ehr", upload)
+        with Client(service.url, token) as owner:
+            runs[name] = [owner.wait(project_id, owner.start_run(project_id, asked)["id"],
+                                     timeout=300) for asked in ("auto", None)]
+        if name == "valley":
+            shown = service.pprl("status", project_id, str(runs[name][1]["id"]),
+                                 token=token).stdout
+    for run in runs["valley"]:
+        assert run["state"] == "done", run["error"]
+        assert run["threshold"] == valley.threshold
+        assert run["threshold_choice"] == valley.choice()
+    assert f"threshold {valley.threshold} chosen from the data" in shown
+    assert "estimates no precision or recall" in shown
+    asked, unasked = runs["few"]
     assert asked["state"] == "failed"
-    assert "pairs of the party score 0.58-0.90" in asked["error"]
-    assert "give a threshold" in asked["error"]
+    assert "pairs score 0.58-0.90" in asked["error"] and "give a threshold" in asked["error"]
     assert unasked["state"] == "done", unasked["error"]
     assert unasked["threshold"] == DEFAULT_DEDUP_THRESHOLD
     assert unasked["threshold_choice"]["method"] == "default"
     assert "too few to find it" in unasked["threshold_choice"]["reason"]
+    with Client(service.url, service.admin_token) as admin:
+        alone = admin.create_project("one party alone", "person", ["ehr"], False)
+    with Client(service.url, alone["upload_tokens"]["ehr"]) as provider:
+        provider.upload(alone["project"]["id"], "ehr", provider_files["ehr"])
+    answer = _post_run(service, alone["project"]["id"], alone["owner_token"],
+                       {"threshold": "auto"})
+    assert answer.status_code == 422 and "links nothing" in answer.text
