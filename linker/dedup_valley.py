@@ -55,6 +55,7 @@ __all__ = ["SEARCH_FLOOR", "MIN_VALLEY_PAIRS", "Valley", "pair_density", "find_v
 _FROM, _TO, _STEP, _BANDWIDTH = 0.62, 0.86, 0.005, 0.01
 # Pairs below this cannot reach the grid within four kernel widths.
 SEARCH_FLOOR = 0.58
+# Scores are counted in bins this wide before smoothing: a twentieth of the kernel's width.
 _BIN = 0.0005
 # Pairs scoring within the grid's reach that a valley needs. Measured on the synthetic
 # extracts: with 128-283 (1,500 people) the floor is a pair or two and the choice fell to
