@@ -135,25 +135,18 @@ def _make_backend(name: str, workers: int, kernel: str, scheduler: str | None,
         raise click.ClickException(str(e)) from e
 
 
-def _choose(sets: list[ClkSet], dedup: list[bool], backend: Backend
-            ) -> tuple[float, dict[str, object]]:
-    """``--threshold auto``: the threshold the data suggests, and what to record of it."""
+def _choose(asked: bool, sets: list[ClkSet], dedup: list[bool], blocked: bool,
+            tokens: tuple[str, ...], backend: Backend) -> tuple[float, dict[str, object]]:
+    """The threshold of a run given `auto` (``asked``: the estimate, or an error saying why
+    there is none) or none (the estimate where one applies, else the default), what to record
+    of it, and a line saying which and why."""
     try:
         with _estimate_bar() as progress:
-            threshold, choice, summary = estimate_threshold(sets, dedup, backend, progress)
-    except ValueError as e:  # too few scores to fit, or too many pairs to hold
+            threshold, choice, summary = (
+                estimate_threshold(sets, dedup, backend, progress) if asked
+                else choose_threshold(sets, dedup, blocked, tokens, backend, progress))
+    except ValueError as e:  # `auto`: too few scores to fit, or too many pairs to hold
         raise click.ClickException(f"--threshold auto: {e}; give a threshold") from e
-    click.echo(summary)
-    return threshold, choice
-
-
-def _choose_by_default(sets: list[ClkSet], dedup: list[bool], blocked: bool,
-                       tokens: tuple[str, ...], backend: Backend
-                       ) -> tuple[float, dict[str, object]]:
-    """No ``--threshold``: the estimate where one applies, else the default; says which."""
-    with _estimate_bar() as progress:
-        threshold, choice, summary = choose_threshold(sets, dedup, blocked, tokens, backend,
-                                                      progress)
     click.echo(summary)
     return threshold, choice
 
@@ -204,11 +197,9 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
     if threshold == AUTO and refused is not None:
         raise click.UsageError(f"--threshold auto: {refused}; give a threshold")
     with backend:
-        if threshold == AUTO:
-            threshold, choice = _choose(sets, dedup_flags, backend)
-        elif threshold is None:
-            threshold, choice = _choose_by_default(sets, dedup_flags, blocking != "none",
-                                                   tokens, backend)
+        if threshold == AUTO or threshold is None:
+            threshold, choice = _choose(threshold == AUTO, sets, dedup_flags,
+                                        blocking != "none", tokens, backend)
         assert isinstance(threshold, float)
         lsh = LshBlocking() if blocking == "lsh" else None
         try:

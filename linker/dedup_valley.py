@@ -47,7 +47,13 @@ import numpy as np
 
 from .backends import Backend, candidate_pairs
 from .clkset import ClkSet
-from .floor_pairs import MAX_FLOOR_PAIRS, PROJECTION_ROWS, projected_pairs, row_sample
+from .floor_pairs import (
+    MAX_FLOOR_PAIRS,
+    PROJECTION_ROWS,
+    projected_pairs,
+    row_sample,
+    search_ticks,
+)
 
 __all__ = ["SEARCH_FLOOR", "MIN_VALLEY_PAIRS", "Valley", "pair_density", "find_valley",
            "estimate_dedup"]
@@ -146,17 +152,8 @@ def estimate_dedup(clks: ClkSet, backend: Backend | None = None,
         if projected > max_pairs:  # each sampled record meets all others: 2 x share x projected
             sample = max(1, min(len(clks), round(len(clks) * max_pairs / (2 * projected))))
     searched = clks if sample is None else row_sample(clks, sample)
-    rows = max(len(searched), 1)
-    done = 0
-
-    def tick(step: int) -> None:
-        nonlocal done
-        done += step
-        if progress is not None:
-            progress(done / rows)
-
     found = candidate_pairs(searched, None if sample is None else clks, SEARCH_FLOOR,
-                            backend=backend, progress=tick)
+                            backend=backend, progress=search_ticks(progress, len(searched)))
     try:
         valley = find_valley(np.asarray(found.score))
     except ValueError as e:

@@ -41,10 +41,10 @@ pairwise over the cluster solver's groups, which pair counts above the threshold
 0.007): the estimate above on random halves of the file (seed 5) chose within 0.005 of the best
 on the EHR and claims extracts, but 0.805-0.825 on FEBRL 2 and 0.86-0.87 on FEBRL 3 (F1
 0.73-0.91 against 0.99) and could not fit the imaging extract (too few duplicates cross the
-halves). The valley of the pooled pair-score density (Gaussian kernel 0.01, 0.62-0.855), its minimum
-taken as the threshold (``dedup_valley`` takes instead the lowest score within one Poisson
-standard deviation of the minimum, which is what made it hold), with
-non-matches above it from a Poisson fit of binned counts (exp of a quadratic, plus exp of a line
+halves). The valley of the pooled pair-score density (Gaussian kernel 0.01, 0.62-0.855), its
+minimum taken as the threshold (``dedup_valley`` takes instead the lowest score within one
+Poisson standard deviation of the minimum, which is what made it hold), with non-matches above
+it from a Poisson fit of binned counts (exp of a quadratic, plus exp of a line
 for duplicates) and duplicates below it from a Beta fitted to the scores from it to 0.99, met F1
 within 0.017 of the best and precision and recall within 0.035 on FEBRL 1-3 and seed 5, but not
 on the other synthetic runs: the valley is flat from 0.78 to 0.85 when an extract holds a few
@@ -66,7 +66,7 @@ from scipy import optimize, special, stats
 
 from .backends import Backend, candidate_pairs
 from .clkset import ClkSet
-from .floor_pairs import MAX_FLOOR_PAIRS, check_floor_pairs
+from .floor_pairs import MAX_FLOOR_PAIRS, check_floor_pairs, search_ticks
 from .solve import greedy_one_to_one
 
 __all__ = ["FLOOR", "RECALL_OF", "Mixture", "Estimate", "LinkFit", "top_two",
@@ -305,15 +305,7 @@ def estimate_sets(sets: list[ClkSet], backend: Backend | None = None,
     for i, a in enumerate(sets):
         for b in sets[i + 1:]:
             check_floor_pairs(f"{a.party}-{b.party}", a, b, FLOOR, backend, limit)
-    rows = sum(len(a) for i, a in enumerate(sets) for _ in sets[i + 1:])
-    done = 0
-
-    def tick(step: int) -> None:
-        nonlocal done
-        done += step
-        if progress is not None:
-            progress(done / max(rows, 1))
-
+    tick = search_ticks(progress, sum(len(a) for i, a in enumerate(sets) for _ in sets[i + 1:]))
     fits, names = [], []
     for i, a in enumerate(sets):
         for b in sets[i + 1:]:

@@ -1,9 +1,11 @@
-"""How many pairs an estimate of the threshold would hold, projected before it searches: on
-FEBRL-like data about a third of all pairs score 0.5 or more, so an estimate over a million
-records a party would not fit in memory."""
+"""What both estimates of the threshold do around their search: project how many pairs it
+would hold before it starts (on FEBRL-like data about a third of all pairs score 0.5 or more,
+so an estimate over a million records a party would not fit in memory), and report its
+progress as a share."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -12,7 +14,7 @@ from .backends import Backend, candidate_pairs
 from .clkset import ClkSet
 
 __all__ = ["MAX_FLOOR_PAIRS", "BYTES_PER_FLOOR_PAIR", "PROJECTION_ROWS", "TooManyFloorPairs",
-           "row_sample", "projected_pairs", "check_floor_pairs"]
+           "row_sample", "projected_pairs", "check_floor_pairs", "search_ticks"]
 
 # Pairs at its floor an estimate may hold: each costs about 80 bytes at the peak (measured 76
 # on FEBRL 4 at 0.5: the candidates, their sort, the greedy mask, the fit's copies), 100M
@@ -61,3 +63,17 @@ def check_floor_pairs(name: str, a: ClkSet, b: ClkSet | None, floor: float,
             f"{name}: about {projected:,} pairs score {floor} or more, which the estimate would "
             f"hold in memory (about {projected * BYTES_PER_FLOOR_PAIR / 2**30:.0f} GiB; it "
             f"takes at most {max_pairs:,})")
+
+
+def search_ticks(progress: Callable[[float], None] | None, rows: int) -> Callable[[int], None]:
+    """A candidate search's tick (A rows done) that calls ``progress`` with the share of
+    ``rows`` done so far."""
+    done = 0
+
+    def tick(step: int) -> None:
+        nonlocal done
+        done += step
+        if progress is not None:
+            progress(done / max(rows, 1))
+
+    return tick

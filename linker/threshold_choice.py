@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from . import floor_pairs
 from .backends import Backend
 from .clkset import ClkSet
+from .dedup_valley import estimate_dedup
 from .link import default_threshold
 
 __all__ = ["UNASKED_MAX_FLOOR_PAIRS", "choose_threshold", "estimate_threshold",
@@ -47,12 +49,8 @@ def estimate_threshold(sets: list[ClkSet], dedup: Sequence[bool], backend: Backe
     deduplicated by its valley, two or more parties by the linkage fit. ``progress``: the
     share of the candidate search done. ValueError (``TooManyFloorPairs`` among them): no
     estimate of this data; the caller has checked ``no_estimate_because``."""
-    from .floor_pairs import MAX_FLOOR_PAIRS
-
-    limit = MAX_FLOOR_PAIRS if max_pairs is None else max_pairs
+    limit = floor_pairs.MAX_FLOOR_PAIRS if max_pairs is None else max_pairs  # at each call
     if len(sets) == 1:  # deduplicated: ``no_estimate_because`` refuses it otherwise
-        from .dedup_valley import estimate_dedup
-
         valley = estimate_dedup(sets[0], backend, progress, limit)
         return valley.threshold, valley.choice(), valley.summary()
     from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
@@ -71,12 +69,11 @@ def choose_threshold(sets: list[ClkSet], dedup: Sequence[bool], blocked: bool,
     ``default_threshold`` with the reason there is no estimate."""
     why = no_estimate_because(dedup, blocked, tokens)
     if why is None:
-        from .floor_pairs import MAX_FLOOR_PAIRS, TooManyFloorPairs
-
         try:
             return estimate_threshold(sets, dedup, backend, progress, UNASKED_MAX_FLOOR_PAIRS)
-        except TooManyFloorPairs as e:
-            why = f"no estimate: {e}; --threshold auto takes up to {MAX_FLOOR_PAIRS:,}"
+        except floor_pairs.TooManyFloorPairs as e:
+            why = (f"no estimate: {e}; --threshold auto takes up to "
+                   f"{floor_pairs.MAX_FLOOR_PAIRS:,}")
         except ValueError as e:  # too few scores to fit
             why = f"no estimate: {e}"
     threshold = default_threshold(dedup)
