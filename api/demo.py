@@ -21,9 +21,6 @@ from tokenizer.keys import write_new_key
 
 __all__ = ["demo_command"]
 
-# On the synthetic population, linking all three providers with each one deduplicated (the
-# EHR holds 8% duplicates) at 0.75 gives precision 0.995, recall 0.94 (0.7: 0.979, 0.965).
-DEMO_THRESHOLD = 0.75
 _DEFINITION = "chest_ct_after_lung_cancer.json"
 
 
@@ -90,9 +87,8 @@ def demo_command(folder: Path, people: int) -> None:
     _step(f"pprl describe {outputs[0]}")
     ctx.invoke(describe_command, path=outputs[0], as_json=False)
     linked = folder / "linkage"
-    _step(f"pprl link {' '.join(map(str, outputs))} --threshold {DEMO_THRESHOLD} "
-          f"--dedup all -o {linked}")
-    ctx.invoke(link_command, paths=tuple(outputs), threshold=DEMO_THRESHOLD, folder=linked,
+    _step(f"pprl link {' '.join(map(str, outputs))} --dedup all -o {linked}")
+    ctx.invoke(link_command, paths=tuple(outputs), threshold=None, folder=linked,
                dedup_parties=("all",), workers=default_workers(), blocking="none")
     truth = folder / "truth-linked.csv"  # the imaging records as the linkage names them
     import pyarrow.csv as pacsv
@@ -100,8 +96,9 @@ def demo_command(folder: Path, people: int) -> None:
     pacsv.write_csv(truth_after_deid(folder / "truth.csv", deid_out,
                                      report_path_for(deid_out)),
                     truth)
-    _step(f"pprl evaluate {linked} --truth {truth}")
-    ctx.invoke(evaluate_command, folder=linked, truth=truth, plot=None, as_json=False)
+    _step(f"pprl evaluate {linked} --truth {truth} --estimate")
+    ctx.invoke(evaluate_command, folder=linked, truth=truth, plot=None, estimate=True,
+               as_json=False)
     definition = Path(str(resources.files("linker.cohorts") / "examples" / _DEFINITION))
     chart = folder / "cohort-representativeness.png"
     parties = " ".join(f"--attributes {p}={a}" for p, a in attributes.items())

@@ -198,10 +198,12 @@ class RunCreate(_Strict):
         None, examples=[0.75, "auto"],
         description="Dice similarity a pair needs to be a candidate. `auto`: chosen from the "
                     "data when the run starts (the run's `threshold_choice`), without blocking "
-                    "or tokens: for projects that do not deduplicate, by a fit that also "
-                    "estimates precision and recall; for a project of one party that "
-                    "deduplicates, where its pair scores bottom out (no precision or recall "
-                    "estimate); refused for several parties deduplicated. Not given: as "
+                    "or tokens: for projects of several parties, by a fit that also "
+                    "estimates precision and recall (of the pairs across parties where the "
+                    "project deduplicates, each party's pairs within it then taking a "
+                    "threshold of their own, `dedup_thresholds`: where its pair scores bottom "
+                    "out); for a project of one party that deduplicates, where its pair scores "
+                    "bottom out (no precision or recall estimate). Not given: as "
                     "`auto` where that applies and the data suffice, else the default "
                     f"{DEFAULT_THRESHOLD} "
                     f"({DEFAULT_DEDUP_THRESHOLD} when the project deduplicates), the run's "
@@ -259,11 +261,15 @@ class RunOut(BaseModel):
     threshold: float | None = Field(description=(
         "The run's threshold; null while a run asked for `auto`, or given none, has not "
         "chosen it yet."))
+    dedup_thresholds: dict[str, float] | None = Field(None, description=(
+        "Party -> the threshold of pairs within it, where a run of several parties that "
+        "deduplicates chose them from the data (null: `threshold` for every pair)."))
     threshold_choice: dict[str, Any] = Field(description=(
         "How the threshold was chosen: `method` given; estimated (with `reason`, "
         "`estimated_precision`, `estimated_recall` and what the recall is `recall_of`; for a "
-        "deduplication `model` valley, the two estimates null and no `recall_of`) or, for a "
-        "run given none "
+        "deduplication `model` valley, the two estimates null and no `recall_of`; for several "
+        "parties deduplicated `model` 'across parties and within each', the estimates of the "
+        "pairs across parties and `within` each party's valley) or, for a run given none "
         "where no estimate applies, default (with `reason`) once the run has chosen it; "
         "`auto` or `unset` before."))
     blocking: bool

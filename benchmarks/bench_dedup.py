@@ -167,8 +167,10 @@ def run(people: int, workers: int, workdir: Path, with_peers: bool,
                     lambda: _ehr(people, workdir / "synthetic")))
     for data, kind, load in sources:
         clks, truth, cleartext = load()
-        threshold, choice, _ = choose_threshold([clks], [True], False, (), CpuBackend(workers))
-        chosen[data] = (threshold, "valley" if choice["method"] == "estimated" else "default")
+        choice = choose_threshold([clks], [True], False, (), CpuBackend(workers))
+        threshold = choice.threshold
+        chosen[data] = (threshold,
+                        "valley" if choice.record["method"] == "estimated" else "default")
         rows += _ours(data, clks, truth, workers,
                       tuple(sorted({*thresholds, DEFAULT_DEDUP_THRESHOLD, threshold})))
         if with_peers:

@@ -9,7 +9,10 @@ counts the links a 1:1 linkage can make (per person, the fewer of their records 
 party). The three providers linked together (one threshold for their three pairs): pairwise
 quality of ``link_sets``'s groups, recall of what a linkage without deduplication can link
 (per pair of parties and person, the fewer of their records), against the pooled estimate.
-Deduplication (FEBRL 1-3, each provider): the threshold the valley chooses and true pairwise
+Linkage with every party deduplicated (FEBRL 4's two files, the three providers): the
+threshold across parties and each party's within it, pairwise quality of all pairs and of the
+pairs across parties (against the estimate), beside one threshold for all pairs (0.69, the
+best). Deduplication (FEBRL 1-3, each provider): the threshold the valley chooses and true pairwise
 quality of ``link_sets`` (its default solver) there, at 0.65, at 0.69 (the fixed
 deduplication default) and at the best of 0.60-0.85.
 
@@ -29,10 +32,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from linker.backends import get_backend
 from linker.clkset import ClkSet, load_clk_sets
 from linker.dedup_valley import estimate_dedup
 from linker.estimate import FLOOR, estimate_link, estimate_sets, floor_links
 from linker.link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, link_sets
+from linker.threshold_choice import estimate_threshold
 from tokenizer.catalog import load_schema
 from tokenizer.encoder import ClkEncoder
 from tokenizer.pipeline import tokenize_file
@@ -141,6 +146,48 @@ def compare_parties(sets: list[ClkSet], truth: list[list[str]]) -> dict:
             "estimate_seconds": round(seconds, 2), "reason": estimate.reason}
 
 
+def compare_with_dedup(sets: list[ClkSet], truth: list[list[str]]) -> dict:
+    """The thresholds of linking ``sets`` with every party deduplicated (across parties the
+    fit without the 1:1 rule, within each its valley: ``threshold_choice``) beside the truth:
+    pairwise quality of all pairs and of the pairs across parties (the estimate's basis),
+    against one threshold for all pairs, at 0.69 and at the best of 0.62-0.85."""
+    _, person = np.unique(np.concatenate([np.array(t) for t in truth]), return_inverse=True)
+    party = np.repeat(np.arange(len(sets)), [len(s) for s in sets])
+    dedup_all = [True] * len(sets)
+
+    def truth_at(t: float, within: list[float | None] | None = None) -> dict:
+        entity = np.concatenate(link_sets(sets, t, dedup=dedup_all,
+                                          dedup_thresholds=within).entity_of)
+        both = entity * (int(person.max()) + 1) + person
+
+        def across(labels: np.ndarray) -> int:
+            return _pairs_within(labels) - _pairs_within(labels * len(sets) + party)
+
+        def quality(tp: int, predicted: int, actual: int) -> dict:
+            p, r = tp / predicted if predicted else 1.0, tp / actual
+            return {"precision": round(p, 4), "recall": round(r, 4),
+                    "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)}
+
+        return {"all": quality(_pairs_within(both), _pairs_within(entity),
+                               _pairs_within(person)),
+                "across": quality(across(both), across(entity), across(person))}
+
+    started = time.perf_counter()
+    chosen = estimate_threshold(sets, dedup_all, get_backend("cpu"))
+    seconds = time.perf_counter() - started
+    grid = np.round(np.arange(0.62, 0.851, 0.01), 2).tolist()
+    single = {t: truth_at(t)["all"] for t in grid}
+    best = max(grid, key=lambda t: single[t]["f1"])
+    return {"records": [len(s) for s in sets], "threshold": chosen.threshold,
+            "dedup_thresholds": chosen.dedup_thresholds,
+            "estimated_precision": chosen.record["estimated_precision"],
+            "estimated_recall": chosen.record["estimated_recall"],
+            "chosen": truth_at(chosen.threshold, chosen.within(sets)),
+            f"at_{DEFAULT_DEDUP_THRESHOLD}": single[DEFAULT_DEDUP_THRESHOLD],
+            "best_single": {"threshold": best, **single[best]},
+            "estimate_seconds": round(seconds, 2)}
+
+
 def _pairs_within(labels: np.ndarray) -> int:
     _, counts = np.unique(labels, return_counts=True)
     return int((counts * (counts - 1) // 2).sum())
@@ -189,12 +236,16 @@ def main() -> None:
         link_rows[f"synthetic {sets[i].party}-{sets[j].party}"] = compare(
             sets[i], sets[j], truth[i], truth[j])
     parties_row = compare_parties(sets, truth)
+    with_dedup_rows = {"febrl4": compare_with_dedup([a, b], [truth_a, truth_b]),
+                       "synthetic": compare_with_dedup(sets, truth)}
     for clks, people in zip(sets, truth, strict=True):
         dedup_rows[f"synthetic {clks.party}"] = dedup(clks, people)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     args.out.write_text(json.dumps({"people": args.people, "seed": args.seed,
                                     "peak_memory_mib": round(peak_mib), "link": link_rows,
-                                    "three_parties": parties_row, "dedup": dedup_rows},
+                                    "three_parties": parties_row,
+                                    "linkage_with_dedup": with_dedup_rows,
+                                    "dedup": dedup_rows},
                                    indent=2) + "\n", encoding="utf-8")
     print("linkage, --threshold auto (recall: of the links a 1:1 linkage can make)")
     print(f"{'inputs':26} {'t':>6} {'est P':>7} {'true P':>7} {'est R':>7} {'true R':>7} "
@@ -211,6 +262,19 @@ def main() -> None:
           f"P {row['true_precision']:.4f} R {row['true_recall']:.4f} F1 {row['true_f1']:.4f}; "
           f"best t {row['best_threshold']:.2f} F1 {row['best_f1']:.4f}; "
           f"{row['estimate_seconds']:.1f} s")
+    print("\nlinkage with every party deduplicated: a threshold across parties (P, R: of the "
+          "pairs across parties) and one within each party")
+    print(f"{'inputs':12} {'t':>6} {'within':24} {'est P':>7} {'true P':>7} {'est R':>7} "
+          f"{'true R':>7} {'F1':>7} {'F1@0.69':>7} {'best t':>6} {'best F1':>7} {'s':>5}")
+    for name, row in with_dedup_rows.items():
+        within = ",".join(f"{t}" for t in row["dedup_thresholds"].values())
+        chosen, across = row["chosen"]["all"], row["chosen"]["across"]
+        print(f"{name:12} {row['threshold']:6.3f} {within:24} "
+              f"{row['estimated_precision']:7.4f} {across['precision']:7.4f} "
+              f"{row['estimated_recall']:7.4f} {across['recall']:7.4f} {chosen['f1']:7.4f} "
+              f"{row[f'at_{DEFAULT_DEDUP_THRESHOLD}']['f1']:7.4f} "
+              f"{row['best_single']['threshold']:6.2f} {row['best_single']['f1']:7.4f} "
+              f"{row['estimate_seconds']:5.1f}")
     print("\ndeduplication, the valley's threshold and true pairwise quality")
     at_default = f"F1@{DEFAULT_DEDUP_THRESHOLD}"
     print(f"{'input':26} {'records':>7} {'pairs':>6} {'valley':>6} {'F1':>7} {'P':>7} "

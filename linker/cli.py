@@ -24,6 +24,7 @@ from .blocking import LshBlocking
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
 from .evaluate import (
     Quality,
+    evaluate_across,
     evaluate_entities,
     one_to_one_reachable,
     plot_curve,
@@ -34,7 +35,13 @@ from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD
 from .link_streamed import link_on
 from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
 from .solve import DEFAULT_SOLVER, SOLVERS
-from .threshold_choice import choose_threshold, estimate_threshold, no_estimate_because
+from .threshold_choice import (
+    ACROSS_AND_WITHIN,
+    ThresholdChoice,
+    choose_threshold,
+    estimate_threshold,
+    no_estimate_because,
+)
 from .threshold_param import AUTO, DiceOrAuto
 from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
 
@@ -47,11 +54,13 @@ def _threshold(shown: str) -> Callable[[FC], FC]:
     return click.option(
         "--threshold", type=DiceOrAuto(), show_default=shown,
         help="Smallest Dice coefficient for a candidate pair; `auto` (without --blocking or "
-             "--tokens) chooses it from the data: linking two or more parties without "
-             "--dedup, from a fit that also estimates precision and recall; deduplicating one "
-             "party (`pprl dedup`), where its pair scores bottom out. Not given: as `auto` "
-             "where that applies and the data suffice, else the default shown; run.json's "
-             "threshold_choice says which and why.")
+             "--tokens) chooses it from the data: linking two or more parties, from a fit "
+             "that also estimates precision and recall (with --dedup, of the pairs across "
+             "parties, each deduplicated party's pairs within it taking a threshold of their "
+             "own: where its pair scores bottom out); deduplicating one party (`pprl dedup`), "
+             "where its pair scores bottom out. Not given: as `auto` where that applies and "
+             "the data suffice, else the default shown; run.json's threshold_choice (and "
+             "dedup_thresholds) says which and why.")
 
 
 _output = click.option("-o", "--output", "folder", required=True,
@@ -136,19 +145,18 @@ def _make_backend(name: str, workers: int, kernel: str, scheduler: str | None,
 
 
 def _choose(asked: bool, sets: list[ClkSet], dedup: list[bool], blocked: bool,
-            tokens: tuple[str, ...], backend: Backend) -> tuple[float, dict[str, object]]:
-    """The threshold of a run given `auto` (``asked``: the estimate, or an error saying why
-    there is none) or none (the estimate where one applies, else the default), what to record
-    of it, and a line saying which and why."""
+            tokens: tuple[str, ...], backend: Backend) -> ThresholdChoice:
+    """The threshold(s) of a run given `auto` (``asked``: the estimate, or an error saying
+    why there is none) or none (the estimate where one applies, else the default), echoing
+    which and why."""
     try:
         with _estimate_bar() as progress:
-            threshold, choice, summary = (
-                estimate_threshold(sets, dedup, backend, progress) if asked
-                else choose_threshold(sets, dedup, blocked, tokens, backend, progress))
+            chosen = (estimate_threshold(sets, dedup, backend, progress) if asked
+                      else choose_threshold(sets, dedup, blocked, tokens, backend, progress))
     except ValueError as e:  # `auto`: too few scores to fit, or too many pairs to hold
         raise click.ClickException(f"--threshold auto: {e}; give a threshold") from e
-    click.echo(summary)
-    return threshold, choice
+    click.echo(chosen.summary)
+    return chosen
 
 
 @contextmanager
@@ -192,24 +200,29 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
         elapsed = time.perf_counter() - started
         bar.set_postfix_str(f"{pairs_so_far / max(elapsed, 1e-9):.3g} pairs/s")
 
-    choice: dict[str, object] = {"method": "given"}
     refused = no_estimate_because(dedup_flags, blocking != "none", tokens)
     if threshold == AUTO and refused is not None:
         raise click.UsageError(f"--threshold auto: {refused}; give a threshold")
     with backend:
         if threshold == AUTO or threshold is None:
-            threshold, choice = _choose(threshold == AUTO, sets, dedup_flags,
-                                        blocking != "none", tokens, backend)
-        assert isinstance(threshold, float)
+            chosen = _choose(threshold == AUTO, sets, dedup_flags, blocking != "none", tokens,
+                             backend)
+        else:
+            assert isinstance(threshold, float)
+            chosen = ThresholdChoice(threshold, {"method": "given"}, "")
         lsh = LshBlocking() if blocking == "lsh" else None
         try:
-            result = link_on(backend, sets, threshold, dedup=dedup_flags, blocking=lsh,
+            result = link_on(backend, sets, chosen.threshold, dedup=dedup_flags, blocking=lsh,
                              progress=progress, tokens=tokens,
-                             token_value_cap=token_value_cap, solver=solver)
+                             token_value_cap=token_value_cap, solver=solver,
+                             dedup_thresholds=chosen.within(sets))
         except LinkageInputError as e:
             raise click.ClickException(str(e)) from e
     bar.close()
-    info = {"command": command, "threshold": threshold, "threshold_choice": choice,
+    within = {} if chosen.dedup_thresholds is None else {
+        "dedup_thresholds": chosen.dedup_thresholds}
+    info = {"command": command, "threshold": chosen.threshold, **within,
+            "threshold_choice": chosen.record,
             "blocking": blocking, "token_rules": list(tokens), "solver": solver,
             **backend.describe(),
             "inputs": [{"file": s.source, "party": s.party, "records": len(s),
@@ -312,11 +325,17 @@ def _estimated_beside_truth(choice: dict[str, object], entities: pa.Table,
                             known: dict[tuple[str, str], str], quality: Quality
                             ) -> dict[str, object]:
     """What ``evaluate --estimate`` shows of a run's estimate: a linkage fit's precision and
-    recall beside the true recall on their basis (the links a 1:1 linkage can make); of a
+    recall beside the true recall on their basis (the links a 1:1 linkage can make; with
+    deduplication, beside the true precision and recall of the pairs across parties); of a
     deduplication's valley, the threshold's reason only (it estimates neither)."""
     if choice.get("estimated_precision") is None:
         return {"model": choice.get("model"), "reason": choice.get("reason"),
                 "precision": None, "recall": None}
+    if choice.get("model") == ACROSS_AND_WITHIN:
+        across = evaluate_across(entities, known)
+        return {"precision": choice["estimated_precision"], "recall": choice["estimated_recall"],
+                "true_precision_across": round(across.precision, 6),
+                "true_recall_across": round(across.recall, 6), "pairs_across": across.actual}
     reachable = one_to_one_reachable(entities, known)
     return {"precision": choice["estimated_precision"], "recall": choice["estimated_recall"],
             "true_recall_one_to_one": round(quality.true_positives / reachable
@@ -332,8 +351,9 @@ def _estimated_beside_truth(choice: dict[str, object], entities: pa.Table,
               help="PNG of precision/recall against the threshold (default: OUTDIR/quality.png).")
 @click.option("--estimate", is_flag=True,
               help="Also show the precision and recall the run estimated without the truth "
-                   "(a run made with --threshold auto), beside the true recall on the "
-                   "estimate's basis: the links a 1:1 linkage can make.")
+                   "(a run made with --threshold auto, or none), beside the truth on the "
+                   "estimate's basis: the links a 1:1 linkage can make (with --dedup: the "
+                   "pairs across parties).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: bool,
                      as_json: bool) -> None:
@@ -386,6 +406,12 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
     if shown is not None and shown["precision"] is None:
         click.echo(f"threshold chosen without the truth: {choice['reason']}; deduplication "
                    f"estimates no precision or recall")
+    elif shown is not None and "true_recall_across" in shown:
+        click.echo(f"estimated without the truth: precision {shown['precision']:.4f}"
+                   f"  recall {shown['recall']:.4f} {choice['recall_of']} (true: precision "
+                   f"{shown['true_precision_across']:.4f}, recall "
+                   f"{shown['true_recall_across']:.4f} of {shown['pairs_across']:,} pairs "
+                   f"across parties)")
     elif shown is not None:
         click.echo(f"estimated without the truth: precision {shown['precision']:.4f}"
                    f"  recall {shown['recall']:.4f} {choice['recall_of']} (true: "

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 
 from tokenizer.errors import InputError
 
-__all__ = ["Quality", "read_truth", "evaluate_entities", "one_to_one_reachable", "threshold_curve",
-           "plot_curve"]
+__all__ = ["Quality", "read_truth", "evaluate_entities", "evaluate_across", "one_to_one_reachable",
+           "threshold_curve", "plot_curve"]
 
 TRUTH_COLUMNS = ("party", "record_id", "true_id")
 
@@ -89,6 +89,24 @@ def evaluate_entities(entities: pa.Table, truth: dict[tuple[str, str], str]) -> 
     both = predicted_labels * (int(true_labels.max(initial=0)) + 1) + true_labels
     return Quality(_pairs_within(both), _pairs_within(predicted_labels),
                    _pairs_within(true_labels))
+
+
+def evaluate_across(entities: pa.Table, truth: dict[tuple[str, str], str]) -> Quality:
+    """Pairwise quality of the pairs across parties alone (two records of one party left
+    out): what the estimate of a run that deduplicates too describes."""
+    parties = entities.column("party").to_pylist()
+    records = entities.column("record_id").to_pylist()
+    _, party = np.unique(np.array(parties, dtype=object).astype(str), return_inverse=True)
+    predicted = pc.dictionary_encode(entities.column("entity_id")).combine_chunks()
+    predicted_labels = predicted.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    true_labels = _true_labels(parties, records, truth)
+    both = predicted_labels * (int(true_labels.max(initial=0)) + 1) + true_labels
+
+    def across(labels: np.ndarray) -> int:
+        return _pairs_within(labels) - _pairs_within(labels * (int(party.max(initial=0)) + 1)
+                                                     + party)
+
+    return Quality(across(both), across(predicted_labels), across(true_labels))
 
 
 def one_to_one_reachable(entities: pa.Table, truth: dict[tuple[str, str], str]) -> int:

@@ -120,12 +120,19 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
               progress: Callable[[int, int], None] | None = None,
               tokens: Sequence[str] = (),
               token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP,
-              solver: str = DEFAULT_SOLVER) -> LinkResult:
+              solver: str = DEFAULT_SOLVER,
+              dedup_thresholds: Sequence[float | None] | None = None) -> LinkResult:
     """Link every pair of parties (and deduplicate the flagged ones).
 
     Args:
         threshold: smallest Dice coefficient of a candidate pair; None: ``default_threshold``.
         dedup: per party, whether to find duplicates within it (default: none).
+        dedup_thresholds: per party, the threshold of pairs within it where it is not
+            ``threshold`` (None: ``threshold``). Relatives of a household score like
+            duplicates within a provider, while across providers the 1:1 rule sets them
+            aside, so the two kinds of pairs may need different thresholds. The cluster
+            solver then weighs each pair by its score minus its own threshold and takes the
+            pairs in the order of that gain.
         progress: called with (A rows done, pairs compared so far) as work proceeds.
         tokens: OpenToken rules (``T1``...) on which agreement makes a pair a candidate
             whatever its Dice coefficient (with or without blocking); its score stays its
@@ -148,15 +155,17 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
     dedup = list(dedup) if dedup is not None else [False] * len(sets)
     if threshold is None:
         threshold = default_threshold(dedup)
+    within = [threshold if t is None else float(t)
+              for t in (dedup_thresholds or [None] * len(sets))]
     # Two parties without deduplication: cluster's merges are greedy's 1:1 links.
     one_to_one = len(sets) == 2 and not any(dedup)
-    scored_from = max(threshold - SCORED_BELOW, 0.0) if solver == "cluster" and not one_to_one \
-        else threshold
+    below = SCORED_BELOW if solver == "cluster" and not one_to_one else 0.0
     offsets = np.cumsum([0] + [len(s) for s in sets])
     found: list[tuple[int, int, Candidates, np.ndarray]] = []
     compared = total = completed = token_only = 0
     ticks = PairProgress(progress)
     for i, j in party_pairs(len(sets), dedup):
+        scored_from = max((within[i] if i == j else threshold) - below, 0.0)
         candidates = candidate_pairs(sets[i], None if i == j else sets[j], scored_from,
                                      backend=backend, blocking=blocking,
                                      progress=ticks.tick_for(len(sets[j])))
@@ -176,12 +185,15 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
     record_b = np.concatenate([none] + [c.right for _, _, c, _ in found]).astype(np.int64)
     score = np.concatenate([none.astype(np.float64)] + [c.score for _, _, c, _ in found])
     agreed = np.concatenate([none.astype(bool)] + [t for _, _, _, t in found])
-    order = np.lexsort((record_b, record_a, party_b, party_a, -score))  # anonlink's order
+    edge_threshold = np.where(party_a == party_b, np.asarray(within)[party_a], threshold)
+    # anonlink's order; by gain where pairs within a party have thresholds of their own
+    first = -score if all(t == threshold for t in within) else edge_threshold - score
+    order = np.lexsort((record_b, record_a, party_b, party_a, first))
     party_a, party_b = party_a[order], party_b[order]
     record_a, record_b, score = record_a[order], record_b[order], score[order]
-    agreed = agreed[order]
+    agreed, edge_threshold = agreed[order], edge_threshold[order]
     # Pairs the cluster solver scored under the threshold weigh on its merges but are no links.
-    counted = (score >= threshold) | agreed
+    counted = (score >= edge_threshold) | agreed
     u, v = offsets[party_a] + record_a, offsets[party_b] + record_b
     if one_to_one:
         accepted = greedy_one_to_one(record_a, record_b, len(sets[0]), len(sets[1]))
@@ -190,8 +202,8 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
     else:
         party_of = np.repeat(np.arange(len(sets)), [len(s) for s in sets])
         groups = (greedy_groups(u, v, party_of, dedup) if solver == "greedy"
-                  else cluster_groups(u, v, score, threshold, party_of, dedup,
-                                      threshold - scored_from, agreed))
+                  else cluster_groups(u, v, score, edge_threshold, party_of, dedup, below,
+                                      agreed))
         accepted = (groups[u] == groups[v]) & counted
     entity_of = number_entities(groups, offsets)
     stats = {"candidate_pairs": int(counted.sum()),

@@ -124,17 +124,21 @@ def link_two_streamed(sets: Sequence[ClkSet], threshold: float, backend: Streami
                       stats)
 
 
-def _ordered(found: list[tuple[int, int, _Files]]) -> Iterator[Chunk]:
+def _ordered(found: list[tuple[int, int, _Files]], thresholds: np.ndarray | None
+             ) -> Iterator[Chunk]:
     """(pair, left, right, score) chunks of every pair of parties' files (``pair`` indexes
     ``found``, which is in party order), in anonlink's order: score descending, then parties,
-    then records."""
+    then records; with ``thresholds`` (one per pair of parties) by gain, score minus its pair's
+    threshold, as ``link_sets`` orders them."""
 
     def tagged(pair: int, files: _Files) -> Iterator[Chunk]:
         for left, right, score in merged_candidates(files.paths):
             yield np.full(len(left), pair, np.int64), left, right, score
 
+    first: Callable[[Chunk], np.ndarray] = (
+        (lambda c: -c[3]) if thresholds is None else (lambda c: thresholds[c[0]] - c[3]))
     return merge_sorted([tagged(k, files) for k, (_, _, files) in enumerate(found)],
-                        lambda c: [-c[3], c[0], c[1], c[2]])
+                        lambda c: [first(c), c[0], c[1], c[2]])
 
 
 _EDGE_COLUMNS = (("u", np.int64), ("v", np.int64), ("score", np.float64))
@@ -172,8 +176,23 @@ def _edge_chunks(folder: Path, count: int, rows: int) -> Iterator[tuple[np.ndarr
         yield tuple(np.asarray(m[first:first + rows]) for m in maps)
 
 
-def _merge_groups(folder: Path, count: int, rows: int, degree: np.ndarray, threshold: float,
-                  scored_from: float, exclusive: np.ndarray) -> np.ndarray:
+class _EdgeThresholds:
+    """The threshold of each edge (global record indices u, v): the run's across parties,
+    a party's own within it."""
+
+    def __init__(self, offsets: np.ndarray, threshold: float, within: Sequence[float]) -> None:
+        self.offsets, self.threshold = offsets, threshold
+        self.within = np.asarray(within, dtype=np.float64)
+
+    def __call__(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        party_u = np.searchsorted(self.offsets, u, side="right") - 1
+        party_v = np.searchsorted(self.offsets, v, side="right") - 1
+        return np.where(party_u == party_v, self.within[party_u], self.threshold)
+
+
+def _merge_groups(folder: Path, count: int, rows: int, degree: np.ndarray,
+                  thresholds: _EdgeThresholds, penalty: float, exclusive: np.ndarray
+                  ) -> np.ndarray:
     """``cluster``'s groups from the edge files: every record's partners and gains written
     as memory-mapped compressed rows, then the edges taken in order."""
     start = neighbour_starts(degree)
@@ -182,9 +201,8 @@ def _merge_groups(folder: Path, count: int, rows: int, degree: np.ndarray, thres
     gains = np.lib.format.open_memmap(folder / "gains.npy", "w+", np.float64, shape)
     fill = start[:-1].copy()
     for u, v, score in _edge_chunks(folder, count, rows):
-        fill_neighbours(u, v, edge_gains(score, threshold), fill, other, gains)
-    merging = AverageLinkage(exclusive, start, np.asarray(other), np.asarray(gains),
-                             threshold - scored_from)
+        fill_neighbours(u, v, edge_gains(score, thresholds(u, v)), fill, other, gains)
+    merging = AverageLinkage(exclusive, start, np.asarray(other), np.asarray(gains), penalty)
     for u, v, _ in _edge_chunks(folder, count, rows):
         merging.take(u, v)
     return merging.labels()
@@ -193,18 +211,22 @@ def _merge_groups(folder: Path, count: int, rows: int, degree: np.ndarray, thres
 def link_groups_streamed(sets: Sequence[ClkSet], threshold: float, backend: StreamingBackend,
                          *, dedup: Sequence[bool], blocking: LshBlocking | None = None,
                          progress: Callable[[int, int], None] | None = None,
-                         chunk_rows: int = 1 << 20) -> LinkResult:
+                         chunk_rows: int = 1 << 20,
+                         dedup_thresholds: Sequence[float | None] | None = None) -> LinkResult:
     """``link_sets`` with the ``cluster`` solver (deduplication, or three parties and more),
     from ``backend``'s files, ``chunk_rows`` edges at a time."""
     started = time.perf_counter()
-    scored_from = max(threshold - SCORED_BELOW, 0.0)
+    within = [threshold if t is None else float(t)
+              for t in (dedup_thresholds or [None] * len(sets))]
     offsets = np.cumsum([0] + [len(s) for s in sets])
+    thresholds = _EdgeThresholds(offsets, threshold, within)
     n = int(offsets[-1])
     found: list[tuple[int, int, _Files]] = []
     total = 0
     ticks = PairProgress(progress)
     try:
         for i, j in sorted(party_pairs(len(sets), dedup)):  # anonlink's party order
+            scored_from = max((within[i] if i == j else threshold) - SCORED_BELOW, 0.0)
             found.append((i, j, backend.candidate_files(
                 sets[i], None if i == j else sets[j], scored_from, blocking,
                 ticks.tick_for(len(sets[j])))))
@@ -218,20 +240,22 @@ def link_groups_streamed(sets: Sequence[ClkSet], threshold: float, backend: Stre
             folder = Path(scratch)
             degree = np.zeros(n, dtype=np.int64)
             with _EdgeWriter(folder) as edges:
-                for pair, left, right, score in _ordered(found):
+                by_gain = None if all(t == threshold for t in within) else np.array(
+                    [within[i] if i == j else threshold for i, j, _ in found])
+                for pair, left, right, score in _ordered(found, by_gain):
                     u, v = offsets[first[pair]] + left, offsets[second[pair]] + right
                     edges.append(u, v, score)
                     degree += np.bincount(u, minlength=n) + np.bincount(v, minlength=n)
             for _, _, files in found:  # merged into the edge files: no longer needed
                 files.remove()
-            groups = _merge_groups(folder, edges.count, chunk_rows, degree, threshold,
-                                   scored_from,
+            groups = _merge_groups(folder, edges.count, chunk_rows, degree, thresholds,
+                                   SCORED_BELOW,
                                    exclusive_masks(np.repeat(np.arange(len(sets)),
                                                              [len(s) for s in sets]), dedup))
             kept: list[tuple[np.ndarray, ...]] = []
             candidates = below = 0
             for u, v, score in _edge_chunks(folder, edges.count, chunk_rows):
-                counted = score >= threshold
+                counted = score >= thresholds(u, v)
                 candidates += int(counted.sum())
                 below += int(len(score) - counted.sum())
                 take = counted & (groups[u] == groups[v])
@@ -257,6 +281,7 @@ def link_on(backend: Backend, sets: Sequence[ClkSet], threshold: float, *,
             dedup: Sequence[bool], blocking: LshBlocking | None = None,
             progress: Callable[[int, int], None] | None = None,
             tokens: Sequence[str] = (), solver: str = DEFAULT_SOLVER,
+            dedup_thresholds: Sequence[float | None] | None = None,
             **options: Any) -> LinkResult:
     """``link_sets`` on ``backend`` (``options``: its other arguments), solved from the
     backend's candidate files where it writes them and the run allows (``streams``)."""
@@ -266,6 +291,8 @@ def link_on(backend: Backend, sets: Sequence[ClkSet], threshold: float, *,
             return link_two_streamed(sets, threshold, streaming, blocking=blocking,
                                      progress=progress)
         return link_groups_streamed(sets, threshold, streaming, dedup=dedup,
-                                    blocking=blocking, progress=progress)
+                                    blocking=blocking, progress=progress,
+                                    dedup_thresholds=dedup_thresholds)
     return link_sets(sets, threshold, dedup=dedup, backend=backend, blocking=blocking,
-                     progress=progress, tokens=tokens, solver=solver, **options)
+                     progress=progress, tokens=tokens, solver=solver,
+                     dedup_thresholds=dedup_thresholds, **options)

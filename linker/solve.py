@@ -72,6 +72,7 @@ def greedy_groups(u: np.ndarray, v: np.ndarray, party_of: np.ndarray,
     keep a group of their own.
 
     Args:
+        threshold: one for all edges, or one per edge.
         party_of: party index of every record.
         deduplicated: per party, whether two of its records may share a group.
     """
@@ -241,7 +242,7 @@ class AverageLinkage:
         return _labels(self.parent)
 
 
-def edge_gains(score: np.ndarray, threshold: float, agreed: np.ndarray | None = None
+def edge_gains(score: np.ndarray, threshold: float | np.ndarray, agreed: np.ndarray | None = None
                ) -> np.ndarray:
     """What each candidate pair weighs in a merge: score - threshold, at least 0 for a pair
     agreeing on tokens."""
@@ -249,7 +250,8 @@ def edge_gains(score: np.ndarray, threshold: float, agreed: np.ndarray | None = 
     return gain if agreed is None else np.where(agreed, np.maximum(gain, 0.0), gain)
 
 
-def cluster_groups(u: np.ndarray, v: np.ndarray, score: np.ndarray, threshold: float,
+def cluster_groups(u: np.ndarray, v: np.ndarray, score: np.ndarray,
+                   threshold: float | np.ndarray,
                    party_of: np.ndarray, deduplicated: Sequence[bool],
                    penalty: float = SCORED_BELOW, agreed: np.ndarray | None = None
                    ) -> np.ndarray:
@@ -262,6 +264,7 @@ def cluster_groups(u: np.ndarray, v: np.ndarray, score: np.ndarray, threshold: f
     tokens at least ``threshold``) and any other pair ``threshold - penalty``.
 
     Args:
+        threshold: one for all edges, or one per edge.
         party_of: party index of every record.
         deduplicated: per party, whether two of its records may share a group.
         penalty: how far under the threshold the candidates were scored.

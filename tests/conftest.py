@@ -27,6 +27,14 @@ def provider_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def households_3000(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three providers' encodings of 3,000 synthetic people (seed 4; ``truth.csv`` beside
+    them): enough pairs for each provider's valley, and a claims extract of few duplicates
+    among many relatives."""
+    return make_providers(tmp_path_factory.mktemp("households"), people=3000, seed=4)
+
+
+@pytest.fixture(scope="session")
 def token_provider_files(provider_files: dict[str, Path],
                          tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The same extracts with OpenToken tokens too, some records of ehr and claims sharing a

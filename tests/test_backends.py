@@ -403,18 +403,22 @@ def _three_parties() -> list[ClkSet]:
 
 
 @pytest.mark.dask
-@pytest.mark.parametrize("case", ["dedup", "dedup-lsh", "three", "three-one-deduplicated"])
+@pytest.mark.parametrize("case", ["dedup", "dedup-lsh", "three", "three-one-deduplicated",
+                                  "three-thresholds-within"])
 def test_dask_solves_deduplication_and_three_parties_from_its_files(
         dask_cluster: str, tmp_path, case: str) -> None:
     """The cluster solver fed from the merged files of every pair of parties (memory-mapped
     partners and gains, never all candidates in memory), a few hundred edges at a time: the
-    same links, scores, entities and statistics as the in-memory pipeline."""
+    same links, scores, entities and statistics as the in-memory pipeline; with thresholds of
+    their own within parties too (edges then taken by gain)."""
     a, b = febrl4_sets()
     if case.startswith("dedup"):  # both halves as one party: every person twice
         sets, dedup = [ClkSet.from_arrays(np.vstack([a.words, b.words]).view(np.uint8))], [True]
     else:
         sets = _three_parties()
-        dedup = [False, case == "three-one-deduplicated", False]
+        dedup = {"three": [False] * 3, "three-one-deduplicated": [False, True, False],
+                 "three-thresholds-within": [True] * 3}[case]
+    within = [0.72, 0.75, 0.64] if case == "three-thresholds-within" else None
     blocking = LshBlocking() if case.endswith("lsh") else None
     # The oracle's kernel: the lanes kernel's pairs compared in full depend on how a tile's
     # B rows fall into groups of eight (failed on CPUs with AVX-512 VPOPCNTDQ before).
@@ -423,9 +427,14 @@ def test_dask_solves_deduplication_and_three_parties_from_its_files(
     assert streams(backend, sets, dedup, ()) and not streams(backend, sets, dedup, (),
                                                              solver="greedy")
     ours = link_groups_streamed(sets, 0.69, backend,  # type: ignore[arg-type]
-                                dedup=dedup, blocking=blocking, chunk_rows=997)
-    theirs = link_sets(sets, 0.69, dedup=dedup, backend=_reference(), blocking=blocking)
+                                dedup=dedup, blocking=blocking, chunk_rows=997,
+                                dedup_thresholds=within)
+    theirs = link_sets(sets, 0.69, dedup=dedup, backend=_reference(), blocking=blocking,
+                       dedup_thresholds=within)
     assert theirs.stats["links"] > 2000
+    if within:  # else this case could not tell
+        single = link_sets(sets, 0.69, dedup=dedup, backend=_reference())
+        assert single.stats["links"] != theirs.stats["links"]
     for field in ("party_a", "record_a", "party_b", "record_b", "score"):
         assert getattr(ours, field).tolist() == getattr(theirs, field).tolist(), field
     assert [e.tolist() for e in ours.entity_of] == [e.tolist() for e in theirs.entity_of]

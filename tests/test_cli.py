@@ -136,8 +136,12 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
     assert result.stdout.count("encodings from") == 2  # EHR and claims; imaging by deid
     assert "patients in" in result.stdout  # pprl deid's summary
     assert "popcount histogram" in result.stdout and "links" in result.stdout
-    quality = result.stdout.split("precision ")[1].split()
-    assert float(quality[0]) > 0.97 and float(quality[2]) > 0.8
+    linked = result.stdout.split("$ pprl link")[1].split("$ pprl evaluate")[0]
+    assert "across parties chosen from the data" in linked and "within ehr" in linked
+    evaluated = result.stdout.split("$ pprl evaluate")[1]
+    quality = evaluated.split("precision ")[1].split()
+    assert float(quality[0]) > 0.97 and float(quality[2]) > 0.95
+    assert "pairs across parties)" in evaluated  # the estimate beside the truth
     assert (tmp_path / "demo" / "linkage" / "entities.parquet").is_file()
     assert oct((tmp_path / "demo" / "linkage.secret").stat().st_mode & 0o777) == "0o600"
     cohort = result.stdout.split("$ pprl cohort count")[1]

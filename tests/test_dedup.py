@@ -11,6 +11,7 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -117,3 +118,28 @@ def test_pairs_scored_under_the_threshold_group_records_but_are_no_links() -> No
     greedy = link_sets([_febrl3()], dedup=[True], solver="greedy")
     assert greedy.stats["pairs_scored_below_threshold"] == 0
     assert greedy.stats["candidate_pairs"] == result.stats["candidate_pairs"]
+
+
+def _bits(*ranges: range) -> np.ndarray:
+    """A 512-bit CLK (bytes) with the given bits set."""
+    bits = np.zeros(512, dtype=np.uint8)
+    for r in ranges:
+        bits[list(r)] = 1
+    return np.packbits(bits)
+
+
+def test_pairs_within_a_party_may_take_a_threshold_of_their_own() -> None:
+    """a1 and b1 score 0.80 across parties, a1 and a2 0.76 within party a (a2 and b1 0.56):
+    on one threshold 0.69 the cluster solver makes them one entity; with a's pairs at 0.78
+    a2 stays apart, the link across parties kept, and every link reported reaches its own
+    threshold."""
+    a = ClkSet.from_arrays(np.stack([_bits(range(100)), _bits(range(76), range(300, 324))]),
+                           ["a1", "a2"], party="a")
+    b = ClkSet.from_arrays(np.stack([_bits(range(20, 100), range(200, 220))]), ["b1"],
+                           party="b")
+    one = link_sets([a, b], 0.69, dedup=[True, False])
+    assert one.entity_of[0].tolist() == [0, 0] and one.stats["links"] == 2
+    own = link_sets([a, b], 0.69, dedup=[True, False], dedup_thresholds=[0.78, None])
+    assert own.entity_of[0].tolist() == [0, 1] and own.entity_of[1].tolist() == [0]
+    assert list(zip(own.party_a.tolist(), own.record_a.tolist(), own.party_b.tolist(),
+                    own.record_b.tolist(), own.score.tolist(), strict=True)) == [(0, 0, 1, 0, 0.8)]

@@ -26,7 +26,6 @@ from tokenizer.catalog import load_schema
 from tokenizer.encoder import ClkEncoder
 
 from .linker_data import febrl_person, write_clk_set
-from .service_harness import make_providers
 from .test_linker import pprl
 
 SECRET = b"dedup valley tests: a provider's own secret"
@@ -71,15 +70,13 @@ def test_febrl_valley_is_within_half_a_point_of_the_best_threshold(number: int) 
 
 
 @pytest.fixture(scope="module")
-def households(tmp_path_factory: pytest.TempPathFactory) -> tuple[ClkSet,
-                                                                    dict[tuple[str, str], str]]:
+def households(households_3000: dict[str, Path]) -> tuple[ClkSet, dict[tuple[str, str], str]]:
     """The claims extract of 3,000 synthetic people: few duplicates among many relatives."""
-    folder = tmp_path_factory.mktemp("households")
-    files = make_providers(folder, people=3000, seed=4)
+    folder = households_3000["claims"].parent
     rows = pacsv.read_csv(folder / "truth.csv", convert_options=pacsv.ConvertOptions(
         column_types={"true_id": pa.string(), "record_id": pa.string()})).to_pylist()
     truth = {(r["party"], r["record_id"]): r["true_id"] for r in rows}
-    return load_clk_sets([files["claims"]])[0], truth
+    return load_clk_sets([households_3000["claims"]])[0], truth
 
 
 def test_relatives_of_a_household_move_the_valley_up(

@@ -60,7 +60,8 @@ def test_each_run_is_solved_by_its_solver(service: Service,
     runs = {}
     for solver in ("default", "greedy"):
         chosen = () if solver == "default" else ("--solver", solver)
-        runs[solver] = json.loads(service.pprl("run", project_id, *chosen, "--wait", "--json",
+        runs[solver] = json.loads(service.pprl("run", project_id, *chosen, "--threshold",
+                                               str(THRESHOLD), "--wait", "--json",
                                                token=token).stdout)
     assert runs["default"]["solver"] == "cluster" and runs["greedy"]["solver"] == "greedy"
     assert runs["default"]["threshold"] == runs["greedy"]["threshold"] == THRESHOLD
@@ -132,13 +133,18 @@ def test_an_unknown_solver_is_refused_and_a_run_given_no_threshold_is_estimated(
         assert run["state"] == "done", run["error"]
         assert run["threshold"] == estimate.threshold
         assert run["threshold_choice"] == estimate.choice()
+    # Deduplicating: the pairs across parties estimated, each party's within it at its
+    # valley, here (1,500 people) too few pairs for one: the default, saying so.
     deduplicated = project_with_uploads(service, provider_files, "no threshold", dedup=True)
     with Client(service.url, deduplicated["owner_token"]) as owner:
         queued = owner.start_run(deduplicated["project"]["id"])
         run = owner.wait(deduplicated["project"]["id"], queued["id"], timeout=300)
-    assert run["state"] == "done" and run["threshold"] == 0.69
-    assert run["threshold_choice"]["method"] == "default"
-    assert "deduplication" in run["threshold_choice"]["reason"]
+    assert run["state"] == "done", run["error"]
+    assert run["threshold"] == estimate_sets(load_clk_sets(
+        [provider_files[p] for p in PARTIES]), one_to_one=False).threshold
+    assert run["dedup_thresholds"] == {p: DEFAULT_DEDUP_THRESHOLD for p in PARTIES}
+    within = run["threshold_choice"]["within"]
+    assert all("too few to find it" in within[p]["reason"] for p in PARTIES)
 
 
 def _post_run(service: Service, project_id: str, token: str, body: dict[str, Any]
@@ -152,7 +158,9 @@ def test_threshold_auto_is_chosen_by_the_worker_as_pprl_link_chooses_it(
     """A run asked for `auto` shows no threshold while queued; done, it shows the one the
     linker's estimate chooses for the same files, why, and the estimated quality, and its links
     are those of that threshold. Refused (422) where the CLI refuses it."""
+    from linker.backends import get_backend
     from linker.estimate import estimate_sets
+    from linker.threshold_choice import estimate_threshold
 
     created = project_with_uploads(service, provider_files, "auto threshold")
     project_id, token = created["project"]["id"], created["owner_token"]
@@ -177,13 +185,22 @@ def test_threshold_auto_is_chosen_by_the_worker_as_pprl_link_chooses_it(
                           ({"threshold": "best"}, "threshold")):
         answer = _post_run(service, project_id, token, body)
         assert answer.status_code == 422 and refusal in answer.text, answer.text
+    # A deduplicating project: a threshold across parties and one within each, as `pprl link
+    # --dedup all` chooses them, its links those of both.
     deduplicated = project_with_uploads(service, provider_files, "auto dedup", dedup=True)
-    answer = _post_run(service, deduplicated["project"]["id"], deduplicated["owner_token"],
-                       {"threshold": "auto"})
-    assert answer.status_code == 422 and "linkage and deduplication on one threshold" in \
-        answer.text
-    assert _get(service, f"/projects/{deduplicated['project']['id']}/runs",
-                deduplicated["owner_token"]) == []
+    project_id, token = deduplicated["project"]["id"], deduplicated["owner_token"]
+    chosen = estimate_threshold(sets, [True] * len(sets), get_backend("cpu"))
+    with Client(service.url, token) as owner:
+        queued = owner.start_run(project_id, "auto")
+        run = owner.wait(project_id, queued["id"], timeout=300)
+        assert run["state"] == "done", run["error"]
+        assert (run["threshold"], run["dedup_thresholds"], run["threshold_choice"]) == (
+            chosen.threshold, chosen.dedup_thresholds, chosen.record)
+        assert _served(owner, project_id, queued["id"]) == _pairs(link_sets(
+            sets, chosen.threshold, dedup=[True] * len(sets),
+            dedup_thresholds=chosen.within(sets)))
+    shown = service.pprl("status", project_id, str(queued["id"]), token=token).stdout
+    assert "within each party where its pair scores bottom out: imaging 0.69" in shown
 
 
 def test_one_party_deduplicated_takes_the_valley(

@@ -280,6 +280,9 @@ def _describe_run(run: dict[str, Any]) -> str:
         text += (f"; threshold {run['threshold']} chosen from the data (estimated precision "
                  f"{choice['estimated_precision']:.4f}, recall {choice['estimated_recall']:.4f} "
                  f"{choice['recall_of']})")
+        if run.get("dedup_thresholds"):
+            text += ", within each party where its pair scores bottom out: " + ", ".join(
+                f"{party} {t}" for party, t in run["dedup_thresholds"].items())
     elif choice.get("method") == "default":
         text += f"; threshold {run['threshold']}: {choice['reason']}"
     return text
@@ -289,9 +292,11 @@ def _describe_run(run: dict[str, Any]) -> str:
 @click.argument("project_id")
 @click.option("--threshold", type=DiceOrAuto(),
               help="Dice similarity a pair needs; `auto`: the service chooses it from the data "
-                   "(without --blocking and --tokens): for projects that do not deduplicate "
-                   "with estimated precision and recall, for one party deduplicated where its "
-                   "pair scores bottom out. Not given: as `auto` where that applies "
+                   "(without --blocking and --tokens): for several parties with estimated "
+                   "precision and recall (of the pairs across parties where the project "
+                   "deduplicates, each party's pairs within it then taking a threshold where "
+                   "its pair scores bottom out), for one party deduplicated where its pair "
+                   "scores bottom out. Not given: as `auto` where that applies "
                    f"and the data suffice, else {DEFAULT_THRESHOLD} "
                    f"({DEFAULT_DEDUP_THRESHOLD} when the project deduplicates); `pprl status` "
                    "says which and why.")

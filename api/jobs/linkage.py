@@ -20,7 +20,12 @@ from linker.blocking import LshBlocking
 from linker.clkset import ClkSet, LinkageInputError
 from linker.link_streamed import link_on
 from linker.solver_names import Solver
-from linker.threshold_choice import choose_threshold, estimate_threshold, no_estimate_because
+from linker.threshold_choice import (
+    ThresholdChoice,
+    choose_threshold,
+    estimate_threshold,
+    no_estimate_because,
+)
 from linker.threshold_param import AUTO
 from linker.token_pairs import DEFAULT_TOKEN_VALUE_CAP
 from tokenizer.encodings_file import read_encodings
@@ -87,7 +92,7 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
                 for j in range(i, len(sets)) if i != j or dedup[i])
 
     threshold = params["threshold"]  # None: the estimate where one applies, else the default
-    choice: dict[str, object] = {"method": "given"}
+    chosen = ThresholdChoice(threshold, {"method": "given"}, "")
     tokens = params.get("tokens", [])
     estimating = threshold == AUTO or (threshold is None and no_estimate_because(
         dedup, params["blocking"], tokens) is None)
@@ -107,25 +112,24 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
             if estimating:
                 control.report("estimating", 0.02)
             if threshold == AUTO:
-                threshold, choice = _estimate(sets, dedup, backend, estimated)
+                chosen = _estimate(sets, dedup, backend, estimated)
             elif threshold is None:
-                threshold, choice, _ = choose_threshold(sets, dedup, params["blocking"], tokens,
-                                                        backend, estimated)
-            if choice["method"] != "given":  # shown by the run even if it fails from here
-                note_params(context.sessions, claim, chosen={"threshold": threshold,
-                                                             "threshold_choice": choice})
+                chosen = choose_threshold(sets, dedup, params["blocking"], tokens, backend,
+                                          estimated)
+            if chosen.record["method"] != "given":  # shown by the run even if it fails later
+                note_params(context.sessions, claim, chosen=_recorded(chosen))
             control.report("matching", start)
-            result = link_on(backend, sets, threshold, dedup=dedup,
+            result = link_on(backend, sets, chosen.threshold, dedup=dedup,
                              blocking=LshBlocking() if params["blocking"] else None,
                              progress=progress, tokens=tokens,
                              token_value_cap=params.get("token_value_cap",
                                                         DEFAULT_TOKEN_VALUE_CAP),
-                             solver=params.get("solver", OLDER_RUNS_SOLVER))
+                             solver=params.get("solver", OLDER_RUNS_SOLVER),
+                             dedup_thresholds=chosen.within(sets))
     except LinkageInputError as e:
         raise JobInputError(str(e)) from e
     control.report("writing", 0.9)
-    info = {"project_id": project.id, "run_id": job.id, "threshold": threshold,
-            "threshold_choice": choice,
+    info = {"project_id": project.id, "run_id": job.id, **_recorded(chosen),
             "blocking": params["blocking"], **backend.describe(),
             "solver": params.get("solver", OLDER_RUNS_SOLVER),
             "token_rules": tokens,
@@ -135,17 +139,23 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
     folder = run_folder(context.settings.runs_dir, project.id, job.id)
     write_run_results(folder, result, info, context.settings.service_key(), project.id,
                       claim.attempt, on_staged=lambda: control.report("indexing", 0.95))
-    chosen = {"threshold": threshold, "threshold_choice": choice} if choice["method"] != "given" \
-        else {}
     return {**result.stats, "entities": result.entity_count,
-            "records": sum(len(s) for s in sets), **chosen}
+            "records": sum(len(s) for s in sets),
+            **(_recorded(chosen) if chosen.record["method"] != "given" else {})}
+
+
+def _recorded(chosen: ThresholdChoice) -> dict[str, object]:
+    """What a run shows of its threshold(s): the threshold, any of pairs within a party, and
+    how they were chosen."""
+    within = {} if chosen.dedup_thresholds is None else {
+        "dedup_thresholds": chosen.dedup_thresholds}
+    return {"threshold": chosen.threshold, **within, "threshold_choice": chosen.record}
 
 
 def _estimate(sets: list[ClkSet], dedup: list[bool], backend: Backend,
-              progress: Callable[[float], None]) -> tuple[float, dict[str, object]]:
-    """The threshold the data suggests (``--threshold auto``) and what to record of it."""
+              progress: Callable[[float], None]) -> ThresholdChoice:
+    """The threshold(s) the data suggests (``--threshold auto``) and what to record of it."""
     try:
-        threshold, choice, _ = estimate_threshold(sets, dedup, backend, progress)
+        return estimate_threshold(sets, dedup, backend, progress)
     except ValueError as e:  # too few scores to fit, or too many pairs to hold
         raise JobInputError(f"threshold 'auto': {e}; give a threshold") from e
-    return threshold, choice

@@ -39,14 +39,14 @@ def run_out(job: Job) -> RunOut:
     lapsed = job.state == "running" and job.lease_until is not None \
         and job.lease_until < time.time()
     asked = params["threshold"]
-    threshold, choice = asked, {"method": "given"}
+    threshold, choice, within = asked, {"method": "given"}, None
     if asked is None or asked == AUTO:  # chosen by the worker when the run starts
         chosen = stats if stats and "threshold" in stats else params.get("chosen", {})
-        threshold = chosen.get("threshold")
+        threshold, within = chosen.get("threshold"), chosen.get("dedup_thresholds")
         choice = chosen.get("threshold_choice", {"method": asked or UNSET})
     return RunOut(id=job.id, project_id=job.project_id, state=job.state,  # type: ignore[arg-type]
                   stage=job.stage, progress=job.progress, threshold=threshold,
-                  threshold_choice=choice,
+                  dedup_thresholds=within, threshold_choice=choice,
                   blocking=params["blocking"], backend=params.get("backend", "cpu"),
                   solver=params.get("solver", OLDER_RUNS_SOLVER),
                   tokens=params.get("tokens", []),
