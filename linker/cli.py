@@ -112,6 +112,24 @@ def _rules(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     return rules
 
 
+def _party_thresholds(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+                      ) -> dict[str, float]:
+    """``--dedup-threshold PARTY=DICE`` (repeatable; PARTY ``all``: every deduplicated
+    party not named on its own)."""
+    given: dict[str, float] = {}
+    for value in values:
+        party, _, dice = value.partition("=")
+        try:
+            number = float(dice)
+        except ValueError:
+            number = -1.0
+        if not party or not 0.0 <= number <= 1.0:
+            raise click.BadParameter(f"{value!r} is not PARTY=DICE (a party label or 'all', "
+                                     f"and a number from 0 to 1)")
+        given[party] = number
+    return given
+
+
 _tokens = click.option(
     "--tokens", callback=_rules, metavar="T1,T3,...",
     help="Also make every pair agreeing on one of these OpenToken tokens a candidate "
@@ -175,7 +193,8 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
          command: str, tokens: tuple[str, ...] | None, *, solver: str = DEFAULT_SOLVER,
          backend_name: str = "cpu", scheduler: str | None = None,
          shared_dir: Path | None = None,
-         token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP) -> None:
+         token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP,
+         dedup_thresholds: dict[str, float] | None = None) -> None:
     tokens = tokens or ()  # None when invoked from code (`pprl demo`): callbacks don't run
     backend = _make_backend(backend_name, workers, kernel, scheduler, shared_dir)
     try:
@@ -209,7 +228,7 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
                              backend)
         else:
             assert isinstance(threshold, float)
-            chosen = ThresholdChoice(threshold, {"method": "given"}, "")
+            chosen = ThresholdChoice(threshold, {"method": "given"}, "", dedup_thresholds)
         lsh = LshBlocking() if blocking == "lsh" else None
         try:
             result = link_on(backend, sets, chosen.threshold, dedup=dedup_flags, blocking=lsh,
@@ -259,6 +278,13 @@ def _warn_common_tokens(over_cap: dict[str, dict[str, int]], cap: int) -> None:
 @_output
 @click.option("--dedup", "dedup_parties", multiple=True, metavar="PARTY",
               help="Also deduplicate within this party (repeatable; 'all' for every party).")
+@click.option("--dedup-threshold", "dedup_thresholds", multiple=True, metavar="PARTY=DICE",
+              callback=_party_thresholds,
+              help="With --threshold DICE: the threshold of pairs within this deduplicated "
+                   "party, --threshold then being that of pairs across parties (repeatable; "
+                   "'all' for every deduplicated party not named). Given no threshold, "
+                   "--dedup chooses both kinds from the data; this repeats or adjusts such a "
+                   "run (run.json's threshold and dedup_thresholds).")
 @_workers
 @_kernel
 @_backend
@@ -273,7 +299,8 @@ def link_command(paths: tuple[Path, ...], threshold: float | str | None, folder:
                  scheduler: str | None, shared_dir: Path | None, blocking: str,
                  tokens: tuple[str, ...] | None = None,
                  token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP,
-                 solver: str = DEFAULT_SOLVER) -> None:
+                 solver: str = DEFAULT_SOLVER,
+                 dedup_thresholds: dict[str, float] | None = None) -> None:
     """Link the encodings files of two or more providers into entities.
 
     An entity holds at most one record per provider, unless that provider is deduplicated
@@ -281,7 +308,10 @@ def link_command(paths: tuple[Path, ...], threshold: float | str | None, folder:
     """
     if len(paths) < 2:
         raise click.UsageError("give at least two encodings files (use `pprl dedup` for one)")
-    dedup = None
+    dedup, within = None, None
+    if dedup_thresholds and not isinstance(threshold, float):
+        raise click.UsageError("--dedup-threshold needs --threshold DICE (the threshold of "
+                               "pairs across parties)")
     if dedup_parties:
         try:
             parties = [s.party for s in load_clk_sets(paths)]
@@ -292,9 +322,27 @@ def link_command(paths: tuple[Path, ...], threshold: float | str | None, folder:
             raise click.UsageError(f"--dedup names unknown parties {sorted(unknown)}; "
                                    f"parties: {parties}")
         dedup = [("all" in dedup_parties) or p in dedup_parties for p in parties]
+        if dedup_thresholds:
+            within = _within_thresholds(dedup_thresholds, parties, dedup)
+    elif dedup_thresholds:
+        raise click.UsageError("--dedup-threshold needs --dedup: it sets the threshold of "
+                               "pairs within a deduplicated party")
     _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens,
          solver=solver, backend_name=backend, scheduler=scheduler, shared_dir=shared_dir,
-         token_value_cap=token_value_cap)
+         token_value_cap=token_value_cap, dedup_thresholds=within)
+
+
+def _within_thresholds(given: dict[str, float], parties: list[str], dedup: list[bool]
+                       ) -> dict[str, float]:
+    """Each deduplicated party's threshold from ``--dedup-threshold`` (``all`` for those not
+    named); a party named but not deduplicated is refused."""
+    named = set(given) - {"all"}
+    apart = sorted(named - {p for p, d in zip(parties, dedup, strict=True) if d})
+    if apart:
+        raise click.UsageError(f"--dedup-threshold names {apart}, not deduplicated (--dedup) "
+                               f"among the parties {parties}")
+    return {p: given[p] if p in given else given["all"]
+            for p, d in zip(parties, dedup, strict=True) if d and (p in given or "all" in given)}
 
 
 @click.command("dedup")

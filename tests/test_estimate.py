@@ -289,6 +289,28 @@ def test_linkage_with_deduplication_takes_a_threshold_per_kind_of_pair(
     assert abs(estimated["recall"] - estimated["true_recall_across"]) <= 0.02
     shown = pprl("evaluate", str(chosen), "--truth", truth, "--estimate").stdout
     assert "pairs across parties)" in shown
+    # The chosen thresholds given back: the same links, recorded as given.
+    again = tmp_path / "again"
+    within = [f"--dedup-threshold={p}={t}" for p, t in run["dedup_thresholds"].items()]
+    pprl("link", *files, "--dedup", "all", "--threshold", str(run["threshold"]), *within,
+         "-o", str(again))
+    repeated = json.loads((again / "run.json").read_text())
+    assert repeated["threshold_choice"] == {"method": "given"}
+    assert repeated["dedup_thresholds"] == run["dedup_thresholds"]
+    assert pq.read_table(again / "matches.parquet").equals(
+        pq.read_table(chosen / "matches.parquet"))
+    pprl("link", *files, "--dedup", "all", "--threshold", "0.7", "--dedup-threshold",
+         "all=0.8", "--dedup-threshold", "claims=0.85", "-o", str(tmp_path / "all"))
+    assert json.loads((tmp_path / "all" / "run.json").read_text())["dedup_thresholds"] == {
+        "imaging": 0.8, "ehr": 0.8, "claims": 0.85}
+    for args, refusal in ((["--dedup-threshold", "claims=0.8"], "needs --threshold DICE"),
+                          (["--threshold", "0.7", "--dedup", "ehr", "--dedup-threshold",
+                            "claims=0.8"], "not deduplicated"),
+                          (["--threshold", "0.7", "--dedup-threshold", "claims"],
+                           "is not PARTY=DICE")):
+        refused = pprl("link", *files, *args, "-o", str(tmp_path / "r"), check=False)
+        assert refused.returncode == 2 and refusal in refused.stderr, refused.stderr
+    assert not (tmp_path / "r").exists()
 
 
 def test_an_estimate_too_large_to_hold_is_refused_before_searching(
