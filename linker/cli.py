@@ -55,9 +55,9 @@ def _threshold(shown: str) -> Callable[[FC], FC]:
         "--threshold", type=DiceOrAuto(), show_default=shown,
         help="Smallest Dice coefficient for a candidate pair; `auto` (without --blocking or "
              "--tokens) chooses it from the data: linking two or more parties, from a fit "
-             "that also estimates precision and recall (with --dedup, of the pairs across "
-             "parties, each deduplicated party's pairs within it taking a threshold of their "
-             "own: where its pair scores bottom out); deduplicating one party (`pprl dedup`), "
+             "that also estimates precision and recall (with --dedup all, of the pairs across "
+             "parties, each party's pairs within it taking a threshold of their own: where "
+             "its pair scores bottom out); deduplicating one party (`pprl dedup`), "
              "where its pair scores bottom out. Not given: as `auto` where that applies and "
              "the data suffice, else the default shown; run.json's threshold_choice (and "
              "dedup_thresholds) says which and why.")

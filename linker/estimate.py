@@ -32,6 +32,10 @@ record's weaker candidates are links too; each deduplicated party's pairs within
 valley (``linker.threshold_choice``). Measured on the three synthetic providers deduplicated
 (3,000-20,000 people, seeds 4-8): F1 0.3-0.9 points above the fixed 0.69, precision and recall
 of the pairs across parties within 0.015 of the truth; FEBRL 4 deduplicated too: 0.4 below.
+With some parties deduplicated and others not (the EHR alone) it lost 0.2-0.55 points against
+0.69 on three populations, whether the pairs between parties not deduplicated were counted 1:1
+or not: the one-record-per-party rule refuses most of the pairs counted as errors there, so
+``threshold_choice`` gives such runs no estimate.
 
 Not for deduplication alone, where a record's second best is often a duplicate too and
 household members score 0.65-0.8: one party deduplicated takes the valley of its pair scores
@@ -297,7 +301,7 @@ def estimate_parties(fits: list[LinkFit], names: list[str]) -> Estimate:
 
 
 def estimate_across(fits: list[LinkFit], names: list[str]) -> Estimate:
-    """One threshold for the pairs across parties of a run that deduplicates some: the one
+    """One threshold for the pairs across parties of a run that deduplicates every party: the one
     with the fewest expected errors over all pairs across parties (``LinkFit.pairs_across``),
     non-matching pairs kept plus matching pairs dropped. Higher than a 1:1 linkage's, whose
     rule sets aside a record's weaker candidates beside its partner: without it they are
@@ -345,7 +349,7 @@ def estimate_sets(sets: list[ClkSet], backend: Backend | None = None,
                   max_pairs: int | None = None, one_to_one: bool = True) -> Estimate:
     """The estimate for linking ``sets``: two parties 1:1 (:func:`estimate_link`), more on
     one threshold for all their pairs (:func:`estimate_parties`); with ``one_to_one`` False
-    (some parties deduplicated) the threshold of the pairs across parties
+    (every party deduplicated) the threshold of the pairs across parties
     (:func:`estimate_across`). ``progress``: called with the share of the candidate search
     done (every pair of parties at ``FLOOR``: most of the estimate's time). Refused
     (ValueError) where a pair of parties has more than ``max_pairs`` (``MAX_FLOOR_PAIRS``)

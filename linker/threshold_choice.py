@@ -4,10 +4,10 @@ run.json's ``threshold_choice`` records it.
 
 Three estimates: an all-pairs Dice linkage of two or more parties without deduplication is
 fitted (``linker.estimate``); one party deduplicated takes the valley of its pair scores
-(``linker.dedup_valley``); two or more parties, some deduplicated, take a threshold of their
+(``linker.dedup_valley``); two or more parties, all deduplicated, take a threshold of their
 own for each kind of pair: the pairs across parties the fit's (without the 1:1 rule), each
-deduplicated party's pairs within it its valley. None describes a blocked run or one given
-token candidates."""
+party's pairs within it its valley. None describes a blocked run, one given token candidates,
+or one where some parties are deduplicated and others not."""
 
 from __future__ import annotations
 
@@ -57,6 +57,11 @@ def no_estimate_because(dedup: Sequence[bool], blocked: bool, tokens: Sequence[s
                 + ("blocked" if blocked else "given token candidates"))
     if len(dedup) == 1 and not dedup[0]:
         return "one party without deduplication links nothing"
+    if any(dedup) and not all(dedup):
+        return ("the estimate holds where every party is deduplicated (--dedup all) or none: "
+                "with some deduplicated and others not, it chose thresholds below the "
+                "default's F1 (measured on the synthetic providers, the EHR alone "
+                "deduplicated)")
     return None
 
 
@@ -74,22 +79,19 @@ def _shares(progress: Callable[[float], None] | None, weights: Sequence[float]
     return [part(sum(weights[:k]) / total, w / total) for k, w in enumerate(weights)]
 
 
-def _estimate_kinds(sets: list[ClkSet], dedup: Sequence[bool], backend: Backend,
+def _estimate_kinds(sets: list[ClkSet], backend: Backend,
                     progress: Callable[[float], None] | None, limit: int) -> ThresholdChoice:
-    """Two or more parties, some deduplicated: the fit's threshold across parties (without
-    the 1:1 rule), each deduplicated party's valley within it (the default where it has none,
-    saying why)."""
+    """Two or more parties, all deduplicated: the fit's threshold across parties (without the
+    1:1 rule), each party's valley within it (the default where it has none, saying why)."""
     from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
 
     across_rows = float(sum(len(a) for i, a in enumerate(sets) for _ in sets[i + 1:]))
-    parts = _shares(progress, [across_rows] + [len(s) / 2 for s, d in zip(sets, dedup,
-                                                                            strict=True) if d])
+    parts = _shares(progress, [across_rows] + [len(s) / 2 for s in sets])
     across = estimate_sets(sets, backend, parts[0], max_pairs=limit, one_to_one=False)
     within: dict[str, float] = {}
     records: dict[str, object] = {}
     said = []
-    for clks, tick in zip([s for s, d in zip(sets, dedup, strict=True) if d], parts[1:],
-                          strict=True):
+    for clks, tick in zip(sets, parts[1:], strict=True):
         try:
             valley = estimate_dedup(clks, backend, tick, limit)
         except floor_pairs.TooManyFloorPairs:
@@ -114,16 +116,16 @@ def estimate_threshold(sets: list[ClkSet], dedup: Sequence[bool], backend: Backe
                        progress: Callable[[float], None] | None = None,
                        max_pairs: int | None = None) -> ThresholdChoice:
     """The estimated threshold(s), what to record and a line saying why: one party
-    deduplicated by its valley, two or more parties by the linkage fit, with each
-    deduplicated party's valley within it. ``progress``: the share of the candidate search
+    deduplicated by its valley, two or more parties by the linkage fit, with each party's
+    valley within it where all are deduplicated. ``progress``: the share of the candidate search
     done. ValueError (``TooManyFloorPairs`` among them): no estimate of this data; the caller
     has checked ``no_estimate_because``."""
     limit = floor_pairs.MAX_FLOOR_PAIRS if max_pairs is None else max_pairs  # at each call
     if len(sets) == 1:  # deduplicated: ``no_estimate_because`` refuses it otherwise
         valley = estimate_dedup(sets[0], backend, progress, limit)
         return ThresholdChoice(valley.threshold, valley.choice(), valley.summary())
-    if any(dedup):
-        return _estimate_kinds(sets, dedup, backend, progress, limit)
+    if any(dedup):  # all of them: ``no_estimate_because`` refuses some
+        return _estimate_kinds(sets, backend, progress, limit)
     from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
 
     estimate = estimate_sets(sets, backend, progress, max_pairs=limit)

@@ -91,19 +91,22 @@ def test_link_chooses_the_threshold_and_evaluate_shows_the_estimate(tmp_path: Pa
     assert report["estimated"]["one_to_one_links"] == report["true_links"] == 5000
     assert report["estimated"]["true_recall_one_to_one"] == report["recall"]
     # Linkage with deduplication: the pairs across parties fitted without the 1:1 rule,
-    # party a's pairs within it at its valley; the estimate beside the truth across parties.
+    # each party's pairs within it at its valley; the estimate beside the truth across parties.
     both = tmp_path / "d"
-    said = pprl("link", str(fa), str(fb), "--dedup", "a", "--threshold", "auto", "-o",
+    said = pprl("link", str(fa), str(fb), "--dedup", "all", "--threshold", "auto", "-o",
                 str(both)).stdout
     deduplicating = json.loads((both / "run.json").read_text())
     assert deduplicating["threshold_choice"]["model"] == "across parties and within each"
-    assert list(deduplicating["dedup_thresholds"]) == ["a"] and "within a" in said
-    assert deduplicating["threshold_choice"]["within"]["a"]["model"] == "valley"
+    assert list(deduplicating["dedup_thresholds"]) == ["a", "b"] and "within a" in said
+    assert deduplicating["threshold_choice"]["within"]["b"]["model"] == "valley"
     report = json.loads(pprl("evaluate", str(both), "--truth", str(truth), "--estimate",
                              "--json").stdout)["estimated"]
     assert report["pairs_across"] == 5000
     assert abs(report["precision"] - report["true_precision_across"]) <= 0.02
     assert abs(report["recall"] - report["true_recall_across"]) <= 0.02
+    partly = pprl("link", str(fa), str(fb), "--dedup", "a", "--threshold", "auto", "-o",
+                  str(tmp_path / "p"), check=False)
+    assert partly.returncode == 2 and "every party is deduplicated" in partly.stderr
     blocked = pprl("link", str(fa), str(fb), "--threshold", "auto", "--blocking", "lsh", "-o",
                    str(tmp_path / "b"), check=False)
     assert blocked.returncode != 0 and "this run is blocked" in blocked.stderr
@@ -128,7 +131,9 @@ def test_without_a_threshold_the_default_is_taken_where_no_estimate_applies(
     """Blocked runs and data too small to fit take the measured default; the output and
     run.json say so and why, and `pprl evaluate --estimate` says there is none."""
     fa, fb, truth = febrl4_files(tmp_path)
-    cases = {"small dedup": (["dedup", str(_head(fa, tmp_path / "a100.parquet", 100))], 0.69,
+    cases = {"some deduplicated": (["link", str(fa), str(fb), "--dedup", "b"], 0.69,
+                                   "every party is deduplicated (--dedup all) or none"),
+             "small dedup": (["dedup", str(_head(fa, tmp_path / "a100.parquet", 100))], 0.69,
                              "too few to find it"),
              "blocked": (["link", str(fa), str(fb), "--blocking", "lsh"], 0.65, "blocked"),
              "small": (["link", str(_head(fa, tmp_path / "a10.parquet", 10)), str(fb)], 0.65,
