@@ -208,6 +208,13 @@ class RunCreate(_Strict):
                     f"{DEFAULT_THRESHOLD} "
                     f"({DEFAULT_DEDUP_THRESHOLD} when the project deduplicates), the run's "
                     "`threshold_choice` saying which and why.")
+    dedup_thresholds: dict[str, Annotated[float, Field(gt=0.0, le=1.0)]] | None = Field(
+        None, examples=[{"ehr": 0.76, "all": 0.78}],
+        description="With `threshold` a number, in a project that deduplicates: party label "
+                    "-> the threshold of pairs within that party (`all`: every party not "
+                    "named), `threshold` then being that of pairs across parties. Given no "
+                    "threshold such a project's are chosen from the data (the run's "
+                    "`dedup_thresholds`); this repeats or adjusts them.")
     blocking: bool = Field(False, description="LSH blocking: faster on large inputs, may "
                                               "lose some matches.")
     backend: str = Field("cpu", examples=["cpu"], description=(
@@ -242,6 +249,13 @@ class RunCreate(_Strict):
     @classmethod
     def _each_once(cls, rules: list[str]) -> list[str]:
         return list(dict.fromkeys(rules))
+
+    @model_validator(mode="after")
+    def _within_beside_a_threshold(self) -> RunCreate:
+        if self.dedup_thresholds and not isinstance(self.threshold, float):
+            raise ValueError("dedup_thresholds need a threshold (a number) for the pairs "
+                             "across parties")
+        return self
 
     @model_validator(mode="after")
     def _auto_on_all_pairs(self) -> RunCreate:

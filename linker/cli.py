@@ -42,7 +42,7 @@ from .threshold_choice import (
     estimate_threshold,
     no_estimate_because,
 )
-from .threshold_param import AUTO, DiceOrAuto
+from .threshold_param import AUTO, DiceOrAuto, party_thresholds, within_thresholds
 from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
@@ -110,24 +110,6 @@ def _rules(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
         raise click.BadParameter(f"unknown rule(s) {unknown}; choose from "
                                  f"{','.join(TOKEN_RULES)}")
     return rules
-
-
-def _party_thresholds(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-                      ) -> dict[str, float]:
-    """``--dedup-threshold PARTY=DICE`` (repeatable; PARTY ``all``: every deduplicated
-    party not named on its own)."""
-    given: dict[str, float] = {}
-    for value in values:
-        party, _, dice = value.partition("=")
-        try:
-            number = float(dice)
-        except ValueError:
-            number = -1.0
-        if not party or not 0.0 <= number <= 1.0:
-            raise click.BadParameter(f"{value!r} is not PARTY=DICE (a party label or 'all', "
-                                     f"and a number from 0 to 1)")
-        given[party] = number
-    return given
 
 
 _tokens = click.option(
@@ -279,7 +261,7 @@ def _warn_common_tokens(over_cap: dict[str, dict[str, int]], cap: int) -> None:
 @click.option("--dedup", "dedup_parties", multiple=True, metavar="PARTY",
               help="Also deduplicate within this party (repeatable; 'all' for every party).")
 @click.option("--dedup-threshold", "dedup_thresholds", multiple=True, metavar="PARTY=DICE",
-              callback=_party_thresholds,
+              callback=party_thresholds,
               help="With --threshold DICE: the threshold of pairs within this deduplicated "
                    "party, --threshold then being that of pairs across parties (repeatable; "
                    "'all' for every deduplicated party not named). Given no threshold, "
@@ -323,26 +305,16 @@ def link_command(paths: tuple[Path, ...], threshold: float | str | None, folder:
                                    f"parties: {parties}")
         dedup = [("all" in dedup_parties) or p in dedup_parties for p in parties]
         if dedup_thresholds:
-            within = _within_thresholds(dedup_thresholds, parties, dedup)
+            try:
+                within = within_thresholds(dedup_thresholds, parties, dedup)
+            except ValueError as e:
+                raise click.UsageError(f"--dedup-threshold: {e}") from e
     elif dedup_thresholds:
         raise click.UsageError("--dedup-threshold needs --dedup: it sets the threshold of "
                                "pairs within a deduplicated party")
     _run(paths, folder, threshold, dedup, workers, kernel, blocking, "link", tokens,
          solver=solver, backend_name=backend, scheduler=scheduler, shared_dir=shared_dir,
          token_value_cap=token_value_cap, dedup_thresholds=within)
-
-
-def _within_thresholds(given: dict[str, float], parties: list[str], dedup: list[bool]
-                       ) -> dict[str, float]:
-    """Each deduplicated party's threshold from ``--dedup-threshold`` (``all`` for those not
-    named); a party named but not deduplicated is refused."""
-    named = set(given) - {"all"}
-    apart = sorted(named - {p for p, d in zip(parties, dedup, strict=True) if d})
-    if apart:
-        raise click.UsageError(f"--dedup-threshold names {apart}, not deduplicated (--dedup) "
-                               f"among the parties {parties}")
-    return {p: given[p] if p in given else given["all"]
-            for p, d in zip(parties, dedup, strict=True) if d and (p in given or "all" in given)}
 
 
 @click.command("dedup")

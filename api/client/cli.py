@@ -24,7 +24,7 @@ import httpx
 from linker.backends import BACKENDS
 from linker.link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD
 from linker.solver_names import SOLVERS
-from linker.threshold_param import DiceOrAuto
+from linker.threshold_param import DiceOrAuto, party_thresholds
 from tokenizer.errors import TokenizerError
 
 from .http import Client, ServiceError
@@ -285,6 +285,9 @@ def _describe_run(run: dict[str, Any]) -> str:
                 f"{party} {t}" for party, t in run["dedup_thresholds"].items())
     elif choice.get("method") == "default":
         text += f"; threshold {run['threshold']}: {choice['reason']}"
+    elif run.get("dedup_thresholds"):
+        text += f"; threshold {run['threshold']} across parties, within each: " + ", ".join(
+            f"{party} {t}" for party, t in run["dedup_thresholds"].items())
     return text
 
 
@@ -300,6 +303,11 @@ def _describe_run(run: dict[str, Any]) -> str:
                    f"and the data suffice, else {DEFAULT_THRESHOLD} "
                    f"({DEFAULT_DEDUP_THRESHOLD} when the project deduplicates); `pprl status` "
                    "says which and why.")
+@click.option("--dedup-threshold", "dedup_thresholds", multiple=True, metavar="PARTY=DICE",
+              callback=party_thresholds,
+              help="With --threshold DICE, in a project that deduplicates: the threshold of "
+                   "pairs within this party, --threshold then being that of pairs across "
+                   "parties (repeatable; 'all' for every party not named).")
 @click.option("--blocking", is_flag=True, help="LSH blocking (faster, may lose matches).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="Where the service compares pairs (same results); it refuses one it has "
@@ -317,12 +325,14 @@ def _describe_run(run: dict[str, Any]) -> str:
 @with_client
 def run_command(client: Client, as_json: bool, project_id: str,
                 threshold: float | str | None,
-                blocking: bool, backend: str, solver: str | None, tokens: str,
-                token_value_cap: int | None, wait: bool) -> None:
+                dedup_thresholds: dict[str, float], blocking: bool, backend: str,
+                solver: str | None, tokens: str, token_value_cap: int | None,
+                wait: bool) -> None:
     """Start a linkage run on every party's latest upload (owner token)."""
     rules = [rule.strip() for rule in tokens.split(",") if rule.strip()]
     run = client.start_run(project_id, threshold, blocking, backend=backend, solver=solver,
-                           tokens=rules, token_value_cap=token_value_cap)
+                           tokens=rules, token_value_cap=token_value_cap,
+                           dedup_thresholds=dedup_thresholds)
     if wait:
         def show(update: dict[str, Any]) -> None:
             if not as_json and sys.stderr.isatty():

@@ -125,14 +125,17 @@ class Client:
 
     def start_run(self, project_id: str, threshold: float | str | None = None,
                   blocking: bool = False, *, backend: str = "cpu", solver: str | None = None,
-                  tokens: Sequence[str] = (), token_value_cap: int | None = None
-                  ) -> dict[str, Any]:
+                  tokens: Sequence[str] = (), token_value_cap: int | None = None,
+                  dedup_thresholds: dict[str, float] | None = None) -> dict[str, Any]:
         """Queue a linkage run. Options are sent only when given or unlike the defaults (a
         service without them still answers); ``threshold`` or ``solver`` None: the
-        service's default; ``threshold`` "auto": chosen from the data."""
+        service's default; ``threshold`` "auto": chosen from the data; ``dedup_thresholds``
+        (with a threshold): party -> the threshold of pairs within it."""
         body: dict[str, Any] = {"blocking": blocking}
         if threshold is not None:
             body["threshold"] = threshold
+        if dedup_thresholds:
+            body["dedup_thresholds"] = dedup_thresholds
         if backend != "cpu":
             body["backend"] = backend
         if solver is not None:

@@ -92,7 +92,7 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
                 for j in range(i, len(sets)) if i != j or dedup[i])
 
     threshold = params["threshold"]  # None: the estimate where one applies, else the default
-    chosen = ThresholdChoice(threshold, {"method": "given"}, "")
+    chosen = ThresholdChoice(threshold, {"method": "given"}, "", params.get("dedup_thresholds"))
     tokens = params.get("tokens", [])
     estimating = threshold == AUTO or (threshold is None and no_estimate_because(
         dedup, params["blocking"], tokens) is None)

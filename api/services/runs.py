@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from linker.threshold_choice import no_estimate_because
-from linker.threshold_param import AUTO
+from linker.threshold_param import AUTO, within_thresholds
 from linker.token_pairs import DEFAULT_TOKEN_VALUE_CAP
 from tokenizer.encodings_file import declared_tokens
 from tokenizer.errors import InputError
@@ -39,7 +39,7 @@ def run_out(job: Job) -> RunOut:
     lapsed = job.state == "running" and job.lease_until is not None \
         and job.lease_until < time.time()
     asked = params["threshold"]
-    threshold, choice, within = asked, {"method": "given"}, None
+    threshold, choice, within = asked, {"method": "given"}, params.get("dedup_thresholds")
     if asked is None or asked == AUTO:  # chosen by the worker when the run starts
         chosen = stats if stats and "threshold" in stats else params.get("chosen", {})
         threshold, within = chosen.get("threshold"), chosen.get("dedup_thresholds")
@@ -74,7 +74,16 @@ def create_run(session: Session, principal: Principal, project_id: str, body: Ru
     if threshold == AUTO and refused is not None:
         raise Invalid(f"threshold 'auto': {refused}; give a threshold or leave the default "
                       f"and check it on a sample with known links (`pprl evaluate`)")
-    params = {"threshold": threshold, "blocking": body.blocking, "backend": body.backend,
+    within = {}
+    if body.dedup_thresholds:
+        parties = party_labels(session, project_id)
+        try:
+            within = {"dedup_thresholds": within_thresholds(
+                body.dedup_thresholds, parties, [project.dedup] * len(parties))}
+        except ValueError as e:
+            raise Invalid(f"dedup_thresholds: {e}") from e
+    params = {"threshold": threshold, **within, "blocking": body.blocking,
+              "backend": body.backend,
               "solver": body.solver, "tokens": body.tokens,
               "token_value_cap": body.token_value_cap,
               "upload_ids": sorted(u.id for u in uploads.values())}
