@@ -104,11 +104,12 @@ def _estimate_kinds(sets: list[ClkSet], backend: Backend,
         else:
             within[clks.party], reason = valley.threshold, valley.reason
             records[clks.party] = {**valley.choice(), "threshold": valley.threshold}
-        said.append(f"within {clks.party} {within[clks.party]} ({reason})")
+        said.append(f"  within {clks.party}: {within[clks.party]} ({reason})")
     record = {**across.choice(), "model": ACROSS_AND_WITHIN, "within": records}
     summary = (f"threshold {across.threshold} across parties chosen from the data: "
                f"{across.reason}; estimated precision {across.precision:.4f}, recall "
-               f"{across.recall:.4f} ({across.recall_of}); " + "; ".join(said))
+               f"{across.recall:.4f} ({across.recall_of}); within each party:\n"
+               + "\n".join(said))
     return ThresholdChoice(across.threshold, record, summary, within)
 
 

@@ -97,7 +97,7 @@ def test_link_chooses_the_threshold_and_evaluate_shows_the_estimate(tmp_path: Pa
                 str(both)).stdout
     deduplicating = json.loads((both / "run.json").read_text())
     assert deduplicating["threshold_choice"]["model"] == "across parties and within each"
-    assert list(deduplicating["dedup_thresholds"]) == ["a", "b"] and "within a" in said
+    assert list(deduplicating["dedup_thresholds"]) == ["a", "b"] and "  within a: " in said
     assert deduplicating["threshold_choice"]["within"]["b"]["model"] == "valley"
     report = json.loads(pprl("evaluate", str(both), "--truth", str(truth), "--estimate",
                              "--json").stdout)["estimated"]
@@ -284,7 +284,7 @@ def test_linkage_with_deduplication_takes_a_threshold_per_kind_of_pair(
     assert run["threshold_choice"]["model"] == "across parties and within each"
     assert set(run["dedup_thresholds"]) == {"imaging", "ehr", "claims"}
     assert run["dedup_thresholds"]["claims"] >= 0.74
-    assert "within claims" in said and "with no 1:1 rule" in said
+    assert "\n  within claims: 0." in said and "with no 1:1 rule" in said
     quality = json.loads(pprl("evaluate", str(chosen), "--truth", truth, "--estimate",
                               "--json").stdout)
     at_fixed = json.loads(pprl("evaluate", str(fixed), "--truth", truth, "--json").stdout)
