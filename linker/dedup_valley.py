@@ -45,7 +45,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .backends import Backend, candidate_pairs
+from .backends import Backend, get_backend
 from .clkset import ClkSet
 from .floor_pairs import (
     MAX_FLOOR_PAIRS,
@@ -152,10 +152,11 @@ def estimate_dedup(clks: ClkSet, backend: Backend | None = None,
         if projected > max_pairs:  # each sampled record meets all others: 2 x share x projected
             sample = max(1, min(len(clks), round(len(clks) * max_pairs / (2 * projected))))
     searched = clks if sample is None else row_sample(clks, sample)
-    found = candidate_pairs(searched, None if sample is None else clks, SEARCH_FLOOR,
-                            backend=backend, progress=search_ticks(progress, len(searched)))
+    scores = (backend or get_backend("cpu")).scores(
+        searched, None if sample is None else clks, SEARCH_FLOOR,
+        progress=search_ticks(progress, len(searched)))
     try:
-        valley = find_valley(np.asarray(found.score))
+        valley = find_valley(scores)
     except ValueError as e:
         if sample is None:
             raise

@@ -124,7 +124,8 @@ def _brute_force(a: np.ndarray, b: np.ndarray | None, threshold: float
 def test_random_clks_every_pair_at_exact_boundaries(make_backend: Factory, bits: int,
                                                     within: bool) -> None:
     """Short CLKs make many pairs score exactly 0.5, 2/3 or 0.8: each is in, by anonlink's
-    float64 formula, as the brute force over all pairs says."""
+    float64 formula, as the brute force over all pairs says (``scores``, the estimates'
+    search: the same scores in no order)."""
     rng = np.random.default_rng(bits)
     a = random_clks(rng, 150, bits, (0.05, 0.7), zero_rows=3)
     b = np.vstack([a[:90] ^ np.packbits(rng.random((90, bits)) < 0.03, axis=1),
@@ -136,6 +137,9 @@ def test_random_clks_every_pair_at_exact_boundaries(make_backend: Factory, bits:
                                 threshold, backend=backend)
         assert list(zip(found.left.tolist(), found.right.tolist(), found.score.tolist(),
                         strict=True)) == expected, threshold
+        scores = backend.scores(ClkSet.from_arrays(a),
+                                None if within else ClkSet.from_arrays(b), threshold)
+        assert sorted(scores.tolist()) == sorted(s for _, _, s in expected), threshold
     boundary = [s for _, _, s in _brute_force(a, b, 0.5)]
     assert {0.5, 0.8} <= set(boundary)  # the exact boundary cases do occur
 
