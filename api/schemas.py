@@ -277,7 +277,8 @@ class RunOut(BaseModel):
         "chosen it yet."))
     dedup_thresholds: dict[str, float] | None = Field(None, description=(
         "Party -> the threshold of pairs within it, where a run of several parties that "
-        "deduplicates chose them from the data (null: `threshold` for every pair)."))
+        "deduplicates has them (chosen from the data, or given); null: `threshold` for "
+        "every pair."))
     threshold_choice: dict[str, Any] = Field(description=(
         "How the threshold was chosen: `method` given; estimated (with `reason`, "
         "`estimated_precision`, `estimated_recall` and what the recall is `recall_of`; for a "

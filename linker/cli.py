@@ -220,10 +220,7 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
         except LinkageInputError as e:
             raise click.ClickException(str(e)) from e
     bar.close()
-    within = {} if chosen.dedup_thresholds is None else {
-        "dedup_thresholds": chosen.dedup_thresholds}
-    info = {"command": command, "threshold": chosen.threshold, **within,
-            "threshold_choice": chosen.record,
+    info = {"command": command, **chosen.recorded(),
             "blocking": blocking, "token_rules": list(tokens), "solver": solver,
             **backend.describe(),
             "inputs": [{"file": s.source, "party": s.party, "records": len(s),
@@ -397,11 +394,15 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
             f"labels `pprl link` shows)")
     entities = read_entities(folder)
     quality = evaluate_entities(entities, known)
-    thresholds = np.round(np.arange(run["threshold"], 1.0 + 1e-9, 0.01), 4)
+    within = run.get("dedup_thresholds") or {}
+    # The curve: one threshold for every pair, from the run's lowest.
+    lowest = min([run["threshold"], *within.values()])
+    thresholds = np.round(np.arange(lowest, 1.0 + 1e-9, 0.01), 4)
     curve = threshold_curve(read_matches(folder), quality.actual, known, thresholds)
     plot_path = plot or folder / "quality.png"
     plot_curve(curve, run["threshold"], plot_path)
-    summary = {"threshold": run["threshold"], "precision": round(quality.precision, 6),
+    summary = {"threshold": run["threshold"], **({"dedup_thresholds": within} if within else {}),
+               "precision": round(quality.precision, 6),
                "recall": round(quality.recall, 6), "f1": round(quality.f1, 6),
                "true_positives": quality.true_positives, "predicted_links": quality.predicted,
                "true_links": quality.actual, "plot": str(plot_path),
@@ -418,7 +419,8 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"threshold {run['threshold']}: precision {quality.precision:.4f}  "
+    shown_within = "".join(f", within {party} {t}" for party, t in within.items())
+    click.echo(f"threshold {run['threshold']}{shown_within}: precision {quality.precision:.4f}  "
                f"recall {quality.recall:.4f}  F1 {quality.f1:.4f}  "
                f"({quality.true_positives:,} of {quality.predicted:,} predicted links are "
                f"true; {quality.actual:,} true links)")

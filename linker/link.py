@@ -29,7 +29,8 @@ from .token_pairs import (
 )
 
 __all__ = ["DEFAULT_THRESHOLD", "DEFAULT_DEDUP_THRESHOLD", "default_threshold", "LinkResult",
-           "link_sets", "number_entities", "party_pairs", "PairProgress", "comparison_stats"]
+           "link_sets", "number_entities", "party_pairs", "party_thresholds", "uniform",
+           "PairProgress", "comparison_stats"]
 
 # The shipped schemas set about 40% of the bits; with them unrelated records stay well below
 # this and matches with a few typos above it (FEBRL4 with `febrl`: precision 1.000, recall 0.997).
@@ -108,6 +109,24 @@ def comparison_stats(total: int, compared: int, completed: int) -> dict[str, flo
             "stopped_halfway_share": round(1 - completed / compared, 6) if compared else 0.0}
 
 
+def party_thresholds(threshold: float, dedup_thresholds: Sequence[float | None] | None,
+                     count: int) -> list[float]:
+    """Each of ``count`` parties' threshold within it: its own where given, else
+    ``threshold``. ValueError when ``dedup_thresholds`` does not hold one per party."""
+    if dedup_thresholds is None:
+        return [threshold] * count
+    if len(dedup_thresholds) != count:
+        raise ValueError(f"dedup_thresholds holds {len(dedup_thresholds)} thresholds for "
+                         f"{count} parties: give one per party (None: the threshold)")
+    return [threshold if t is None else float(t) for t in dedup_thresholds]
+
+
+def uniform(threshold: float, within: Sequence[float]) -> bool:
+    """Whether every pair has the one threshold: then candidates keep anonlink's order,
+    else they are taken by gain (score minus their own threshold)."""
+    return all(t == threshold for t in within)
+
+
 def party_pairs(count: int, dedup: Sequence[bool]) -> list[tuple[int, int]]:
     """The (i, j) pairs of parties whose records are compared, i == j within a party."""
     pairs = [(i, i) for i in range(count) if dedup[i]]
@@ -155,8 +174,7 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
     dedup = list(dedup) if dedup is not None else [False] * len(sets)
     if threshold is None:
         threshold = default_threshold(dedup)
-    within = [threshold if t is None else float(t)
-              for t in (dedup_thresholds or [None] * len(sets))]
+    within = party_thresholds(threshold, dedup_thresholds, len(sets))
     # Two parties without deduplication: cluster's merges are greedy's 1:1 links.
     one_to_one = len(sets) == 2 and not any(dedup)
     below = SCORED_BELOW if solver == "cluster" and not one_to_one else 0.0
@@ -187,7 +205,7 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
     agreed = np.concatenate([none.astype(bool)] + [t for _, _, _, t in found])
     edge_threshold = np.where(party_a == party_b, np.asarray(within)[party_a], threshold)
     # anonlink's order; by gain where pairs within a party have thresholds of their own
-    first = -score if all(t == threshold for t in within) else edge_threshold - score
+    first = -score if uniform(threshold, within) else edge_threshold - score
     order = np.lexsort((record_b, record_a, party_b, party_a, first))
     party_a, party_b = party_a[order], party_b[order]
     record_a, record_b, score = record_a[order], record_b[order], score[order]

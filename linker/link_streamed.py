@@ -35,6 +35,8 @@ from .link import (
     link_sets,
     number_entities,
     party_pairs,
+    party_thresholds,
+    uniform,
 )
 from .solve import (
     DEFAULT_SOLVER,
@@ -216,8 +218,7 @@ def link_groups_streamed(sets: Sequence[ClkSet], threshold: float, backend: Stre
     """``link_sets`` with the ``cluster`` solver (deduplication, or three parties and more),
     from ``backend``'s files, ``chunk_rows`` edges at a time."""
     started = time.perf_counter()
-    within = [threshold if t is None else float(t)
-              for t in (dedup_thresholds or [None] * len(sets))]
+    within = party_thresholds(threshold, dedup_thresholds, len(sets))
     offsets = np.cumsum([0] + [len(s) for s in sets])
     thresholds = _EdgeThresholds(offsets, threshold, within)
     n = int(offsets[-1])
@@ -240,7 +241,7 @@ def link_groups_streamed(sets: Sequence[ClkSet], threshold: float, backend: Stre
             folder = Path(scratch)
             degree = np.zeros(n, dtype=np.int64)
             with _EdgeWriter(folder) as edges:
-                by_gain = None if all(t == threshold for t in within) else np.array(
+                by_gain = None if uniform(threshold, within) else np.array(
                     [within[i] if i == j else threshold for i, j, _ in found])
                 for pair, left, right, score in _ordered(found, by_gain):
                     u, v = offsets[first[pair]] + left, offsets[second[pair]] + right

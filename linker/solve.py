@@ -72,7 +72,6 @@ def greedy_groups(u: np.ndarray, v: np.ndarray, party_of: np.ndarray,
     keep a group of their own.
 
     Args:
-        threshold: one for all edges, or one per edge.
         party_of: party index of every record.
         deduplicated: per party, whether two of its records may share a group.
     """

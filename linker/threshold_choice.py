@@ -26,15 +26,15 @@ __all__ = ["UNASKED_MAX_FLOOR_PAIRS", "ACROSS_AND_WITHIN", "ThresholdChoice",
 # Pairs at the estimate's floor one nobody asked for may hold (about 1.5 GiB): a run given no
 # threshold should not take the memory of a large `--threshold auto` by surprise.
 UNASKED_MAX_FLOOR_PAIRS = 20_000_000
-# run.json's threshold_choice ``model`` of a run of several parties, some deduplicated.
+# run.json's threshold_choice ``model`` of a run of several parties, all deduplicated.
 ACROSS_AND_WITHIN = "across parties and within each"
 
 
 @dataclass(frozen=True)
 class ThresholdChoice:
     """A run's threshold, the thresholds of pairs within deduplicated parties where they have
-    their own (party -> Dice; ``link_sets``'s ``dedup_thresholds``), what run.json records of
-    the choice (``threshold_choice``) and a line saying which and why."""
+    their own (party -> Dice; ``within`` gives them in ``link_sets``'s form), what run.json
+    records of the choice (``threshold_choice``) and a line saying which and why."""
 
     threshold: float
     record: dict[str, object]
@@ -46,6 +46,12 @@ class ThresholdChoice:
         if self.dedup_thresholds is None:
             return None
         return [self.dedup_thresholds.get(s.party) for s in sets]
+
+    def recorded(self) -> dict[str, object]:
+        """What a run records and shows of its thresholds (run.json, the service's run)."""
+        within = {} if self.dedup_thresholds is None else {
+            "dedup_thresholds": self.dedup_thresholds}
+        return {"threshold": self.threshold, **within, "threshold_choice": self.record}
 
 
 def no_estimate_because(dedup: Sequence[bool], blocked: bool, tokens: Sequence[str]
@@ -94,8 +100,6 @@ def _estimate_kinds(sets: list[ClkSet], backend: Backend,
     for clks, tick in zip(sets, parts[1:], strict=True):
         try:
             valley = estimate_dedup(clks, backend, tick, limit)
-        except floor_pairs.TooManyFloorPairs:
-            raise
         except ValueError as e:  # too few pairs near the valley, or no valley
             within[clks.party] = DEFAULT_DEDUP_THRESHOLD
             reason = f"no valley: {e}; the default for deduplication"
@@ -126,6 +130,10 @@ def estimate_threshold(sets: list[ClkSet], dedup: Sequence[bool], backend: Backe
         valley = estimate_dedup(sets[0], backend, progress, limit)
         return ThresholdChoice(valley.threshold, valley.choice(), valley.summary())
     if any(dedup):  # all of them: ``no_estimate_because`` refuses some
+        labels = [s.party for s in sets]
+        if len(set(labels)) < len(labels):
+            raise ValueError(f"the parties' labels repeat ({labels}): each party's threshold "
+                             f"is recorded under its label")
         return _estimate_kinds(sets, backend, progress, limit)
     from .estimate import estimate_sets  # here: it imports scipy.stats (about 1 s)
 

@@ -53,7 +53,12 @@ def party_thresholds(ctx: click.Context | None, param: click.Parameter | None,
 def within_thresholds(given: Mapping[str, float], parties: Sequence[str],
                       dedup: Sequence[bool]) -> dict[str, float]:
     """Each deduplicated party's threshold from ``given`` (party -> Dice, ``all`` for those
-    not named). ValueError naming a party that is unknown or not deduplicated."""
+    not named). ValueError naming a party that is unknown or not deduplicated, or where fewer
+    than two parties are linked or none is deduplicated (no pairs within a party beside pairs
+    across parties)."""
+    if len(parties) < 2 or not any(dedup):
+        raise ValueError("thresholds within parties apply to the linkage of two or more "
+                         "parties with some deduplicated; give one threshold")
     named = set(given) - {ALL_PARTIES}
     unknown = sorted(named - set(parties))
     if unknown:

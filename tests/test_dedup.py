@@ -140,6 +140,8 @@ def test_pairs_within_a_party_may_take_a_threshold_of_their_own() -> None:
     one = link_sets([a, b], 0.69, dedup=[True, False])
     assert one.entity_of[0].tolist() == [0, 0] and one.stats["links"] == 2
     own = link_sets([a, b], 0.69, dedup=[True, False], dedup_thresholds=[0.78, None])
+    with pytest.raises(ValueError, match="holds 1 thresholds for 2 parties"):
+        link_sets([a, b], 0.69, dedup=[True, False], dedup_thresholds=[0.78])
     assert own.entity_of[0].tolist() == [0, 1] and own.entity_of[1].tolist() == [0]
     assert list(zip(own.party_a.tolist(), own.record_a.tolist(), own.party_b.tolist(),
                     own.record_b.tolist(), own.score.tolist(), strict=True)) == [(0, 0, 1, 0, 0.8)]

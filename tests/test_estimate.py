@@ -288,12 +288,16 @@ def test_linkage_with_deduplication_takes_a_threshold_per_kind_of_pair(
     quality = json.loads(pprl("evaluate", str(chosen), "--truth", truth, "--estimate",
                               "--json").stdout)
     at_fixed = json.loads(pprl("evaluate", str(fixed), "--truth", truth, "--json").stdout)
+    assert quality["dedup_thresholds"] == run["dedup_thresholds"]
+    assert quality["curve"][0]["threshold"] == min([run["threshold"],
+                                                    *run["dedup_thresholds"].values()])
     assert quality["f1"] >= at_fixed["f1"] + 0.004, (quality["f1"], at_fixed["f1"])
     estimated = quality["estimated"]
     assert abs(estimated["precision"] - estimated["true_precision_across"]) <= 0.02
     assert abs(estimated["recall"] - estimated["true_recall_across"]) <= 0.02
     shown = pprl("evaluate", str(chosen), "--truth", truth, "--estimate").stdout
     assert "pairs across parties)" in shown
+    assert f"within claims {run['dedup_thresholds']['claims']}: precision" in shown
     # The chosen thresholds given back: the same links, recorded as given.
     again = tmp_path / "again"
     within = [f"--dedup-threshold={p}={t}" for p, t in run["dedup_thresholds"].items()]
@@ -358,3 +362,16 @@ def test_an_estimate_nobody_asked_for_holds_less(monkeypatch: pytest.MonkeyPatch
     assert chosen.threshold == 0.65 and chosen.record["method"] == "default"
     assert "at most 1,000,000" in chosen.summary
     assert "--threshold auto takes up to 100,000,000" in chosen.summary
+
+
+def test_thresholds_within_parties_need_distinct_labels() -> None:
+    """Each party's threshold is recorded under its label: sets labelled alike (as
+    ``ClkSet.from_arrays`` labels them by default) are refused, not merged."""
+    from dataclasses import replace
+
+    from linker.backends import get_backend
+    from linker.threshold_choice import estimate_threshold
+
+    a, b = febrl4_sets()
+    with pytest.raises(ValueError, match="labels repeat"):
+        estimate_threshold([a, replace(b, party=a.party)], [True, True], get_backend("cpu"))

@@ -200,7 +200,7 @@ def test_threshold_auto_is_chosen_by_the_worker_as_pprl_link_chooses_it(
             sets, chosen.threshold, dedup=[True] * len(sets),
             dedup_thresholds=chosen.within(sets)))
     shown = service.pprl("status", project_id, str(queued["id"]), token=token).stdout
-    assert "within each party where its pair scores bottom out: imaging 0.69" in shown
+    assert "within each party: imaging 0.69 (the default: no valley)" in shown
     # The same thresholds given (`pprl run --dedup-threshold`): the same links, as given.
     given = json.loads(service.pprl(
         "run", project_id, "--threshold", str(chosen.threshold), "--dedup-threshold", "all=0.69",
@@ -212,16 +212,17 @@ def test_threshold_auto_is_chosen_by_the_worker_as_pprl_link_chooses_it(
         assert _served(owner, project_id, given["id"]) == _served(owner, project_id,
                                                                   queued["id"])
     shown = service.pprl("status", project_id, str(given["id"]), token=token).stdout
-    assert "across parties, within each: imaging 0.69, ehr 0.69, claims" in shown
+    assert "across parties, within each party: imaging 0.69, ehr 0.69, claims" in shown
     for body, refusal in (({"threshold": "auto", "dedup_thresholds": {"ehr": 0.8}},
                            "need a threshold"),
                           ({"threshold": 0.7, "dedup_thresholds": {"lab": 0.8}},
                            "unknown parties ['lab']")):
         answer = _post_run(service, project_id, token, body)
         assert answer.status_code == 422 and refusal in answer.text, answer.text
-    answer = _post_run(service, created["project"]["id"], created["owner_token"],
-                       {"threshold": 0.7, "dedup_thresholds": {"ehr": 0.8}})
-    assert answer.status_code == 422 and "not deduplicated" in answer.text, answer.text
+    for within in ({"ehr": 0.8}, {"all": 0.8}):  # a project that does not deduplicate
+        answer = _post_run(service, created["project"]["id"], created["owner_token"],
+                           {"threshold": 0.7, "dedup_thresholds": within})
+        assert answer.status_code == 422 and "some deduplicated" in answer.text, answer.text
 
 
 def test_one_party_deduplicated_takes_the_valley(

@@ -281,14 +281,22 @@ def _describe_run(run: dict[str, Any]) -> str:
                  f"{choice['estimated_precision']:.4f}, recall {choice['estimated_recall']:.4f} "
                  f"{choice['recall_of']})")
         if run.get("dedup_thresholds"):
-            text += ", within each party where its pair scores bottom out: " + ", ".join(
-                f"{party} {t}" for party, t in run["dedup_thresholds"].items())
+            text += ", within each party: " + _within(run["dedup_thresholds"],
+                                                      choice.get("within") or {})
     elif choice.get("method") == "default":
         text += f"; threshold {run['threshold']}: {choice['reason']}"
     elif run.get("dedup_thresholds"):
-        text += f"; threshold {run['threshold']} across parties, within each: " + ", ".join(
-            f"{party} {t}" for party, t in run["dedup_thresholds"].items())
+        text += (f"; threshold {run['threshold']} across parties, within each party: "
+                 + _within(run["dedup_thresholds"], {}))
     return text
+
+
+def _within(thresholds: dict[str, float], chosen: dict[str, dict[str, Any]]) -> str:
+    """Each party's threshold within it, and (``chosen``: run.json's ``within``) whether it
+    is the party's valley or the default."""
+    how = {"estimated": " (its valley)", "default": " (the default: no valley)"}
+    return ", ".join(f"{party} {t}{how.get(chosen.get(party, {}).get('method', ''), '')}"
+                     for party, t in thresholds.items())
 
 
 @click.command("run")

@@ -117,7 +117,7 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
                 chosen = choose_threshold(sets, dedup, params["blocking"], tokens, backend,
                                           estimated)
             if chosen.record["method"] != "given":  # shown by the run even if it fails later
-                note_params(context.sessions, claim, chosen=_recorded(chosen))
+                note_params(context.sessions, claim, chosen=chosen.recorded())
             control.report("matching", start)
             result = link_on(backend, sets, chosen.threshold, dedup=dedup,
                              blocking=LshBlocking() if params["blocking"] else None,
@@ -129,7 +129,7 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
     except LinkageInputError as e:
         raise JobInputError(str(e)) from e
     control.report("writing", 0.9)
-    info = {"project_id": project.id, "run_id": job.id, **_recorded(chosen),
+    info = {"project_id": project.id, "run_id": job.id, **chosen.recorded(),
             "blocking": params["blocking"], **backend.describe(),
             "solver": params.get("solver", OLDER_RUNS_SOLVER),
             "token_rules": tokens,
@@ -141,15 +141,7 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
                       claim.attempt, on_staged=lambda: control.report("indexing", 0.95))
     return {**result.stats, "entities": result.entity_count,
             "records": sum(len(s) for s in sets),
-            **(_recorded(chosen) if chosen.record["method"] != "given" else {})}
-
-
-def _recorded(chosen: ThresholdChoice) -> dict[str, object]:
-    """What a run shows of its threshold(s): the threshold, any of pairs within a party, and
-    how they were chosen."""
-    within = {} if chosen.dedup_thresholds is None else {
-        "dedup_thresholds": chosen.dedup_thresholds}
-    return {"threshold": chosen.threshold, **within, "threshold_choice": chosen.record}
+            **(chosen.recorded() if chosen.record["method"] != "given" else {})}
 
 
 def _estimate(sets: list[ClkSet], dedup: list[bool], backend: Backend,

@@ -75,7 +75,7 @@ def create_run(session: Session, principal: Principal, project_id: str, body: Ru
         raise Invalid(f"threshold 'auto': {refused}; give a threshold or leave the default "
                       f"and check it on a sample with known links (`pprl evaluate`)")
     within = {}
-    if body.dedup_thresholds:
+    if body.dedup_thresholds:  # refused without deduplication or with one party
         parties = party_labels(session, project_id)
         try:
             within = {"dedup_thresholds": within_thresholds(
