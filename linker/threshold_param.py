@@ -46,6 +46,8 @@ def party_thresholds(ctx: click.Context | None, param: click.Parameter | None,
         if not party or not 0.0 <= number <= 1.0:
             raise click.BadParameter(f"{value!r} is not PARTY=DICE (a party label or "
                                      f"'{ALL_PARTIES}', and a number from 0 to 1)", ctx, param)
+        if party in given:
+            raise click.BadParameter(f"party {party!r} is given twice", ctx, param)
         given[party] = number
     return given
 

@@ -316,7 +316,9 @@ def test_linkage_with_deduplication_takes_a_threshold_per_kind_of_pair(
                           (["--threshold", "0.7", "--dedup", "ehr", "--dedup-threshold",
                             "claims=0.8"], "not deduplicated"),
                           (["--threshold", "0.7", "--dedup-threshold", "claims"],
-                           "is not PARTY=DICE")):
+                           "is not PARTY=DICE"),
+                          (["--threshold", "0.7", "--dedup", "all", "--dedup-threshold",
+                            "ehr=0.8", "--dedup-threshold", "ehr=0.75"], "given twice")):
         refused = pprl("link", *files, *args, "-o", str(tmp_path / "r"), check=False)
         assert refused.returncode == 2 and refusal in refused.stderr, refused.stderr
     assert not (tmp_path / "r").exists()
