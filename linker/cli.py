@@ -262,7 +262,7 @@ def _warn_common_tokens(over_cap: dict[str, dict[str, int]], cap: int) -> None:
               help="With --threshold DICE: the threshold of pairs within this deduplicated "
                    "party, --threshold then being that of pairs across parties (repeatable; "
                    "'all' for every deduplicated party not named). Given no threshold, "
-                   "--dedup chooses both kinds from the data; this repeats or adjusts such a "
+                   "--dedup all chooses both kinds from the data; this repeats or adjusts such a "
                    "run (run.json's threshold and dedup_thresholds).")
 @_workers
 @_kernel
