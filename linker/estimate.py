@@ -27,11 +27,12 @@ F1 within 0.005 of the best threshold's.
 
 Linkage with deduplication (``estimate_across``): the pairs across parties take the threshold
 with the fewest expected errors over all of them, a fitted record's non-matching scores above a
-level counted as the Poisson exceedances behind its Gumbel, since without the 1:1 rule a
-record's weaker candidates are links too; each deduplicated party's pairs within it take its
-valley (``linker.threshold_choice``). Measured on the three synthetic providers deduplicated
-(3,000-20,000 people, seeds 4-8): F1 0.3-0.9 points above the fixed 0.69, precision and recall
-of the pairs across parties within 0.015 of the truth; FEBRL 4 deduplicated too: 0.4 below.
+level counted as the Poisson exceedances behind its Gumbel (a partnered record's from
+``SCORED_BELOW`` above the threshold), since without the 1:1 rule a record's weaker candidates
+are links too; each deduplicated party's pairs within it take its valley
+(``linker.threshold_choice``). Measured on the three synthetic providers deduplicated
+(3,000-20,000 people, seeds 4-8): F1 0.3-0.8 points above the fixed 0.69, precision and recall
+of the pairs across parties within 0.015 of the truth; FEBRL 4 deduplicated too: 0.1 above.
 With some parties deduplicated and others not (the EHR alone) it lost 0.2-0.55 points against
 0.69 on three populations, whether the pairs between parties not deduplicated were counted 1:1
 or not: the one-record-per-party rule refuses most of the pairs counted as errors there, so
@@ -79,7 +80,7 @@ from scipy import optimize, special, stats
 from .backends import Backend, candidate_pairs
 from .clkset import ClkSet
 from .floor_pairs import MAX_FLOOR_PAIRS, check_floor_pairs, search_ticks
-from .solve import greedy_one_to_one
+from .solve import SCORED_BELOW, greedy_one_to_one
 
 __all__ = ["FLOOR", "RECALL_OF", "RECALL_ACROSS_OF", "Mixture", "Estimate", "LinkFit",
            "top_two", "fit_mixture", "fit_links", "estimate_link", "estimate_parties",
@@ -220,16 +221,22 @@ class LinkFit:
 
     def pairs_across(self, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Without the 1:1 rule (parties deduplicated too, every pair across them a possible
-        link): expected non-matching pairs at or above each threshold, matching pairs at or
-        above it, and matching pairs at the floor. A fitted record's non-matching scores above
-        a level whose largest is Gumbel(mu, beta) number exp(-z) on average (the Poisson count
-        of exceedances behind the Gumbel limit), records with a partner's as much as any
-        other's; identical CLKs are matches."""
+        link): expected non-matching pairs that would be links at each threshold, matching
+        pairs at or above it, and matching pairs at the floor. A fitted record's
+        non-matching scores above a level whose largest is Gumbel(mu, beta) number exp(-z)
+        on average (the Poisson count of exceedances behind the Gumbel limit). A record
+        without a partner takes such a pair from the threshold up; one with a partner only
+        from ``SCORED_BELOW`` above it, as the cluster solver's average asks of a pair that
+        would join a group against a pair not scored (counting them from the threshold too
+        put the threshold 0.03 higher and lost 0.6 points of F1 on FEBRL 4); identical CLKs
+        are matches."""
         m = self.mixture
         x = np.clip((thresholds - FLOOR) / (1 - FLOOR), _EPS, 1 - _EPS)
         identical = float((self.score >= 1.0).sum())
-        nulls = (m.records + identical) * np.exp(-(thresholds - m.mu) / m.beta)
         matches = m.records * m.match_share
+        nulls = (m.records * (1 - m.match_share) * np.exp(-(thresholds - m.mu) / m.beta)
+                 + (matches + identical)
+                 * np.exp(-(thresholds + SCORED_BELOW - m.mu) / m.beta))
         return nulls, matches * stats.beta.sf(x, m.a, m.b) + identical, matches + identical
 
 
