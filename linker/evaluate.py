@@ -79,34 +79,36 @@ def _true_labels(parties: list[str], records: list[str],
     return labels
 
 
-def evaluate_entities(entities: pa.Table, truth: dict[tuple[str, str], str]) -> Quality:
-    """Pairwise quality of the entities table (entity_id, party, record_id)."""
+def _label_columns(entities: pa.Table, truth: dict[tuple[str, str], str]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Per record of the entities table: predicted entity, true entity, both together (one
+    label per pair of them), and its party."""
     parties = entities.column("party").to_pylist()
     records = entities.column("record_id").to_pylist()
     predicted = pc.dictionary_encode(entities.column("entity_id")).combine_chunks()
     predicted_labels = predicted.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     true_labels = _true_labels(parties, records, truth)
     both = predicted_labels * (int(true_labels.max(initial=0)) + 1) + true_labels
-    return Quality(_pairs_within(both), _pairs_within(predicted_labels),
-                   _pairs_within(true_labels))
+    return predicted_labels, true_labels, both, parties
+
+
+def evaluate_entities(entities: pa.Table, truth: dict[tuple[str, str], str]) -> Quality:
+    """Pairwise quality of the entities table (entity_id, party, record_id)."""
+    predicted, true, both, _ = _label_columns(entities, truth)
+    return Quality(_pairs_within(both), _pairs_within(predicted), _pairs_within(true))
 
 
 def evaluate_across(entities: pa.Table, truth: dict[tuple[str, str], str]) -> Quality:
     """Pairwise quality of the pairs across parties alone (two records of one party left
     out): what the estimate of a run that deduplicates too describes."""
-    parties = entities.column("party").to_pylist()
-    records = entities.column("record_id").to_pylist()
+    predicted, true, both, parties = _label_columns(entities, truth)
     _, party = np.unique(np.array(parties, dtype=object).astype(str), return_inverse=True)
-    predicted = pc.dictionary_encode(entities.column("entity_id")).combine_chunks()
-    predicted_labels = predicted.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    true_labels = _true_labels(parties, records, truth)
-    both = predicted_labels * (int(true_labels.max(initial=0)) + 1) + true_labels
 
     def across(labels: np.ndarray) -> int:
         return _pairs_within(labels) - _pairs_within(labels * (int(party.max(initial=0)) + 1)
                                                      + party)
 
-    return Quality(across(both), across(predicted_labels), across(true_labels))
+    return Quality(across(both), across(predicted), across(true))
 
 
 def one_to_one_reachable(entities: pa.Table, truth: dict[tuple[str, str], str]) -> int:

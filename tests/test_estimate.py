@@ -28,7 +28,13 @@ from linker.estimate import (
     fit_mixture,
     floor_links,
 )
-from linker.evaluate import evaluate_entities, one_to_one_reachable, read_truth
+from linker.evaluate import (
+    Quality,
+    evaluate_across,
+    evaluate_entities,
+    one_to_one_reachable,
+    read_truth,
+)
 from linker.floor_pairs import MAX_FLOOR_PAIRS, projected_pairs
 from linker.link import LinkResult, link_sets
 
@@ -265,6 +271,19 @@ def test_one_to_one_basis_of_three_parties_counts_each_pair() -> None:
              ("a", "a3"): "2", ("c", "c2"): "2", ("b", "b2"): "3"}
     assert one_to_one_reachable(entities, truth) == 4
     assert evaluate_entities(entities, truth).actual == 6 + 1
+
+
+def test_quality_across_parties_leaves_out_pairs_within_a_party() -> None:
+    # E0 holds a1, a2 (person 1) and b1 (person 3): two predicted pairs across, none true;
+    # E1 holds b2 and c1 (person 2): one pair across, true; c2 (person 1) stands alone, so
+    # person 1's pairs across are a1-c2 and a2-c2 (a1-a2 is within a)
+    entities = pa.table({"entity_id": ["E0", "E0", "E0", "E1", "E1", "E2"],
+                         "party": ["a", "a", "b", "b", "c", "c"],
+                         "record_id": ["a1", "a2", "b1", "b2", "c1", "c2"]})
+    truth = {("a", "a1"): "1", ("a", "a2"): "1", ("b", "b1"): "3", ("b", "b2"): "2",
+             ("c", "c1"): "2", ("c", "c2"): "1"}
+    assert evaluate_across(entities, truth) == Quality(1, 3, 3)
+    assert evaluate_entities(entities, truth) == Quality(2, 4, 4)
 
 
 def test_linkage_with_deduplication_takes_a_threshold_per_kind_of_pair(
