@@ -29,8 +29,8 @@ from .token_pairs import (
 )
 
 __all__ = ["DEFAULT_THRESHOLD", "DEFAULT_DEDUP_THRESHOLD", "default_threshold", "LinkResult",
-           "link_sets", "number_entities", "party_pairs", "party_thresholds", "uniform",
-           "PairProgress", "comparison_stats"]
+           "link_sets", "number_entities", "party_pairs", "KindThresholds", "PairProgress",
+           "comparison_stats"]
 
 # The shipped schemas set about 40% of the bits; with them unrelated records stay well below
 # this and matches with a few typos above it (FEBRL4 with `febrl`: precision 1.000, recall 0.997).
@@ -109,22 +109,39 @@ def comparison_stats(total: int, compared: int, completed: int) -> dict[str, flo
             "stopped_halfway_share": round(1 - completed / compared, 6) if compared else 0.0}
 
 
-def party_thresholds(threshold: float, dedup_thresholds: Sequence[float | None] | None,
-                     count: int) -> list[float]:
-    """Each of ``count`` parties' threshold within it: its own where given, else
-    ``threshold``. ValueError when ``dedup_thresholds`` does not hold one per party."""
-    if dedup_thresholds is None:
-        return [threshold] * count
-    if len(dedup_thresholds) != count:
-        raise ValueError(f"dedup_thresholds holds {len(dedup_thresholds)} thresholds for "
-                         f"{count} parties: give one per party (None: the threshold)")
-    return [threshold if t is None else float(t) for t in dedup_thresholds]
+@dataclass(frozen=True)
+class KindThresholds:
+    """The threshold of each kind of pair: ``across`` parties, ``within[i]`` inside party i."""
 
+    across: float
+    within: tuple[float, ...]
 
-def uniform(threshold: float, within: Sequence[float]) -> bool:
-    """Whether every pair has the one threshold: then candidates keep anonlink's order,
-    else they are taken by gain (score minus their own threshold)."""
-    return all(t == threshold for t in within)
+    @classmethod
+    def of(cls, threshold: float, dedup_thresholds: Sequence[float | None] | None,
+           count: int) -> KindThresholds:
+        """``count`` parties' thresholds within them: their own where given, else
+        ``threshold``. ValueError when ``dedup_thresholds`` does not hold one per party."""
+        if dedup_thresholds is None:
+            return cls(threshold, (threshold,) * count)
+        if len(dedup_thresholds) != count:
+            raise ValueError(f"dedup_thresholds holds {len(dedup_thresholds)} thresholds for "
+                             f"{count} parties: give one per party (None: the threshold)")
+        return cls(threshold, tuple(threshold if t is None else float(t)
+                                    for t in dedup_thresholds))
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every pair has the one threshold: then candidates keep anonlink's order,
+        else they are taken by gain (score minus their own threshold)."""
+        return all(t == self.across for t in self.within)
+
+    def pair(self, i: int, j: int) -> float:
+        """The threshold of pairs between parties i and j (i == j: within party i)."""
+        return self.within[i] if i == j else self.across
+
+    def edges(self, party_a: np.ndarray, party_b: np.ndarray) -> np.ndarray:
+        """The threshold of each edge between records of ``party_a`` and ``party_b``."""
+        return np.where(party_a == party_b, np.asarray(self.within)[party_a], self.across)
 
 
 def party_pairs(count: int, dedup: Sequence[bool]) -> list[tuple[int, int]]:
@@ -174,7 +191,7 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
     dedup = list(dedup) if dedup is not None else [False] * len(sets)
     if threshold is None:
         threshold = default_threshold(dedup)
-    within = party_thresholds(threshold, dedup_thresholds, len(sets))
+    kinds = KindThresholds.of(threshold, dedup_thresholds, len(sets))
     # Two parties without deduplication: cluster's merges are greedy's 1:1 links.
     one_to_one = len(sets) == 2 and not any(dedup)
     below = SCORED_BELOW if solver == "cluster" and not one_to_one else 0.0
@@ -183,7 +200,7 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
     compared = total = completed = token_only = 0
     ticks = PairProgress(progress)
     for i, j in party_pairs(len(sets), dedup):
-        scored_from = max((within[i] if i == j else threshold) - below, 0.0)
+        scored_from = max(kinds.pair(i, j) - below, 0.0)
         candidates = candidate_pairs(sets[i], None if i == j else sets[j], scored_from,
                                      backend=backend, blocking=blocking,
                                      progress=ticks.tick_for(len(sets[j])))
@@ -203,9 +220,9 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
     record_b = np.concatenate([none] + [c.right for _, _, c, _ in found]).astype(np.int64)
     score = np.concatenate([none.astype(np.float64)] + [c.score for _, _, c, _ in found])
     agreed = np.concatenate([none.astype(bool)] + [t for _, _, _, t in found])
-    edge_threshold = np.where(party_a == party_b, np.asarray(within)[party_a], threshold)
+    edge_threshold = kinds.edges(party_a, party_b)
     # anonlink's order; by gain where pairs within a party have thresholds of their own
-    first = -score if uniform(threshold, within) else edge_threshold - score
+    first = -score if kinds.uniform else edge_threshold - score
     order = np.lexsort((record_b, record_a, party_b, party_a, first))
     party_a, party_b = party_a[order], party_b[order]
     record_a, record_b, score = record_a[order], record_b[order], score[order]

@@ -29,14 +29,13 @@ from .backends.merge import Chunk, merge_sorted, merged_candidates
 from .blocking import LshBlocking
 from .clkset import ClkSet
 from .link import (
+    KindThresholds,
     LinkResult,
     PairProgress,
     comparison_stats,
     link_sets,
     number_entities,
     party_pairs,
-    party_thresholds,
-    uniform,
 )
 from .solve import (
     DEFAULT_SOLVER,
@@ -179,17 +178,15 @@ def _edge_chunks(folder: Path, count: int, rows: int) -> Iterator[tuple[np.ndarr
 
 
 class _EdgeThresholds:
-    """The threshold of each edge (global record indices u, v): the run's across parties,
-    a party's own within it."""
+    """The threshold of each edge given as global record indices u, v (``KindThresholds``
+    of their parties)."""
 
-    def __init__(self, offsets: np.ndarray, threshold: float, within: Sequence[float]) -> None:
-        self.offsets, self.threshold = offsets, threshold
-        self.within = np.asarray(within, dtype=np.float64)
+    def __init__(self, offsets: np.ndarray, kinds: KindThresholds) -> None:
+        self.offsets, self.kinds = offsets, kinds
 
     def __call__(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        party_u = np.searchsorted(self.offsets, u, side="right") - 1
-        party_v = np.searchsorted(self.offsets, v, side="right") - 1
-        return np.where(party_u == party_v, self.within[party_u], self.threshold)
+        return self.kinds.edges(np.searchsorted(self.offsets, u, side="right") - 1,
+                                np.searchsorted(self.offsets, v, side="right") - 1)
 
 
 def _merge_groups(folder: Path, count: int, rows: int, degree: np.ndarray,
@@ -218,16 +215,16 @@ def link_groups_streamed(sets: Sequence[ClkSet], threshold: float, backend: Stre
     """``link_sets`` with the ``cluster`` solver (deduplication, or three parties and more),
     from ``backend``'s files, ``chunk_rows`` edges at a time."""
     started = time.perf_counter()
-    within = party_thresholds(threshold, dedup_thresholds, len(sets))
+    kinds = KindThresholds.of(threshold, dedup_thresholds, len(sets))
     offsets = np.cumsum([0] + [len(s) for s in sets])
-    thresholds = _EdgeThresholds(offsets, threshold, within)
+    thresholds = _EdgeThresholds(offsets, kinds)
     n = int(offsets[-1])
     found: list[tuple[int, int, _Files]] = []
     total = 0
     ticks = PairProgress(progress)
     try:
         for i, j in sorted(party_pairs(len(sets), dedup)):  # anonlink's party order
-            scored_from = max((within[i] if i == j else threshold) - SCORED_BELOW, 0.0)
+            scored_from = max(kinds.pair(i, j) - SCORED_BELOW, 0.0)
             found.append((i, j, backend.candidate_files(
                 sets[i], None if i == j else sets[j], scored_from, blocking,
                 ticks.tick_for(len(sets[j])))))
@@ -241,8 +238,8 @@ def link_groups_streamed(sets: Sequence[ClkSet], threshold: float, backend: Stre
             folder = Path(scratch)
             degree = np.zeros(n, dtype=np.int64)
             with _EdgeWriter(folder) as edges:
-                by_gain = None if uniform(threshold, within) else np.array(
-                    [within[i] if i == j else threshold for i, j, _ in found])
+                by_gain = None if kinds.uniform else np.array(
+                    [kinds.pair(i, j) for i, j, _ in found])
                 for pair, left, right, score in _ordered(found, by_gain):
                     u, v = offsets[first[pair]] + left, offsets[second[pair]] + right
                     edges.append(u, v, score)

@@ -92,7 +92,6 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
                 for j in range(i, len(sets)) if i != j or dedup[i])
 
     threshold = params["threshold"]  # None: the estimate where one applies, else the default
-    chosen = ThresholdChoice(threshold, {"method": "given"}, "", params.get("dedup_thresholds"))
     tokens = params.get("tokens", [])
     estimating = threshold == AUTO or (threshold is None and no_estimate_because(
         dedup, params["blocking"], tokens) is None)
@@ -116,6 +115,9 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
             elif threshold is None:
                 chosen = choose_threshold(sets, dedup, params["blocking"], tokens, backend,
                                           estimated)
+            else:
+                chosen = ThresholdChoice(threshold, {"method": "given"}, "",
+                                         params.get("dedup_thresholds"))
             if chosen.record["method"] != "given":  # shown by the run even if it fails later
                 note_params(context.sessions, claim, chosen=chosen.recorded())
             control.report("matching", start)
