@@ -36,6 +36,7 @@ from linker.backends import get_backend
 from linker.clkset import ClkSet, load_clk_sets
 from linker.dedup_valley import estimate_dedup
 from linker.estimate import FLOOR, estimate_link, estimate_sets, floor_links
+from linker.evaluate import Quality, labels_quality, labels_quality_across
 from linker.link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, link_sets
 from linker.threshold_choice import estimate_threshold
 from tokenizer.catalog import load_schema
@@ -129,11 +130,9 @@ def compare_parties(sets: list[ClkSet], truth: list[list[str]]) -> dict:
                     for i in range(len(sets)) for j in range(i + 1, len(sets)))
 
     def truth_at(t: float) -> tuple[float, float, float]:
-        entity = np.concatenate(link_sets(sets, t).entity_of)
-        predicted = _pairs_within(entity)
-        tp = _pairs_within(entity * (int(person.max()) + 1) + person)
-        p, r = tp / predicted if predicted else 1.0, tp / reachable
-        return p, r, 2 * p * r / (p + r) if p + r else 0.0
+        found = labels_quality(_codes(np.concatenate(link_sets(sets, t).entity_of)), person)
+        quality = Quality(found.true_positives, found.predicted, reachable)
+        return quality.precision, quality.recall, quality.f1
 
     p, r, f1 = truth_at(estimate.threshold)
     grid = np.round(np.arange(0.60, 0.851, 0.01), 2).tolist()
@@ -156,21 +155,10 @@ def compare_with_dedup(sets: list[ClkSet], truth: list[list[str]]) -> dict:
     dedup_all = [True] * len(sets)
 
     def truth_at(t: float, within: list[float | None] | None = None) -> dict:
-        entity = np.concatenate(link_sets(sets, t, dedup=dedup_all,
-                                          dedup_thresholds=within).entity_of)
-        both = entity * (int(person.max()) + 1) + person
-
-        def across(labels: np.ndarray) -> int:
-            return _pairs_within(labels) - _pairs_within(labels * len(sets) + party)
-
-        def quality(tp: int, predicted: int, actual: int) -> dict:
-            p, r = tp / predicted if predicted else 1.0, tp / actual
-            return {"precision": round(p, 4), "recall": round(r, 4),
-                    "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)}
-
-        return {"all": quality(_pairs_within(both), _pairs_within(entity),
-                               _pairs_within(person)),
-                "across": quality(across(both), across(entity), across(person))}
+        entity = _codes(np.concatenate(link_sets(sets, t, dedup=dedup_all,
+                                                 dedup_thresholds=within).entity_of))
+        return {"all": _rounded(labels_quality(entity, person)),
+                "across": _rounded(labels_quality_across(entity, person, party))}
 
     started = time.perf_counter()
     chosen = estimate_threshold(sets, dedup_all, get_backend("cpu"))
@@ -188,32 +176,33 @@ def compare_with_dedup(sets: list[ClkSet], truth: list[list[str]]) -> dict:
             "estimate_seconds": round(seconds, 2)}
 
 
-def _pairs_within(labels: np.ndarray) -> int:
-    _, counts = np.unique(labels, return_counts=True)
-    return int((counts * (counts - 1) // 2).sum())
+def _rounded(quality: Quality) -> dict:
+    return {"precision": round(quality.precision, 4), "recall": round(quality.recall, 4),
+            "f1": round(quality.f1, 4)}
+
+
+def _codes(labels: np.ndarray) -> np.ndarray:
+    """Labels as codes from 0 (what ``labels_quality`` takes)."""
+    return np.unique(labels, return_inverse=True)[1]
 
 
 def dedup(clks: ClkSet, truth: list[str]) -> dict:
     """True pairwise quality of deduplicating ``clks`` (the solver ``pprl dedup`` runs) over
     a grid of thresholds: the one a data manager would need to know without the truth."""
-    _, person = np.unique(np.array(truth), return_inverse=True)
-    actual = _pairs_within(person)
+    person = _codes(np.array(truth))
     started = time.perf_counter()
     valley = estimate_dedup(clks).threshold
     seconds = time.perf_counter() - started
     rows = []
     for t in sorted({*np.round(np.arange(0.60, 0.851, 0.01), 2).tolist(), valley}):
-        entity = link_sets([clks], t, dedup=[True]).entity_of[0]
-        predicted = _pairs_within(entity)
-        tp = _pairs_within(entity * (int(person.max()) + 1) + person)
-        p, r = tp / predicted if predicted else 1.0, tp / actual
-        rows.append({"threshold": t, "precision": round(p, 4), "recall": round(r, 4),
-                     "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)})
+        quality = labels_quality(_codes(link_sets([clks], t, dedup=[True]).entity_of[0]),
+                                 person)
+        rows.append({"threshold": t, **_rounded(quality)})
     grid = [row for row in rows if round(row["threshold"], 2) == row["threshold"]]
     best = max(grid, key=lambda row: row["f1"])
     at = {f"at_{t}": next(row for row in rows if row["threshold"] == t)
           for t in (DEFAULT_THRESHOLD, DEFAULT_DEDUP_THRESHOLD)}
-    return {"records": len(clks), "true_pairs": actual, "best": best, **at,
+    return {"records": len(clks), "true_pairs": quality.actual, "best": best, **at,
             "valley": next(row for row in rows if row["threshold"] == valley),
             "valley_seconds": round(seconds, 2)}
 
@@ -226,8 +215,9 @@ def main() -> None:
     args = parser.parse_args()
     (a, truth_a), (b, truth_b) = febrl(4)
     # A first small estimate loads the compiled kernels: numba's start-up is not timed.
-    compare(*(ClkSet.from_arrays(s.words[:400].view(np.uint8), s.record_ids[:400])
-              for s in (a, b)), truth_a[:400], truth_b[:400])
+    small_a, small_b = (ClkSet.from_arrays(s.words[:400].view(np.uint8), s.record_ids[:400])
+                        for s in (a, b))
+    compare(small_a, small_b, truth_a[:400], truth_b[:400])
     link_rows = {"febrl4": compare(a, b, truth_a, truth_b)}
     dedup_rows = {f"febrl{k}": dedup(*febrl(k)[0]) for k in (1, 2, 3)}
     with tempfile.TemporaryDirectory() as tmp:

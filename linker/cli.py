@@ -42,7 +42,14 @@ from .threshold_choice import (
     estimate_threshold,
     no_estimate_because,
 )
-from .threshold_param import AUTO, DiceOrAuto, party_thresholds, within_thresholds
+from .threshold_param import (
+    ALL_PARTIES,
+    AUTO,
+    DiceOrAuto,
+    keyword_clash,
+    party_thresholds,
+    within_thresholds,
+)
 from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
 
 __all__ = ["link_command", "dedup_command", "evaluate_command"]
@@ -296,11 +303,15 @@ def link_command(paths: tuple[Path, ...], threshold: float | str | None, folder:
             parties = [s.party for s in load_clk_sets(paths)]
         except (TokenizerError, LinkageInputError) as e:
             raise click.ClickException(str(e)) from e
-        unknown = set(dedup_parties) - set(parties) - {"all"}
+        clash = keyword_clash(parties, "--dedup") if ALL_PARTIES in dedup_parties else None
+        if clash:
+            raise click.UsageError(f"{clash} (`pprl tokenize --provider`, or the file's name "
+                                   f"where the label comes from it)")
+        unknown = set(dedup_parties) - set(parties) - {ALL_PARTIES}
         if unknown:
             raise click.UsageError(f"--dedup names unknown parties {sorted(unknown)}; "
                                    f"parties: {parties}")
-        dedup = [("all" in dedup_parties) or p in dedup_parties for p in parties]
+        dedup = [(ALL_PARTIES in dedup_parties) or p in dedup_parties for p in parties]
         if dedup_thresholds:
             try:
                 within = within_thresholds(dedup_thresholds, parties, dedup)

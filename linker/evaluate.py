@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 
 from tokenizer.errors import InputError
 
-__all__ = ["Quality", "read_truth", "evaluate_entities", "evaluate_across", "one_to_one_reachable",
-           "threshold_curve", "plot_curve"]
+__all__ = ["Quality", "read_truth", "evaluate_entities", "evaluate_across", "labels_quality",
+           "labels_quality_across", "one_to_one_reachable", "threshold_curve", "plot_curve"]
 
 TRUTH_COLUMNS = ("party", "record_id", "true_id")
 
@@ -80,35 +80,47 @@ def _true_labels(parties: list[str], records: list[str],
 
 
 def _label_columns(entities: pa.Table, truth: dict[tuple[str, str], str]
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Per record of the entities table: predicted entity, true entity, both together (one
-    label per pair of them), and its party."""
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per record of the entities table: predicted entity, true entity and party, as codes."""
     parties = entities.column("party").to_pylist()
     records = entities.column("record_id").to_pylist()
     predicted = pc.dictionary_encode(entities.column("entity_id")).combine_chunks()
     predicted_labels = predicted.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    true_labels = _true_labels(parties, records, truth)
-    both = predicted_labels * (int(true_labels.max(initial=0)) + 1) + true_labels
-    return predicted_labels, true_labels, both, parties
+    _, party = np.unique(np.array(parties, dtype=object).astype(str), return_inverse=True)
+    return predicted_labels, _true_labels(parties, records, truth), party
+
+
+def _joint(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """One label per pair of labels (codes from 0): records share it when they share both."""
+    return first * (int(second.max(initial=0)) + 1) + second
+
+
+def labels_quality(predicted: np.ndarray, true: np.ndarray) -> Quality:
+    """Pairwise quality of records labelled with predicted and true entities (codes from 0)."""
+    return Quality(_pairs_within(_joint(predicted, true)), _pairs_within(predicted),
+                   _pairs_within(true))
+
+
+def labels_quality_across(predicted: np.ndarray, true: np.ndarray,
+                          party: np.ndarray) -> Quality:
+    """``labels_quality`` of the pairs across parties alone (two records of one party left
+    out): what the estimate of a run that deduplicates too describes."""
+
+    def across(labels: np.ndarray) -> int:
+        return _pairs_within(labels) - _pairs_within(_joint(labels, party))
+
+    return Quality(across(_joint(predicted, true)), across(predicted), across(true))
 
 
 def evaluate_entities(entities: pa.Table, truth: dict[tuple[str, str], str]) -> Quality:
     """Pairwise quality of the entities table (entity_id, party, record_id)."""
-    predicted, true, both, _ = _label_columns(entities, truth)
-    return Quality(_pairs_within(both), _pairs_within(predicted), _pairs_within(true))
+    predicted, true, _ = _label_columns(entities, truth)
+    return labels_quality(predicted, true)
 
 
 def evaluate_across(entities: pa.Table, truth: dict[tuple[str, str], str]) -> Quality:
-    """Pairwise quality of the pairs across parties alone (two records of one party left
-    out): what the estimate of a run that deduplicates too describes."""
-    predicted, true, both, parties = _label_columns(entities, truth)
-    _, party = np.unique(np.array(parties, dtype=object).astype(str), return_inverse=True)
-
-    def across(labels: np.ndarray) -> int:
-        return _pairs_within(labels) - _pairs_within(labels * (int(party.max(initial=0)) + 1)
-                                                     + party)
-
-    return Quality(across(both), across(predicted), across(true))
+    """``evaluate_entities`` of the pairs across parties alone."""
+    return labels_quality_across(*_label_columns(entities, truth))
 
 
 def one_to_one_reachable(entities: pa.Table, truth: dict[tuple[str, str], str]) -> int:

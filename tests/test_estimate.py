@@ -7,6 +7,7 @@ party deduplicated: tests/test_dedup_valley.py)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,9 @@ from linker.evaluate import (
 )
 from linker.floor_pairs import MAX_FLOOR_PAIRS, projected_pairs
 from linker.link import LinkResult, link_sets
+from linker.threshold_param import within_thresholds
 
-from .linker_data import febrl4_files, febrl4_sets, febrl_person
+from .linker_data import febrl4_files, febrl4_sets, febrl_person, write_clk_set
 from .test_linker import pprl
 
 
@@ -341,6 +343,36 @@ def test_linkage_with_deduplication_takes_a_threshold_per_kind_of_pair(
         refused = pprl("link", *files, *args, "-o", str(tmp_path / "r"), check=False)
         assert refused.returncode == 2 and refusal in refused.stderr, refused.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_all_is_refused_where_a_party_is_labelled_all_and_thresholds_must_be_above_0(
+        tmp_path: Path) -> None:
+    """`all` names every party: where a party is itself labelled `all`, --dedup all and
+    --dedup-threshold all=... cannot say which is meant and are refused (were: read as every
+    party), here and in the service's check (within_thresholds); a party named on its own
+    still works. A threshold of 0 (every pair a candidate) is refused as the service refuses
+    it (the CLI took it)."""
+    a, b = febrl4_sets()
+    files = [str(write_clk_set(tmp_path / "a.parquet", a)),
+             str(write_clk_set(tmp_path / "all.parquet", replace(b, party="all")))]
+    for args in (["--dedup", "all"],
+                 ["--dedup", a.party, "--threshold", "0.7", "--dedup-threshold", "all=0.8"]):
+        refused = pprl("link", *files, *args, "-o", str(tmp_path / "r"), check=False)
+        assert refused.returncode == 2, refused.stderr
+        assert "'all' is ambiguous: a party is labelled 'all'" in refused.stderr
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match="'all' is ambiguous"):
+        within_thresholds({"all": 0.8}, [a.party, "all"], [True, False])
+    assert within_thresholds({a.party: 0.8}, [a.party, "all"], [True, False]) == {a.party: 0.8}
+    pprl("link", *files, "--dedup", a.party, "-o", str(tmp_path / "one"))
+    run = json.loads((tmp_path / "one" / "run.json").read_text())
+    assert [i["deduplicated"] for i in run["inputs"]] == [True, False]
+    for args in (["--threshold", "0"], ["--threshold", "0.0"],
+                 ["--dedup", a.party, "--threshold", "0.7", "--dedup-threshold",
+                  f"{a.party}=0"]):
+        refused = pprl("link", *files, *args, "-o", str(tmp_path / "r"), check=False)
+        assert refused.returncode == 2 and "above 0 and at most 1" in refused.stderr, \
+            refused.stderr
 
 
 def test_an_estimate_too_large_to_hold_is_refused_before_searching(
