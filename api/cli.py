@@ -35,7 +35,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
              "Link two or more providers' encodings into entities."),
     "dedup": ("linker.cli", "dedup_command",
               "Find duplicate records within one provider's encodings."),
-    "evaluate": ("linker.cli", "evaluate_command",
+    "evaluate": ("linker.evaluate_cli", "evaluate_command",
                  "Precision, recall, F1 of a linkage run against ground truth."),
     "deid": ("deid.cli", "deid_command",
              "De-identify DICOM (PS3.15 Annex E), tokenizing patients first."),

@@ -46,7 +46,8 @@ def demo_command(folder: Path, people: int) -> None:
     from api.client.cohort_cli import count_command
     from deid.cli import deid_command
     from deid.run import report_path_for
-    from linker.cli import evaluate_command, link_command
+    from linker.cli import link_command
+    from linker.evaluate_cli import evaluate_command
     from synth.cli import synth_command
     from synth.dicom import truth_after_deid
     from tokenizer.cli import attributes_command, describe_command, tokenize_command

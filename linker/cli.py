@@ -1,9 +1,11 @@
-"""``pprl link``, ``pprl dedup`` and ``pprl evaluate``: the data manager's commands."""
+"""``pprl link`` and ``pprl dedup``: the data manager's commands that link (``pprl evaluate``
+is in ``evaluate_cli``: these two do not import what it needs)."""
 
 from __future__ import annotations
 
-import json
+import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,7 +14,6 @@ from typing import TypeVar
 
 import click
 import numpy as np
-import pyarrow as pa
 from tqdm import tqdm
 
 from tokenizer.encodings_file import TOKEN_RULES
@@ -22,21 +23,11 @@ from tokenizer.parallel import default_workers
 from .backends import BACKENDS, Backend, BackendUnavailableError, get_backend
 from .blocking import LshBlocking
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
-from .evaluate import (
-    Quality,
-    evaluate_across,
-    evaluate_entities,
-    one_to_one_reachable,
-    plot_curve,
-    read_truth,
-    threshold_curve,
-)
-from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD
+from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, link_sets
 from .link_streamed import link_on
-from .results import ENTITIES, MATCHES, RUN, read_entities, read_matches, write_results
+from .results import write_results
 from .solve import DEFAULT_SOLVER, SOLVERS
 from .threshold_choice import (
-    ACROSS_AND_WITHIN,
     ThresholdChoice,
     choose_threshold,
     estimate_threshold,
@@ -52,9 +43,10 @@ from .threshold_param import (
 )
 from .token_pairs import DEFAULT_TOKEN_VALUE_CAP
 
-__all__ = ["link_command", "dedup_command", "evaluate_command"]
+__all__ = ["link_command", "dedup_command"]
 
 FC = TypeVar("FC", bound=Callable[..., object])
+log = logging.getLogger(__name__)
 
 def _threshold(shown: str) -> Callable[[FC], FC]:
     """``--threshold``, its default (which depends on deduplication) shown as ``shown``."""
@@ -151,6 +143,19 @@ def _make_backend(name: str, workers: int, kernel: str, scheduler: str | None,
         raise click.ClickException(str(e)) from e
 
 
+def _warm_up(backend: Backend) -> None:
+    """Start numba and load the compiled kernels a link runs first (a quarter of a second of
+    mostly Python work), on a thread while the inputs are read: a link of two parties of a few
+    random CLKs on the CPU backend. A failure here is left for the real run to report."""
+    try:
+        rng = np.random.default_rng(0)
+        tiny = [ClkSet.from_arrays(np.packbits(rng.random((16, 1024)) < 0.4, axis=1),
+                                   party=party) for party in ("a", "b")]
+        link_sets(tiny, 0.8, backend=backend)
+    except Exception:  # noqa: BLE001 - only a head start; the run itself raises
+        log.debug("warming up the kernels failed", exc_info=True)
+
+
 def _choose(asked: bool, sets: list[ClkSet], dedup: list[bool], blocked: bool,
             tokens: tuple[str, ...], backend: Backend) -> ThresholdChoice:
     """The threshold(s) of a run given `auto` (``asked``: the estimate, or an error saying
@@ -186,6 +191,9 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
          dedup_thresholds: dict[str, float] | None = None) -> None:
     tokens = tokens or ()  # None when invoked from code (`pprl demo`): callbacks don't run
     backend = _make_backend(backend_name, workers, kernel, scheduler, shared_dir)
+    if backend.name == "cpu":
+        threading.Thread(target=_warm_up, args=(backend,), name="pprl-warm-up",
+                         daemon=True).start()
     try:
         sets = load_clk_sets(paths)
     except (TokenizerError, LinkageInputError) as e:
@@ -347,108 +355,3 @@ def dedup_command(path: Path, threshold: float | str | None, folder: Path, worke
     _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup", tokens,
          solver=solver, backend_name=backend, scheduler=scheduler, shared_dir=shared_dir,
          token_value_cap=token_value_cap)
-
-
-def _estimated_beside_truth(choice: dict[str, object], entities: pa.Table,
-                            known: dict[tuple[str, str], str], quality: Quality
-                            ) -> dict[str, object]:
-    """What ``evaluate --estimate`` shows of a run's estimate: a linkage fit's precision and
-    recall beside the true recall on their basis (the links a 1:1 linkage can make; with
-    deduplication, beside the true precision and recall of the pairs across parties); of a
-    deduplication's valley, the threshold's reason only (it estimates neither)."""
-    if choice.get("estimated_precision") is None:
-        return {"model": choice.get("model"), "reason": choice.get("reason"),
-                "precision": None, "recall": None}
-    if choice.get("model") == ACROSS_AND_WITHIN:
-        across = evaluate_across(entities, known)
-        return {"precision": choice["estimated_precision"], "recall": choice["estimated_recall"],
-                "true_precision_across": round(across.precision, 6),
-                "true_recall_across": round(across.recall, 6), "pairs_across": across.actual}
-    reachable = one_to_one_reachable(entities, known)
-    return {"precision": choice["estimated_precision"], "recall": choice["estimated_recall"],
-            "true_recall_one_to_one": round(quality.true_positives / reachable
-                                            if reachable else 1.0, 6),
-            "one_to_one_links": reachable}
-
-
-@click.command("evaluate")
-@click.argument("folder", metavar="OUTDIR", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--truth", required=True, type=click.Path(path_type=Path),
-              help="CSV or Parquet with columns party, record_id, true_id.")
-@click.option("--plot", type=click.Path(path_type=Path),
-              help="PNG of precision/recall against the threshold (default: OUTDIR/quality.png).")
-@click.option("--estimate", is_flag=True,
-              help="Also show the precision and recall the run estimated without the truth "
-                   "(a run made with --threshold auto, or none), beside the truth on the "
-                   "estimate's basis: the links a 1:1 linkage can make (with --dedup: the "
-                   "pairs across parties).")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: bool,
-                     as_json: bool) -> None:
-    """Precision, recall and F1 of a linkage run against ground truth."""
-    for name in (MATCHES, ENTITIES, RUN):
-        if not (folder / name).is_file():
-            raise click.ClickException(f"{folder} holds no {name}: is it a `pprl link` output?")
-    try:
-        known = read_truth(truth)
-    except TokenizerError as e:
-        raise click.ClickException(str(e)) from e
-    run = json.loads((folder / RUN).read_text(encoding="utf-8"))
-    run_parties = [i["party"] for i in run.get("inputs", [])]
-    truth_parties = sorted({party for party, _ in known})
-    missing = [p for p in run_parties if p not in truth_parties]
-    if missing:
-        raise click.ClickException(
-            f"{truth} has no record of the run's part{'y' if len(missing) == 1 else 'ies'} "
-            f"{missing}: the truth file's parties are {truth_parties} and the run's "
-            f"{run_parties}; give the truth of this run (its party column holds the provider "
-            f"labels `pprl link` shows)")
-    entities = read_entities(folder)
-    quality = evaluate_entities(entities, known)
-    within = run.get("dedup_thresholds") or {}
-    # The curve: one threshold for every pair, from the run's lowest.
-    lowest = min([run["threshold"], *within.values()])
-    thresholds = np.round(np.arange(lowest, 1.0 + 1e-9, 0.01), 4)
-    curve = threshold_curve(read_matches(folder), quality.actual, known, thresholds)
-    plot_path = plot or folder / "quality.png"
-    plot_curve(curve, run["threshold"], plot_path)
-    summary = {"threshold": run["threshold"], **({"dedup_thresholds": within} if within else {}),
-               "precision": round(quality.precision, 6),
-               "recall": round(quality.recall, 6), "f1": round(quality.f1, 6),
-               "true_positives": quality.true_positives, "predicted_links": quality.predicted,
-               "true_links": quality.actual, "plot": str(plot_path),
-               "curve": [{"threshold": t, "precision": round(q.precision, 6),
-                          "recall": round(q.recall, 6)} for t, q in curve]}
-    choice = run.get("threshold_choice", {})
-    if estimate:
-        if choice.get("method") != "estimated":
-            why = (f"its threshold took the default ({choice.get('reason')})"
-                   if choice.get("method") == "default" else "its threshold was given")
-            raise click.ClickException(f"{folder} holds no estimate: {why}; link with "
-                                       f"--threshold auto or no threshold")
-        summary["estimated"] = _estimated_beside_truth(choice, entities, known, quality)
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-        return
-    shown_within = "".join(f", within {party} {t}" for party, t in within.items())
-    click.echo(f"threshold {run['threshold']}{shown_within}: precision {quality.precision:.4f}  "
-               f"recall {quality.recall:.4f}  F1 {quality.f1:.4f}  "
-               f"({quality.true_positives:,} of {quality.predicted:,} predicted links are "
-               f"true; {quality.actual:,} true links)")
-    shown = summary.get("estimated")
-    if shown is not None and shown["precision"] is None:
-        click.echo(f"threshold chosen without the truth: {choice['reason']}; deduplication "
-                   f"estimates no precision or recall")
-    elif shown is not None and "true_recall_across" in shown:
-        click.echo(f"estimated without the truth: precision {shown['precision']:.4f}"
-                   f"  recall {shown['recall']:.4f} {choice['recall_of']} (true: precision "
-                   f"{shown['true_precision_across']:.4f}, recall "
-                   f"{shown['true_recall_across']:.4f} of {shown['pairs_across']:,} pairs "
-                   f"across parties)")
-    elif shown is not None:
-        click.echo(f"estimated without the truth: precision {shown['precision']:.4f}"
-                   f"  recall {shown['recall']:.4f} {choice['recall_of']} (true: "
-                   f"{shown['true_recall_one_to_one']:.4f} of {shown['one_to_one_links']:,}; "
-                   f"the recall above also counts duplicates within a party, which 1:1 cannot "
-                   f"link)")
-    click.echo(f"precision/recall curve: {plot_path}")

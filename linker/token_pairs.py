@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .backends.types import Candidates, dice_scores
 from .clkset import ClkSet, LinkageInputError
@@ -65,6 +64,8 @@ class CommonTokens:
 def common_tokens(sets: Sequence[ClkSet], rules: Sequence[str], cap: int) -> CommonTokens:
     """The values of each rule held by more than ``cap`` records of one party (``cap`` 0:
     none, every value is a key)."""
+    import pyarrow.compute as pc  # here: 40 ms to import, which a run without tokens skips
+
     values: list[dict[str, pa.Array]] = []
     stats = {rule: {"values": 0, "records": 0} for rule in rules}
     for clk_set in sets:
@@ -81,6 +82,8 @@ def common_tokens(sets: Sequence[ClkSet], rules: Sequence[str], cap: int) -> Com
 
 
 def _keyed(tokens: np.ndarray, name: str, excluded: pa.Array | None) -> pa.Table:
+    import pyarrow.compute as pc  # as in common_tokens
+
     values = pa.array(tokens, pa.string())
     rows = pa.array(np.arange(len(values), dtype=np.int64))
     present = values.is_valid()

@@ -262,7 +262,9 @@ def test_a_dask_worker_killed_mid_run_changes_nothing(dask_cluster: str, tmp_pat
     assert killed, "no task was seen running"
     assert killed[0] not in client.run(os.getpid).values()
     _same(found, expected)
-    assert (found.compared, found.completed) == (expected.compared, expected.completed)
+    # Pairs compared in full depend on the bit order, which the CPU backend may change
+    # (linker.bit_order); those visited do not.
+    assert found.compared == expected.compared
     assert not list(tmp_path.iterdir())  # the run's files are removed
 
 
@@ -442,8 +444,10 @@ def test_dask_solves_deduplication_and_three_parties_from_its_files(
     for field in ("party_a", "record_a", "party_b", "record_b", "score"):
         assert getattr(ours, field).tolist() == getattr(theirs, field).tolist(), field
     assert [e.tolist() for e in ours.entity_of] == [e.tolist() for e in theirs.entity_of]
+    # Not pairs_compared_in_full: it depends on the bit order, which the CPU backend may
+    # change (linker.bit_order).
     for stat in ("candidate_pairs", "pairs_scored_below_threshold", "links", "pairs_total",
-                 "pairs_compared", "pairs_compared_in_full"):
+                 "pairs_compared"):
         assert ours.stats[stat] == theirs.stats[stat], stat
     assert not list(tmp_path.iterdir())  # candidates and the partners' maps are removed
 

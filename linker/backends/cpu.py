@@ -11,6 +11,7 @@ import numpy as np
 
 from tokenizer.numba_start import start_numba
 
+from ..bit_order import permute_rows, reordering
 from ..dice_kernel import second_half_popcounts, tile_pairs
 from ..dice_lanes import LaneSide, compiled_for, lane_tile_pairs, least_counts
 from .base import Backend
@@ -29,11 +30,18 @@ def vector_popcount_available() -> bool:
     return compiled_for("avx512vpopcntdq")
 
 
+_PERMUTED_ROWS = 8192  # rows of a set a thread permutes at once
+
+
 @dataclass(frozen=True)
 class _Prepared:
-    """Per plan: for the scalar kernel second-half popcounts of A and B, for the lanes
-    kernel B in lane groups and the least count each popcount sum needs."""
+    """Per plan: A's and B's words in the order the kernels compare them (``bit_order``: the
+    plan's, or with the bits reordered where that pays); for the scalar kernel second-half
+    popcounts of A and B, for the lanes kernel B in lane groups and the least count each
+    popcount sum needs."""
 
+    a_words: np.ndarray
+    b_words: np.ndarray
     a_rest: np.ndarray | None
     b_rest: np.ndarray | None
     lanes: LaneSide | None
@@ -50,7 +58,7 @@ class CpuBackend(Backend):
             (``dice_kernel``) or "auto", lanes where the CPU has AVX-512 VPOPCNTDQ.
 
     Memory: B's sorted copy (and for lanes its copy in lane groups) plus one output buffer
-    per running tile.
+    per running tile; where the bits are reordered (``bit_order``), a copy of A and of B.
     """
 
     name = "cpu"
@@ -75,12 +83,31 @@ class CpuBackend(Backend):
 
     def _prepare(self, plan: Plan) -> _Prepared:
         start_numba()  # here, not in the first tile's thread: without scipy (0.2 s)
+        a_words, b_words = self._in_kernel_order(plan)
         if self.kernel == "lanes":
-            side = LaneSide.of(plan.b_words, plan.b_pops)
-            return _Prepared(None, None, side, least_counts(plan.needed))
-        a_rest = second_half_popcounts(plan.a_words)
-        b_rest = a_rest if plan.same else second_half_popcounts(plan.b_words)
-        return _Prepared(a_rest, b_rest, None, plan.needed)
+            side = LaneSide.of(b_words, plan.b_pops)
+            return _Prepared(a_words, b_words, None, None, side, least_counts(plan.needed))
+        a_rest = second_half_popcounts(a_words)
+        b_rest = a_rest if plan.same else second_half_popcounts(b_words)
+        return _Prepared(a_words, b_words, a_rest, b_rest, None, plan.needed)
+
+    def _in_kernel_order(self, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+        """A's and B's words with their bits reordered where that pays (``bit_order``)."""
+        dest = reordering(plan.a_words, plan.b_words, plan.needed,
+                          plan.window_pairs(0, plan.rows), self.workers,
+                          per_word=self.kernel == "lanes")
+        if dest is None:
+            return plan.a_words, plan.b_words
+
+        def permuted(words: np.ndarray) -> np.ndarray:
+            out = np.empty_like(words)
+            self._map(lambda first: permute_rows(words[first:first + _PERMUTED_ROWS], dest,
+                                                 out[first:first + _PERMUTED_ROWS]),
+                      range(0, len(words), _PERMUTED_ROWS))
+            return out
+
+        b_words = permuted(plan.b_words)
+        return (b_words if plan.same else permuted(plan.a_words)), b_words
 
     def _tile(self, prepared: _Prepared, plan: Plan, first: int, last: int,
               capacity: int) -> PairArrays | None:
@@ -92,12 +119,12 @@ class CpuBackend(Backend):
         if side is None:
             assert prepared.a_rest is not None and prepared.b_rest is not None
             found, visited, completed = tile_pairs(
-                plan.a_words[rows], plan.a_pops[rows], prepared.a_rest[rows],
-                plan.a_index[rows], plan.b_words, plan.b_pops, prepared.b_rest, plan.b_index,
+                prepared.a_words[rows], plan.a_pops[rows], prepared.a_rest[rows],
+                plan.a_index[rows], prepared.b_words, plan.b_pops, prepared.b_rest, plan.b_index,
                 plan.starts[rows], plan.stops[rows], plan.needed, False, out_a, out_b, out_c)
         else:
             found, visited, completed = lane_tile_pairs(
-                plan.a_words[rows], plan.a_pops[rows], plan.a_index[rows], side.lanes,
+                prepared.a_words[rows], plan.a_pops[rows], plan.a_index[rows], side.lanes,
                 side.pops, side.low_pops, plan.b_index, plan.starts[rows], plan.stops[rows],
                 plan.needed, prepared.least_needed, out_a, out_b, out_c)
         if found < 0:
