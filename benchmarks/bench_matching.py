@@ -165,7 +165,8 @@ def run(records: int, threshold: float, workers: int, workdir: Path) -> dict[str
                                "them (run.json); anonlink: its candidate generation on all "
                                "cores plus its greedy solve",
             "stopped_halfway": "share of the compared pairs dropped after half the words, "
-                               "when even the per-word bound on the rest could not reach t",
+                               "when even the per-word bound on the rest could not reach t "
+                               "(random names: with the bits reordered, linker/bit_order.py)",
             "peak_rss_mib": "peak resident memory of each process tree, sampled every 50 ms",
         },
         "results": rows,
