@@ -55,14 +55,17 @@ from .floor_pairs import (
     search_ticks,
 )
 
-__all__ = ["SEARCH_FLOOR", "MIN_VALLEY_PAIRS", "Valley", "pair_density", "find_valley",
-           "estimate_dedup"]
+__all__ = ["SEARCH_FLOOR", "SCORE_EDGES", "MIN_VALLEY_PAIRS", "Valley", "pair_density",
+           "find_valley", "estimate_dedup"]
 
 _FROM, _TO, _STEP, _BANDWIDTH = 0.62, 0.86, 0.005, 0.01
 # Pairs below this cannot reach the grid within four kernel widths.
 SEARCH_FLOOR = 0.58
 # Scores are counted in bins this wide before smoothing: a twentieth of the kernel's width.
 _BIN = 0.0005
+_GRID = np.round(np.arange(_FROM, _TO + _STEP / 2, _STEP), 3)
+# The bins, over the kernel's reach of the grid (four widths either side).
+SCORE_EDGES = np.arange(_GRID[0] - 4 * _BANDWIDTH, _GRID[-1] + 4 * _BANDWIDTH + _BIN / 2, _BIN)
 # Pairs scoring within the grid's reach that a valley needs. Measured on the synthetic
 # extracts: with 128-283 (1,500 people) the floor is a pair or two and the choice fell to
 # 0.66-0.675 on two of three (one below the default's F1: 0.882 against 0.938); from 374 on
@@ -105,24 +108,21 @@ class Valley:
                 f"and recall are not estimated for deduplication")
 
 
-def pair_density(scores: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, int]:
-    """Pairs per 0.01 of Dice at each grid point (a Gaussian kernel of width ``_BANDWIDTH``),
-    and how many pairs lie within its reach (four widths). The scores are counted in bins of
-    ``_BIN`` first, so the cost does not grow with the pairs beyond one pass over them."""
-    edges = np.arange(grid[0] - 4 * _BANDWIDTH, grid[-1] + 4 * _BANDWIDTH + _BIN / 2, _BIN)
-    counts, _ = np.histogram(scores, bins=edges)
-    centres = (edges[:-1] + edges[1:]) / 2
-    z = (grid[:, None] - centres[None, :]) / _BANDWIDTH
+def pair_density(counts: np.ndarray) -> tuple[np.ndarray, int]:
+    """Pairs per 0.01 of Dice at each grid point (a Gaussian kernel of width ``_BANDWIDTH``)
+    from the pairs counted in each bin of ``SCORE_EDGES``, and how many pairs lie within its
+    reach. Counted in bins, the pairs need never be held together."""
+    centres = (SCORE_EDGES[:-1] + SCORE_EDGES[1:]) / 2
+    z = (_GRID[:, None] - centres[None, :]) / _BANDWIDTH
     density = np.exp(-0.5 * z * z) @ counts
     return density * 0.01 / (_BANDWIDTH * np.sqrt(2 * np.pi)), int(counts.sum())
 
 
-def find_valley(scores: np.ndarray) -> Valley:
-    """The threshold of :mod:`this module <linker.dedup_valley>` from the scores of a party's
-    pairs (at least those from ``SEARCH_FLOOR``). ValueError: too few pairs near the grid, or
-    no falling tail of non-duplicates on it (a density flat, or lowest at 0.62)."""
-    grid = np.round(np.arange(_FROM, _TO + _STEP / 2, _STEP), 3)
-    density, pairs = pair_density(np.asarray(scores, dtype=np.float64), grid)
+def find_valley(counts: np.ndarray) -> Valley:
+    """The threshold of :mod:`this module <linker.dedup_valley>` from a party's pairs counted
+    in the bins of ``SCORE_EDGES``. ValueError: too few pairs near the grid, or no falling tail
+    of non-duplicates on it (a density flat, or lowest at 0.62)."""
+    density, pairs = pair_density(counts)
     if pairs < MIN_VALLEY_PAIRS:
         raise ValueError(f"only {pairs:,} pairs score {SEARCH_FLOOR}-"
                          f"{_TO + 4 * _BANDWIDTH:.2f} (the valley takes {MIN_VALLEY_PAIRS} or "
@@ -134,7 +134,7 @@ def find_valley(scores: np.ndarray) -> Valley:
         raise ValueError(f"the density of the {pairs:,} pair scores does not fall from {_FROM} "
                          f"to a floor below {_TO}: no tail of non-duplicates to see the end of")
     within = density <= floor + noise
-    return Valley(float(grid[int(np.argmax(within))]), floor, float(grid[lowest]), pairs)
+    return Valley(float(_GRID[int(np.argmax(within))]), floor, float(_GRID[lowest]), pairs)
 
 
 def estimate_dedup(clks: ClkSet, backend: Backend | None = None,
@@ -152,11 +152,11 @@ def estimate_dedup(clks: ClkSet, backend: Backend | None = None,
         if projected > max_pairs:  # each sampled record meets all others: 2 x share x projected
             sample = max(1, min(len(clks), round(len(clks) * max_pairs / (2 * projected))))
     searched = clks if sample is None else row_sample(clks, sample)
-    scores = (backend or get_backend("cpu")).scores(
-        searched, None if sample is None else clks, SEARCH_FLOOR,
+    counts = (backend or get_backend("cpu")).score_counts(
+        searched, None if sample is None else clks, SEARCH_FLOOR, SCORE_EDGES,
         progress=search_ticks(progress, len(searched)))
     try:
-        valley = find_valley(scores)
+        valley = find_valley(counts)
     except ValueError as e:
         if sample is None:
             raise

@@ -124,22 +124,26 @@ def _brute_force(a: np.ndarray, b: np.ndarray | None, threshold: float
 def test_random_clks_every_pair_at_exact_boundaries(make_backend: Factory, bits: int,
                                                     within: bool) -> None:
     """Short CLKs make many pairs score exactly 0.5, 2/3 or 0.8: each is in, by anonlink's
-    float64 formula, as the brute force over all pairs says (``scores``, the estimates'
-    search: the same scores in no order)."""
+    float64 formula, as the brute force over all pairs says (``score_counts``, the valley's
+    search: as many pairs at each score, a bin for every score there is)."""
     rng = np.random.default_rng(bits)
     a = random_clks(rng, 150, bits, (0.05, 0.7), zero_rows=3)
     b = np.vstack([a[:90] ^ np.packbits(rng.random((90, bits)) < 0.03, axis=1),
                    random_clks(rng, 70, bits, (0.05, 0.7), zero_rows=2)])
     backend = make_backend()
+    every_score = np.append(np.unique([s for _, _, s in _brute_force(a, None if within else b,
+                                                                    0.5)]), 1.5)
     for threshold in (0.5, 2 / 3, 0.8, 1.0):
         expected = _brute_force(a, None if within else b, threshold)
         found = candidate_pairs(ClkSet.from_arrays(a), None if within else ClkSet.from_arrays(b),
                                 threshold, backend=backend)
         assert list(zip(found.left.tolist(), found.right.tolist(), found.score.tolist(),
                         strict=True)) == expected, threshold
-        scores = backend.scores(ClkSet.from_arrays(a),
-                                None if within else ClkSet.from_arrays(b), threshold)
-        assert sorted(scores.tolist()) == sorted(s for _, _, s in expected), threshold
+        counts = backend.score_counts(ClkSet.from_arrays(a),
+                                      None if within else ClkSet.from_arrays(b), threshold,
+                                      every_score)
+        assert counts.tolist() == np.histogram([s for _, _, s in expected],
+                                               bins=every_score)[0].tolist(), threshold
     boundary = [s for _, _, s in _brute_force(a, b, 0.5)]
     assert {0.5, 0.8} <= set(boundary)  # the exact boundary cases do occur
 

@@ -18,7 +18,13 @@ from click.testing import CliRunner
 
 from api.cli import cli
 from linker.clkset import ClkSet, load_clk_sets
-from linker.dedup_valley import MIN_VALLEY_PAIRS, SEARCH_FLOOR, estimate_dedup, find_valley
+from linker.dedup_valley import (
+    MIN_VALLEY_PAIRS,
+    SCORE_EDGES,
+    SEARCH_FLOOR,
+    estimate_dedup,
+    find_valley,
+)
 from linker.evaluate import Quality, evaluate_entities
 from linker.floor_pairs import projected_pairs
 from linker.link import DEFAULT_DEDUP_THRESHOLD, link_sets
@@ -92,6 +98,11 @@ def test_relatives_of_a_household_move_the_valley_up(
     assert chosen.precision > at_default.precision
 
 
+def _counted(scores: np.ndarray) -> np.ndarray:
+    """Scores as ``find_valley`` takes them: counted in the bins of ``SCORE_EDGES``."""
+    return np.histogram(scores, bins=SCORE_EDGES)[0]
+
+
 def test_find_valley_between_strangers_and_duplicates() -> None:
     """Strangers falling off from 0.58, duplicates from 0.80 up and nothing between 0.68 and
     0.80: the valley starts where the strangers' density is within a pair of zero; too few
@@ -100,11 +111,11 @@ def test_find_valley_between_strangers_and_duplicates() -> None:
     strangers = 0.58 + rng.exponential(0.015, 20_000)
     strangers = strangers[strangers < 0.68]
     duplicates = rng.uniform(0.80, 1.0, 2_000)
-    valley = find_valley(np.concatenate([strangers, duplicates]))
+    valley = find_valley(_counted(np.concatenate([strangers, duplicates])))
     assert 0.64 <= valley.threshold <= 0.70
     assert 0.70 <= valley.floor_at <= 0.80 and valley.floor < 1.0
     with pytest.raises(ValueError, match=rf"only {MIN_VALLEY_PAIRS - 1} pairs .* too few"):
-        find_valley(np.full(MIN_VALLEY_PAIRS - 1, 0.7))
+        find_valley(_counted(np.full(MIN_VALLEY_PAIRS - 1, 0.7)))
 
 
 @pytest.mark.parametrize("scores", [np.linspace(0.58, 0.90, 5_000), np.full(5_000, 0.88),
@@ -113,7 +124,7 @@ def test_no_valley_without_a_falling_tail(scores: np.ndarray) -> None:
     """Scores that do not fall from 0.62 (flat, only duplicates, one lump) show no end of the
     non-duplicates' tail: no threshold is chosen (before: 0.62, the grid's lowest point)."""
     with pytest.raises(ValueError, match="does not fall from 0.62"):
-        find_valley(scores)
+        find_valley(_counted(scores))
 
 
 def test_pprl_dedup_chooses_records_and_evaluate_shows_it(

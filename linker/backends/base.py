@@ -28,6 +28,7 @@ __all__ = ["Backend", "popcount_bounds", "all_pairs_plan"]
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 16  # pairs whose rows are gathered at once to find the band that reports them
+_COUNTED_TILE_PAIRS = 1 << 22  # pairs in the windows of a tile whose scores are counted
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -134,20 +135,28 @@ class Backend(ABC):
 
     def _run(self, plan: Plan, progress: ProgressCallback | None) -> PairArrays:
         """All pairs of ``plan``, tile by tile."""
+        return PairArrays.concat(self._reduced(plan, progress, lambda found: found))
+
+    def _reduced(self, plan: Plan, progress: ProgressCallback | None,
+                 reduce: Callable[[PairArrays], R], tile_rows: int | None = None) -> list[R]:
+        """``reduce`` of each tile's pairs (of ``tile_rows`` A rows, default the backend's), as
+        each tile is done, so that only the reductions are held; backends that run tiles
+        elsewhere may reduce all of ``_run`` at once."""
+        rows_per_tile = tile_rows or self.tile_rows
         prepared = self._prepare(plan)
         # Tiles start with a buffer for the most pairs a tile has found so far (and a quarter):
         # at Dice 0.5 a tile of FEBRL 4 finds 1.5M, which the first guess made four retries.
         guess = [1 << 16]
 
-        def tile(first: int) -> PairArrays:
-            last = min(first + self.tile_rows, plan.rows)
+        def tile(first: int) -> R:
+            last = min(first + rows_per_tile, plan.rows)
             found = self._run_tile(prepared, plan, first, last, guess[0])
             guess[0] = max(guess[0], len(found.left) + len(found.left) // 4)
             if progress is not None:
                 progress(last - first)
-            return found
+            return reduce(found)
 
-        return PairArrays.concat(self._map(tile, range(0, plan.rows, self.tile_rows)))
+        return self._map(tile, range(0, plan.rows, rows_per_tile))
 
     @final
     def _plans(self, a: ClkSet, b: ClkSet | None, needed: np.ndarray,
@@ -223,30 +232,56 @@ class Backend(ABC):
         return Candidates(left, right, scores, found.visited, total, found.completed)
 
     @final
-    def scores(self, a: ClkSet, b: ClkSet | None, threshold: float,
-               progress: ProgressCallback | None = None) -> np.ndarray:
-        """The Dice score of every pair ``candidates`` finds (all pairs, no blocking), in no
-        order: what a density of them needs (the threshold estimates), without the pairs'
-        indices and the sort into anonlink's order (`pprl dedup` of 60,000 of clkhash's random
-        names, 20 million pairs searched for its valley: peak memory 2.1 -> 1.7 GB)."""
-        found = self._pairs_at(a, b, threshold, None, progress)
+    def score_counts(self, a: ClkSet, b: ClkSet | None, threshold: float, edges: np.ndarray,
+                     progress: ProgressCallback | None = None) -> np.ndarray:
+        """How many of the pairs ``candidates`` finds (all pairs, no blocking) score in each
+        bin of ``edges`` (``np.histogram``'s): what a density of them needs (the deduplication
+        threshold's valley). Counted tile by tile, never holding the pairs, in tiles of at most
+        ``_COUNTED_TILE_PAIRS`` pairs in their windows: low thresholds pass most pairs, and a
+        sample of records searched against a whole party meets it all (`pprl dedup` of 60,000
+        of clkhash's random names, 20 million pairs searched for its valley, peaked at 1.8 GB
+        holding their scores, and at 1.7 GB counting tiles of 1,024 rows)."""
         other = a if b is None else b
-        return dice_scores(found.counts, a.popcounts[found.left], other.popcounts[found.right])
+
+        def counted(found: PairArrays) -> np.ndarray:
+            scores = dice_scores(found.counts, a.popcounts[found.left],
+                                 other.popcounts[found.right])
+            return np.histogram(scores, bins=edges)[0]
+
+        plan = self._plan_at(a, b, threshold)
+        if plan is None:
+            return np.zeros(len(edges) - 1, dtype=np.int64)
+        window = plan.window_pairs(0, plan.rows) / max(plan.rows, 1)
+        rows = int(min(self.tile_rows, max(16, _COUNTED_TILE_PAIRS // max(window, 1.0))))
+        return np.asarray(np.sum(self._reduced(plan, progress, counted, rows), axis=0,
+                                 dtype=np.int64))
 
     def _pairs_at(self, a: ClkSet, b: ClkSet | None, threshold: float,
                   blocking: LshBlocking | None, progress: ProgressCallback | None
                   ) -> PairArrays:
-        """The search behind ``candidates`` and ``scores``: every pair at ``threshold`` (with
-        ``blocking``, of those sharing a band), in the kernel's order."""
-        if b is not None and a.length != b.length:
-            raise ValueError(f"CLK lengths differ: {a.length} and {b.length} bits")
+        """The search behind ``candidates``: every pair at ``threshold`` (with ``blocking``,
+        of those sharing a band), in the kernel's order."""
+        if blocking is not None:
+            self._check_lengths(a, b)
+            if len(a) == 0 or len(a if b is None else b) == 0:
+                return PairArrays.empty()
+            return self._blocked(a, b, min_counts(threshold, a.length), blocking, progress)
+        plan = self._plan_at(a, b, threshold)
+        return PairArrays.empty() if plan is None else self._run(plan, progress)
+
+    def _plan_at(self, a: ClkSet, b: ClkSet | None, threshold: float) -> Plan | None:
+        """The all-pairs plan at ``threshold``; None where a side is empty."""
+        self._check_lengths(a, b)
         other = a if b is None else b
         log.debug("backend %s: %d x %d records", self.name, len(a), len(other))
         if len(a) == 0 or len(other) == 0:
-            return PairArrays.empty()
-        if blocking is not None:
-            return self._blocked(a, b, min_counts(threshold, a.length), blocking, progress)
-        return self._run(all_pairs_plan(a, b, min_counts(threshold, a.length)), progress)
+            return None
+        return all_pairs_plan(a, b, min_counts(threshold, a.length))
+
+    @staticmethod
+    def _check_lengths(a: ClkSet, b: ClkSet | None) -> None:
+        if b is not None and a.length != b.length:
+            raise ValueError(f"CLK lengths differ: {a.length} and {b.length} bits")
 
 
 def _oriented(found: PairArrays, same: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -45,6 +45,8 @@ from .dask_bands import (
     write_sets,
 )
 from .types import PairArrays, Plan, ProgressCallback
+
+R = TypeVar("R")
 
 __all__ = ["CandidateFiles", "DaskBackend", "compare_tile", "read_side"]
 
@@ -366,6 +368,11 @@ class DaskBackend(Backend):
                 if progress is not None:
                     progress((finished + 1) * rows // bands - finished * rows // bands)
                 finished += 1
+
+    def _reduced(self, plan: Plan, progress: ProgressCallback | None,
+                 reduce: Callable[[PairArrays], R], tile_rows: int | None = None) -> list[R]:
+        """The cluster's pairs gathered here (in the backend's tasks), then reduced at once."""
+        return [reduce(self._run(plan, progress))]
 
     def _run(self, plan: Plan, progress: ProgressCallback | None) -> PairArrays:
         folder, futures = self._submit(plan)
