@@ -238,9 +238,9 @@ class Backend(ABC):
         bin of ``edges`` (``np.histogram``'s): what a density of them needs (the deduplication
         threshold's valley). Counted tile by tile, never holding the pairs, in tiles of at most
         ``_COUNTED_TILE_PAIRS`` pairs in their windows: low thresholds pass most pairs, and a
-        sample of records searched against a whole party meets it all (`pprl dedup` of 60,000
-        of clkhash's random names, 20 million pairs searched for its valley, peaked at 1.8 GB
-        holding their scores, and at 1.7 GB counting tiles of 1,024 rows)."""
+        sample of records searched against a whole party meets it all. `pprl dedup` of 60,000
+        of clkhash's random names (20 million pairs searched for its valley, 4.6 million for
+        its projection): 1.80 GB and 4.1 s holding the pairs, 0.37 GB and 2.7 s counting."""
         other = a if b is None else b
 
         def counted(found: PairArrays) -> np.ndarray:
