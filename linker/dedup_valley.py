@@ -26,12 +26,13 @@ and seeds 8, 9 and 11. At 120,000 people (seed 12; extracts of 61,000-98,000 rec
 searched in 0.7-2.2 s) it chose 0.82, 0.765 and 0.795: F1 0.930, 0.960 and 0.945 against the
 best's 0.962, 0.961 and 0.947 and the fixed 0.69's 0.687, 0.850 and 0.582.
 
-A party whose pairs from 0.58 would not fit the memory an estimate may take (projected from
-512 records) is searched as a random sample of its records against all of them, sized to that
-memory: the sample's pairs have the density of all pairs, scaled, and the valley's floor
-counts far more pairs than the 500 it needs (FEBRL 3 from a tenth of its pairs: 0.69 as from
-all of them; from a third and a thirtieth: 0.675; the 120,000 people's extracts from samples
-of 4,000-20,000 records: 0.775-0.82, 0.765 and 0.785-0.79).
+The search counts the pairs' scores tile by tile and holds none (``Backend.score_counts``). A
+party with more pairs from 0.58 than an estimate may search (``MAX_FLOOR_PAIRS``, projected
+from 512 records) is searched as a random sample of its records against all of them, sized to
+that many pairs, which bounds the time: the sample's pairs have the density of all pairs,
+scaled, and the valley's floor counts far more pairs than the 500 it needs (FEBRL 3 from a
+tenth of its pairs: 0.69 as from all of them; from a third and a thirtieth: 0.675; the 120,000
+people's extracts from samples of 4,000-20,000 records: 0.775-0.82, 0.765 and 0.785-0.79).
 
 Precision and recall are not estimated: duplicates whose name or address changed score among
 the relatives (0.65-0.8), where no fit of the density above or below the valley can count them
@@ -142,7 +143,7 @@ def estimate_dedup(clks: ClkSet, backend: Backend | None = None,
                    max_pairs: int = MAX_FLOOR_PAIRS) -> Valley:
     """The valley of one party's pairs from ``SEARCH_FLOOR``. Where more than ``max_pairs``
     such pairs are projected (from 512 records first), from a random sample of records
-    against the whole party, sized to hold about ``max_pairs``: a sample's pairs have the
+    against the whole party, sized to search about ``max_pairs``: a sample's pairs have the
     density of all pairs, scaled, so the valley lies where it lies, and on a party that large
     the sample's floor still counts thousands of pairs. ``progress``: called with the share of
     the candidate search done. ValueError where too few pairs lie near the grid."""
