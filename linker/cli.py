@@ -22,6 +22,7 @@ from tokenizer.parallel import default_workers
 
 from .backends import BACKENDS, Backend, BackendUnavailableError, get_backend
 from .blocking import LshBlocking
+from .candidate_memory import run_memory_problem
 from .clkset import ClkSet, LinkageInputError, load_clk_sets
 from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, link_sets
 from .link_streamed import link_on
@@ -227,6 +228,13 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
             assert isinstance(threshold, float)
             chosen = ThresholdChoice(threshold, {"method": "given"}, "", dedup_thresholds)
         lsh = LshBlocking() if blocking == "lsh" else None
+        problem = run_memory_problem(backend, sets, chosen.threshold, dedup_flags,
+                                     blocked=lsh is not None, tokens=tokens, solver=solver,
+                                     dedup_thresholds=chosen.within(sets))
+        if problem is not None and problem[1]:
+            raise click.ClickException(f"{problem[0]}; nothing was written")
+        if problem is not None:
+            click.echo(f"warning: {problem[0]}", err=True)
         try:
             result = link_on(backend, sets, chosen.threshold, dedup=dedup_flags, blocking=lsh,
                              progress=progress, tokens=tokens,

@@ -29,8 +29,8 @@ from .token_pairs import (
 )
 
 __all__ = ["DEFAULT_THRESHOLD", "DEFAULT_DEDUP_THRESHOLD", "default_threshold", "LinkResult",
-           "link_sets", "number_entities", "party_pairs", "KindThresholds", "PairProgress",
-           "comparison_stats"]
+           "link_sets", "candidate_floors", "number_entities", "party_pairs", "KindThresholds",
+           "PairProgress", "comparison_stats"]
 
 # The shipped schemas set about 40% of the bits; with them unrelated records stay well below
 # this and matches with a few typos above it (FEBRL4 with `febrl`: precision 1.000, recall 0.997).
@@ -150,6 +150,20 @@ def party_pairs(count: int, dedup: Sequence[bool]) -> list[tuple[int, int]]:
     return pairs + [(i, j) for i in range(count) for j in range(i + 1, count)]
 
 
+def candidate_floors(sets: Sequence[ClkSet], threshold: float, dedup: Sequence[bool],
+                     solver: str = DEFAULT_SOLVER,
+                     dedup_thresholds: Sequence[float | None] | None = None
+                     ) -> list[tuple[int, int, float]]:
+    """(i, j, the score from which their pairs are candidates) for each pair of parties
+    compared (i == j: within party i): its threshold, less ``SCORED_BELOW`` where the cluster
+    solver also weighs pairs under it (all but two parties linked 1:1)."""
+    kinds = KindThresholds.of(threshold, dedup_thresholds, len(sets))
+    one_to_one = len(sets) == 2 and not any(dedup)
+    below = SCORED_BELOW if solver == "cluster" and not one_to_one else 0.0
+    return [(i, j, max(kinds.pair(i, j) - below, 0.0))
+            for i, j in party_pairs(len(sets), dedup)]
+
+
 def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
               dedup: Sequence[bool] | None = None, backend: Backend | None = None,
               blocking: LshBlocking | None = None,
@@ -199,8 +213,7 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
     found: list[tuple[int, int, Candidates, np.ndarray]] = []
     compared = total = completed = token_only = 0
     ticks = PairProgress(progress)
-    for i, j in party_pairs(len(sets), dedup):
-        scored_from = max(kinds.pair(i, j) - below, 0.0)
+    for i, j, scored_from in candidate_floors(sets, threshold, dedup, solver, dedup_thresholds):
         candidates = candidate_pairs(sets[i], None if i == j else sets[j], scored_from,
                                      backend=backend, blocking=blocking,
                                      progress=ticks.tick_for(len(sets[j])))

@@ -8,6 +8,7 @@ never a server path.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from linker.backends import Backend, BackendUnavailableError, get_backend
 from linker.blocking import LshBlocking
+from linker.candidate_memory import run_memory_problem
 from linker.clkset import ClkSet, LinkageInputError
 from linker.link_streamed import link_on
 from linker.solver_names import Solver
@@ -37,6 +39,8 @@ from ..results_store import run_folder, write_run_results
 from ..settings import Settings
 from .kinds import JobContext, JobInputError, register
 from .queue import note_params
+
+log = logging.getLogger(__name__)
 
 __all__ = ["execute_linkage", "OLDER_RUNS_SOLVER"]
 
@@ -120,14 +124,21 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
                                          params.get("dedup_thresholds"))
             if chosen.record["method"] != "given":  # shown by the run even if it fails later
                 note_params(context.sessions, claim, chosen=chosen.recorded())
+            solver = params.get("solver", OLDER_RUNS_SOLVER)
+            problem = run_memory_problem(backend, sets, chosen.threshold, dedup,
+                                         blocked=bool(params["blocking"]), tokens=tokens,
+                                         solver=solver, dedup_thresholds=chosen.within(sets))
+            if problem is not None and problem[1]:
+                raise JobInputError(problem[0])
+            if problem is not None:
+                log.warning("run %s: %s", job.id, problem[0])
             control.report("matching", start)
             result = link_on(backend, sets, chosen.threshold, dedup=dedup,
                              blocking=LshBlocking() if params["blocking"] else None,
                              progress=progress, tokens=tokens,
                              token_value_cap=params.get("token_value_cap",
                                                         DEFAULT_TOKEN_VALUE_CAP),
-                             solver=params.get("solver", OLDER_RUNS_SOLVER),
-                             dedup_thresholds=chosen.within(sets))
+                             solver=solver, dedup_thresholds=chosen.within(sets))
     except LinkageInputError as e:
         raise JobInputError(str(e)) from e
     control.report("writing", 0.9)
