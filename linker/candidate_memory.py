@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import numpy as np
+
 from .backends import Backend
 from .clkset import ClkSet
-from .floor_pairs import projected_pairs
+from .floor_pairs import rows_of
 from .link import candidate_floors
 from .link_streamed import streams
 
@@ -23,21 +25,43 @@ __all__ = ["BYTES_PER_CANDIDATE", "projected_candidates", "physical_memory", "me
 # anonlink order, the solver's arrays).
 BYTES_PER_CANDIDATE = 150
 _WARN_BYTES = 2 << 30
-# Records sampled to project each pair of parties' candidates: at 256, 60,000 x 60,000 at 0.8
-# costs about 25 ms, and the projection is within a few percent (random names at 0.65: 55.4
-# million projected from 512 records, 54.9 million held).
-_SAMPLE_ROWS = 256
+# Records sampled from each side to project a pair of parties' candidates: a sample against a
+# sample keeps the projection's plan and search small (a few ms at 60,000 x 60,000); where
+# candidates are many enough to matter it is within a few percent (random names at 0.65: 54.9
+# million held).
+_A_ROWS, _B_ROWS = 256, 8192
+_ANY_SCORE = np.array([0.0, 2.0])  # one bin that every Dice score falls in
 
 
 def projected_candidates(sets: Sequence[ClkSet], threshold: float, dedup: Sequence[bool],
                          solver: str, dedup_thresholds: Sequence[float | None] | None,
                          backend: Backend) -> int:
     """About how many candidates ``link_sets`` would hold: each compared pair of parties'
-    pairs from its floor (``candidate_floors``), projected from a sample of records."""
-    return sum(projected_pairs(sets[i], None if i == j else sets[j], floor, backend,
-                               sample_rows=_SAMPLE_ROWS)
+    pairs from its floor (``candidate_floors``), projected from samples of records."""
+    return sum(_projected(sets[i], None if i == j else sets[j], floor, backend)
                for i, j, floor in candidate_floors(sets, threshold, dedup, solver,
                                                    dedup_thresholds))
+
+
+def _projected(a: ClkSet, b: ClkSet | None, floor: float, backend: Backend) -> int:
+    """Pairs of ``a`` and ``b`` (None: within ``a``) from ``floor``: those between a random
+    sample of each side (within one party, two disjoint samples), scaled; counted exactly
+    where a side is that small."""
+    rng = np.random.default_rng(0)
+    if b is None:
+        if len(a) <= _A_ROWS + _B_ROWS:
+            return int(backend.score_counts(a, None, floor, _ANY_SCORE)[0])
+        chosen = rng.choice(len(a), _A_ROWS + _B_ROWS, replace=False)
+        first, second = rows_of(a, chosen[:_A_ROWS]), rows_of(a, chosen[_A_ROWS:])
+        pairs = len(a) * (len(a) - 1) / 2
+    else:
+        first = a if len(a) <= _A_ROWS else rows_of(a, rng.choice(len(a), _A_ROWS,
+                                                                  replace=False))
+        second = b if len(b) <= _B_ROWS else rows_of(b, rng.choice(len(b), _B_ROWS,
+                                                                   replace=False))
+        pairs = len(a) * len(b)
+    found = int(backend.score_counts(first, second, floor, _ANY_SCORE)[0])
+    return round(found * pairs / (len(first) * len(second)))
 
 
 def physical_memory() -> int | None:

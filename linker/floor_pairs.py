@@ -14,7 +14,7 @@ from .backends import Backend, get_backend
 from .clkset import ClkSet
 
 __all__ = ["MAX_FLOOR_PAIRS", "BYTES_PER_FLOOR_PAIR", "PROJECTION_ROWS", "TooManyFloorPairs",
-           "row_sample", "projected_pairs", "check_floor_pairs", "search_ticks"]
+           "row_sample", "rows_of", "projected_pairs", "check_floor_pairs", "search_ticks"]
 
 # Pairs at its floor an estimate may hold: each costs about 80 bytes at the peak (measured 76
 # on FEBRL 4 at 0.5: the candidates, their sort, the greedy mask, the fit's copies), 100M
@@ -32,7 +32,12 @@ class TooManyFloorPairs(ValueError):
 
 def row_sample(a: ClkSet, rows: int, seed: int = 0) -> ClkSet:
     """``rows`` records of ``a`` drawn at random (without its token columns), in file order."""
-    chosen = np.sort(np.random.default_rng(seed).choice(len(a), rows, replace=False))
+    return rows_of(a, np.random.default_rng(seed).choice(len(a), rows, replace=False))
+
+
+def rows_of(a: ClkSet, chosen: np.ndarray) -> ClkSet:
+    """The records ``chosen`` of ``a`` (without its token columns), in file order."""
+    chosen = np.sort(chosen)
     return replace(a, words=np.ascontiguousarray(a.words[chosen]),
                    popcounts=a.popcounts[chosen],
                    record_ids=[a.record_ids[r] for r in chosen.tolist()], tokens={})
