@@ -35,13 +35,13 @@ _PERMUTED_ROWS = 8192  # rows of a set a thread permutes at once
 
 @dataclass(frozen=True)
 class _Prepared:
-    """Per plan: A's and B's words in the order the kernels compare them (``bit_order``: the
-    plan's, or with the bits reordered where that pays); for the scalar kernel second-half
-    popcounts of A and B, for the lanes kernel B in lane groups and the least count each
-    popcount sum needs."""
+    """Per plan: A's words in the order the kernels compare them (``bit_order``: the plan's,
+    or with the bits reordered where that pays); for the scalar kernel B's words in that order
+    and second-half popcounts of A and B, for the lanes kernel B in lane groups (of its words
+    in that order, which are then not kept) and the least count each popcount sum needs."""
 
     a_words: np.ndarray
-    b_words: np.ndarray
+    b_words: np.ndarray | None
     a_rest: np.ndarray | None
     b_rest: np.ndarray | None
     lanes: LaneSide | None
@@ -86,7 +86,7 @@ class CpuBackend(Backend):
         a_words, b_words = self._in_kernel_order(plan)
         if self.kernel == "lanes":
             side = LaneSide.of(b_words, plan.b_pops)
-            return _Prepared(a_words, b_words, None, None, side, least_counts(plan.needed))
+            return _Prepared(a_words, None, None, None, side, least_counts(plan.needed))
         a_rest = second_half_popcounts(a_words)
         b_rest = a_rest if plan.same else second_half_popcounts(b_words)
         return _Prepared(a_words, b_words, a_rest, b_rest, None, plan.needed)
@@ -118,6 +118,7 @@ class CpuBackend(Backend):
         side = prepared.lanes
         if side is None:
             assert prepared.a_rest is not None and prepared.b_rest is not None
+            assert prepared.b_words is not None
             found, visited, completed = tile_pairs(
                 prepared.a_words[rows], plan.a_pops[rows], prepared.a_rest[rows],
                 plan.a_index[rows], prepared.b_words, plan.b_pops, prepared.b_rest, plan.b_index,
