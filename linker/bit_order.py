@@ -28,11 +28,12 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from .dice_lanes import LANES
+
 __all__ = ["reordering", "permute_rows", "spread_first", "halfway_survival"]
 
 _SAMPLE_ROWS = 2048  # rows of each side whose bits give the frequencies
 _SURVIVAL_ROWS = 256  # rows of A, and of B (in 32 runs of eight for the lanes kernel), sampled
-_LANES = 8  # rows of B the lanes kernel tests at once (dice_lanes.LANES)
 # Reordered only where at most this share passes half-way (the branch stays predictable) and
 # the order at least halves it.
 _MOST_PASSING = 0.25
@@ -114,10 +115,10 @@ def halfway_survival(a: np.ndarray, b: np.ndarray, needed: np.ndarray,
                           b_counts[:, half:].sum(axis=1)[None, :])
     alive = feasible & (first + rest >= need)
     if per_word:
-        groups = len(b) // _LANES
-        shape = (len(a), groups, _LANES)
-        feasible = feasible[:, :groups * _LANES].reshape(shape).any(axis=2)
-        alive = alive[:, :groups * _LANES].reshape(shape).any(axis=2)
+        groups = len(b) // LANES
+        shape = (len(a), groups, LANES)
+        feasible = feasible[:, :groups * LANES].reshape(shape).any(axis=2)
+        alive = alive[:, :groups * LANES].reshape(shape).any(axis=2)
     return float(alive.sum() / max(int(feasible.sum()), 1))
 
 
@@ -125,8 +126,8 @@ def _runs_of_lanes(words: np.ndarray, rows: int) -> np.ndarray:
     """About ``rows`` rows as runs of eight consecutive rows spread evenly over ``words``."""
     if len(words) <= rows:
         return words
-    starts = np.linspace(0, len(words) - _LANES, rows // _LANES).astype(np.int64)
-    return words[(starts[:, None] + np.arange(_LANES)).ravel()]
+    starts = np.linspace(0, len(words) - LANES, rows // LANES).astype(np.int64)
+    return words[(starts[:, None] + np.arange(LANES)).ravel()]
 
 
 def reordering(a_words: np.ndarray, b_words: np.ndarray, needed: np.ndarray,
@@ -138,7 +139,7 @@ def reordering(a_words: np.ndarray, b_words: np.ndarray, needed: np.ndarray,
     ``workers`` threads) and deciding."""
     rows = len(a_words) + (0 if a_words is b_words else len(b_words))
     cost = rows * _SECONDS_PER_ROW / max(workers, 1) + _SECONDS_TO_DECIDE
-    units = window_pairs / (_LANES if per_word else 1)
+    units = window_pairs / (LANES if per_word else 1)
 
     def repays(dropped_share: float) -> bool:
         return units * dropped_share * _SECONDS_PER_DROPPED[per_word] / max(workers, 1) > cost
