@@ -46,8 +46,10 @@ def projected_candidates(sets: Sequence[ClkSet], threshold: float, dedup: Sequen
 def _projected(a: ClkSet, b: ClkSet | None, floor: float, backend: Backend) -> int:
     """Pairs of ``a`` and ``b`` (None: within ``a``) from ``floor``: those between a random
     sample of each side (within one party, two disjoint samples), scaled; counted exactly
-    where a side is that small."""
+    where a side is that small; none where a side is empty."""
     rng = np.random.default_rng(0)
+    if len(a) == 0 or (b is not None and len(b) == 0):
+        return 0
     if b is None:
         if len(a) <= _A_ROWS + _B_ROWS:
             return int(backend.score_counts(a, None, floor, _ANY_SCORE)[0])

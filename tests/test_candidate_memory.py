@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -19,6 +20,7 @@ from linker.candidate_memory import (
     projected_candidates,
     run_memory_problem,
 )
+from linker.clkset import ClkSet
 from linker.link import candidate_floors
 
 from .linker_data import febrl4_files, febrl4_sets
@@ -39,6 +41,9 @@ def test_the_projection_is_near_the_candidates_link_sets_holds() -> None:
     within = len(candidate_pairs(a, None, 0.61)) + len(candidate_pairs(a, b, 0.61))
     projected = projected_candidates([a, b], 0.65, [True, False], "cluster", None, backend)
     assert abs(projected - within) <= 0.15 * within
+    empty = ClkSet.from_arrays(np.zeros((0, 128), dtype=np.uint8), party="empty")
+    assert projected_candidates([a, empty], 0.65, [True, True], "cluster", None, backend) == \
+        len(candidate_pairs(a, None, 0.61))
 
 
 def test_memory_problem_warns_from_gigabytes_and_refuses_beyond_the_machine() -> None:
