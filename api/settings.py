@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         "before it gets 429."))
     result_cache_bytes: int = Field(512 * _MIB, ge=0, description=(
         "Memory for result tables kept between page requests."))
+    run_memory_bytes: int = Field(0, ge=0, description=(
+        "Most memory a run's candidates may take (projected before it compares, about 150 "
+        "bytes a candidate); a run that would need more fails at once, saying how many and "
+        "what to do. 0: the machine's memory. Runs with blocking or the dask backend hold "
+        "no candidates in memory and are not checked."))
     pause_at_stage: str = Field("", description=(
         "Fault-injection tests only: a job entering one of these stages (comma-separated) "
         "waits pause_seconds there, so that a test can kill its worker at that moment."))

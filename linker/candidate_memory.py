@@ -74,14 +74,15 @@ def physical_memory() -> int | None:
         return None
 
 
-def memory_problem(candidates: int, memory: int | None) -> tuple[str, bool] | None:
-    """What to say of holding ``candidates`` (and whether it is a refusal: more than the
-    machine's ``memory``), or None where they fit easily."""
+def memory_problem(candidates: int, memory: int | None,
+                   whose: str = "this machine's") -> tuple[str, bool] | None:
+    """What to say of holding ``candidates`` (and whether it is a refusal: more than
+    ``memory``, ``whose`` it is), or None where they fit easily."""
     needed = candidates * BYTES_PER_CANDIDATE
-    if needed < _WARN_BYTES:
-        return None
     refuse = memory is not None and needed > memory
-    where = f" of this machine's {memory / 2**30:.0f} GiB" if memory else ""
+    if needed < _WARN_BYTES and not refuse:
+        return None
+    where = f" of {whose} {memory / 2**30:.3g} GiB" if memory else ""
     return (f"about {candidates:,} candidate pairs (projected from a sample of records) would "
             f"be held in memory: about {needed / 2**30:.1f} GiB{where}; a higher threshold, LSH "
             f"blocking or the dask backend (which solves from files) makes fewer or holds "
@@ -90,12 +91,15 @@ def memory_problem(candidates: int, memory: int | None) -> tuple[str, bool] | No
 
 def run_memory_problem(backend: Backend, sets: Sequence[ClkSet], threshold: float,
                        dedup: Sequence[bool], *, blocked: bool, tokens: Sequence[str],
-                       solver: str, dedup_thresholds: Sequence[float | None] | None
-                       ) -> tuple[str, bool] | None:
-    """``memory_problem`` of a link run, or None where it fits or holds no candidates in
-    memory: blocked (projecting its bands' pairs is not done) or solved from files
-    (``streams``)."""
+                       solver: str, dedup_thresholds: Sequence[float | None] | None,
+                       limit: int | None = None) -> tuple[str, bool] | None:
+    """``memory_problem`` of a link run against ``limit`` (bytes; None: the machine's
+    memory), or None where it fits or holds no candidates in memory: blocked (projecting its
+    bands' pairs is not done) or solved from files (``streams``)."""
     if blocked or streams(backend, sets, dedup, tokens, solver):
         return None
-    return memory_problem(projected_candidates(sets, threshold, dedup, solver,
-                                               dedup_thresholds, backend), physical_memory())
+    candidates = projected_candidates(sets, threshold, dedup, solver, dedup_thresholds,
+                                      backend)
+    if limit is not None:
+        return memory_problem(candidates, limit, "the service's run_memory_bytes,")
+    return memory_problem(candidates, physical_memory())

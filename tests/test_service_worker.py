@@ -313,3 +313,29 @@ def test_an_unexpected_error_fails_the_job_once_and_the_worker_goes_on(
     logged = log.read_text()
     assert f"reference {reference.group(1)}" in logged and "Traceback" in logged
     assert (after["state"], after["attempt"]) == ("done", 1)
+
+
+def test_a_run_whose_candidates_would_not_fit_fails_at_once_and_the_worker_lives(
+        bare_service: Service, provider_files: dict[str, Path]) -> None:
+    """A worker whose runs' candidates may take 1,000 bytes (PPRL_RUN_MEMORY_BYTES; by
+    default the machine's memory): a run fails once, before it compares, saying how many
+    candidates it would hold and what to do, and the worker lives on (a run too large for the
+    machine was killed by the system, and its worker with it)."""
+    project_id, owner_token = _project(bare_service, provider_files, dedup=False)
+    worker = subprocess.Popen(
+        [*PPRL, "worker", "--data-dir", str(bare_service.data_dir), "--poll-seconds", "0.2"],
+        env={**bare_service.env, "PPRL_RUN_MEMORY_BYTES": "1000"}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        with Client(bare_service.url, owner_token) as owner:
+            failed = owner.wait(project_id, owner.start_run(project_id, THRESHOLD)["id"],
+                                timeout=120)
+        assert worker.poll() is None
+    finally:
+        _stop(worker)
+    assert (failed["state"], failed["attempt"]) == ("failed", 1)
+    error = failed["error"]
+    assert re.search(r"about [\d,]+ candidate pairs \(projected from a sample of records\) "
+                     r"would be held in memory: about [\d.]+ GiB of the service's "
+                     r"run_memory_bytes,", error), error
+    assert "LSH blocking or the dask backend" in error and str(bare_service.data_dir) not in error

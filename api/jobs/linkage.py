@@ -127,7 +127,8 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
             solver = params.get("solver", OLDER_RUNS_SOLVER)
             problem = run_memory_problem(backend, sets, chosen.threshold, dedup,
                                          blocked=bool(params["blocking"]), tokens=tokens,
-                                         solver=solver, dedup_thresholds=chosen.within(sets))
+                                         solver=solver, dedup_thresholds=chosen.within(sets),
+                                         limit=context.settings.run_memory_bytes or None)
             if problem is not None and problem[1]:
                 raise JobInputError(problem[0])
             if problem is not None:
