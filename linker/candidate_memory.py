@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from .backends import Backend
 from .clkset import ClkSet
-from .floor_pairs import rows_of
+from .floor_pairs import count_pairs, rows_of
 from .link import candidate_floors
 from .link_streamed import streams
 
-__all__ = ["BYTES_PER_CANDIDATE", "projected_candidates", "physical_memory", "memory_problem",
-           "run_memory_problem"]
+__all__ = ["BYTES_PER_CANDIDATE", "MemoryProblem", "projected_candidates", "physical_memory",
+           "memory_problem", "run_memory_problem"]
 
 # Peak resident memory of an in-memory link per candidate: 8.0 GB for 54.9 million (clkhash's
 # random names, 60,000 a party, 1:1 at 0.65), about 150 bytes each (the candidates, their
@@ -30,7 +31,13 @@ _WARN_BYTES = 2 << 30
 # candidates are many enough to matter it is within a few percent (random names at 0.65: 54.9
 # million held).
 _A_ROWS, _B_ROWS = 256, 8192
-_ANY_SCORE = np.array([0.0, 2.0])  # one bin that every Dice score falls in
+
+
+class MemoryProblem(NamedTuple):
+    """What to say of a run's candidates' memory, and whether the run is refused."""
+
+    message: str
+    refused: bool
 
 
 def projected_candidates(sets: Sequence[ClkSet], threshold: float, dedup: Sequence[bool],
@@ -47,12 +54,12 @@ def _projected(a: ClkSet, b: ClkSet | None, floor: float, backend: Backend) -> i
     """Pairs of ``a`` and ``b`` (None: within ``a``) from ``floor``: those between a random
     sample of each side (within one party, two disjoint samples), scaled; counted exactly
     where a side is that small; none where a side is empty."""
-    rng = np.random.default_rng(0)
     if len(a) == 0 or (b is not None and len(b) == 0):
         return 0
+    rng = np.random.default_rng(0)
     if b is None:
         if len(a) <= _A_ROWS + _B_ROWS:
-            return int(backend.score_counts(a, None, floor, _ANY_SCORE)[0])
+            return count_pairs(a, None, floor, backend)
         chosen = rng.choice(len(a), _A_ROWS + _B_ROWS, replace=False)
         first, second = rows_of(a, chosen[:_A_ROWS]), rows_of(a, chosen[_A_ROWS:])
         pairs = len(a) * (len(a) - 1) / 2
@@ -62,8 +69,8 @@ def _projected(a: ClkSet, b: ClkSet | None, floor: float, backend: Backend) -> i
         second = b if len(b) <= _B_ROWS else rows_of(b, rng.choice(len(b), _B_ROWS,
                                                                    replace=False))
         pairs = len(a) * len(b)
-    found = int(backend.score_counts(first, second, floor, _ANY_SCORE)[0])
-    return round(found * pairs / (len(first) * len(second)))
+    return round(count_pairs(first, second, floor, backend) * pairs
+                 / (len(first) * len(second)))
 
 
 def physical_memory() -> int | None:
@@ -75,7 +82,7 @@ def physical_memory() -> int | None:
 
 
 def memory_problem(candidates: int, memory: int | None,
-                   whose: str = "this machine's") -> tuple[str, bool] | None:
+                   whose: str = "this machine's") -> MemoryProblem | None:
     """What to say of holding ``candidates`` (and whether it is a refusal: more than
     ``memory``, ``whose`` it is), or None where they fit easily."""
     needed = candidates * BYTES_PER_CANDIDATE
@@ -83,16 +90,17 @@ def memory_problem(candidates: int, memory: int | None,
     if needed < _WARN_BYTES and not refuse:
         return None
     where = f" of {whose} {memory / 2**30:.3g} GiB" if memory else ""
-    return (f"about {candidates:,} candidate pairs (projected from a sample of records) would "
-            f"be held in memory: about {needed / 2**30:.1f} GiB{where}; a higher threshold, LSH "
-            f"blocking or the dask backend (which solves from files) makes fewer or holds "
-            f"none", refuse)
+    return MemoryProblem(
+        f"about {candidates:,} candidate pairs (projected from a sample of records) would be "
+        f"held in memory: about {needed / 2**30:.1f} GiB{where}; a higher threshold, LSH "
+        f"blocking or the dask backend (which solves from files) makes fewer or holds none",
+        refuse)
 
 
 def run_memory_problem(backend: Backend, sets: Sequence[ClkSet], threshold: float,
                        dedup: Sequence[bool], *, blocked: bool, tokens: Sequence[str],
                        solver: str, dedup_thresholds: Sequence[float | None] | None,
-                       limit: int | None = None) -> tuple[str, bool] | None:
+                       limit: int | None = None) -> MemoryProblem | None:
     """``memory_problem`` of a link run against ``limit`` (bytes; None: the machine's
     memory), or None where it fits or holds no candidates in memory: blocked (projecting its
     bands' pairs is not done) or solved from files (``streams``)."""

@@ -231,10 +231,10 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
         problem = run_memory_problem(backend, sets, chosen.threshold, dedup_flags,
                                      blocked=lsh is not None, tokens=tokens, solver=solver,
                                      dedup_thresholds=chosen.within(sets))
-        if problem is not None and problem[1]:
-            raise click.ClickException(f"{problem[0]}; nothing was written")
+        if problem is not None and problem.refused:
+            raise click.ClickException(f"{problem.message}; nothing was written")
         if problem is not None:
-            click.echo(f"warning: {problem[0]}", err=True)
+            click.echo(f"warning: {problem.message}", err=True)
         try:
             result = link_on(backend, sets, chosen.threshold, dedup=dedup_flags, blocking=lsh,
                              progress=progress, tokens=tokens,

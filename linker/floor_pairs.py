@@ -14,7 +14,8 @@ from .backends import Backend, get_backend
 from .clkset import ClkSet
 
 __all__ = ["MAX_FLOOR_PAIRS", "BYTES_PER_FLOOR_PAIR", "PROJECTION_ROWS", "TooManyFloorPairs",
-           "row_sample", "rows_of", "projected_pairs", "check_floor_pairs", "search_ticks"]
+           "row_sample", "rows_of", "count_pairs", "projected_pairs", "check_floor_pairs",
+           "search_ticks"]
 
 # Pairs at its floor an estimate may hold: each costs about 80 bytes at the peak (measured 76
 # on FEBRL 4 at 0.5: the candidates, their sort, the greedy mask, the fit's copies), 100M
@@ -43,6 +44,12 @@ def rows_of(a: ClkSet, chosen: np.ndarray) -> ClkSet:
                    record_ids=[a.record_ids[r] for r in chosen.tolist()], tokens={})
 
 
+def count_pairs(a: ClkSet, b: ClkSet | None, floor: float, backend: Backend | None) -> int:
+    """How many pairs of ``a`` and ``b`` (None: within ``a``) score ``floor`` or more,
+    counted tile by tile (``Backend.score_counts``), never held."""
+    return int((backend or get_backend("cpu")).score_counts(a, b, floor, _ANY_SCORE)[0])
+
+
 def projected_pairs(a: ClkSet, b: ClkSet | None, floor: float,
                     backend: Backend | None = None, sample_rows: int = PROJECTION_ROWS,
                     seed: int = 0) -> int:
@@ -50,11 +57,10 @@ def projected_pairs(a: ClkSet, b: ClkSet | None, floor: float,
     ``floor`` or more: those of a random sample of A's rows against all of B, scaled (all of
     them when A is that small). Counted tile by tile, the pairs never held (their candidates
     held 385 MB for 512 of clkhash's random names against 60,000 at 0.58)."""
-    searcher = backend or get_backend("cpu")
     if len(a) <= sample_rows:
-        return int(searcher.score_counts(a, b, floor, _ANY_SCORE)[0])
+        return count_pairs(a, b, floor, backend)
     sample = row_sample(a, sample_rows, seed)
-    found = int(searcher.score_counts(sample, a if b is None else b, floor, _ANY_SCORE)[0])
+    found = count_pairs(sample, a if b is None else b, floor, backend)
     if b is None:  # each sampled row met itself (but an empty CLK, Dice 0), and every pair is
         # counted from both ends
         return round((found - int((sample.popcounts > 0).sum())) * len(a) / sample_rows / 2)

@@ -158,10 +158,20 @@ def candidate_floors(sets: Sequence[ClkSet], threshold: float, dedup: Sequence[b
     compared (i == j: within party i): its threshold, less ``SCORED_BELOW`` where the cluster
     solver also weighs pairs under it (all but two parties linked 1:1)."""
     kinds = KindThresholds.of(threshold, dedup_thresholds, len(sets))
-    one_to_one = len(sets) == 2 and not any(dedup)
-    below = SCORED_BELOW if solver == "cluster" and not one_to_one else 0.0
+    below = _scored_below(len(sets), dedup, solver)
     return [(i, j, max(kinds.pair(i, j) - below, 0.0))
             for i, j in party_pairs(len(sets), dedup)]
+
+
+def _one_to_one(count: int, dedup: Sequence[bool]) -> bool:
+    """Two parties without deduplication: cluster's merges are greedy's 1:1 links."""
+    return count == 2 and not any(dedup)
+
+
+def _scored_below(count: int, dedup: Sequence[bool], solver: str) -> float:
+    """How far under its threshold a pair is still scored: ``SCORED_BELOW`` for the cluster
+    solver (which weighs such pairs), except for two parties linked 1:1."""
+    return SCORED_BELOW if solver == "cluster" and not _one_to_one(count, dedup) else 0.0
 
 
 def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
@@ -206,9 +216,8 @@ def link_sets(sets: Sequence[ClkSet], threshold: float | None = None, *,
     if threshold is None:
         threshold = default_threshold(dedup)
     kinds = KindThresholds.of(threshold, dedup_thresholds, len(sets))
-    # Two parties without deduplication: cluster's merges are greedy's 1:1 links.
-    one_to_one = len(sets) == 2 and not any(dedup)
-    below = SCORED_BELOW if solver == "cluster" and not one_to_one else 0.0
+    one_to_one = _one_to_one(len(sets), dedup)
+    below = _scored_below(len(sets), dedup, solver)
     offsets = np.cumsum([0] + [len(s) for s in sets])
     found: list[tuple[int, int, Candidates, np.ndarray]] = []
     compared = total = completed = token_only = 0

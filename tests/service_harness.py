@@ -85,10 +85,14 @@ class Service:
             raise AssertionError(f"pprl {' '.join(args)} failed:\n{result.stderr}")
         return result
 
-    def start_worker(self, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.data_dir / f"worker-{time.monotonic_ns()}.log").open("wb")
+    def start_worker(self, *args: str, env: dict[str, str] | None = None,
+                     log: Path | None = None) -> subprocess.Popen[bytes]:
+        """A worker process with ``args``, the service's environment and ``env``, writing to
+        ``log`` (default: a new file in the data folder)."""
+        output = (log or self.data_dir / f"worker-{time.monotonic_ns()}.log").open("wb")
         return subprocess.Popen([*PPRL, "worker", "--data-dir", str(self.data_dir), *args],
-                                env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                                env={**self.env, **(env or {})}, stdout=output,
+                                stderr=subprocess.STDOUT)
 
 
 @contextmanager

@@ -19,7 +19,6 @@ from linker.clkset import load_clk_sets
 from linker.link import link_sets
 from tests.service_harness import (
     PARTIES,
-    PPRL,
     Service,
     database_kinds,
     make_providers,
@@ -286,11 +285,8 @@ def test_an_unexpected_error_fails_the_job_once_and_the_worker_goes_on(
     estimate = estimate_sets(load_clk_sets([provider_files[p] for p in PARTIES]))
     project_id, owner_token = _project(bare_service, provider_files, dedup=False)
     log = bare_service.data_dir / "faulty-worker.log"
-    with log.open("wb") as output:
-        worker = subprocess.Popen(
-            [*PPRL, "worker", "--data-dir", str(bare_service.data_dir), "--poll-seconds", "0.2"],
-            env={**bare_service.env, "PPRL_FAIL_AT_STAGE": "matching"}, stdout=output,
-            stderr=subprocess.STDOUT)
+    worker = bare_service.start_worker("--poll-seconds", "0.2",
+                                       env={"PPRL_FAIL_AT_STAGE": "matching"}, log=log)
     try:
         with Client(bare_service.url, owner_token) as owner:
             failed = owner.wait(project_id, owner.start_run(project_id, "auto")["id"],
@@ -322,10 +318,8 @@ def test_a_run_whose_candidates_would_not_fit_fails_at_once_and_the_worker_lives
     candidates it would hold and what to do, and the worker lives on (a run too large for the
     machine was killed by the system, and its worker with it)."""
     project_id, owner_token = _project(bare_service, provider_files, dedup=False)
-    worker = subprocess.Popen(
-        [*PPRL, "worker", "--data-dir", str(bare_service.data_dir), "--poll-seconds", "0.2"],
-        env={**bare_service.env, "PPRL_RUN_MEMORY_BYTES": "1000"}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+    worker = bare_service.start_worker("--poll-seconds", "0.2",
+                                       env={"PPRL_RUN_MEMORY_BYTES": "1000"})
     try:
         with Client(bare_service.url, owner_token) as owner:
             failed = owner.wait(project_id, owner.start_run(project_id, THRESHOLD)["id"],

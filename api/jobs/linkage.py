@@ -129,10 +129,10 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
                                          blocked=bool(params["blocking"]), tokens=tokens,
                                          solver=solver, dedup_thresholds=chosen.within(sets),
                                          limit=context.settings.run_memory_bytes or None)
-            if problem is not None and problem[1]:
-                raise JobInputError(problem[0])
+            if problem is not None and problem.refused:
+                raise JobInputError(problem.message)
             if problem is not None:
-                log.warning("run %s: %s", job.id, problem[0])
+                log.warning("run %s: %s", job.id, problem.message)
             control.report("matching", start)
             result = link_on(backend, sets, chosen.threshold, dedup=dedup,
                              blocking=LshBlocking() if params["blocking"] else None,

@@ -248,9 +248,9 @@ class Backend(ABC):
                                  other.popcounts[found.right])
             return np.histogram(scores, bins=edges)[0]
 
-        plan = self._plan_at(a, b, threshold)
-        if plan is None:
+        if not self._searchable(a, b):
             return np.zeros(len(edges) - 1, dtype=np.int64)
+        plan = all_pairs_plan(a, b, min_counts(threshold, a.length))
         window = plan.window_pairs(0, plan.rows) / max(plan.rows, 1)
         rows = int(min(self.tile_rows, max(16, _COUNTED_TILE_PAIRS // max(window, 1.0))))
         return np.asarray(np.sum(self._reduced(plan, progress, counted, rows), axis=0,
@@ -261,27 +261,20 @@ class Backend(ABC):
                   ) -> PairArrays:
         """The search behind ``candidates``: every pair at ``threshold`` (with ``blocking``,
         of those sharing a band), in the kernel's order."""
+        if not self._searchable(a, b):
+            return PairArrays.empty()
+        needed = min_counts(threshold, a.length)
         if blocking is not None:
-            self._check_lengths(a, b)
-            if len(a) == 0 or len(a if b is None else b) == 0:
-                return PairArrays.empty()
-            return self._blocked(a, b, min_counts(threshold, a.length), blocking, progress)
-        plan = self._plan_at(a, b, threshold)
-        return PairArrays.empty() if plan is None else self._run(plan, progress)
+            return self._blocked(a, b, needed, blocking, progress)
+        return self._run(all_pairs_plan(a, b, needed), progress)
 
-    def _plan_at(self, a: ClkSet, b: ClkSet | None, threshold: float) -> Plan | None:
-        """The all-pairs plan at ``threshold``; None where a side is empty."""
-        self._check_lengths(a, b)
-        other = a if b is None else b
-        log.debug("backend %s: %d x %d records", self.name, len(a), len(other))
-        if len(a) == 0 or len(other) == 0:
-            return None
-        return all_pairs_plan(a, b, min_counts(threshold, a.length))
-
-    @staticmethod
-    def _check_lengths(a: ClkSet, b: ClkSet | None) -> None:
+    def _searchable(self, a: ClkSet, b: ClkSet | None) -> bool:
+        """Whether both sides hold records (ValueError where their CLK lengths differ)."""
         if b is not None and a.length != b.length:
             raise ValueError(f"CLK lengths differ: {a.length} and {b.length} bits")
+        other = a if b is None else b
+        log.debug("backend %s: %d x %d records", self.name, len(a), len(other))
+        return len(a) > 0 and len(other) > 0
 
 
 def _oriented(found: PairArrays, same: bool) -> tuple[np.ndarray, np.ndarray]:
