@@ -164,9 +164,11 @@ def run(records: int, threshold: float, workers: int, workdir: Path) -> dict[str
             "compare_solve_s": "pprl: candidate generation and solving as `pprl link` reports "
                                "them (run.json); anonlink: its candidate generation on all "
                                "cores plus its greedy solve",
-            "stopped_halfway": "share of the compared pairs dropped after half the words, "
-                               "when even the per-word bound on the rest could not reach t "
-                               "(random names: with the bits reordered, linker/bit_order.py)",
+            "stopped_halfway": "share of the compared pairs dropped at the first test, when "
+                               "even the per-word bound on the rest could not reach t: after "
+                               "half the words, or (lanes kernel, where a sample says few "
+                               "groups pass there) after 6 or 7; the bits reordered where that "
+                               "pays (linker/bit_order.py)",
             "peak_rss_mib": "peak resident memory of each process tree, sampled every 50 ms",
         },
         "results": rows,

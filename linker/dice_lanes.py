@@ -15,7 +15,9 @@ count any of its rows needs; the few groups left are counted to the last word an
 tested against their own needed counts in the same loop, so only groups holding a candidate
 leave it (on clkhash's random names 9% of groups pass half-way, under 0.03% hold a candidate;
 testing the 9% lane by lane outside the loop cost as much as the half-way test of all). For
-1024-bit CLKs the loop is straight-line code, the row's first half held in registers.
+1024-bit CLKs the loop is straight-line code, the row's first half held in registers, and the
+same test may come first after 6 or 7 words (``EARLY_TESTS``, chosen by
+``bit_order.kernel_order``; on FEBRL-like CLKs under 1% of the groups pass it).
 
 The bound on the rest is per word: the AND of two words has at most as many bits as the
 sparser of them, so the second half adds at most the sum over its words of min(popcount of A's
@@ -44,6 +46,8 @@ __all__ = ["LANES", "LaneSide", "compiled_for", "lane_tile_pairs", "least_counts
 LANES = 8
 _B_BLOCK_GROUPS = 16  # 128 B rows, whole 1024-bit CLKs (16 KiB) in L1: 32, 64 measured slower
 _UNROLLED_HALF = 8  # words in half of a 1024-bit CLK: that width's half-way test is unrolled
+# Words of a 1024-bit CLK that may be counted before its first test (the last: the half).
+EARLY_TESTS = (6, 7, 8)
 
 
 def compiled_for(feature: str) -> bool:
@@ -83,18 +87,29 @@ def _add_group_counts(builder, total, a_data, b_data, group_start, words):  # ty
         builder.store(builder.add(builder.load(total), bits), total)
 
 
+def _least_bytes(builder, a_chunk, b_chunk):  # type: ignore[no-untyped-def]
+    """Bytewise min(A's byte, B's byte) of eight packed per-word popcounts in each lane."""
+    vector, _, _ = _vector_helpers(builder)
+    as_bytes = ir.VectorType(ir.IntType(8), 8 * LANES)
+    a_chunk, b_chunk = builder.bitcast(a_chunk, as_bytes), builder.bitcast(b_chunk, as_bytes)
+    return builder.bitcast(builder.select(builder.icmp_unsigned("<", a_chunk, b_chunk),
+                                          a_chunk, b_chunk), vector)
+
+
 def _least_byte_sums(builder, a_chunk, b_chunk):  # type: ignore[no-untyped-def]
     """For each lane, the sum over its eight bytes of min(A's byte, B's byte): the bound on
     the AND count of eight words from their per-word popcounts (one byte each)."""
+    return _byte_sums(builder, _least_bytes(builder, a_chunk, b_chunk))
+
+
+def _byte_sums(builder, least):  # type: ignore[no-untyped-def]
+    """Each lane's eight bytes summed."""
     vector, _, _ = _vector_helpers(builder)
     as_bytes = ir.VectorType(ir.IntType(8), 8 * LANES)
 
     def constant(value: int):  # type: ignore[no-untyped-def]
         return ir.Constant(vector, [value] * LANES)
 
-    a_chunk, b_chunk = builder.bitcast(a_chunk, as_bytes), builder.bitcast(b_chunk, as_bytes)
-    least = builder.bitcast(builder.select(builder.icmp_unsigned("<", a_chunk, b_chunk),
-                                           a_chunk, b_chunk), vector)
     if compiled_for("avx512bw"):  # VPSADBW against zero: each lane's eight bytes summed
         sad = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
             vector, [as_bytes, as_bytes]), "llvm.x86.avx512.psad.bw.512")
@@ -124,7 +139,7 @@ def _add_rest_bounds(builder, total, a_bytes, b_bytes, chunks):  # type: ignore[
 
 @intrinsic
 def passing_groups(typingctx, a_words, row, a_bytes, a_pop, b_lanes, b_bytes, b_low_pops,  # type: ignore[no-untyped-def]  # pragma: no cover
-                   b_pops, needed, least_needed, first, stop, window, half, passing,
+                   b_pops, needed, least_needed, first, stop, window, half, early, passing,
                    passing_counts, passing_lanes, completed):
     """A row ``row`` against groups [first, stop) of B, all in one loop, vectors only.
 
@@ -132,7 +147,9 @@ def passing_groups(typingctx, a_words, row, a_bytes, a_pop, b_lanes, b_bytes, b_
     the rest (A's byte counts ``a_bytes[row]``, B's ``b_bytes[g]``, see
     ``_rest_word_counts``) reaches the least count any row of the group needs
     (``least_needed[a_pop + b_low_pops[g]]``, ``least_needed`` being the running minimum of
-    ``needed`` from the top, which is not monotone near t = 1). A group left is counted to
+    ``needed`` from the top, which is not monotone near t = 1); for 1024-bit CLKs the same
+    test may come first after ``early`` words (one of ``EARLY_TESTS``), a group left then
+    counted to the half and tested again. A group left is counted to
     the last word and each lane tested against ``needed[a_pop + b_pops[lane]]``, lanes
     outside B rows ``window`` = (start, stop) masked out. Writes the groups with a passing
     lane to ``passing``, their counts to ``passing_counts`` and their lanes as a bit mask to
@@ -147,7 +164,8 @@ def passing_groups(typingctx, a_words, row, a_bytes, a_pop, b_lanes, b_bytes, b_
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         (a_value, row_value, a_bytes_value, a_pop_value, b_value, b_bytes_value, low_value,
          pops_value, needed_value, least_value, first_value, stop_value, window_value,
-         half_value, passing_value, counts_value, lanes_value, completed_value) = args
+         half_value, early_value, passing_value, counts_value, lanes_value,
+         completed_value) = args
 
         def data(index: int, value):  # type: ignore[no-untyped-def]
             return context.make_array(signature.args[index])(context, builder, value).data
@@ -161,8 +179,8 @@ def passing_groups(typingctx, a_words, row, a_bytes, a_pop, b_lanes, b_bytes, b_
         a_bytes = builder.gep(data(2, a_bytes_value), [builder.mul(row_value, chunks)])
         pops_data, needed_data = data(7, pops_value), data(8, needed_value)
         low_data, least_data = data(6, low_value), data(9, least_value)
-        passing_data, counts_data = data(14, passing_value), data(15, counts_value)
-        lanes_data, completed_data = data(16, lanes_value), data(17, completed_value)
+        passing_data, counts_data = data(15, passing_value), data(16, counts_value)
+        lanes_data, completed_data = data(17, lanes_value), data(18, completed_value)
         window_start, window_stop = cgutils.unpack_tuple(builder, window_value)
         word = ir.IntType(64)
         mask_type = ir.IntType(LANES)
@@ -189,12 +207,16 @@ def passing_groups(typingctx, a_words, row, a_bytes, a_pop, b_lanes, b_bytes, b_
                     ctpop_vector, [builder.and_(a_vector, b_vector)]))
             return counts
 
+        def group_least(g):  # type: ignore[no-untyped-def]
+            """The least count any row of group g needs."""
+            low = builder.load(builder.gep(low_data, [g]))
+            return builder.load(builder.gep(least_data, [builder.add(a_pop_value, low)]))
+
         def finish(g, group_words, second_half):  # type: ignore[no-untyped-def]
             """The half-way test of group g (``total``: its first-half counts, ``bound``:
             with the bound on the rest added) and, if it passes, the full count
             (``second_half(group_words)`` adds the rest to ``total``) and test."""
-            low = builder.load(builder.gep(low_data, [g]))
-            least = builder.load(builder.gep(least_data, [builder.add(a_pop_value, low)]))
+            least = group_least(g)
             alive = builder.bitcast(
                 builder.icmp_signed(">=", builder.load(bound), splat(least)), mask_type)
             with builder.if_then(builder.icmp_unsigned("!=", alive, none), likely=False):
@@ -257,17 +279,45 @@ def passing_groups(typingctx, a_words, row, a_bytes, a_pop, b_lanes, b_bytes, b_
                     builder.store(builder.add(builder.load(total), unrolled_counts(
                         rest, group_words, _UNROLLED_HALF)), total)
 
-                with cgutils.for_range(builder, groups) as loop:
-                    g = builder.add(loop.index, first_value)
-                    group_words = builder.mul(g, builder.mul(width, lanes))
-                    counts = unrolled_counts(a_vectors, group_words, 0)
-                    builder.store(counts, total)
-                    b_chunk = builder.load(builder.bitcast(
-                        builder.gep(b_bytes_data, [builder.mul(g, lanes)]),
-                        vector.as_pointer()), align=8)
-                    builder.store(builder.add(counts, _least_byte_sums(builder, a_chunk,
-                                                                       b_chunk)), bound)
-                    finish(g, group_words, unrolled_second_half)
+                def groups_tested_after(counted: int) -> None:
+                    """The loop over the groups, the first test after ``counted`` words.
+                    The chunk's bytes (``_rest_word_counts``) bound the words from there
+                    on: all of them at that test, byte 0 (the words before the half) left
+                    out at the half-way test."""
+                    after_half = ir.Constant(vector, [-1 << 8] * LANES)
+                    with cgutils.for_range(builder, groups) as loop:
+                        g = builder.add(loop.index, first_value)
+                        group_words = builder.mul(g, builder.mul(width, lanes))
+                        counts = unrolled_counts(a_vectors[:counted], group_words, 0)
+                        b_chunk = builder.load(builder.bitcast(
+                            builder.gep(b_bytes_data, [builder.mul(g, lanes)]),
+                            vector.as_pointer()), align=8)
+                        least_bytes = _least_bytes(builder, a_chunk, b_chunk)
+                        if counted == _UNROLLED_HALF:
+                            builder.store(counts, total)
+                            builder.store(builder.add(counts, _byte_sums(
+                                builder, least_bytes)), bound)
+                            finish(g, group_words, unrolled_second_half)
+                            return
+                        early = builder.add(counts, _byte_sums(builder, least_bytes))
+                        alive = builder.bitcast(builder.icmp_signed(
+                            ">=", early, splat(group_least(g))), mask_type)
+                        with builder.if_then(builder.icmp_unsigned("!=", alive, none),
+                                             likely=False):
+                            counts = builder.add(counts, unrolled_counts(
+                                a_vectors[counted:], group_words, counted))
+                            builder.store(counts, total)
+                            builder.store(builder.add(counts, _byte_sums(
+                                builder, builder.and_(least_bytes, after_half))), bound)
+                            finish(g, group_words, unrolled_second_half)
+
+                for counted in EARLY_TESTS[:-1]:
+                    with builder.if_then(builder.icmp_signed(
+                            "==", early_value, ir.Constant(word, counted))):
+                        groups_tested_after(counted)
+                with builder.if_then(builder.icmp_signed(
+                        ">=", early_value, ir.Constant(word, EARLY_TESTS[-1]))):
+                    groups_tested_after(EARLY_TESTS[-1])
             with other, cgutils.for_range(builder, groups) as loop:
                 g = builder.add(loop.index, first_value)
                 group_words = builder.mul(g, builder.mul(width, lanes))
@@ -283,40 +333,59 @@ def passing_groups(typingctx, a_words, row, a_bytes, a_pop, b_lanes, b_bytes, b_
 
     signature = types.int64(a_words, types.int64, a_bytes, types.int64, b_lanes, b_bytes,
                             b_low_pops, b_pops, needed, least_needed, types.int64, types.int64,
-                            window, types.int64, passing, passing_counts, passing_lanes,
+                            window, types.int64, types.int64, passing, passing_counts,
+                            passing_lanes,
                             completed)
     return signature, codegen
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _byte_of(word: int, half: int, early: int) -> int:  # pragma: no cover
+    """Which byte of a row's chunks bounds ``word`` (-1: none, the word is counted before
+    the first test). Tested first at the half, one byte a word from there on. Tested first
+    after ``early`` < ``half`` words (1024-bit CLKs, 16 words, only), one chunk: [words
+    ``early`` to 7, 8, ..., 13, 14-15], bytes summing two words' popcounts (at most 128): the
+    bound at the first test as tight as one byte a word, and at the half-way test only a
+    little weaker over the last two words."""
+    if early < half:
+        if word < early:
+            return -1
+        return 0 if word < half else min(word - half + 1, 7)
+    return word - half if word >= half else -1
+
+
 @numba.njit(cache=True, nogil=True)
-def _rest_word_counts(words: np.ndarray, half: int) -> np.ndarray:  # pragma: no cover
-    """Popcounts of each row's words from ``half`` on, one byte each, eight to a uint64:
-    (rows, chunks)."""
+def _rest_word_counts(words: np.ndarray, half: int,
+                      early: int) -> np.ndarray:  # pragma: no cover
+    """Popcounts of each row's words after the first test (``_byte_of``), packed in bytes,
+    eight to a uint64: (rows, chunks)."""
     rows, width = words.shape
     chunks = (width - half + 7) // 8
     out = np.zeros((rows, chunks), dtype=np.uint64)
     for r in range(rows):
-        for x in range(half, width):
-            j = x - half
-            count: int = popcount64(words[r, x])  # type: ignore[call-arg]
-            out[r, j // 8] |= np.uint64(count) << np.uint64(8 * (j % 8))
+        for x in range(width):
+            j = _byte_of(x, half, early)
+            if j >= 0:
+                count: int = popcount64(words[r, x])  # type: ignore[call-arg]
+                out[r, j // 8] += np.uint64(count) << np.uint64(8 * (j % 8))
     return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _lane_rest_word_counts(b_lanes: np.ndarray, first: int, stop: int,
-                           half: int) -> np.ndarray:  # pragma: no cover
+def _lane_rest_word_counts(b_lanes: np.ndarray, first: int, stop: int, half: int,
+                           early: int) -> np.ndarray:  # pragma: no cover
     """``_rest_word_counts`` of lane groups [first, stop): (groups, chunks, 8), lanes last so
     that one vector load holds a chunk of eight rows."""
     width = b_lanes.shape[1]
     chunks = (width - half + 7) // 8
     out = np.zeros((stop - first, chunks, LANES), dtype=np.uint64)
     for g in range(first, stop):
-        for x in range(half, width):
-            j = x - half
-            for lane in range(LANES):
-                count: int = popcount64(b_lanes[g, x, lane])  # type: ignore[call-arg]
-                out[g - first, j // 8, lane] |= np.uint64(count) << np.uint64(8 * (j % 8))
+        for x in range(width):
+            j = _byte_of(x, half, early)
+            if j >= 0:
+                for lane in range(LANES):
+                    count: int = popcount64(b_lanes[g, x, lane])  # type: ignore[call-arg]
+                    out[g - first, j // 8, lane] += np.uint64(count) << np.uint64(8 * (j % 8))
     return out
 
 
@@ -361,15 +430,19 @@ def lane_tile_pairs(a_words: np.ndarray, a_pops: np.ndarray, a_index: np.ndarray
                     b_index: np.ndarray,
                     starts: np.ndarray, stops: np.ndarray, needed: np.ndarray,
                     least_needed: np.ndarray, out_a: np.ndarray, out_b: np.ndarray,
-                    out_count: np.ndarray) -> tuple[int, int, int]:  # pragma: no cover
+                    out_count: np.ndarray,
+                    early: int = _UNROLLED_HALF) -> tuple[int, int, int]:  # pragma: no cover
     """Every pair (A row r, sorted B row k in [starts[r], stops[r])) whose AND popcount
     reaches needed[a + b], as (a_index, b_index, count). Returns (pairs found, pairs whose
     first half was compared, pairs compared in full), or (-1, 0, 0) if the output is too
     small. B's arrays are those of ``LaneSide``; ``least_needed`` is ``least_counts(needed)``.
-    The half-way bound is counted here per word from the words themselves (tighter than
-    second-half popcounts).
+    The bound on the words after the first test is counted here per word from the words
+    themselves (tighter than second-half popcounts). ``early`` (one of ``EARLY_TESTS``): the
+    words counted before the first test, for 1024-bit CLKs (others test at the half).
     """
     half = a_words.shape[1] // 2
+    if half != _UNROLLED_HALF:
+        early = half
     found = 0
     visited = 0
     capacity = out_a.shape[0]
@@ -382,8 +455,8 @@ def lane_tile_pairs(a_words: np.ndarray, a_pops: np.ndarray, a_index: np.ndarray
     completed_box = np.zeros(1, dtype=np.int64)
     lowest = starts.min() // LANES
     highest = (stops.max() + LANES - 1) // LANES
-    a_bytes = _rest_word_counts(a_words, half)
-    b_bytes = _lane_rest_word_counts(b_lanes, lowest, highest, half)
+    a_bytes = _rest_word_counts(a_words, half, early)
+    b_bytes = _lane_rest_word_counts(b_lanes, lowest, highest, half, early)
     # The tile's groups from ``lowest`` on (views made once, not per row and block).
     tile_lanes, tile_low_pops = b_lanes[lowest:], b_low_pops[lowest:]
     tile_pops = b_pops[lowest * LANES:]
@@ -400,7 +473,8 @@ def lane_tile_pairs(a_words: np.ndarray, a_pops: np.ndarray, a_index: np.ndarray
             groups: int = passing_groups(  # type: ignore[call-arg]
                 a_words, r, a_bytes, a_pop, tile_lanes, b_bytes, tile_low_pops, tile_pops,
                 needed, least_needed, first - lowest, last - lowest,
-                (start - lowest * LANES, stop - lowest * LANES), half, passing, passing_counts,
+                (start - lowest * LANES, stop - lowest * LANES), half, early, passing,
+                passing_counts,
                 passing_lanes, completed_box)
             for s in range(groups):
                 base = (passing[s] + lowest) * LANES

@@ -15,7 +15,7 @@ import pytest
 from llvmlite import binding as llvm
 
 from linker.dice_kernel import min_counts
-from linker.dice_lanes import LaneSide, lane_tile_pairs, least_counts
+from linker.dice_lanes import EARLY_TESTS, LaneSide, lane_tile_pairs, least_counts
 
 # Elsewhere LLVM emulates the vector count: the kernel is still exact, only slow.
 pytestmark = pytest.mark.skipif(
@@ -28,9 +28,10 @@ def _popcounts(words: np.ndarray) -> np.ndarray:
 
 
 def _kernel_pairs(a: np.ndarray, b: np.ndarray, threshold: float,
-                  starts: np.ndarray | None = None,
-                  stops: np.ndarray | None = None) -> set[tuple[int, int, int]]:
-    """(A row, B row, count) of every pair the kernel finds; B rows in their given order."""
+                  starts: np.ndarray | None = None, stops: np.ndarray | None = None,
+                  early: int = EARLY_TESTS[-1]) -> set[tuple[int, int, int]]:
+    """(A row, B row, count) of every pair the kernel finds; B rows in their given order;
+    ``early``: the words counted before the first test (1024-bit CLKs only)."""
     a_pops, b_pops = _popcounts(a), _popcounts(b)
     order = np.argsort(b_pops, kind="stable")
     side = LaneSide.of(np.ascontiguousarray(b[order]), b_pops[order])
@@ -42,7 +43,7 @@ def _kernel_pairs(a: np.ndarray, b: np.ndarray, threshold: float,
     found, _, _ = lane_tile_pairs(np.ascontiguousarray(a), a_pops,
                                   np.arange(len(a), dtype=np.int64), side.lanes, side.pops,
                                   side.low_pops, order.astype(np.int64), starts, stops, needed,
-                                  least_counts(needed), out_a, out_b, out_c)
+                                  least_counts(needed), out_a, out_b, out_c, early)
     return set(zip(out_a[:found].tolist(), out_b[:found].tolist(), out_c[:found].tolist(),
                    strict=True))
 
@@ -64,9 +65,12 @@ def _brute_pairs(a: np.ndarray, b: np.ndarray, threshold: float,
     return found
 
 
-@pytest.mark.parametrize("words", [1, 2, 3, 5, 16, 17])
+@pytest.mark.parametrize(("words", "early"), [(1, 8), (2, 8), (3, 8), (5, 8), (16, 6),
+                                              (16, 7), (16, 8), (17, 6)])
 @pytest.mark.parametrize("threshold", [0.5, 0.8, 0.95, 1.0])
-def test_random_clks_all_pairs(words: int, threshold: float) -> None:
+def test_random_clks_all_pairs(words: int, early: int, threshold: float) -> None:
+    """1024-bit CLKs (16 words) tested first after each of ``EARLY_TESTS``; other widths at
+    the half, whatever ``early`` says."""
     rng = np.random.default_rng(words)
     base = rng.integers(0, 2**64, (37, words), dtype=np.uint64)
     noise = rng.integers(0, 2**64, (37, words), dtype=np.uint64) & rng.integers(
@@ -75,23 +79,26 @@ def test_random_clks_all_pairs(words: int, threshold: float) -> None:
     a = base
     b = np.concatenate([base ^ noise, base[:5], rng.integers(0, 2**64, (11, words),
                                                              dtype=np.uint64)])
-    assert _kernel_pairs(a, b, threshold) == _brute_pairs(a, b, threshold)
+    assert _kernel_pairs(a, b, threshold, early=early) == _brute_pairs(a, b, threshold)
 
 
-def test_pairs_on_the_per_word_bound_are_kept() -> None:
-    """B's second-half words are subsets of A's: the count equals the per-word bound, and
-    the thresholds are chosen so that the pair passes with nothing to spare."""
+@pytest.mark.parametrize(("words", "early"), [(16, 6), (16, 7), (16, 8), (10, 5)])
+def test_pairs_on_the_per_word_bound_are_kept(words: int, early: int) -> None:
+    """B's words after the first test are subsets of A's: the count equals the per-word
+    bound (at the first test and at the half), and the thresholds are chosen so that the
+    pair passes with nothing to spare."""
     rng = np.random.default_rng(5)
-    words = 16
     a = rng.integers(0, 2**64, (9, words), dtype=np.uint64)
     b = a & rng.integers(0, 2**64, (9, words), dtype=np.uint64)
-    b[:, :words // 2] = a[:, :words // 2]  # the first half identical
+    first = early if words == 16 else words // 2
+    b[:, :first] = a[:, :first]  # the words before the first test identical
     for i in range(len(a)):
         count = int(np.bitwise_count(a[i] & b[i]).sum())
         threshold = 2.0 * count / int(_popcounts(a[i:i + 1])[0] + _popcounts(b[i:i + 1])[0])
-        got = _kernel_pairs(a[i:i + 1], b[i:i + 1], threshold)
+        got = _kernel_pairs(a[i:i + 1], b[i:i + 1], threshold, early=early)
         assert got == {(0, 0, count)}
-        assert _kernel_pairs(a[i:i + 1], b[i:i + 1], np.nextafter(threshold, 2.0)) == set()
+        assert _kernel_pairs(a[i:i + 1], b[i:i + 1], np.nextafter(threshold, 2.0),
+                             early=early) == set()
 
 
 def test_windows_inside_lane_groups() -> None:
@@ -117,12 +124,13 @@ def test_byte_sums_with_and_without_avx512bw(features: str) -> None:
         "import numpy as np\n"
         "from tests.test_linker_lanes import _brute_pairs, _kernel_pairs\n"
         "rng = np.random.default_rng(3)\n"
-        "for words in (16, 5):\n"
+        "for words, early in ((16, 6), (16, 8), (5, 8)):\n"
         "    a = rng.integers(0, 2**64, (21, words), dtype=np.uint64)\n"
         "    b = np.concatenate([a & rng.integers(0, 2**64, (21, words), dtype=np.uint64) | "
         "a[::-1], a[:4]])\n"
         "    for t in (0.5, 0.7, 0.9):\n"
-        "        assert _kernel_pairs(a, b, t) == _brute_pairs(a, b, t), (words, t)\n"
+        "        assert _kernel_pairs(a, b, t, early=early) == _brute_pairs(a, b, t), "
+        "(words, t)\n"
         "print('exact')\n")
     env = {**os.environ, "NUMBA_CPU_NAME": "icelake-server", "NUMBA_CPU_FEATURES": features}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,

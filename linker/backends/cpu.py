@@ -11,7 +11,7 @@ import numpy as np
 
 from tokenizer.numba_start import start_numba
 
-from ..bit_order import permute_rows, reordering
+from ..bit_order import kernel_order, permute_rows
 from ..dice_kernel import second_half_popcounts, tile_pairs
 from ..dice_lanes import LaneSide, compiled_for, lane_tile_pairs, least_counts
 from .base import Backend
@@ -38,7 +38,8 @@ class _Prepared:
     """Per plan: A's words in the order the kernels compare them (``bit_order``: the plan's,
     or with the bits reordered where that pays); for the scalar kernel B's words in that order
     and second-half popcounts of A and B, for the lanes kernel B in lane groups (of its words
-    in that order, which are then not kept) and the least count each popcount sum needs."""
+    in that order, which are then not kept), the least count each popcount sum needs and the
+    words counted before the first test (``early``)."""
 
     a_words: np.ndarray
     b_words: np.ndarray | None
@@ -46,6 +47,7 @@ class _Prepared:
     b_rest: np.ndarray | None
     lanes: LaneSide | None
     least_needed: np.ndarray
+    early: int = 0
 
 
 class CpuBackend(Backend):
@@ -83,19 +85,20 @@ class CpuBackend(Backend):
 
     def _prepare(self, plan: Plan) -> _Prepared:
         start_numba()  # here, not in the first tile's thread: without scipy (0.2 s)
-        a_words, b_words = self._in_kernel_order(plan)
+        order = kernel_order(plan.a_words, plan.b_words, plan.needed,
+                             plan.window_pairs(0, plan.rows), self.workers,
+                             per_word=self.kernel == "lanes")
+        a_words, b_words = self._in_order(plan, order.dest)
         if self.kernel == "lanes":
             side = LaneSide.of(b_words, plan.b_pops)
-            return _Prepared(a_words, None, None, None, side, least_counts(plan.needed))
+            return _Prepared(a_words, None, None, None, side, least_counts(plan.needed),
+                             order.early)
         a_rest = second_half_popcounts(a_words)
         b_rest = a_rest if plan.same else second_half_popcounts(b_words)
         return _Prepared(a_words, b_words, a_rest, b_rest, None, plan.needed)
 
-    def _in_kernel_order(self, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
-        """A's and B's words with their bits reordered where that pays (``bit_order``)."""
-        dest = reordering(plan.a_words, plan.b_words, plan.needed,
-                          plan.window_pairs(0, plan.rows), self.workers,
-                          per_word=self.kernel == "lanes")
+    def _in_order(self, plan: Plan, dest: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """A's and B's words with their bits moved to ``dest`` (None: as they are)."""
         if dest is None:
             return plan.a_words, plan.b_words
 
@@ -127,7 +130,7 @@ class CpuBackend(Backend):
             found, visited, completed = lane_tile_pairs(
                 prepared.a_words[rows], plan.a_pops[rows], plan.a_index[rows], side.lanes,
                 side.pops, side.low_pops, plan.b_index, plan.starts[rows], plan.stops[rows],
-                plan.needed, prepared.least_needed, out_a, out_b, out_c)
+                plan.needed, prepared.least_needed, out_a, out_b, out_c, prepared.early)
         if found < 0:
             return None
         return PairArrays(out_a[:found].copy(), out_b[:found].copy(), out_c[:found].copy(),
