@@ -208,6 +208,40 @@ def test_same_inputs_same_outputs(tmp_path) -> None:
     assert outputs[0] == outputs[1]
 
 
+def test_results_files_hold_each_record_id_party_and_entity(tmp_path: Path) -> None:
+    """The result columns, gathered in bulk from Arrow's buffers, are those of a row-by-row
+    construction: record ids of any length and script (an empty one too), three parties,
+    entity ids zero-padded to six digits; an empty run writes empty files."""
+    from linker.link import LinkResult
+    from linker.results import read_entities, read_matches
+
+    ids = [["r1", "", "Zoë-ß"], ["長い記録番号", "b2"], ["c"]]
+    result = LinkResult(
+        parties=["ehr", "pacs", "é"], record_ids=ids,
+        party_a=np.array([0, 0, 1]), record_a=np.array([2, 0, 1]),
+        party_b=np.array([1, 2, 2]), record_b=np.array([0, 0, 0]),
+        score=np.array([0.9, 0.85, 0.8]),
+        entity_of=[np.array([0, 1, 2]), np.array([2, 3]), np.array([2])])
+    write_results(tmp_path / "run", result, {})
+    matches = read_matches(tmp_path / "run").to_pylist()
+    assert matches == [
+        {"party_a": "ehr", "record_a": "Zoë-ß", "party_b": "pacs", "record_b": "長い記録番号",
+         "score": 0.9},
+        {"party_a": "ehr", "record_a": "r1", "party_b": "é", "record_b": "c", "score": 0.85},
+        {"party_a": "pacs", "record_a": "b2", "party_b": "é", "record_b": "c", "score": 0.8}]
+    entities = read_entities(tmp_path / "run").to_pylist()
+    assert entities == [{"entity_id": f"E{e:06d}", "party": party, "record_id": record}
+                        for party, records, numbers in zip(["ehr", "pacs", "é"], ids,
+                                                           [[0, 1, 2], [2, 3], [2]],
+                                                           strict=True)
+                        for record, e in zip(records, numbers, strict=True)]
+    nothing = LinkResult(["a"], [[]], *(np.zeros(0, np.int64) for _ in range(4)),
+                         np.zeros(0), [np.zeros(0, np.int64)])
+    write_results(tmp_path / "empty", nothing, {})
+    assert read_matches(tmp_path / "empty").num_rows == 0
+    assert read_entities(tmp_path / "empty").num_rows == 0
+
+
 def test_empty_inputs_give_empty_results() -> None:
     empty = ClkSet.from_arrays(np.zeros((0, 128), np.uint8), party="x")
     a, _ = febrl4_sets()
