@@ -39,7 +39,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .dice_lanes import _UNROLLED_HALF, EARLY_TESTS, LANES
+from .dice_lanes import EARLY_TESTS, LANES, compiled_for
 
 __all__ = ["KernelOrder", "kernel_order", "permute_rows", "spread_first", "survival"]
 
@@ -50,11 +50,12 @@ _MOST_PASSING = 0.25
 # Measured in one process, one thread, 20,000 x 20,000 at Dice 0.8, on an Intel Xeon with
 # AVX-512 (FEBRL-like CLKs and clkhash's random names, each in both orders, first tests at 6, 7
 # and 8 words): a lane group costs about 0.47 ns a word counted before its first test and
-# 25 ns more when it passes that test. Scalar kernel (on an AMD EPYC): a pair passing half-way
-# costs about 24 ns. Permuting a row costs about 0.6 us; sampling the data's order about 3 ms
-# and the reordered sample about 10 ms more.
-_SECONDS_PER_WORD = {True: 4.7e-10, False: 1.5e-10}
-_SECONDS_PER_PASSING = {True: 2.5e-8, False: 2.4e-8}
+# 25 ns more when it passes that test; compiled for AVX2 only (12,000 x 12,000; the count a
+# table lookup) about 1.8 ns and 30 ns. Scalar kernel (on an AMD EPYC): a pair passing
+# half-way costs about 24 ns. Permuting a row costs about 0.6 us; sampling the data's order
+# about 3 ms and the reordered sample about 10 ms more.
+_LANES_SECONDS = {True: (4.7e-10, 2.5e-8), False: (1.8e-9, 3.0e-8)}  # by vector popcount
+_SCALAR_SECONDS = (1.5e-10, 2.4e-8)
 _SECONDS_PER_ROW = 6e-7
 _SECONDS_TO_SAMPLE = 0.003
 _SECONDS_TO_DECIDE = 0.01
@@ -173,14 +174,21 @@ class KernelOrder:
     early: int
 
 
+def _seconds(per_word: bool) -> tuple[float, float]:
+    """A lane group's (or, scalar, a pair's) seconds a word counted before the first test, and
+    more when it passes that test, for the CPU numba compiles for."""
+    return _LANES_SECONDS[compiled_for("avx512vpopcntdq")] if per_word else _SCALAR_SECONDS
+
+
 def _cheapest(shares: np.ndarray, counted: Sequence[int], per_word: bool) -> tuple[float, int]:
     """Seconds per lane group (or pair) and the first test's words of the cheapest of these
     tests, given the shares passing each: counting words, and for what passes the test a
     branch mispredicted and more words. A test most pass is not taken (its branch would be
     unpredictable: measured slower) unless it is at the half, where the kernels always test."""
     half = counted[-1]
-    costs = [(words * _SECONDS_PER_WORD[per_word] + share * _SECONDS_PER_PASSING[per_word],
-              words) for share, words in zip(shares.tolist(), counted, strict=True)
+    word, passing = _seconds(per_word)
+    costs = [(words * word + share * passing, words)
+             for share, words in zip(shares.tolist(), counted, strict=True)
              if share <= _MOST_PASSING or words == half]
     return min(costs)
 
@@ -192,9 +200,10 @@ def kernel_order(a_words: np.ndarray, b_words: np.ndarray, needed: np.ndarray,
     test in the data's order and in ``spread_first``'s, the latter only where the time it
     saves repays permuting both sets (on ``workers`` threads) and deciding."""
     half = a_words.shape[1] // 2
-    counted = EARLY_TESTS if per_word and half == _UNROLLED_HALF else (half,)
+    # Early tests on 1024-bit CLKs only, whose half is the last of them.
+    counted = EARLY_TESTS if per_word and half == EARLY_TESTS[-1] else (half,)
     units = window_pairs / (LANES if per_word else 1) / max(workers, 1)
-    word, passing = _SECONDS_PER_WORD[per_word], _SECONDS_PER_PASSING[per_word]
+    word, passing = _seconds(per_word)
     # The most a choice could save: the earliest test, or the order letting through nothing
     # of the most a test it would take lets through.
     if units * max((half - counted[0]) * word, _MOST_PASSING * passing) < _SECONDS_TO_SAMPLE:

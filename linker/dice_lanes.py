@@ -1,12 +1,18 @@
-"""The vector similarity kernel: one A row against eight B rows per step, for CPUs with
-AVX-512 VPOPCNTDQ.
+"""The vector similarity kernel: one A row against eight B rows per step, the CPU backend's
+default.
 
 B is stored in lanes: groups of eight popcount-sorted rows, word-major (group, word, lane), so
 one 512-bit load holds the same word of eight rows. Each step ANDs it with one word of the A
 row broadcast, counts the bits of all eight lanes with one VPOPCNTQ and adds them to eight
 running counts. numba has no vector types, so these loops are written as LLVM intrinsics. On
-CPUs without VPOPCNTDQ LLVM emulates the vector count; ``CpuBackend`` then uses the scalar
-kernel (``dice_kernel``) unless told otherwise.
+CPUs without VPOPCNTDQ LLVM counts vectors by a table lookup per half byte (VPSHUFB with
+AVX2 or AVX-512 BW, shifts and adds with SSE only), which still beats the scalar kernel's one
+POPCNT per word and pair (``dice_kernel``). Measured on one Intel Xeon, numba compiling for
+fewer features (NUMBA_CPU_NAME and NUMBA_CPU_FEATURES), one thread, 10,000 x 10,000 at 0.8,
+FEBRL-like / random names, seconds scalar -> lanes: AVX2 (haswell) 0.43 -> 0.17 / 0.45 ->
+0.21; AVX-512 without VPOPCNTDQ (skylake-avx512) 0.44 -> 0.12 / 0.45 -> 0.15; SSE 4.2
+(nehalem) 0.49 -> 0.33 / 0.50 -> 0.38; the whole 60k x 60k ``pprl link`` for haswell 8.5 ->
+3.2 s / 8.7 -> 4.0 s (anonlink: 16 s).
 
 Exactness as in ``dice_kernel``: every pair's final test is ``count >= needed[a + b]``. The
 whole test of a row against its groups is one vector loop (``passing_groups``): after half of

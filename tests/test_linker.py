@@ -87,17 +87,17 @@ def test_pairs_within_one_set_are_every_pair_reaching_the_threshold(kernel: str,
         assert np.array_equal(found.score, dice[found.left, found.right])
 
 
-@pytest.mark.parametrize(("cpu", "features", "kernel"), [
-    ("generic", "", "scalar"), ("haswell", "+avx2,+popcnt", "scalar"),
-    ("icelake-server", "+avx512f,+avx512vpopcntdq", "lanes")])
-def test_auto_kernel_follows_the_cpu_numba_compiles_for(cpu: str, features: str,
-                                                        kernel: str) -> None:
+@pytest.mark.parametrize(("cpu", "features"), [
+    ("generic", ""), ("haswell", "+avx2,+popcnt"), ("icelake-server", "+avx512f,+avx512vpopcntdq")])
+def test_auto_kernel_is_lanes_whatever_the_cpu(cpu: str, features: str) -> None:
+    """Without a vector popcount the lanes kernel's table lookup still beats the scalar
+    kernel (measured: ``linker.dice_lanes``), which was auto's choice there before."""
     env = {**os.environ, "NUMBA_CPU_NAME": cpu, "NUMBA_CPU_FEATURES": features}
     chosen = subprocess.run(
         [sys.executable, "-c", "from linker.backends.cpu import CpuBackend; "
                                "print(CpuBackend().kernel)"],
         env=env, capture_output=True, text=True, check=True, timeout=120)
-    assert chosen.stdout.strip() == kernel
+    assert chosen.stdout.strip() == "lanes"
 
 
 def test_linking_starts_numba_without_scipy() -> None:

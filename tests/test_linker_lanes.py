@@ -1,7 +1,9 @@
 """The lanes kernel (``linker.dice_lanes``) on boundary cases, against brute force: pairs whose
 count sits exactly on the threshold, pairs whose count equals the per-word bound on the rest
 (the half-way test must keep them), CLK widths of one to a few words, row counts that are not
-multiples of eight, and windows that start and stop inside a lane group."""
+multiples of eight, and windows that start and stop inside a lane group; on this CPU, and
+compiled for the vector features of older ones (AVX2, AVX-512 without VPOPCNTDQ), where
+LLVM counts bits in vectors another way."""
 
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ from llvmlite import binding as llvm
 from linker.dice_kernel import min_counts
 from linker.dice_lanes import EARLY_TESTS, LaneSide, lane_tile_pairs, least_counts
 
-# Elsewhere LLVM emulates the vector count: the kernel is still exact, only slow.
-pytestmark = pytest.mark.skipif(
-    not llvm.get_host_cpu_features().get("avx512vpopcntdq", False),
-    reason="the lanes kernel is used where the CPU has AVX-512 VPOPCNTDQ")
+_HOST = llvm.get_host_cpu_features()
+_AVX2 = ("haswell", "+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+lzcnt,+movbe,+popcnt,"
+                    "+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,-avx512f,-avx512bw,"
+                    "-avx512vpopcntdq")
+_AVX512 = "+avx,+avx2,+popcnt,+sse4.2,+ssse3,+avx512f,+avx512dq,+avx512vl"
 
 
 def _popcounts(words: np.ndarray) -> np.ndarray:
@@ -115,16 +118,26 @@ def test_windows_inside_lane_groups() -> None:
     assert (_kernel_pairs(a, b, 0.6, starts, stops) == _brute_pairs(a, b, 0.6, allowed))
 
 
-@pytest.mark.parametrize("features", ["+avx512f,+avx512vpopcntdq",
-                                      "+avx512f,+avx512bw,+avx512vpopcntdq"])
-def test_byte_sums_with_and_without_avx512bw(features: str) -> None:
-    """The per-word bound's byte sums are one VPSADBW where numba compiles for AVX-512 BW and
-    shifts and masks elsewhere: both exact on 1024-bit CLKs (the unrolled path) and others."""
+@pytest.mark.parametrize(("cpu", "features", "needs"), [
+    ("icelake-server", f"{_AVX512},+avx512vpopcntdq,-avx512bw", "avx512vpopcntdq"),
+    ("icelake-server", f"{_AVX512},+avx512bw,+avx512vpopcntdq", "avx512vpopcntdq"),
+    ("skylake-avx512", f"{_AVX512},+avx512bw,-avx512vpopcntdq", "avx512bw"),
+    (*_AVX2, "avx2"),
+], ids=["vpopcntdq", "vpopcntdq-bw", "avx512bw", "avx2"])
+def test_exact_when_compiled_for_other_vector_features(cpu: str, features: str,
+                                                       needs: str) -> None:
+    """The vector count is one VPOPCNTQ with VPOPCNTDQ, a table lookup per half byte
+    (VPSHUFB) with AVX-512 BW or AVX2; the per-word bound's byte sums one VPSADBW with
+    AVX-512 BW, shifts and masks elsewhere: all exact on 1024-bit CLKs (the unrolled path,
+    first tests early and at the half) and others. Runs where this CPU can execute that
+    code."""
+    if not _HOST.get(needs, False):
+        pytest.skip(f"this CPU has no {needs}")
     script = (
         "import numpy as np\n"
         "from tests.test_linker_lanes import _brute_pairs, _kernel_pairs\n"
         "rng = np.random.default_rng(3)\n"
-        "for words, early in ((16, 6), (16, 8), (5, 8)):\n"
+        "for words, early in ((16, 6), (16, 7), (16, 8), (5, 8)):\n"
         "    a = rng.integers(0, 2**64, (21, words), dtype=np.uint64)\n"
         "    b = np.concatenate([a & rng.integers(0, 2**64, (21, words), dtype=np.uint64) | "
         "a[::-1], a[:4]])\n"
@@ -132,7 +145,7 @@ def test_byte_sums_with_and_without_avx512bw(features: str) -> None:
         "        assert _kernel_pairs(a, b, t, early=early) == _brute_pairs(a, b, t), "
         "(words, t)\n"
         "print('exact')\n")
-    env = {**os.environ, "NUMBA_CPU_NAME": "icelake-server", "NUMBA_CPU_FEATURES": features}
+    env = {**os.environ, "NUMBA_CPU_NAME": cpu, "NUMBA_CPU_FEATURES": features}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                           text=True, timeout=300, cwd=Path(__file__).parent.parent)
     assert done.stdout.strip() == "exact", done.stderr[-2000:]
