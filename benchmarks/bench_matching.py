@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -89,9 +90,11 @@ def _matches_sha256(folder: Path) -> tuple[int, str]:
 
 
 def _rows(data: str, pairs: int, ours: Measured, run_json: dict[str, Any], matches: int,
-          peer: Measured, peer_result: dict[str, Any]) -> list[dict[str, Any]]:
+          peer: Measured, peer_result: dict[str, Any],
+          compiled_for: str = "host") -> list[dict[str, Any]]:
+    built = "" if compiled_for == "host" else f", compiled for {compiled_for}"
     return [
-        {"data": data, "tool": f"pprl link ({run_json['kernel']} kernel)", "pairs": pairs,
+        {"data": data, "tool": f"pprl link ({run_json['kernel']} kernel{built})", "pairs": pairs,
          "process_s": round(ours.seconds, 2),
          "process_pairs_per_s": round(pairs / ours.seconds),
          "process_cpu_s": round(ours.cpu_seconds, 2),
@@ -110,13 +113,31 @@ def _rows(data: str, pairs: int, ours: Measured, run_json: dict[str, Any], match
     ]
 
 
-def _link(files: list[Path], threshold: float, workers: int, out: Path) -> Measured:
+# CPUs numba may compile ``pprl link`` for instead of this one (``--compiled-for``): older
+# vector features, which this CPU also runs, to measure the kernels as such CPUs get them.
+COMPILED_FOR = {
+    "host": {},
+    "avx2": {"NUMBA_CPU_NAME": "haswell",
+             "NUMBA_CPU_FEATURES": "+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+lzcnt,+movbe,"
+                                   "+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,-avx512f,"
+                                   "-avx512bw,-avx512vpopcntdq"},
+    "avx512-no-vpopcntdq": {"NUMBA_CPU_NAME": "skylake-avx512",
+                            "NUMBA_CPU_FEATURES": "+avx,+avx2,+popcnt,+sse4.2,+ssse3,+avx512f,"
+                                                  "+avx512dq,+avx512vl,+avx512bw,"
+                                                  "-avx512vpopcntdq"},
+}
+
+
+def _link(files: list[Path], threshold: float, workers: int, out: Path,
+          compiled_for: str = "host", kernel: str = "auto") -> Measured:
     return run_measured([sys.executable, "-m", "api.cli", "link", *map(str, files),
                          "--threshold", str(threshold), "--workers", str(workers),
-                         "-o", str(out)])
+                         "--kernel", kernel, "-o", str(out)],
+                        env={**os.environ, **COMPILED_FOR[compiled_for]})
 
 
-def run(records: int, threshold: float, workers: int, workdir: Path) -> dict[str, object]:
+def run(records: int, threshold: float, workers: int, workdir: Path,
+        compiled_for: str = "host", kernel: str = "auto") -> dict[str, object]:
     python = peer_python("anonlink")
     rows: list[dict[str, Any]] = []
     speedups: dict[str, float] = {}
@@ -133,15 +154,16 @@ def run(records: int, threshold: float, workers: int, workdir: Path) -> dict[str
         # A first tiny run fills numba's on-disk cache, so compiling is not timed.
         tiny = [_write_encodings(folder / f"tiny_{p}.parquet", c[:50], p, fingerprint)
                 for p, c in (("a", a), ("b", b))]
-        _link(tiny, threshold, workers, folder / "tiny_out")
-        ours = _link(files, threshold, workers, folder / "out")
+        _link(tiny, threshold, workers, folder / "tiny_out", compiled_for, kernel)
+        ours = _link(files, threshold, workers, folder / "out", compiled_for, kernel)
         run_json = json.loads((folder / "out" / "run.json").read_text(encoding="utf-8"))
         matches, digest = _matches_sha256(folder / "out")
         peer = run_measured([str(python), str(SCRIPTS_DIR / "anonlink_bench.py"),
                              str(folder / "a.npy"), str(folder / "b.npy"), str(threshold),
                              str(workers)])
         peer_result = json.loads(peer.stdout)
-        rows += _rows(data, len(a) * len(b), ours, run_json, matches, peer, peer_result)
+        rows += _rows(data, len(a) * len(b), ours, run_json, matches, peer, peer_result,
+                      compiled_for)
         speedups[data] = round(peer.seconds / ours.seconds, 1)
         cpu_speedups[data] = round(peer.cpu_seconds / ours.cpu_seconds, 1)
         identical[data] = (run_json["candidate_pairs"] == peer_result["candidates"]
@@ -151,6 +173,7 @@ def run(records: int, threshold: float, workers: int, workdir: Path) -> dict[str
         "records_per_party": records,
         "threshold": threshold,
         "workers": workers,
+        "compiled_for": compiled_for,
         "machine": {"cpus": default_workers(), "platform": platform.platform(),
                     "python": platform.python_version()},
         "definitions": {
@@ -184,12 +207,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/matching.json"))
+    parser.add_argument("--compiled-for", choices=sorted(COMPILED_FOR), default="host",
+                        help="vector features numba compiles pprl link for (this CPU must "
+                             "have them): host, or an older CPU's")
+    parser.add_argument("--kernel", choices=["auto", "lanes", "scalar"], default="auto",
+                        help="pprl link's --kernel")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        result = run(args.records, args.threshold, args.workers, Path(tmp))
+        result = run(args.records, args.threshold, args.workers, Path(tmp),
+                     args.compiled_for, args.kernel)
     print_table(result["results"], title=f"Matching {args.records:,} x {args.records:,} "  # type: ignore[arg-type]
                                          f"CLKs at Dice >= {args.threshold}, "
-                                         f"{args.workers} worker(s)")
+                                         f"{args.workers} worker(s), compiled for "
+                                         f"{args.compiled_for}")
     print(f"whole-process speed-up over anonlink: {result['process_speedup']}; identical "
           f"candidates and matches: {result['identical_candidates_and_matches']}")
     write_json(args.json, result)

@@ -15,7 +15,7 @@ from .peers import SCRIPTS_DIR, peer_python
 __all__ = ["randomnames_schema", "write_randomnames", "write_randomnames_pair"]
 
 
-def _clkhash(*args: str | Path) -> None:
+def _clkhash(*args: str | Path | int | float) -> None:
     python = peer_python("clkhash")
     subprocess.run([str(python), str(SCRIPTS_DIR / "clkhash_randomnames.py"), *map(str, args)],
                    check=True)
