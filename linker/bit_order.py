@@ -135,7 +135,6 @@ def survival(a: np.ndarray, b: np.ndarray, needed: np.ndarray, per_word: bool = 
         count += np.bitwise_count(a[:, word, None] & b[None, :, word])
         if per_word:
             least += np.minimum(a_counts[:, word, None], b_counts[None, :, word])
-    common[a.shape[1]], least_before[a.shape[1]] = count, least
     groups = len(b) // LANES
 
     def by_group(pairs: np.ndarray) -> np.ndarray:
@@ -180,13 +179,14 @@ def _seconds(per_word: bool) -> tuple[float, float]:
     return _LANES_SECONDS[compiled_for("avx512vpopcntdq")] if per_word else _SCALAR_SECONDS
 
 
-def _cheapest(shares: np.ndarray, counted: Sequence[int], per_word: bool) -> tuple[float, int]:
+def _cheapest(shares: np.ndarray, counted: Sequence[int], word: float,
+              passing: float) -> tuple[float, int]:
     """Seconds per lane group (or pair) and the first test's words of the cheapest of these
-    tests, given the shares passing each: counting words, and for what passes the test a
-    branch mispredicted and more words. A test most pass is not taken (its branch would be
-    unpredictable: measured slower) unless it is at the half, where the kernels always test."""
+    tests, given the shares passing each: ``word`` seconds a word counted, and for what
+    passes the test ``passing`` more (a branch mispredicted and more words). A test most pass
+    is not taken (its branch would be unpredictable: measured slower) unless it is at the
+    half, where the kernels always test."""
     half = counted[-1]
-    word, passing = _seconds(per_word)
     costs = [(words * word + share * passing, words)
              for share, words in zip(shares.tolist(), counted, strict=True)
              if share <= _MOST_PASSING or words == half]
@@ -211,7 +211,7 @@ def kernel_order(a_words: np.ndarray, b_words: np.ndarray, needed: np.ndarray,
     a_few = _evenly(a_words, _SURVIVAL_ROWS)
     b_few = (_runs_of_lanes if per_word else _evenly)(b_words, _SURVIVAL_ROWS)
     as_is, early = _cheapest(survival(a_few, b_few, needed, per_word, counted), counted,
-                             per_word)
+                             word, passing)
     rows = len(a_words) + (0 if a_words is b_words else len(b_words))
     permuting = rows * _SECONDS_PER_ROW / max(workers, 1) + _SECONDS_TO_DECIDE
     if units * (as_is - counted[0] * word) < permuting:  # the order could not repay itself
@@ -221,7 +221,7 @@ def kernel_order(a_words: np.ndarray, b_words: np.ndarray, needed: np.ndarray,
     permute_rows(a_few, dest, a_moved)
     permute_rows(b_few, dest, b_moved)
     moved, moved_early = _cheapest(survival(a_moved, b_moved, needed, per_word, counted),
-                                   counted, per_word)
+                                   counted, word, passing)
     if units * (as_is - moved) > permuting:
         return KernelOrder(dest, moved_early)
     return KernelOrder(None, early)

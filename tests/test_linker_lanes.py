@@ -16,13 +16,11 @@ import numpy as np
 import pytest
 from llvmlite import binding as llvm
 
+from benchmarks.bench_matching import COMPILED_FOR
 from linker.dice_kernel import min_counts
 from linker.dice_lanes import EARLY_TESTS, LaneSide, lane_tile_pairs, least_counts
 
 _HOST = llvm.get_host_cpu_features()
-_AVX2 = ("haswell", "+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+lzcnt,+movbe,+popcnt,"
-                    "+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,-avx512f,-avx512bw,"
-                    "-avx512vpopcntdq")
 _AVX512 = "+avx,+avx2,+popcnt,+sse4.2,+ssse3,+avx512f,+avx512dq,+avx512vl"
 
 
@@ -121,8 +119,8 @@ def test_windows_inside_lane_groups() -> None:
 @pytest.mark.parametrize(("cpu", "features", "needs"), [
     ("icelake-server", f"{_AVX512},+avx512vpopcntdq,-avx512bw", "avx512vpopcntdq"),
     ("icelake-server", f"{_AVX512},+avx512bw,+avx512vpopcntdq", "avx512vpopcntdq"),
-    ("skylake-avx512", f"{_AVX512},+avx512bw,-avx512vpopcntdq", "avx512bw"),
-    (*_AVX2, "avx2"),
+    (*COMPILED_FOR["avx512-no-vpopcntdq"].values(), "avx512bw"),
+    (*COMPILED_FOR["avx2"].values(), "avx2"),
 ], ids=["vpopcntdq", "vpopcntdq-bw", "avx512bw", "avx2"])
 def test_exact_when_compiled_for_other_vector_features(cpu: str, features: str,
                                                        needs: str) -> None:

@@ -33,8 +33,9 @@ class _Prepared:
     """Per plan: A's words in the order the kernels compare them (``bit_order``: the plan's,
     or with the bits reordered where that pays); for the scalar kernel B's words in that order
     and second-half popcounts of A and B, for the lanes kernel B in lane groups (of its words
-    in that order, which are then not kept), the least count each popcount sum needs and the
-    words counted before the first test (``early``)."""
+    in that order, which are then not kept) and the least count each popcount sum needs; the
+    words counted before the first test (``early``: the lanes kernel's choice, the scalar
+    kernel tests at the half)."""
 
     a_words: np.ndarray
     b_words: np.ndarray | None
@@ -42,7 +43,7 @@ class _Prepared:
     b_rest: np.ndarray | None
     lanes: LaneSide | None
     least_needed: np.ndarray
-    early: int = 0
+    early: int
 
 
 class CpuBackend(Backend):
@@ -90,7 +91,7 @@ class CpuBackend(Backend):
                              order.early)
         a_rest = second_half_popcounts(a_words)
         b_rest = a_rest if plan.same else second_half_popcounts(b_words)
-        return _Prepared(a_words, b_words, a_rest, b_rest, None, plan.needed)
+        return _Prepared(a_words, b_words, a_rest, b_rest, None, plan.needed, order.early)
 
     def _in_order(self, plan: Plan, dest: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """A's and B's words with their bits moved to ``dest`` (None: as they are)."""
