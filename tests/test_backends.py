@@ -67,19 +67,23 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield cluster.scheduler_address
 
 
-@pytest.fixture(params=["cpu-scalar", "cpu-lanes", "matrix-numpy",
+@pytest.fixture(params=["cpu-scalar", "cpu-lanes", "matrix-numpy", "matrix-numpy-small-memory",
                         pytest.param("dask", marks=pytest.mark.dask),
-                        pytest.param("gpu", marks=pytest.mark.gpu)])
+                        pytest.param("gpu", marks=pytest.mark.gpu),
+                        pytest.param("gpu-small-memory", marks=pytest.mark.gpu)])
 def make_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                  ) -> Factory:
     """A backend of each kind, with tiles small enough that every case spans several (for
-    Dask: tasks; ``task_rows`` sets their size)."""
+    Dask: tasks; ``task_rows`` sets their size), and B in several blocks. ``small-memory``:
+    B may take at most 4 KB on the device, so it is held packed or copied block by block."""
     name = request.param
     if name.startswith("cpu-"):
         return lambda task_rows=None: CpuBackend(2, tile_rows=13, kernel=name[4:])
-    if name == "matrix-numpy":  # the GPU backend's code on NumPy
+    held = 4096 if name.endswith("-small-memory") else None
+    if name.startswith("matrix-numpy"):  # the GPU backend's code on NumPy
         return lambda task_rows=64: MatrixBackend(np, tile_rows=task_rows,
-                                                  block_rows=max(50, 2 * task_rows))
+                                                  block_rows=max(50, 2 * task_rows),
+                                                  held_bytes=held)
     if name == "dask":
         address = request.getfixturevalue("dask_cluster")
         shared = tmp_path_factory.mktemp("tiles")
@@ -87,7 +91,8 @@ def make_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
                                                 tile_rows=task_rows, plan_rows=4000)
     if not _gpu_ready():
         pytest.skip("no CuPy or no GPU here")
-    return lambda task_rows=None: get_backend("gpu", tile_rows=64)
+    return lambda task_rows=64: get_backend("gpu", tile_rows=task_rows,
+                                            block_rows=max(50, 2 * task_rows), held_bytes=held)
 
 
 def _reference() -> CpuBackend:
@@ -149,11 +154,28 @@ def test_random_clks_every_pair_at_exact_boundaries(make_backend: Factory, bits:
 
 
 @pytest.mark.parametrize("within", [False, True], ids=["link", "dedup"])
+def test_most_pairs_passing_outgrow_the_first_buffer(make_backend: Factory, within: bool
+                                                     ) -> None:
+    """At a low threshold nearly every pair of dense CLKs passes: a tile of 512 rows finds
+    more pairs than the first buffer holds (65,536), and the base retries it with a larger one
+    (on the GPU the kernel counts the pairs it could not store)."""
+    rng = np.random.default_rng(17)
+    a = random_clks(rng, 700, 128, (0.5, 0.8))
+    b = random_clks(rng, 600, 128, (0.5, 0.8))
+    expected = _brute_force(a, None if within else b, 0.4)
+    assert len(expected) > 200_000
+    found = candidate_pairs(ClkSet.from_arrays(a), None if within else ClkSet.from_arrays(b),
+                            0.4, backend=make_backend(task_rows=512))
+    assert list(zip(found.left.tolist(), found.right.tolist(), found.score.tolist(),
+                    strict=True)) == expected
+
+
+@pytest.mark.parametrize("within", [False, True], ids=["link", "dedup"])
 @pytest.mark.parametrize("blocked", [False, True], ids=["all-pairs", "lsh"])
 def test_febrl4_same_candidates_as_the_cpu_backend(make_backend: Factory, within: bool,
                                                    blocked: bool,
                                                    request: pytest.FixtureRequest) -> None:
-    if request.node.callspec.params["make_backend"] == "matrix-numpy":
+    if request.node.callspec.params["make_backend"].startswith("matrix-numpy"):
         pytest.skip("float matrix products of FEBRL 4 take minutes on a CPU; the random "
                     "cases check this code on NumPy, the gpu case on a GPU")
     a, b = febrl4_sets()
