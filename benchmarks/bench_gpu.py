@@ -16,6 +16,11 @@ Measured, in this order, each after a warm-up:
   at; and, where PyTorch is installed, the same product in float8 (``torch._scaled_mm``)
   and int8 (``torch._int_mm``), each checked equal to the float16 one: what a faster
   product would give.
+- deduplication: ``--dedup-records`` records (A and B as one party: every record twice),
+  pairs within the set, n (n - 1) / 2 of them.
+- whole process: ``pprl link --backend gpu`` of ``--cli-records`` a side written as
+  encodings files, timed as a user runs it (start-up, reading, candidates, 1:1 solve,
+  writing the results), run.json read back.
 - big: ``--big`` a side, stopped at ``--deadline`` seconds if not done (the rows done and
   the projection for all are reported then).
 
@@ -26,8 +31,11 @@ Measured, in this order, each after a warm-up:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +47,8 @@ from linker.clkset import ClkSet
 from tokenizer.parallel import default_workers
 
 from .bench_dask import make_parties
-from .measure import peak_rss_mib
+from .bench_matching import write_encodings
+from .measure import peak_rss_mib, run_measured
 from .report import print_table, write_json
 
 _BITS = 1024
@@ -69,7 +78,7 @@ def draw_parties(records: int, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
     return a, b[np.random.default_rng(seed).permutation(records)]
 
 
-def _timed(backend: Backend, a: ClkSet, b: ClkSet, threshold: float,
+def _timed(backend: Backend, a: ClkSet, b: ClkSet | None, threshold: float,
            deadline: float | None = None) -> dict[str, Any]:
     """``candidate_pairs`` timed whole; past ``deadline`` seconds, the share of A done."""
     started = time.perf_counter()
@@ -91,9 +100,10 @@ def _timed(backend: Backend, a: ClkSet, b: ClkSet, threshold: float,
             "candidates": len(found), "found": found}
 
 
-def _row(label: str, a: ClkSet, b: ClkSet, timing: dict[str, Any]) -> dict[str, Any]:
-    pairs = len(a) * len(b) * timing["rows_done"] / len(a)
-    return {"run": label, "records_a": len(a), "records_b": len(b),
+def _row(label: str, a: ClkSet, b: ClkSet | None, timing: dict[str, Any]) -> dict[str, Any]:
+    total = len(a) * (len(a) - 1) // 2 if b is None else len(a) * len(b)
+    pairs = total * timing["rows_done"] / len(a)
+    return {"run": label, "records_a": len(a), "records_b": len(a if b is None else b),
             "seconds": timing["seconds"], "pairs_per_s": float(f"{pairs / timing['seconds']:.3g}"),
             "candidates": timing.get("candidates"), "finished": timing["finished"],
             "projected_seconds": timing.get("projected_seconds")}
@@ -113,6 +123,35 @@ def check(gpu: Backend, records: int, threshold: float) -> dict[str, Any]:
             "candidates": ours["candidates"], "gpu_seconds": ours["seconds"],
             "cpu_seconds": theirs["seconds"], "cpu_workers": default_workers(),
             "gpu_speed_vs_cpu": round(theirs["seconds"] / ours["seconds"], 1)}
+
+
+def _sized(backend: Backend, records: int, threshold: float, deadline: float | None
+           ) -> dict[str, Any]:
+    """A link of two parties of ``records``, timed (stopped past ``deadline``)."""
+    a, b = (ClkSet.from_arrays(x) for x in draw_parties(records))
+    row = _row(f"{records:,} x {records:,}", a, b, _timed(backend, a, b, threshold, deadline))
+    print_table([row])
+    return row
+
+
+def whole_link(backend: str, records: int, threshold: float) -> dict[str, Any]:
+    """``pprl link --backend BACKEND`` of two files of ``records`` CLKs, timed whole."""
+    a, b = draw_parties(records, seed=11)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        files = [str(write_encodings(folder / f"{party}.parquet", clks, party, "bench-gpu"))
+                 for party, clks in (("a", a), ("b", b))]
+        del a, b
+        measured = run_measured([sys.executable, "-m", "api.cli", "link", *files,
+                                 "--threshold", str(threshold), "--backend", backend,
+                                 "-o", str(folder / "out")])
+        run_json = json.loads((folder / "out" / "run.json").read_text(encoding="utf-8"))
+    return {"run": f"pprl link {records:,} x {records:,}", "seconds": round(measured.seconds, 2),
+            "pairs_per_s": float(f"{records * records / measured.seconds:.3g}"),
+            "compare_solve_s": run_json["seconds"], "links": run_json["links"],
+            "backend": run_json["backend"], "product": run_json.get("product"),
+            "device": run_json.get("device"),
+            "peak_rss_mib": round(measured.peak_rss_bytes / 2**20, 1)}
 
 
 def _event_seconds(cupy: Any, run: Any, repeats: int = 10) -> float:
@@ -186,7 +225,7 @@ def _device(backend: Backend) -> dict[str, Any]:
 
 
 def run(backend_name: str, sizes: list[int], check_records: int, big: int, deadline: float,
-        threshold: float) -> dict[str, Any]:
+        threshold: float, dedup_records: int = 0, cli_records: int = 0) -> dict[str, Any]:
     backend = get_backend(backend_name)
     result: dict[str, Any] = {"benchmark": "gpu", "threshold": threshold, "bits": _BITS,
                               "device": _device(backend),
@@ -201,12 +240,18 @@ def run(backend_name: str, sizes: list[int], check_records: int, big: int, deadl
         print_table(result["products"], title=f"one product, {tile_rows:,} x {block_rows:,} x "
                                               f"{_BITS}")
     rows = []
-    for records in sizes + ([big] if big else []):
-        a, b = (ClkSet.from_arrays(x) for x in draw_parties(records))
-        timing = _timed(backend, a, b, threshold, deadline if records == big else None)
-        rows.append(_row(f"{records:,} x {records:,}", a, b, timing))
+    if dedup_records:
+        one = ClkSet.from_arrays(np.vstack(draw_parties(dedup_records // 2)))
+        rows.append(_row(f"dedup {len(one):,}", one, None, _timed(backend, one, None, threshold)))
         print_table(rows[-1:])
-        del a, b, timing
+        del one
+    for records in sizes:
+        rows.append(_sized(backend, records, threshold, None))
+    if cli_records:
+        result["whole_process"] = whole_link(backend_name, cli_records, threshold)
+        print_table([result["whole_process"]], title="whole process")
+    if big:
+        rows.append(_sized(backend, big, threshold, deadline))
     result["sizes"] = rows
     backend.close()
     result["peak_rss_mib"] = round(peak_rss_mib(), 1)
@@ -228,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated records per party (default 1000000)")
     parser.add_argument("--check-records", type=int, default=200_000,
                         help="records per party compared with the CPU backend")
+    parser.add_argument("--dedup-records", type=int, default=0,
+                        help="records of a deduplication run (0: none)")
+    parser.add_argument("--cli-records", type=int, default=0,
+                        help="records per party of a whole `pprl link --backend gpu` (0: none)")
     parser.add_argument("--big", type=int, default=0, help="records per party of the big run")
     parser.add_argument("--deadline", type=float, default=300.0,
                         help="seconds after which the big run stops and is projected")
@@ -236,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.records.split(",") if x]
     result = run(args.backend, sizes, args.check_records, args.big, args.deadline,
-                 args.threshold)
+                 args.threshold, args.dedup_records, args.cli_records)
     write_json(args.json, result)
     return 0 if result["check"]["identical_candidates"] else 1
 

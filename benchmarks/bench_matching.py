@@ -58,7 +58,7 @@ def _tokenize(table: pa.Table, schema: Schema) -> np.ndarray:
     return encoded.clks
 
 
-def _write_encodings(path: Path, clks: np.ndarray, party: str, fingerprint: str) -> Path:
+def write_encodings(path: Path, clks: np.ndarray, party: str, fingerprint: str) -> Path:
     """Record ids are row numbers from 0, as anonlink's record indices are."""
     writer = EncodingsWriter(path, EncodingsMetadata(clks.shape[1] * 8, fingerprint, party))
     writer.write([str(i) for i in range(len(clks))], clks, np.bitwise_count(clks).sum(axis=1))
@@ -147,12 +147,12 @@ def run(records: int, threshold: float, workers: int, workdir: Path,
         folder = workdir / f"matching_{data.replace(' ', '_')}"
         folder.mkdir(parents=True, exist_ok=True)
         a, b, fingerprint = _clks(data, records, workdir)
-        files = [_write_encodings(folder / f"{p}.parquet", c, p, fingerprint)
+        files = [write_encodings(folder / f"{p}.parquet", c, p, fingerprint)
                  for p, c in (("a", a), ("b", b))]
         np.save(folder / "a.npy", a)
         np.save(folder / "b.npy", b)
         # A first tiny run fills numba's on-disk cache, so compiling is not timed.
-        tiny = [_write_encodings(folder / f"tiny_{p}.parquet", c[:50], p, fingerprint)
+        tiny = [write_encodings(folder / f"tiny_{p}.parquet", c[:50], p, fingerprint)
                 for p, c in (("a", a), ("b", b))]
         _link(tiny, threshold, workers, folder / "tiny_out", compiled_for, kernel)
         ours = _link(files, threshold, workers, folder / "out", compiled_for, kernel)

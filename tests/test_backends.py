@@ -70,12 +70,15 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(params=["cpu-scalar", "cpu-lanes", "matrix-numpy", "matrix-numpy-small-memory",
                         pytest.param("dask", marks=pytest.mark.dask),
                         pytest.param("gpu", marks=pytest.mark.gpu),
+                        pytest.param("gpu-float16", marks=pytest.mark.gpu),
                         pytest.param("gpu-small-memory", marks=pytest.mark.gpu)])
 def make_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                  ) -> Factory:
     """A backend of each kind, with tiles small enough that every case spans several (for
     Dask: tasks; ``task_rows`` sets their size), and B in several blocks. ``small-memory``:
-    B may take at most 4 KB on the device, so it is held packed or copied block by block."""
+    B may take at most 4 KB on the device, so it is held packed or copied block by block.
+    ``gpu``: float8 products where PyTorch runs them (else float16), ``gpu-float16``: CuPy's
+    float16 products."""
     name = request.param
     if name.startswith("cpu-"):
         return lambda task_rows=None: CpuBackend(2, tile_rows=13, kernel=name[4:])
@@ -91,8 +94,10 @@ def make_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
                                                 tile_rows=task_rows, plan_rows=4000)
     if not _gpu_ready():
         pytest.skip("no CuPy or no GPU here")
+    product = "float16" if name == "gpu-float16" else "auto"
     return lambda task_rows=64: get_backend("gpu", tile_rows=task_rows,
-                                            block_rows=max(50, 2 * task_rows), held_bytes=held)
+                                            block_rows=max(50, 2 * task_rows), held_bytes=held,
+                                            product=product)
 
 
 def _reference() -> CpuBackend:
@@ -222,6 +227,23 @@ def test_registry_names_and_refusals() -> None:
         with pytest.raises(BackendUnavailableError,
                            match=r"needs cupy.*pip install 'pprl-imaging\[gpu\]'"):
             get_backend("gpu")
+
+
+@pytest.mark.gpu
+def test_gpu_backend_says_which_device_and_product_ran() -> None:
+    """run.json records the device and the product; float8 is refused where it cannot run,
+    and an unknown product is refused before CUDA is touched."""
+    if not _gpu_ready():
+        pytest.skip("no CuPy or no GPU here")
+    described = get_backend("gpu").describe()
+    assert described["backend"] == "gpu" and described["device"]
+    assert described["product"] in ("float8", "float16")
+    assert get_backend("gpu", product="float16").describe()["product"] == "float16"
+    if described["product"] == "float16":
+        with pytest.raises(BackendUnavailableError, match="float8 products need PyTorch"):
+            get_backend("gpu", product="float8")
+    with pytest.raises(ValueError, match="unknown product 'int4'"):
+        get_backend("gpu", product="int4")
 
 
 def test_import_linker_loads_no_optional_engine() -> None:

@@ -2,24 +2,29 @@
 
 For 0/1 matrices, ``A @ B.T`` counts the bits each pair shares, exactly: every product is 0
 or 1 and every partial sum an integer no greater than the CLK length, which float16 holds
-exactly up to 2048 (float32 beyond), so CLKs of up to 2048 bits are multiplied in float16 on
-tensor cores and their counts written in float16, two bytes a pair. The threshold is then
-applied on the device in one pass over the counts (count >= needed[a + b], the base's exact
-table, within each row's popcount window) and only the passing pairs are copied back.
+exactly up to 2048 (float32 beyond). CLKs of up to 2048 bits are multiplied on tensor cores
+in float8 (PyTorch's ``_scaled_mm``, float32 accumulation; 0 and 1 are exact in e4m3) where
+PyTorch runs it, else float16 (CuPy), and their counts written in float16, two bytes a pair.
+The threshold is then applied on the device in one pass over the counts (count >=
+needed[a + b], the base's exact table, within each row's popcount window) and only the
+passing pairs are copied back.
 
 B is unpacked once per plan and held on the device when it fits in a quarter of the free
-memory (10M 1024-bit CLKs: 20 GB), else held packed (l/8 bytes a row), else copied block by
-block; a tile's memory is its product, ``tile_rows`` x ``block_rows`` counts, whatever the
-sizes.
+memory (10M 1024-bit CLKs: 10 GB in float8, 20 GB in float16), else held packed (l/8 bytes a
+row), else copied block by block; a tile's memory is its product, ``tile_rows`` x
+``block_rows`` counts, whatever the sizes.
 
 ``MatrixBackend`` is written against CuPy's NumPy-compatible API, so the same code runs on
 NumPy (``MatrixBackend(numpy)``): the tests check it against the CPU backend there. On a GPU
 the pass over the counts is one CUDA kernel (``_SELECT_SOURCE``) instead of NumPy's masks.
+Measured on an H200: ``benchmarks/bench_gpu.py``, BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import logging
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -32,7 +37,13 @@ from .types import PairArrays, Plan
 
 __all__ = ["GpuBackend", "MatrixBackend"]
 
+log = logging.getLogger(__name__)
 _UNPACK_ROWS = 1 << 18  # B rows unpacked at once when it is held unpacked (a bounded peak)
+# B held unpacked has its rows padded to a multiple of this (zero rows, outside every window),
+# and blocks start and end on it: float8 products need both dimensions of B to be multiples
+# of 16, and the threshold kernel reads counts four at a time.
+_ALIGN = 16
+_FLOAT8_ONE = 0x38  # 1.0 in float8 e4m3 (exponent bias 7, no mantissa)
 
 
 @dataclass(frozen=True)
@@ -90,7 +101,7 @@ class MatrixBackend(Backend):
         xp: the array module.
         tile_rows: A rows per product.
         block_rows: B rows per product (with ``tile_rows``, the memory of one product:
-            tile_rows x block_rows counts).
+            tile_rows x block_rows counts), rounded up to a multiple of 16.
         half: float16 products where exact (CLKs of up to 2048 bits), else float32.
         held_bytes: the most bytes B may take on the device for a whole plan (None: no
             limit but the device's); beyond it B is copied block by block.
@@ -102,7 +113,7 @@ class MatrixBackend(Backend):
                  half: bool = False, held_bytes: int | None = None) -> None:
         super().__init__(tile_rows)
         self.xp = xp
-        self.block_rows = block_rows
+        self.block_rows = -(-block_rows // _ALIGN) * _ALIGN
         self.half = half
         self.held_bytes = held_bytes
 
@@ -110,20 +121,30 @@ class MatrixBackend(Backend):
         """Whether an array of ``nbytes`` may stay on the device for the whole plan."""
         return self.held_bytes is None or nbytes <= self.held_bytes
 
+    def _dtype(self, bits: int, held: bool) -> Any:
+        """The element type of unpacked bits: float16 where exact, else float32 (``held``:
+        for B held whole, which a GPU may store otherwise)."""
+        return self.xp.float16 if self.half and bits <= 2048 else self.xp.float32
+
     def _prepare(self, plan: Plan) -> _Device:
         xp = self.xp
         bits = plan.b_words.shape[1] * 64
-        dtype = xp.float16 if self.half and bits <= 2048 else xp.float32
+        rows = len(plan.b_pops)
+        dtype = self._dtype(bits, held=True)
+        padded = -(-rows // _ALIGN) * _ALIGN
         b_bits = b_words = None
-        if self._fits(len(plan.b_pops) * bits * np.dtype(dtype).itemsize):
-            b_bits = xp.empty((len(plan.b_pops), bits), dtype=dtype)
-            for start in range(0, len(plan.b_pops), _UNPACK_ROWS):
+        if self._fits(padded * bits * np.dtype(dtype).itemsize):
+            b_bits = xp.zeros((padded, bits), dtype=dtype)
+            for start in range(0, rows, _UNPACK_ROWS):
                 chunk = plan.b_words[start:start + _UNPACK_ROWS]
                 b_bits[start:start + len(chunk)] = self._bits(xp.asarray(chunk), dtype)
-        elif self._fits(plan.b_words.nbytes):
-            b_words = xp.asarray(plan.b_words)
-        return _Device(b_bits, b_words, xp.asarray(plan.b_pops, dtype=xp.int32),
-                       xp.asarray(plan.a_pops, dtype=xp.int32),
+        else:
+            dtype = self._dtype(bits, held=False)
+            if self._fits(plan.b_words.nbytes):
+                b_words = xp.asarray(plan.b_words)
+        b_pops = xp.zeros(padded, dtype=xp.int32)  # padded rows: popcount 0, in no window
+        b_pops[:rows] = xp.asarray(plan.b_pops, dtype=xp.int32)
+        return _Device(b_bits, b_words, b_pops, xp.asarray(plan.a_pops, dtype=xp.int32),
                        xp.asarray(plan.needed, dtype=xp.int32), dtype)
 
     def _bits(self, words: Any, dtype: Any) -> Any:
@@ -147,9 +168,20 @@ class MatrixBackend(Backend):
                  else self.xp.asarray(plan.b_words[block:end]))
         return self._bits(words, prepared.dtype)
 
+    def _product(self, a_bits: Any, b_bits: Any) -> Any:
+        """The AND counts of every pair of rows of two unpacked blocks."""
+        return a_bits @ b_bits.T
+
     def _picker(self, prepared: _Device, tile: _TileRows, capacity: int) -> Any:
         """What collects a tile's passing pairs, block by block (``add``, then ``found``)."""
         return _MaskPicker(self.xp, prepared, tile)
+
+    def _blocks(self, prepared: _Device, lo: int, hi: int) -> list[tuple[int, int]]:
+        """B's rows [lo, hi) in blocks; aligned on ``_ALIGN`` where B is held (padded)."""
+        if prepared.b_bits is not None:
+            lo, hi = lo - lo % _ALIGN, -(-hi // _ALIGN) * _ALIGN
+        return [(block, min(block + self.block_rows, hi))
+                for block in range(lo, hi, self.block_rows)]
 
     def _tile(self, prepared: _Device, plan: Plan, first: int, last: int,
               capacity: int) -> PairArrays | None:
@@ -165,9 +197,8 @@ class MatrixBackend(Backend):
         a_bits = self._a_bits(prepared, plan, first, last)
         tile = _TileRows(prepared.a_pops[first:last], xp.asarray(starts), xp.asarray(stops))
         picker = self._picker(prepared, tile, capacity)
-        for block in range(lo, hi, self.block_rows):
-            end = min(block + self.block_rows, hi)
-            picker.add(a_bits @ self._b_bits(prepared, plan, block, end).T, block)
+        for block, end in self._blocks(prepared, lo, hi):
+            picker.add(self._product(a_bits, self._b_bits(prepared, plan, block, end)), block)
         found = picker.found()
         if found is None:
             return None
@@ -179,47 +210,86 @@ class MatrixBackend(Backend):
         return np.asarray(values, dtype=np.int64)
 
 
-# One thread per count in a row's window; rows spread over the grid's y. count_t is the
-# products' element type and COUNT its integer value: with HALF_COUNTS, float16 counts read
-# as their bits (integers up to 2048 have exponent e >= 15 and value (1024 + mantissa) *
-# 2^(e - 25)), which needs no CUDA header; else float32. A passing pair takes the next slot;
-# slots past ``capacity`` are only counted, so the caller knows to retry with more.
+# Threads spread over a row's window, rows over the grid's y. count_t is the products'
+# element type and COUNT its integer value: with HALF_COUNTS, float16 counts read as their
+# bits (integers up to 2048 have exponent e >= 15 and value (1024 + mantissa) * 2^(e - 25)),
+# which needs no CUDA header, four at a time where a row's counts are 8-byte aligned; else
+# float32. B is sorted by popcount within a window and ``needed`` grows with the popcount sum,
+# so the window's first column in a block needs the least: counts below that bound (compared
+# as bits: non-negative float16 values order as their bits do) are dropped without reading
+# B's popcount. A passing pair takes the next slot; slots past ``capacity`` are only counted,
+# so the caller knows to retry with more.
 _SELECT_SOURCE = r"""
-#ifdef HALF_COUNTS
-typedef unsigned short count_t;
-#define COUNT(value) half_count(value)
-#else
-typedef float count_t;
-#define COUNT(value) ((int)(value))
-#endif
 __device__ __forceinline__ int half_count(unsigned short h) {
     const int e = (h >> 10) & 31, m = 1024 + (h & 1023);
     if (e == 0) return 0;
     return e >= 25 ? m << (e - 25) : m >> (25 - e);
+}
+__device__ __forceinline__ unsigned short half_bits(int n) {
+    if (n <= 0) return 0;
+    if (n > 2048) return 0x7c00;  /* infinity: no count reaches it */
+    const int e = 31 - __clz(n);
+    const int m = e <= 10 ? (n << (10 - e)) & 1023 : (n >> (e - 10)) & 1023;
+    return (unsigned short)(((e + 15) << 10) | m);
+}
+#ifdef HALF_COUNTS
+typedef unsigned short count_t;
+#define COUNT(value) half_count(value)
+#define BOUND(n) half_bits(n)
+#else
+typedef float count_t;
+#define COUNT(value) ((int)(value))
+#define BOUND(n) ((float)(n))
+#endif
+__device__ __forceinline__ void keep(
+        const int row, const long long column, const int count, const int a_pop,
+        const int* b_pops, const int* needed, int* out_rows, long long* out_cols,
+        int* out_counts, unsigned long long* found, const unsigned long long capacity) {
+    if (count >= needed[a_pop + b_pops[column]]) {
+        const unsigned long long slot = atomicAdd(found, 1ULL);
+        if (slot < capacity) {
+            out_rows[slot] = row;
+            out_cols[slot] = column;
+            out_counts[slot] = count;
+        }
+    }
 }
 extern "C" __global__ void pprl_select(
         const count_t* shared, const int rows, const int cols, const long long block,
         const int* a_pops, const int* b_pops, const long long* starts,
         const long long* stops, const int* needed, int* out_rows, long long* out_cols,
         int* out_counts, unsigned long long* found, const unsigned long long capacity) {
+    const long long step = (long long)gridDim.x * blockDim.x;
+    const long long thread = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     for (int row = blockIdx.y; row < rows; row += gridDim.y) {
         long long first = starts[row] - block, last = stops[row] - block;
         if (first < 0) first = 0;
         if (last > cols) last = cols;
+        if (first >= last) continue;
         const int a_pop = a_pops[row];
+        const count_t least = BOUND(needed[a_pop + b_pops[block + first]]);
         const count_t* line = shared + (long long)row * cols;
-        for (long long c = first + (long long)blockIdx.x * blockDim.x + threadIdx.x;
-             c < last; c += (long long)gridDim.x * blockDim.x) {
-            const int count = COUNT(line[c]);
-            const long long column = block + c;
-            if (count >= needed[a_pop + b_pops[column]]) {
-                const unsigned long long slot = atomicAdd(found, 1ULL);
-                if (slot < capacity) {
-                    out_rows[slot] = row;
-                    out_cols[slot] = column;
-                    out_counts[slot] = count;
+#ifdef HALF_COUNTS
+        if ((cols & 3) == 0) {
+            const unsigned long long* quads = (const unsigned long long*)line;
+            for (long long q = (first >> 2) + thread; q <= ((last - 1) >> 2); q += step) {
+                const unsigned long long four = quads[q];
+                for (int j = 0; j < 4; j++) {
+                    const unsigned short h = (unsigned short)(four >> (16 * j));
+                    const long long c = 4 * q + j;
+                    if (h >= least && c >= first && c < last)
+                        keep(row, block + c, half_count(h), a_pop, b_pops, needed, out_rows,
+                             out_cols, out_counts, found, capacity);
                 }
             }
+            continue;
+        }
+#endif
+        for (long long c = first + thread; c < last; c += step) {
+            const count_t value = line[c];
+            if (value >= least)
+                keep(row, block + c, COUNT(value), a_pop, b_pops, needed, out_rows,
+                     out_cols, out_counts, found, capacity);
         }
     }
 }
@@ -230,37 +300,83 @@ _GRID_Y = 65535  # the most CUDA allows; more rows loop
 
 
 class _KernelPicker:
-    """Passing pairs written by ``pprl_select`` into buffers of ``capacity`` pairs; the count
-    of passing pairs is read back once per tile."""
+    """Passing pairs written by ``pprl_select`` (one compiled kernel per count type, in
+    ``kernels``) into buffers of ``capacity`` pairs; the count of passing pairs is read back
+    once per tile."""
 
-    def __init__(self, cupy: ModuleType, kernel: Any, prepared: _Device, tile: _TileRows,
-                 capacity: int) -> None:
-        self.cupy, self.kernel, self.prepared, self.tile = cupy, kernel, prepared, tile
+    def __init__(self, xp: ModuleType, kernels: dict[Any, Any], prepared: _Device,
+                 tile: _TileRows, capacity: int) -> None:
+        self.xp, self.kernels, self.prepared, self.tile = xp, kernels, prepared, tile
         self.capacity = capacity
-        self.rows = cupy.empty(capacity, dtype=cupy.int32)
-        self.cols = cupy.empty(capacity, dtype=cupy.int64)
-        self.counts = cupy.empty(capacity, dtype=cupy.int32)
-        self.passing = cupy.zeros(1, dtype=cupy.uint64)
+        self.rows = xp.empty(capacity, dtype=xp.int32)
+        self.cols = xp.empty(capacity, dtype=xp.int64)
+        self.counts = xp.empty(capacity, dtype=xp.int32)
+        self.passing = xp.zeros(1, dtype=xp.uint64)
 
     def add(self, shared: Any, block: int) -> None:
-        cp, tile, prepared = self.cupy, self.tile, self.prepared
+        xp, tile, prepared = self.xp, self.tile, self.prepared
         rows, cols = shared.shape
-        values = shared.view(cp.uint16) if shared.dtype == cp.float16 else shared
-        self.kernel((_GRID_X, min(rows, _GRID_Y)), (_THREADS,), (
+        values = shared.view(xp.uint16) if shared.dtype == xp.float16 else shared
+        self.kernels[shared.dtype]((_GRID_X, min(rows, _GRID_Y)), (_THREADS,), (
             values, np.int32(rows), np.int32(cols), np.int64(block), tile.a_pops,
             prepared.b_pops, tile.starts, tile.stops, prepared.needed, self.rows, self.cols,
             self.counts, self.passing, np.uint64(self.capacity)))
 
     def found(self) -> tuple[Any, Any, Any] | None:
-        passing = int(self.passing.get()[0])
+        passing = int(self.passing[0])
         if passing > self.capacity:
             return None
         return self.rows[:passing], self.cols[:passing], self.counts[:passing]
 
 
+class _Float8Product:
+    """Products of 0/1 bytes holding float8 e4m3 values with PyTorch's ``_scaled_mm`` on
+    CuPy arrays (shared through DLPack, no copies), counts in float16."""
+
+    def __init__(self, torch: ModuleType, cupy: ModuleType, device: int) -> None:
+        self.torch, self.cupy = torch, cupy
+        self.one = torch.ones((), device=f"cuda:{device}", dtype=torch.float32)
+
+    def __call__(self, a_bytes: Any, b_bytes: Any) -> Any:
+        torch = self.torch
+        rows = a_bytes.shape[0]
+        if rows % _ALIGN:  # cuBLAS's float8 layouts want 16-row multiples: pad the last tile
+            padded = self.cupy.zeros((rows + _ALIGN - rows % _ALIGN, a_bytes.shape[1]),
+                                     dtype=a_bytes.dtype)
+            padded[:rows] = a_bytes
+            return self(padded, b_bytes)[:rows]
+        a = torch.from_dlpack(a_bytes).view(torch.float8_e4m3fn)
+        b = torch.from_dlpack(b_bytes).view(torch.float8_e4m3fn)
+        counts = torch._scaled_mm(a, b.t(), scale_a=self.one, scale_b=self.one,
+                                  out_dtype=torch.float16)
+        return self.cupy.from_dlpack(counts)
+
+
+def _float8_product(cupy: ModuleType, device: int) -> _Float8Product | None:
+    """PyTorch's float8 product where PyTorch is installed, runs it on this GPU (compute
+    capability 8.9 or later) and counts exactly on a small random product; else None."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    torch = importlib.import_module("torch")
+    try:
+        if not hasattr(torch, "_scaled_mm") or torch.cuda.get_device_capability(device) < (8, 9):
+            return None
+        product = _Float8Product(torch, cupy, device)
+        rng = cupy.random.RandomState(0)
+        a = (rng.random_sample((32, 128)) < 0.5).astype(cupy.uint8)
+        b = (rng.random_sample((48, 128)) < 0.5).astype(cupy.uint8)
+        counts = product(a * _FLOAT8_ONE, b * _FLOAT8_ONE).astype(cupy.float32)
+        if bool((counts == a.astype(cupy.float32) @ b.astype(cupy.float32).T).all()):
+            return product
+        log.warning("backend 'gpu': PyTorch's float8 product miscounts here; using float16")
+    except (RuntimeError, TypeError, AttributeError) as e:  # this PyTorch or GPU lacks it
+        log.info("backend 'gpu': no float8 products (%s); using float16", e)
+    return None
+
+
 class GpuBackend(MatrixBackend):
-    """``MatrixBackend`` on a CUDA GPU with CuPy: float16 products on tensor cores, the
-    threshold applied by one kernel.
+    """``MatrixBackend`` on a CUDA GPU with CuPy: float8 (PyTorch) or float16 products on
+    tensor cores, the threshold applied by one kernel.
 
     Args:
         device: the CUDA device number.
@@ -268,15 +384,20 @@ class GpuBackend(MatrixBackend):
         block_rows: B rows per product.
         held_bytes: the most bytes B may take on the device for a whole plan (None: a
             quarter of the free memory).
+        product: ``float8`` (needs PyTorch and a GPU of compute capability 8.9 or later;
+            used for B held on the device), ``float16``, or ``auto``: float8 where it runs.
 
     Raises:
-        BackendUnavailableError: CuPy finds no CUDA device.
+        BackendUnavailableError: CuPy finds no CUDA device, or float8 was asked for and
+            cannot run.
     """
 
     name = "gpu"
 
     def __init__(self, device: int = 0, tile_rows: int = 8192, block_rows: int = 1 << 16,
-                 held_bytes: int | None = None) -> None:
+                 held_bytes: int | None = None, product: str = "auto") -> None:
+        if product not in ("auto", "float8", "float16"):
+            raise ValueError(f"unknown product {product!r}: choose from auto, float8, float16")
         cupy = importlib.import_module("cupy")
         try:
             count = cupy.cuda.runtime.getDeviceCount()
@@ -288,20 +409,43 @@ class GpuBackend(MatrixBackend):
                 f"backend 'gpu': no CUDA device {device} (this machine has {count})")
         cupy.cuda.Device(device).use()
         # float16 sums of 0/1 products are exact to 2048 however they are accumulated, so
-        # CUPY_TF16 (float16 accumulation) changes nothing; float16 is always used.
+        # CUPY_TF16 (float16 accumulation) changes nothing.
         super().__init__(cupy, tile_rows, block_rows, half=True, held_bytes=held_bytes)
         self.device = device
+        self._float8 = None if product == "float16" else _float8_product(cupy, device)
+        if product == "float8" and self._float8 is None:
+            raise BackendUnavailableError(
+                "backend 'gpu': float8 products need PyTorch (pip install torch) and a GPU of "
+                "compute capability 8.9 or later")
+        self.product = "float16" if self._float8 is None else "float8"
         self._kernels = {
-            dtype: cupy.RawKernel(_SELECT_SOURCE, "pprl_select", options=options)
-            for dtype, options in ((cupy.float16, ("-DHALF_COUNTS",)), (cupy.float32, ()))}
+            np.dtype(dtype): cupy.RawKernel(_SELECT_SOURCE, "pprl_select", options=options)
+            for dtype, options in ((np.float16, ("-DHALF_COUNTS",)), (np.float32, ()))}
 
     def describe(self) -> dict[str, Any]:
         name = self.xp.cuda.runtime.getDeviceProperties(self.device)["name"]
-        return {"backend": self.name, "device": name.decode() if isinstance(name, bytes)
-                else str(name)}
+        return {"backend": self.name, "product": self.product,
+                "device": name.decode() if isinstance(name, bytes) else str(name)}
+
+    def _dtype(self, bits: int, held: bool) -> Any:
+        """float8 (stored as its bytes) for B held whole, where products run in float8."""
+        if held and self._float8 is not None and bits <= 2048:
+            return self.xp.uint8
+        return super()._dtype(bits, held)
+
+    def _bits(self, words: Any, dtype: Any) -> Any:
+        if dtype != self.xp.uint8:
+            return super()._bits(words, dtype)
+        raw = self.xp.ascontiguousarray(words).view(self.xp.uint8).reshape(-1)
+        return self.xp.unpackbits(raw).reshape(words.shape[0], -1) * np.uint8(_FLOAT8_ONE)
+
+    def _product(self, a_bits: Any, b_bits: Any) -> Any:
+        if self._float8 is not None and a_bits.dtype == self.xp.uint8:
+            return self._float8(a_bits, b_bits)
+        return super()._product(a_bits, b_bits)
 
     def _picker(self, prepared: _Device, tile: _TileRows, capacity: int) -> _KernelPicker:
-        return _KernelPicker(self.xp, self._kernels[prepared.dtype], prepared, tile, capacity)
+        return _KernelPicker(self.xp, self._kernels, prepared, tile, capacity)
 
     def _fits(self, nbytes: int) -> bool:
         free, _ = self.xp.cuda.runtime.memGetInfo()
