@@ -16,7 +16,10 @@ people take seconds. Defaults and their sources:
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import os
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -120,7 +123,32 @@ def _given_names(rng: np.random.Generator, sex: np.ndarray, dob: np.ndarray) -> 
 
 @lru_cache(maxsize=4)
 def address_pool(seed: int = 0, size: int = _ADDRESS_POOL) -> pa.Table:
-    """Street addresses with city, state and a ZIP code of that state (Faker en_US)."""
+    """Street addresses with city, state and a ZIP code of that state (Faker en_US).
+
+    Faker builds them one call at a time (15-25 s for 50,000 on 2 cores, most of a small
+    population's time), so each pool is also kept on disk, per seed, size and Faker version,
+    in ``PPRL_CACHE_DIR`` (default ``~/.cache/pprl-imaging``): the same table, read back in
+    milliseconds by later runs and processes. Fake addresses only; a cache that cannot be
+    read or written is passed over."""
+    cached = _pool_file(seed, size)
+    with suppress(OSError, pa.ArrowInvalid):
+        return pq.read_table(cached)
+    table = _faker_addresses(seed, size)
+    with suppress(OSError):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        temp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+        pq.write_table(table, temp)
+        os.replace(temp, cached)
+    return table
+
+
+def _pool_file(seed: int, size: int) -> Path:
+    folder = os.environ.get("PPRL_CACHE_DIR") or Path.home() / ".cache" / "pprl-imaging"
+    faker = importlib.metadata.version("faker")
+    return Path(folder) / "address-pools" / f"faker-{faker}-seed-{seed}-size-{size}.parquet"
+
+
+def _faker_addresses(seed: int, size: int) -> pa.Table:
     from faker import Faker
 
     fake = Faker("en_US")

@@ -12,14 +12,13 @@ from linker.dice_kernel import min_counts
 
 def _counts_one_by_one(threshold: float, length: int) -> list[int]:
     """For each popcount sum, the first AND count whose float64 score reaches the threshold,
-    trying every count; sums none reaches get s + 1, the sum 0 scores 0.0."""
-    needed = []
-    for s in range(2 * length + 1):
-        if s == 0:
-            needed.append(0 if threshold <= 0.0 else 1)
-            continue
-        needed.append(next((c for c in range(s // 2 + 1) if 2.0 * c / s >= threshold), s + 1))
-    return needed
+    trying every count (all sums and counts at once: 2c / s as Python computes it, in the same
+    float64 operations); sums none reaches get s + 1, the sum 0 scores 0.0."""
+    sums = np.arange(1, 2 * length + 1, dtype=np.int64)[:, None]
+    counts = np.arange(length + 1, dtype=np.int64)[None, :]
+    reaches = (2.0 * counts / sums >= threshold) & (counts <= sums // 2)
+    first = np.where(reaches.any(axis=1), reaches.argmax(axis=1), sums[:, 0] + 1)
+    return [0 if threshold <= 0.0 else 1, *first.tolist()]
 
 
 @pytest.mark.parametrize("length", [8, 64, 1000, 1024])

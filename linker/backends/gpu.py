@@ -49,7 +49,7 @@ _FLOAT8_ONE = 0x38  # 1.0 in float8 e4m3 (exponent bias 7, no mantissa)
 @dataclass(frozen=True)
 class _Device:
     """A plan's arrays on the device: B unpacked (or None), B packed (or None: copied per
-    block), popcounts, the table of least counts, the dtype of the products."""
+    block), popcounts, the table of least counts, the element type of the unpacked bits."""
 
     b_bits: Any
     b_words: Any
