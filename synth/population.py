@@ -37,6 +37,7 @@ RACE_ETHNICITY = {"white": 0.578, "hispanic": 0.187, "black": 0.121, "asian": 0.
 HOUSEHOLD_SIZES = {1: 0.28, 2: 0.35, 3: 0.15, 4: 0.13, 5: 0.09}
 TWIN_SHARE = 0.031
 _ADDRESS_POOL = 50_000
+_POOL_RECIPE = 1  # raise when _faker_addresses changes what it draws
 
 
 @dataclass(frozen=True)
@@ -143,9 +144,12 @@ def address_pool(seed: int = 0, size: int = _ADDRESS_POOL) -> pa.Table:
 
 
 def _pool_file(seed: int, size: int) -> Path:
+    """Named by everything the pool depends on: ``_POOL_RECIPE`` changes with
+    ``_faker_addresses``, so an edited recipe never reads an old pool."""
     folder = os.environ.get("PPRL_CACHE_DIR") or Path.home() / ".cache" / "pprl-imaging"
     faker = importlib.metadata.version("faker")
-    return Path(folder) / "address-pools" / f"faker-{faker}-seed-{seed}-size-{size}.parquet"
+    return (Path(folder) / "address-pools" /
+            f"v{_POOL_RECIPE}-faker-{faker}-seed-{seed}-size-{size}.parquet")
 
 
 def _faker_addresses(seed: int, size: int) -> pa.Table:
