@@ -33,6 +33,10 @@ PPRL = [sys.executable, "-c", "from api.cli import main; main()"]
 PARTIES = ("imaging", "ehr", "claims")
 SPECS = Path(__file__).resolve().parent.parent / "synth" / "specs"
 SECRET = b"service tests: the linkage secret all three providers share"
+# Seconds a request may take while others hold the service up (stalled uploads, a held
+# database lock): the failures guarded against waited 30 s or never answered, and the tests'
+# clients give up at 5 s; CI on 2 loaded cores once took 1.3 s.
+PROMPT = 3.0
 
 
 def database_kinds() -> list[str]:

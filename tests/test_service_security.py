@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 from api.client import Client, ServiceError
 from tests.service_harness import (
     PPRL,
+    PROMPT,
     Service,
     database_kinds,
     free_port,
@@ -306,10 +307,10 @@ def test_200_stalled_uploads_stop_no_one(impatient: Service,
             for _ in range(5):
                 started = time.monotonic()
                 assert httpx.get(f"{impatient.url}/health", timeout=5).status_code == 200
-                assert time.monotonic() - started < 1.0
+                assert time.monotonic() - started < PROMPT
                 started = time.monotonic()
                 owner.project(busy["project"]["id"])
-                assert time.monotonic() - started < 1.0
+                assert time.monotonic() - started < PROMPT
         with Client(impatient.url, busy["owner_token"]) as owner:
             project_id = busy["project"]["id"]
             run = owner.wait(project_id, owner.start_run(project_id, 0.8)["id"], timeout=120)

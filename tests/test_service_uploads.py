@@ -16,7 +16,7 @@ from sqlalchemy import create_engine
 
 from api.client import Client, ServiceError
 from tests.bad_uploads import BAD_PARQUET, write_bad, write_expanding
-from tests.service_harness import SECRET, Service, project_with_uploads
+from tests.service_harness import PROMPT, SECRET, Service, project_with_uploads
 from tokenizer.catalog import load_schema
 from tokenizer.keys import key_check_value
 from tokenizer.pipeline import tokenize_file
@@ -263,14 +263,14 @@ def test_a_held_database_lock_blocks_no_other_request(service: Service, project:
         with ThreadPoolExecutor(len(fresh)) as requests:
             answers = list(requests.map(first_use, fresh))
         assert [code for code, _ in answers] == [200] * len(fresh)
-        assert max(seconds for _, seconds in answers) < 1.0
+        assert max(seconds for _, seconds in answers) < PROMPT
         # uploads waiting for the lock take every worker thread of the API (40)
         waiting += [uploads.submit(upload, small) for _ in range(45)]
         time.sleep(1.5)
         for _ in range(3):
             started = time.monotonic()
             assert httpx.get(f"{service.url}/health", timeout=5).status_code == 200
-            assert time.monotonic() - started < 1.0
+            assert time.monotonic() - started < PROMPT
             time.sleep(0.3)
     finally:
         holder.rollback()
