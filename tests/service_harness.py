@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,9 +20,11 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
+from click.testing import CliRunner
 from sqlalchemy import create_engine, make_url, text
 
 from api.admin import create_admin_token
+from api.cli import cli
 from api.client import Client
 from api.settings import Settings
 from synth.cli import synthesize
@@ -79,15 +82,21 @@ class Service:
 
     def pprl(self, *args: str, token: str | None = None, check: bool = True
              ) -> subprocess.CompletedProcess[str]:
-        """Run a `pprl` command against this service; the token travels in PPRL_TOKEN."""
-        env = {**self.env, "PPRL_URL": self.url}
-        if token is not None:
-            env["PPRL_TOKEN"] = token
-        result = subprocess.run([*PPRL, *args], env=env, capture_output=True, text=True,
-                                timeout=300)
-        if check and result.returncode != 0:
-            raise AssertionError(f"pprl {' '.join(args)} failed:\n{result.stderr}")
-        return result
+        """Run a `pprl` command against this service, the token in PPRL_TOKEN. It runs in this
+        process (click's runner: the real command, options, output and exit code, over HTTP
+        to the live service): a process of its own costs half a second of start-up each, and
+        the service tests make about ninety such calls. `pprl` as a process of its own is
+        tested by test_cli, test_cli_exit and the serve/worker processes here."""
+        changed: dict[str, str | None] = {k: v for k, v in self.env.items()
+                                          if os.environ.get(k) != v}
+        changed |= {"PPRL_URL": self.url, "PPRL_TOKEN": token}  # None: unset
+        result = CliRunner().invoke(cli, list(args), env=changed)
+        failure = result.exception if not isinstance(result.exception, SystemExit) else None
+        if check and (result.exit_code != 0 or failure is not None):
+            trace = "".join(traceback.format_exception(failure)) if failure else ""
+            raise AssertionError(f"pprl {' '.join(args)} failed:\n{result.stderr}{trace}")
+        return subprocess.CompletedProcess(["pprl", *args], result.exit_code, result.stdout,
+                                           result.stderr)
 
     def start_worker(self, *args: str, env: dict[str, str] | None = None,
                      log: Path | None = None) -> subprocess.Popen[bytes]:
