@@ -92,11 +92,13 @@ class Service:
         changed |= {"PPRL_URL": self.url, "PPRL_TOKEN": token}  # None: unset
         result = CliRunner().invoke(cli, list(args), env=changed)
         failure = result.exception if not isinstance(result.exception, SystemExit) else None
-        if check and (result.exit_code != 0 or failure is not None):
-            trace = "".join(traceback.format_exception(failure)) if failure else ""
-            raise AssertionError(f"pprl {' '.join(args)} failed:\n{result.stderr}{trace}")
+        # an unexpected exception: its traceback on stderr, as the process would print it
+        stderr = result.stderr + ("".join(traceback.format_exception(failure)) if failure
+                                  else "")
+        if check and result.exit_code != 0:
+            raise AssertionError(f"pprl {' '.join(args)} failed:\n{stderr}")
         return subprocess.CompletedProcess(["pprl", *args], result.exit_code, result.stdout,
-                                           result.stderr)
+                                           stderr)
 
     def start_worker(self, *args: str, env: dict[str, str] | None = None,
                      log: Path | None = None) -> subprocess.Popen[bytes]:
