@@ -29,6 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from tokenizer.encodings_file import AtomicFile
+
 __all__ = ["PopulationConfig", "make_population", "name_pools", "address_pool",
            "GivenNames", "given_names_by_year"]
 
@@ -136,10 +138,13 @@ def address_pool(seed: int = 0, size: int = _ADDRESS_POOL) -> pa.Table:
         return pq.read_table(cached)
     table = _faker_addresses(seed, size)
     with suppress(OSError):
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        temp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-        pq.write_table(table, temp)
-        os.replace(temp, cached)
+        file = AtomicFile(cached)
+        try:
+            pq.write_table(table, file.temp)
+            file.commit()
+        except OSError:
+            file.discard()
+            raise
     return table
 
 

@@ -169,3 +169,7 @@ def test_address_pools_are_kept_on_disk_and_read_back_the_same(tmp_path, monkeyp
     assert address_pool(seed=3, size=300).equals(built)
     assert pq.read_table(files[0]).equals(built)
     assert not address_pool(seed=4, size=300).equals(built)
+    # what is on disk is what a later process gets (not a pool Faker builds again)
+    pq.write_table(built.slice(0, 10), files[0])
+    address_pool.cache_clear()
+    assert address_pool(seed=3, size=300).num_rows == 10
