@@ -96,11 +96,13 @@ class ProjectCreated(BaseModel):
 
 
 class TokenCreate(_Strict):
-    role: Literal["reader", "upload", "researcher", "auditor"] = Field(
+    role: Literal["reader", "upload", "researcher", "auditor", "owner"] = Field(
         "reader", description="reader: reads one party's results; upload: a new upload token "
                               "for a party (revoke the old one to rotate it); researcher: "
                               "counts and requests cohorts (no party); auditor: reads the "
-                              "audit log and every request, read-only (no party).")
+                              "audit log and every request, read-only (no party); owner: "
+                              "another owner token (no party), e.g. to rotate the owner "
+                              "token: make one, then revoke the old one with it.")
     party: str | None = Field(None, pattern=_LABEL, examples=["ehr"],
                               description="The party (reader and upload tokens).")
     label: str = Field("", max_length=200, description="Who it is for (shown in listings).")
@@ -184,7 +186,9 @@ class CohortRequestOut(BaseModel):
         description="held: exported, but its risk report does not meet the project's "
                     "policy; the owner generalises or rejects it.")
     reason: str | None
-    entities: int | None = Field(description="Entities exported, once ready or held.")
+    entities: int | None = Field(description=(
+        "Entities exported, once ready; held, only to the owner and auditors (the release "
+        "gate may be withholding a small cohort's count)."))
     risk_report_id: int | None = Field(description="The export's latest risk report.")
     created_at: float
     decided_at: float | None

@@ -114,8 +114,10 @@ def test_small_cells_are_suppressed_with_their_complement(linked: dict) -> None:
         assert all(c.count == 0 or c.count >= 11 for c in cells if not c.suppressed)
         assert sum(c.count for c in cells if not c.suppressed) <= len(entities)
     tiny = cohort_counts(entities[:7], demographics, min_cell=11)
-    assert tiny.entities is None
-    assert all(c.suppressed for cells in tiny.breakdown.values() for c in cells)
+    assert tiny.entities is None and not tiny.empty
+    # Not even the categories present: one entity's would be its sex, age, race and region.
+    assert tiny.breakdown == {d: [] for d in DIMENSIONS}
+    assert cohort_counts([], demographics, min_cell=11).empty
     assert cohort_counts(entities, demographics, 11) == counts  # deterministic
 
 
@@ -265,6 +267,14 @@ def test_suppressed_groups_are_flagged_only_when_surely_short(linked: dict) -> N
      "does not fit column 'hba1c', a number"),
     ({"require": {"ehr": {"all": [{"column": "encounter_date", "min": "soon"}]}}},
      "must be YYYY-MM-DD"),
+    # An integer too large for a float was an OverflowError (a 500 in the service), an
+    # infinite one accepted.
+    ({"require": {"ehr": {"all": [{"column": "hba1c", "min": 10 ** 400}]}}}, "finite number"),
+    ({"require": {"ehr": {"all": [{"column": "hba1c", "max": -10 ** 400}]}}}, "finite number"),
+    ({"require": {"ehr": {"all": [{"column": "hba1c", "max": float("inf")}]}}},
+     "finite number"),
+    ({"require": {"ehr": {"all": [{"column": "hba1c", "min": float("nan")}]}}},
+     "finite number"),
     ({"require": {"ehr": {"some": []}}}, r'write {"all": \[criteria\]}'),
     ({"within": [{"after": {"party": "ehr", "column": "diagnosis"},
                   "then": {"party": "imaging", "column": "study_date"}, "days": [0, 9]}]},

@@ -135,7 +135,11 @@ def test_a_small_cohort_shows_only_that_it_is_small(service: Service, cohort_wor
         answer = researcher.count_cohort(cohort_world["project_id"], ONE_PERSON)
     assert 0 < _truth_count(cohort_world, ONE_PERSON) < 11
     assert answer["entities"] is None and answer["min_cell"] == 11
-    assert all(c["count"] is None for cells in answer["breakdown"].values() for c in cells)
+    # No category either: those present would be this person's sex, age, race and region.
+    assert answer["breakdown"] == {d: [] for d in ("sex", "age_band", "race_ethnicity",
+                                                   "region")}
+    assert all(r["cohort_share"] is None and not r["under_represented"]
+               for r in answer["representativeness"])
 
 
 @pytest.mark.parametrize(("definition", "status", "names"), [
@@ -145,7 +149,9 @@ def test_a_small_cohort_shows_only_that_it_is_small(service: Service, cohort_wor
      "encounter_date"),
     ({"require": {"ehr": {"all": [{"column": "diagnosis", "in": ["NOT-A-CODE"]}]}}}, 422,
      "empty"),
-], ids=["unknown-column", "unknown-party", "operator-misfit", "empty-cohort"])
+    ({"require": {"ehr": {"all": [{"column": "hba1c", "min": 10 ** 400}]}}}, 422, "hba1c"),
+], ids=["unknown-column", "unknown-party", "operator-misfit", "empty-cohort",
+        "bound-beyond-a-float"])
 def test_a_bad_definition_is_a_4xx_naming_what_is_wrong(service: Service, cohort_world: dict,
                                                         definition: dict, status: int,
                                                         names: str) -> None:
@@ -485,7 +491,12 @@ def test_the_release_gate_holds_a_risky_export_until_it_is_generalised(
             assert not any(r.startswith("Safe Harbor") for r in report["reasons"])
             assert report["report"]["quasi_identifiers"] == ["sex", "age_band",
                                                              "race_ethnicity", "region"]
+            assert held["entities"] > 0  # the owner sees what the gate may withhold
             with _client(service, researcher) as asking:
+                # ... the researcher not even the count, in the request or in the list
+                assert asking.cohort_request(project_id, request_id)["entities"] is None
+                assert [r["entities"] for r in asking.cohort_requests(project_id)
+                        if r["id"] == request_id] == [None]
                 for refused, status in (
                         (lambda: asking.download_export(project_id, request_id,
                                                         Path("/nonexistent.zip")), 409),

@@ -87,6 +87,35 @@ def test_an_upload_token_is_rotated_by_revoking_it(service: Service, world: dict
     assert _status(service, world["created"]["upload_tokens"]["imaging"], project_id) == 401
 
 
+def test_the_owner_token_is_rotated_by_revoking_it(service: Service) -> None:
+    """The owner token, which reads every match, could be revoked by no one: it may not revoke
+    itself, no other owner token could be made, and the administrator revokes only
+    administrator tokens. Now the owner makes another owner token and revokes the old one
+    with it."""
+    with Client(service.url, service.admin_token) as admin:
+        created = admin.create_project("owner rotation", "person", ["ehr", "claims"])
+    project_id, old = created["project"]["id"], created["owner_token"]
+    fresh = json.loads(service.pprl("project", "token", project_id, "--role", "owner",
+                                    "--label", "rotated", "--json", token=old).stdout)
+    assert fresh["role"] == "owner" and fresh["party"] is None
+    refused = service.pprl("project", "token", project_id, "--role", "owner", "--party", "ehr",
+                           token=old, check=False)
+    assert refused.returncode == 2 and "takes no --party" in refused.stderr
+    with Client(service.url, fresh["token"]) as owner:
+        owner.revoke_token(project_id, old.split("_")[1])
+        assert _status(service, old, project_id) == 401
+        assert _status(service, fresh["token"], project_id) == 200
+        events = [(e["action"], e["detail"].get("token_id"), e["detail"].get("token_role"))
+                  for e in owner.audit(project_id)]
+    assert ("token.create", fresh["id"], "owner") in events
+    assert ("token.revoke", old.split("_")[1], "owner") in events
+    with httpx.Client(base_url=service.url, timeout=30, headers={
+            "Authorization": f"Bearer {fresh['token']}"}) as http:
+        answer = http.post(f"/projects/{project_id}/tokens",
+                           json={"role": "owner", "party": "ehr"})
+    assert answer.status_code == 422 and "no party" in answer.json()["detail"]
+
+
 def test_admin_tokens_are_listed_and_revoked_from_cli_and_api(service: Service) -> None:
     spare = service.pprl("admin", "token", "--data-dir", str(service.data_dir), "--label",
                          "spare", "--expires-days", "7").stdout.strip()

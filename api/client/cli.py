@@ -177,22 +177,24 @@ def project_reader_command(client: Client, as_json: bool, project_id: str,
 @project_group.command("token")
 @click.argument("project_id")
 @click.option("--party", help="The party the token is for (reader and upload tokens).")
-@click.option("--role", type=click.Choice(["reader", "upload", "researcher", "auditor"]),
+@click.option("--role", type=click.Choice(["reader", "upload", "researcher", "auditor",
+                                           "owner"]),
               default="reader", show_default=True,
               help="reader: reads the party's results; upload: a new upload token (revoke "
                    "the old one to rotate it); researcher: counts and requests cohorts; "
-                   "auditor: reads the audit log, requests and risk reports.")
+                   "auditor: reads the audit log, requests and risk reports; owner: another "
+                   "owner token (rotate the owner token: make one, revoke the old with it).")
 @click.option("--label", default="", help="Who it is for (shown in `pprl project tokens`).")
 @click.option("--expires-days", type=click.FloatRange(min=0, min_open=True), default=None,
               help="The token stops working after this many days (default: never).")
 @with_client
 def project_token_command(client: Client, as_json: bool, project_id: str, party: str | None,
                           role: str, label: str, expires_days: float | None) -> None:
-    """Make a token for one party, or a researcher's or an auditor's (owner token); printed
-    once."""
-    if (role in ("researcher", "auditor")) != (party is None):
-        raise click.UsageError("a researcher or auditor token takes no --party; the others "
-                               "need one")
+    """Make a token for one party, or a researcher's, an auditor's or another owner's (owner
+    token); printed once."""
+    if (role in ("researcher", "auditor", "owner")) != (party is None):
+        raise click.UsageError("a researcher, auditor or owner token takes no --party; the "
+                               "others need one")
     created = client.create_token(project_id, party, role, label, expires_days)
     emit(created, as_json, created["token"])
 

@@ -41,7 +41,9 @@ def _count_text(report: dict[str, Any]) -> str:
     lines = [f"{report.get('name') or 'cohort'}: "
              + (f"{total:,} entities" if total is not None
                 else f"fewer than {report['min_cell']} entities (suppressed)")]
-    for dimension, cells in report["breakdown"].items():
+    for dimension, cells in report["breakdown"].items():  # none under a suppressed total
+        if not cells:
+            continue
         shown = ", ".join(f"{c['category']} {'hidden' if c['count'] is None else c['count']}"
                           for c in cells)
         lines.append(f"  {dimension}: {shown}")

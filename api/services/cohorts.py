@@ -183,10 +183,14 @@ def _state(session: Session, request: CohortRequest
     return ("ready" if report is None or report.passed else "held"), job, report
 
 
-def _out(session: Session, request: CohortRequest) -> CohortRequestOut:
+def _out(session: Session, principal: Principal, request: CohortRequest) -> CohortRequestOut:
+    """The request as ``principal`` may see it: a researcher learns the entities exported only
+    once the export is released (ready); held, it may be a count the release gate withholds
+    (a small cohort's), which the owner and auditors see."""
     state, job, report = _state(session, request)
+    shown = ("ready",) if principal.role == "researcher" else ("ready", "held")
     entities = (json.loads(job.stats_json or "{}").get("entities")
-                if job is not None and state in ("ready", "held") else None)
+                if job is not None and state in shown else None)
     return CohortRequestOut(id=request.id, project_id=request.project_id,
                             run_id=request.run_id, purpose=request.purpose,
                             definition=json.loads(request.definition_json),
@@ -214,7 +218,7 @@ def create_request(session: Session, settings: Settings, store: ResultStore,
            definition_sha256=hashlib.sha256(definition.canonical_json.encode()).hexdigest(),
            purpose=body.purpose)
     session.commit()
-    return _out(session, request)
+    return _out(session, principal, request)
 
 
 def _request(session: Session, principal: Principal, project_id: str, request_id: str
@@ -234,13 +238,13 @@ def list_requests(session: Session, principal: Principal, project_id: str
     query = select(CohortRequest).where(CohortRequest.project_id == project_id)
     if principal.role == "researcher":
         query = query.where(CohortRequest.researcher == principal.token_id)
-    return [_out(session, r) for r in session.scalars(query.order_by(CohortRequest.created_at,
-                                                                     CohortRequest.id))]
+    return [_out(session, principal, r) for r in session.scalars(
+        query.order_by(CohortRequest.created_at, CohortRequest.id))]
 
 
 def get_request(session: Session, principal: Principal, project_id: str, request_id: str
                 ) -> CohortRequestOut:
-    return _out(session, _request(session, principal, project_id, request_id))
+    return _out(session, principal, _request(session, principal, project_id, request_id))
 
 
 def approve(session: Session, principal: Principal, project_id: str, request_id: str
@@ -260,7 +264,7 @@ def approve(session: Session, principal: Principal, project_id: str, request_id:
            project_id=project_id, request_id=request_id, job_id=job.id,
            retry=state == "failed")
     session.commit()
-    return _out(session, request)
+    return _out(session, principal, request)
 
 
 def _export_job(session: Session, request: CohortRequest, upload_ids: list[int],
@@ -286,7 +290,7 @@ def generalise(session: Session, principal: Principal, project_id: str, request_
     record(session, actor=principal.token_id, role=principal.role, action="cohort.generalise",
            project_id=project_id, request_id=request_id, job_id=job.id)
     session.commit()
-    return _out(session, request)
+    return _out(session, principal, request)
 
 
 def risk_reports(session: Session, principal: Principal, project_id: str, request_id: str
@@ -302,7 +306,7 @@ def rerun_risk_report(session: Session, principal: Principal, project_id: str,
     if _state(session, request)[0] not in ("ready", "held"):
         raise Conflict(f"request {request_id} has no export to assess yet")
     release.queue_report(session, principal, project_id, request_id)
-    return _out(session, request)
+    return _out(session, principal, request)
 
 
 def reject(session: Session, principal: Principal, project_id: str, request_id: str,
@@ -315,7 +319,7 @@ def reject(session: Session, principal: Principal, project_id: str, request_id: 
     record(session, actor=principal.token_id, role=principal.role, action="cohort.reject",
            project_id=project_id, request_id=request_id, reason=reason)
     session.commit()
-    return _out(session, request)
+    return _out(session, principal, request)
 
 
 def _ready(session: Session, principal: Principal, project_id: str, request_id: str

@@ -20,6 +20,7 @@ __all__ = ["list_project_tokens", "create_project_token", "revoke_project_token"
            "create_admin_token", "list_admin_tokens", "revoke_admin_token"]
 
 _DAY = 86400.0
+_PARTYLESS_ROLES = ("researcher", "auditor", "owner")  # tokens of the project, not of a party
 
 
 def _out(row: AdminToken | ProjectToken) -> TokenOut:
@@ -44,7 +45,7 @@ def list_project_tokens(session: Session, project_id: str) -> list[TokenOut]:
 def create_project_token(session: Session, principal: Principal, project_id: str,
                          body: TokenCreate) -> TokenCreated:
     project_or_404(session, project_id)
-    if body.role in ("researcher", "auditor"):
+    if body.role in _PARTYLESS_ROLES:
         if body.party is not None:
             raise Invalid(f"a {body.role} token belongs to no party; leave party out")
     elif body.party not in party_labels(session, project_id):

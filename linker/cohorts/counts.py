@@ -7,7 +7,8 @@ and the shown cells: one suppressed cell would be given away, and two cells of 1
 as well. So the next smallest cells of that breakdown are suppressed too (complementary
 suppression) until at least two cells are hidden and their sum is itself no small count (at
 least the threshold). When the total itself is below the threshold, nothing but that fact is
-shown.
+shown: no breakdown at all, since even the categories present (each cell's count hidden) would
+tell a small cohort's make-up, a single entity's sex, age band, race/ethnicity and region.
 There is no noise: the same query always gives the same answer, so repeating it averages
 nothing away.
 
@@ -40,13 +41,8 @@ class Cell:
 class CohortCounts:
     entities: int | None  # None: fewer than min_cell
     min_cell: int
-    breakdown: dict[str, list[Cell]]
-
-    @property
-    def empty(self) -> bool:
-        """No entity at all (every entity has a category, "unknown" included, in each
-        breakdown)."""
-        return not any(self.breakdown.values())
+    breakdown: dict[str, list[Cell]]  # each dimension's cells; none under a suppressed total
+    empty: bool  # no entity at all
 
     def as_dict(self) -> dict[str, object]:
         return {"entities": self.entities, "min_cell": self.min_cell,
@@ -69,10 +65,12 @@ def cohort_counts(entities: Sequence[str],
                   demographics: Mapping[str, Mapping[str, tuple[str, str | None]]],
                   min_cell: int = DEFAULT_MIN_CELL) -> CohortCounts:
     total = len(entities)
+    if total < min_cell:
+        return CohortCounts(None, min_cell, {d: [] for d in DIMENSIONS}, total == 0)
     breakdown: dict[str, list[Cell]] = {}
     for dimension in DIMENSIONS:
         counts = Counter(demographics[e][dimension][0] for e in entities)
-        hidden = set(counts) if total < min_cell else _suppressed(counts, min_cell)
+        hidden = _suppressed(counts, min_cell)
         breakdown[dimension] = [Cell(c, None if c in hidden else n, c in hidden)
                                 for c, n in sorted(counts.items())]
-    return CohortCounts(total if total >= min_cell else None, min_cell, breakdown)
+    return CohortCounts(total, min_cell, breakdown, False)

@@ -27,6 +27,7 @@ codes and categories), ``prefix`` (a code starting with one of these, e.g. ICD-1
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -104,7 +105,14 @@ def _bound(value: Any, column: AttributeColumn, where: str) -> float | date:
     if column.type == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _fail(f"{where}: {column.name} is a number; min/max must be numbers")
-        return float(value)
+        try:
+            bound = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            bound = math.inf
+        if not math.isfinite(bound):
+            raise _fail(f"{where}: {column.name}: min/max must be a finite number within "
+                        f"±1.8e308")
+        return bound
     try:
         return date.fromisoformat(str(value))
     except ValueError as e:
