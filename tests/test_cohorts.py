@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,7 +24,7 @@ from linker.cohorts import (
 )
 from linker.cohorts.demographics import DIMENSIONS
 from linker.cohorts.offline import count_cohort, members_of_linkage
-from linker.cohorts.representativeness import FLAG_BELOW
+from linker.cohorts.representativeness import FLAG_BELOW, _largest_ratio
 from linker.link import link_sets
 from linker.results import write_results
 from synth.cli import synthesize
@@ -125,19 +126,65 @@ def test_small_cells_are_suppressed_with_their_complement(linked: dict) -> None:
     ({"f": 12, "m": 13}, set()),  # nothing small
     ({"f": 11, "m": 40}, set()),  # a cell of exactly the threshold is shown
     ({"a": 5, "b": 20, "c": 30}, {"a", "b"}),  # one small cell and its complement
-    ({"a": 1, "b": 1, "c": 500}, {"a", "b", "c"}),  # a + b = total - c = 2: hide c too
+    # a + b = total - c = 2: hide c too, and then every group: no group listed
+    ({"a": 1, "b": 1, "c": 500}, None),
     ({"a": 3, "b": 4, "c": 4, "d": 100, "e": 200}, {"a", "b", "c"}),  # hidden sum 11
     ({"a": 2, "b": 3, "c": 40, "d": 41}, {"a", "b", "c"}),  # a + b = 5 < 11
     ({"a": 1, "b": 12, "c": 12}, {"a", "b"}),  # ties: the first category in order
+    # hiding w and its complement a (sum 22) gave both away: a, taken before b as a tie,
+    # is 11 or 12, so w (at most 10) is 10 and a 12; so every group is hidden
+    ({"a": 12, "b": 12, "w": 10}, None),
 ])
 def test_suppressed_cells_cannot_be_recovered_from_the_total(cells: dict[str, int],
-                                                             hidden: set[str]) -> None:
+                                                             hidden: set[str] | None) -> None:
     """Hand-worked: whatever is hidden holds at least two cells whose sum (which the total
     and the shown cells give away) is no small count."""
     counts = cohort_counts(*_people(cells), min_cell=11)
+    if hidden is None:  # nothing to compare with a reference either
+        rows = representativeness(counts, {"sex": {c: 1.0 for c in cells}})
+        assert all(r.cohort_share is None and not r.under_represented for r in rows)
     for breakdown in counts.breakdown.values():
+        if hidden is None:
+            assert breakdown == []
+            continue
+        assert breakdown
         assert {c.category for c in breakdown if c.suppressed} == hidden
         assert all(c.count == cells[c.category] for c in breakdown if not c.suppressed)
+
+
+@pytest.mark.parametrize(("min_cell", "most", "groups"), [(3, 9, 4), (4, 13, 3), (11, 36, 3)])
+def test_no_table_gives_a_hidden_count_away(min_cell: int, most: int, groups: int) -> None:
+    """Brute force over every breakdown of ``groups`` groups of up to ``most`` entities each:
+    grouped by what a researcher sees (the published table), no hidden cell holds the same
+    count in every breakdown giving that table, among tables of at most ``most`` entities (so
+    every breakdown they could come from is enumerated). Before, complementary suppression
+    stopped at two hidden cells summing to min_cell, and the bounds on a small cell and on
+    its complement (at most the smallest shown cell, ties by category) could pin both: shown
+    b = 12 beside hidden a and c summing to 22 (min_cell 11) meant a = 12, c = 10. Also: the
+    largest count a suppressed group's flag assumes is never below what it could hold."""
+    seen: dict[tuple, list[dict[str, int]]] = {}
+    for sizes in itertools.product(range(most + 1), repeat=groups):
+        cells = {"abcdefg"[i]: n for i, n in enumerate(sizes) if n}
+        if not cells or sum(sizes) > most:
+            continue
+        counts = cohort_counts(*_people(cells), min_cell=min_cell)
+        if counts.entities is None:
+            continue
+        table = (counts.entities, tuple((c.category, c.count) for c in counts.breakdown["sex"]))
+        seen.setdefault(table, []).append(cells)
+        for cell in counts.breakdown["sex"]:
+            if cell.suppressed:
+                seen.setdefault(("largest", table, cell.category), []).append(
+                    {"largest": round(_largest_ratio(cell.category, counts.breakdown["sex"],
+                                                     counts, 1.0) * counts.entities)})
+    for table, breakdowns in seen.items():
+        if table[0] == "largest":
+            continue
+        hidden = [c for c, n in table[1] if n is None]
+        for category in hidden:
+            assert len({b[category] for b in breakdowns}) > 1, (table, category)
+            assumed = seen[("largest", table, category)][0]["largest"]
+            assert assumed >= max(b[category] for b in breakdowns), (table, category)
 
 
 def _people(cells: dict[str, int]) -> tuple[list[str], dict]:
@@ -229,6 +276,33 @@ def test_representativeness_flags_groups_short_of_the_reference(linked: dict) ->
     assert json.dumps(report.as_dict())
 
 
+def test_the_default_reference_suppresses_the_projects_small_groups(linked: dict) -> None:
+    """The default reference (every linked entity) showed each group's share to 4 decimals:
+    exact fractions of the project's entities, so its small groups' counts could be worked
+    out. Now they are suppressed as a cohort's small cells are."""
+    everyone = sorted(set(linked["members"]["entity"].to_pylist()))
+    demographics = entity_demographics(everyone, linked["members"], _tables(linked), 2026)
+    tallies = {d: Counter(demographics[e][d][0] for e in everyone) for d in DIMENSIONS}
+    min_cell = min(n for tally in tallies.values() for n in tally.values()) + 1
+    definition = parse_definition(LUNG_CT, _columns(linked))
+    report = count_cohort(definition, linked["members"], _tables(linked), min_cell)
+    withheld_somewhere = False
+    for dimension, tally in tallies.items():
+        rows = {r.category: r for r in report.shares if r.dimension == dimension}
+        withheld = {c for c, r in rows.items() if r.reference_share is None}
+        assert {c for c, n in tally.items() if n < min_cell} <= withheld
+        assert len(withheld) != 1  # one could be worked out from the others
+        assert sum(tally[c] for c in withheld) >= min_cell or not withheld
+        for category, row in rows.items():
+            if category not in withheld:
+                assert row.reference_share == round(tally[category] / len(everyone), 4)
+        withheld_somewhere |= bool(withheld)
+    assert withheld_somewhere
+    given = count_cohort(definition, linked["members"], _tables(linked), min_cell,
+                         reference={d: dict(t) for d, t in tallies.items()})
+    assert all(r.reference_share is not None for r in given.shares)  # the user's own
+
+
 def test_suppressed_groups_are_flagged_only_when_surely_short(linked: dict) -> None:
     """Southerners (by their EHR region): the few entities the linkage gives another region are
     hidden, and flagged when even the largest count the table allows them is short; the men,
@@ -267,6 +341,9 @@ def test_suppressed_groups_are_flagged_only_when_surely_short(linked: dict) -> N
      "does not fit column 'hba1c', a number"),
     ({"require": {"ehr": {"all": [{"column": "encounter_date", "min": "soon"}]}}},
      "must be YYYY-MM-DD"),
+    # present: false was a criterion with no condition, an IndexError (a 500 in the service)
+    ({"require": {"ehr": {"all": [{"column": "sex", "present": False}]}}}, "takes true"),
+    ({"require": {"ehr": {"all": [{"column": "sex", "present": "yes"}]}}}, "takes true"),
     # An integer too large for a float was an OverflowError (a 500 in the service), an
     # infinite one accepted.
     ({"require": {"ehr": {"all": [{"column": "hba1c", "min": 10 ** 400}]}}}, "finite number"),

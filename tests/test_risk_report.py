@@ -141,6 +141,10 @@ def test_birth_years_that_reveal_ages_over_89() -> None:
     table = pa.table({"birth_year": [1936, 1980], "YearOfBirth": ["1935", "1980"]})
     assert kinds(table, as_of_year=2025) == {"YearOfBirth": {"dates"}}
     assert kinds(table, as_of_year=2026) == {"birth_year": {"dates"}, "YearOfBirth": {"dates"}}
+    # attributes files store numbers as float64: such birth years were never looked at
+    floats = pa.table({"birth_year": pa.array([1980.0, None, 1936.0], pa.float64())})
+    assert kinds(floats, as_of_year=2025) == {}
+    assert kinds(floats, as_of_year=2026) == {"birth_year": {"dates"}}
 
 
 # --- pprl risk ------------------------------------------------------------------------------

@@ -41,8 +41,10 @@ def _count_text(report: dict[str, Any]) -> str:
     lines = [f"{report.get('name') or 'cohort'}: "
              + (f"{total:,} entities" if total is not None
                 else f"fewer than {report['min_cell']} entities (suppressed)")]
-    for dimension, cells in report["breakdown"].items():  # none under a suppressed total
-        if not cells:
+    for dimension, cells in report["breakdown"].items():
+        if not cells:  # under a suppressed total, or every group of the dimension hidden
+            if total is not None:
+                lines.append(f"  {dimension}: every group hidden")
             continue
         shown = ", ".join(f"{c['category']} {'hidden' if c['count'] is None else c['count']}"
                           for c in cells)

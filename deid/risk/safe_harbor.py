@@ -306,8 +306,9 @@ def _age_findings(name: str, column: pa.ChunkedArray, values: pa.Array | None
 
 def _birth_year_findings(name: str, column: pa.ChunkedArray, as_of_year: int,
                          values: pa.Array | None) -> list[Finding]:
-    if pa.types.is_integer(column.type):
-        years = pc.unique(column.drop_null()).to_pylist()
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        earliest = pc.min(column).as_py()  # attributes files hold numbers as float64
+        years = [] if earliest is None else [earliest]
     else:
         years = ([] if values is None else
                  [int(v) for v in values.to_pylist() if re.fullmatch(r"\d{4}", v)])

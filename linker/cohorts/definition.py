@@ -136,6 +136,9 @@ def _criterion(raw: Any, columns: Mapping[str, AttributeColumn], where: str) -> 
         if column.type not in kinds[operator]:
             raise _fail(f"{where}: {operator!r} does not fit column {name!r}, a {column.type}")
 
+    if "present" in raw and raw["present"] is not True:  # false would select nothing asked
+        raise _fail(f"{where}: column {name!r}: 'present' takes true (the row has a value)")
+
     def texts(key: str) -> tuple[str, ...]:
         values = raw.get(key, [])
         if not isinstance(values, list) or not values or not all(
@@ -147,7 +150,7 @@ def _criterion(raw: Any, columns: Mapping[str, AttributeColumn], where: str) -> 
                      texts("prefix") if "prefix" in raw else (),
                      _bound(raw["min"], column, where) if "min" in raw else None,
                      _bound(raw["max"], column, where) if "max" in raw else None,
-                     bool(raw.get("present", False)))
+                     "present" in raw)
 
 
 COLUMN_KINDS = ("code", "category", "number", "date")

@@ -16,7 +16,7 @@ from tokenizer.attributes_file import AttributesFile
 from tokenizer.errors import InputError
 
 from ..results import ENTITIES, read_entities
-from .counts import CohortCounts, cohort_counts
+from .counts import CohortCounts, cohort_counts, suppressed_cells
 from .definition import CohortDefinitionError, Definition, parse_definition
 from .demographics import DIMENSIONS, entity_demographics
 from .evaluate import select_entities
@@ -84,11 +84,14 @@ def count_cohort(definition: Definition, members: pa.Table,
     entities = select_entities(definition, members, attributes)
     counts = cohort_counts(entities, entity_demographics(entities, members, attributes, year),
                            min_cell)
-    if reference is None:
+    withheld: dict[str, set[str]] = {}
+    if reference is None:  # the project's own entities: their small groups suppressed
         everyone = sorted(set(members["entity"].to_pylist()))
         demographics = entity_demographics(everyone, members, attributes, year)
         reference = {d: _tally(demographics, d) for d in DIMENSIONS}
-    return CohortReport(definition, counts, representativeness(counts, reference))
+        withheld = {d: suppressed_cells(tally, min_cell) for d, tally in reference.items()}
+    return CohortReport(definition, counts,
+                        representativeness(counts, reference, withheld=withheld))
 
 
 def _tally(demographics: Mapping[str, Mapping[str, tuple[str, str | None]]], dimension: str

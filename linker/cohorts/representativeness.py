@@ -14,6 +14,11 @@ at least 1; a cell hidden only for being small holds at most ``min_cell`` - 1, a
 cell hidden beside small ones (``counts.py``: at most one is ever needed) holds at least
 ``min_cell``, at most the smallest shown cell, and leaves the small ones under ``min_cell``
 together. Under a suppressed total nothing is flagged: there is no share to compare.
+
+The default reference, the project's own linked entities, is a count table too: its small
+groups and their complement are suppressed as a cohort's are (no reference share is shown for
+them, and they are not flagged), since its shares are exact fractions of the project's entities
+and would give their counts away.
 """
 
 from __future__ import annotations
@@ -42,12 +47,15 @@ class GroupShare:
 
 def representativeness(counts: CohortCounts,
                        reference: Mapping[str, Mapping[str, float]],
-                       flag_below: float = FLAG_BELOW) -> list[GroupShare]:
+                       flag_below: float = FLAG_BELOW,
+                       withheld: Mapping[str, set[str]] | None = None) -> list[GroupShare]:
     """Shares and ratios per (dimension, category); ``reference``: dimension -> category ->
-    share (0-1) or count (normalised here)."""
+    share (0-1) or count (normalised here). ``withheld``: per dimension, categories whose
+    reference share is not shown (the project's own small groups; counted in the total)."""
     rows = []
     for dimension, cells in counts.breakdown.items():
         ref = reference.get(dimension, {})
+        hidden_reference = (withheld or {}).get(dimension, set())
         ref_total = sum(ref.values())
         shown_total = counts.entities or 0
         categories = sorted({c.category for c in cells} | set(ref))
@@ -55,8 +63,11 @@ def representativeness(counts: CohortCounts,
         for category in categories:
             cell = by_category.get(category)
             count = 0 if cell is None else cell.count
-            cohort = (count / shown_total if count is not None and shown_total else None)
-            reference_share = ref.get(category, 0.0) / ref_total if ref_total else None
+            # no cells: the whole breakdown hidden (or the total), nothing to compare
+            cohort = (count / shown_total if count is not None and shown_total and cells
+                      else None)
+            reference_share = (ref.get(category, 0.0) / ref_total
+                               if ref_total and category not in hidden_reference else None)
             ratio = (cohort / reference_share if cohort is not None and reference_share
                      else None)
             largest = (_largest_ratio(category, cells, counts, reference_share)
@@ -111,9 +122,11 @@ def _largest_ratio(category: str, cells: list[Cell], counts: CohortCounts,
     hidden = sum(c.suppressed for c in cells)
     hidden_sum = counts.entities - sum(n for n, _ in shown)
     most = hidden_sum - (hidden - 1)
-    if shown:  # the complement was the smallest shown cell (ties: the first category)
-        smallest, first = min(shown)
-        most = min(most, smallest if category < first else smallest - 1)
+    if not shown:  # the whole breakdown hidden: any cell may be the large one
+        return most / counts.entities / reference_share
+    # the complement was the smallest shown cell (ties: the first category)
+    smallest, first = min(shown)
+    most = min(most, smallest if category < first else smallest - 1)
     if most >= max(k, hidden_sum - (k - 1)):  # it may be the complement
         largest = most
     elif hidden_sum <= hidden * (k - 1):  # it is small, and all hidden cells may be
