@@ -404,3 +404,55 @@ def test_other_delimiters_are_found_as_tokenize_finds_them(tmp_path: Path, name:
         outputs.append(out.read_text())
     assert outputs[0] == outputs[1]
     assert "0" * 64 not in outputs[1].splitlines()[1]  # T1 is a real token
+
+
+_PEOPLE_CSV = ("RecordId,FirstName,LastName,BirthDate,Sex,PostalCode\n"
+               "r1,José,Müller,1980-02-03,M,10115\nr2,Zoë,Brontë,1975-11-30,F,02139\n")
+
+
+def test_encoding_option_reads_a_utf16_csv(tmp_path: Path) -> None:
+    """The reported case: `--encoding utf-16` (Excel's "Unicode text") could not be read."""
+    (tmp_path / "utf8.csv").write_text(_PEOPLE_CSV, encoding="utf-8")
+    (tmp_path / "utf16.csv").write_text(_PEOPLE_CSV, encoding="utf-16")
+    _tokens_cli(tmp_path, "@utf8.csv", "-o", "@utf8-out.csv", "--hashing-secret-file",
+                "@hashing")
+    _tokens_cli(tmp_path, "@utf16.csv", "-o", "@utf16-out.csv", "--hashing-secret-file",
+                "@hashing", "--encoding", "utf-16")
+    assert (tmp_path / "utf16-out.csv").read_text() == (tmp_path / "utf8-out.csv").read_text()
+
+
+def test_a_ragged_row_is_named_and_the_encoding_not_blamed(tmp_path: Path) -> None:
+    """The reported case: a row with too few fields failed the run with advice to pass
+    --encoding and no row number. OpenToken's output has no place for skipped rows, so the
+    run fails, naming the data row and the field counts, never the row's values."""
+    lines = _PEOPLE_CSV.splitlines()
+    (tmp_path / "ragged.csv").write_text("\n".join([*lines, "r3,Ann,Lee", lines[1]]) + "\n",
+                                         encoding="utf-8")
+    (tmp_path / "secret").write_bytes(b"HashingKey")
+    result = CliRunner().invoke(tokens_command, [str(tmp_path / "ragged.csv"), "-o",
+                                                 str(tmp_path / "out.csv"),
+                                                 "--hashing-secret-file",
+                                                 str(tmp_path / "secret")])
+    assert result.exit_code == 1
+    assert "ragged.csv" in result.output and "data row 3" in result.output
+    assert "3 fields where the header has 6" in result.output
+    assert "--encoding" not in result.output and "Ann" not in result.output
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_pq_file_is_read_as_parquet(tmp_path: Path) -> None:
+    """The reported case: `.pq`, which `pprl tokenize` reads as Parquet, was read as CSV."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    (tmp_path / "people.csv").write_text(_PEOPLE_CSV, encoding="utf-8")
+    as_text = pacsv.ConvertOptions(column_types=dict.fromkeys(_PEOPLE_CSV.split("\n")[0]
+                                                              .split(","), pa.string()))
+    pq.write_table(pacsv.read_csv(tmp_path / "people.csv", convert_options=as_text),
+                   tmp_path / "people.pq")
+    _tokens_cli(tmp_path, "@people.csv", "-o", "@csv-out.csv", "--hashing-secret-file",
+                "@hashing")
+    _tokens_cli(tmp_path, "@people.pq", "-o", "@pq-out.csv", "--hashing-secret-file",
+                "@hashing")
+    assert (tmp_path / "pq-out.csv").read_text() == (tmp_path / "csv-out.csv").read_text()

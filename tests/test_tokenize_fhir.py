@@ -153,3 +153,21 @@ def test_a_json_file_must_be_a_bundle(tmp_path, text: str, message: str) -> None
     (tmp_path / "b.json").write_text(text, encoding="utf-8")
     with pytest.raises(InputError, match=message):
         tokenize_file(tmp_path / "b.json", PERSON, SECRET, tmp_path / "out.parquet")
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path) -> None:
+    """The reported case: with a UTF-8 BOM (Windows editors write one) a Bundle was refused
+    and an NDJSON file's first Patient was rejected."""
+    plain = _ndjson(tmp_path / "plain.ndjson", FHIR_FORMS[:2])
+    tokenize_file(plain, PERSON, SECRET, tmp_path / "plain.parquet")
+    expected = read_encodings(tmp_path / "plain.parquet").clks.tobytes()
+    ndjson = tmp_path / "bom.ndjson"
+    ndjson.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    bundle = tmp_path / "bom.json"
+    bundle.write_bytes(b"\xef\xbb\xbf" + json.dumps({"resourceType": "Bundle", "entry": [
+        {"resource": r} for r in FHIR_FORMS[:2]]}).encode())
+    for source in (ndjson, bundle):
+        out = tmp_path / f"{source.suffix[1:]}.parquet"
+        report = tokenize_file(source, PERSON, SECRET, out)
+        assert report.records_written == 2 and report.rejected == 0
+        assert read_encodings(out).clks.tobytes() == expected

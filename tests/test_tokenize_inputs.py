@@ -358,3 +358,78 @@ def test_one_feature_rejecting_for_different_reasons_rejects_every_such_row(tmp_
         reasons = {row["row"]: row["reason"] for row in csv.DictReader(handle)}
     assert reasons == {"2": "age is not a base-10 integer", "3": "age is above the maximum 120",
                        "4": "age is below the minimum 0", "6": "age is not a base-10 integer"}
+
+
+# --- reviewed defects: headerless files, late ragged rows, nested Parquet, bad bytes --------
+
+def test_a_headerless_file_is_refused_without_its_first_rows_values(tmp_path) -> None:
+    """The first row of a file without a header is a patient: the error must not print it."""
+    source = tmp_path / "noheader.csv"
+    source.write_text("\n".join(",".join(r) for r in PERSON_ROWS) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as raised:
+        tokenize_file(source, PERSON, PERSON_SECRET, tmp_path / "out.parquet")
+    message = str(raised.value)
+    assert "noheader.csv" in message and "given_name" in message and "phone" in message
+    assert "7 column" in message and "header row" in message
+    assert not any(value in message for value in PERSON_ROWS[0] if len(value) > 1)
+
+
+def _many_person_lines(count: int, bad: int, with_id: bool) -> str:
+    """``count`` person rows (well over a MiB of CSV for a large count), row ``bad`` with
+    three fields only."""
+    header = (["pseudonym"] if with_id else []) + PERSON_HEADER
+    lines = [",".join(header)]
+    for number in range(1, count + 1):
+        fields = [f"p{number}"] if with_id else []
+        base = PERSON_ROWS[number % 3]
+        fields += base[:3] if number == bad else [f"{base[0]}{number}", *base[1:]]
+        lines.append(",".join(fields))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("with_id", [False, True])
+def test_a_ragged_row_after_the_first_mib_is_rejected(tmp_path, with_id) -> None:
+    """The reported case: a bad row past the first MiB crashed the run (numpy broadcast)."""
+    count, bad = 40000, 30000
+    source = tmp_path / "late.csv"
+    source.write_text(_many_person_lines(count, bad, with_id), encoding="utf-8")
+    assert source.stat().st_size > 2 * (1 << 20)
+    out = tmp_path / "out.parquet"
+    report = tokenize_file(source, PERSON, PERSON_SECRET, out,
+                           id_column="pseudonym" if with_id else None)
+    assert report.records_written == count - 1 and report.rejected == 1
+    with report.rejects_path.open(encoding="utf-8") as handle:
+        (reject,) = list(csv.DictReader(handle))
+    assert reject["row"] == str(bad) and "fields where the header has" in reject["reason"]
+    expected = [f"p{n}" if with_id else str(n) for n in range(1, count + 1) if n != bad]
+    assert read_encodings(out).record_ids == expected
+
+
+def test_a_parquet_list_column_is_refused_naming_it(tmp_path) -> None:
+    columns = {c: [r[i] for r in PERSON_ROWS] for i, c in enumerate(PERSON_HEADER)}
+    columns["phone"] = [[1, 2], [3], []]
+    pq.write_table(pa.table(columns), tmp_path / "nested.parquet")
+    with pytest.raises(InputError) as raised:
+        tokenize_file(tmp_path / "nested.parquet", PERSON, PERSON_SECRET,
+                      tmp_path / "out.parquet")
+    message = str(raised.value)
+    assert "nested.parquet" in message and "'phone'" in message and "list<" in message
+
+
+@pytest.mark.parametrize("count", [3, 40000])
+def test_a_byte_that_is_not_cp1252_rejects_only_its_row(tmp_path, count) -> None:
+    """The reported case: one 0x81 (undefined in cp1252) failed the whole run, blaming the
+    header in a small file and with a UnicodeDecodeError traceback in a large one."""
+    bad = max(2, count - 5)
+    lines = _many_person_lines(count, 0, False).replace("jane", "jané").split("\n")
+    data = "\n".join(lines).encode("cp1252")
+    cut = data.index(b"\n", sum(len(line) + 1 for line in lines[:bad]))
+    source = tmp_path / "windows.csv"
+    source.write_bytes(data[:cut - 3] + b"\x81" + data[cut - 3:])  # in row `bad`'s phone
+    out = tmp_path / "out.parquet"
+    report = tokenize_file(source, PERSON, PERSON_SECRET, out, encoding="cp1252")
+    assert report.records_written == count - 1 and report.rejected == 1
+    with report.rejects_path.open(encoding="utf-8") as handle:
+        (reject,) = list(csv.DictReader(handle))
+    assert reject["row"] == str(bad) and "cp1252" in reject["reason"]
+    assert read_encodings(out).record_ids == [str(n) for n in range(1, count + 1) if n != bad]

@@ -152,8 +152,10 @@ def patient_columns(resource: object, today: date) -> dict[str, str]:
 
 
 def _parse(raw: bytes) -> object:
+    """One JSON document; a UTF-8 byte order mark before it (Windows editors write one at the
+    start of a file) is ignored, as RFC 8259 allows."""
     try:
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
     except UnicodeDecodeError as e:
         raise MalformedResource("is not UTF-8 text (FHIR JSON always is)") from e
     except json.JSONDecodeError as e:

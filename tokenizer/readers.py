@@ -15,6 +15,9 @@ folding, and ``column_map`` maps the schema's column names to a site's own heade
 
 from __future__ import annotations
 
+import codecs
+import io
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -37,7 +40,7 @@ from .fhir import (
 )
 
 __all__ = ["RecordChunk", "MalformedRow", "RecordReader", "open_records", "DELIMITERS",
-           "CsvDialect", "sniff_dialect",
+           "CsvDialect", "sniff_dialect", "csv_error_reason",
            "parse_column_map", "default_id_column", "input_columns"]
 
 CSV_SUFFIXES = {".csv", ".txt"}
@@ -138,10 +141,11 @@ def _resolve_columns(path: Path, available: Sequence[str], wanted: Sequence[str]
         else:
             resolved[column] = headers[0]
     if missing:
+        # the headers are not listed: in a file without a header row they are a patient's
         raise InputError(
             f"{path}: missing column(s) {missing} that the schema (or --id-column) needs; "
-            f"the file has {list(available)}; map a site's own header with "
-            f"--column-map SCHEMA_COLUMN=SITE_COLUMN")
+            f"the file has {len(available)} column(s) (if its first row is not a header row, "
+            f"add one); map a site's own header with --column-map SCHEMA_COLUMN=SITE_COLUMN")
     return resolved
 
 
@@ -225,10 +229,11 @@ def _is_binary(array: pa.Array) -> bool:
 
 
 def _decode_binary_columns(
-    rows: np.ndarray, columns: dict[str, pa.Array], hint: str
+    rows: np.ndarray, columns: dict[str, pa.Array], hint: str, encoding: str = "UTF-8"
 ) -> tuple[np.ndarray, dict[str, pa.Array], list[MalformedRow]]:
     """Turn binary columns into strings; rows with bytes that are not UTF-8 become malformed
-    and are dropped from every column."""
+    and are dropped from every column. ``encoding``: the file's, named in the reason (a
+    non-UTF-8 file is recoded by :class:`_Utf8Recoder`, which makes its bad bytes bad UTF-8)."""
     bad = np.zeros(len(rows), dtype=bool)
     bad_fields: dict[int, list[str]] = {}
     for name, array in columns.items():
@@ -246,10 +251,73 @@ def _decode_binary_columns(
     if not bad.any():
         return rows, as_text, []
     keep = pa.array(~bad)
-    malformed = [MalformedRow(int(rows[i]), f"field(s) {fields} are not valid UTF-8 text; "
-                                            f"{hint}")
+    malformed = [MalformedRow(int(rows[i]), f"field(s) {fields} are not valid {encoding} "
+                                            f"text; {hint}")
                  for i, fields in sorted(bad_fields.items())]
     return rows[~bad], {n: a.filter(keep) for n, a in as_text.items()}, malformed
+
+
+def _mark_undecodable(error: UnicodeError) -> tuple[str, int]:
+    """A lone surrogate for bytes that do not decode: no valid UTF-8 encodes it, so Arrow's
+    UTF-8 check rejects the row holding them instead of the whole file failing."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return "\udcff", error.end
+
+
+codecs.register_error("pprl-mark-undecodable", _mark_undecodable)
+
+
+class _Utf8Recoder(io.RawIOBase):
+    """A text file in another encoding, read as UTF-8 bytes for Arrow. Arrow's own
+    transcoding raises on the first undecodable byte; here such bytes become invalid UTF-8
+    in their row, which the UTF-8 path then rejects alone."""
+
+    def __init__(self, path: Path, encoding: str) -> None:
+        super().__init__()
+        self._raw = path.open("rb")
+        self._decoder = codecs.getincrementaldecoder(encoding)("pprl-mark-undecodable")
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        """Fills ``buffer`` unless the file ends: Arrow takes a short read for a short
+        block, and a row across more than two blocks fails to parse."""
+        filled = 0
+        while filled < len(buffer):
+            if not self._pending:
+                block = self._raw.read(_CSV_BLOCK_BYTES)
+                text = self._decoder.decode(block, final=not block)
+                self._pending = memoryview(text.encode("utf-8", "surrogatepass"))
+                if not block and not self._pending:
+                    break
+            size = min(len(buffer) - filled, len(self._pending))
+            buffer[filled:filled + size] = self._pending[:size]
+            self._pending = self._pending[size:]
+            filled += size
+        return filled
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _csv_source(path: Path, encoding: str) -> tuple[Path | _Utf8Recoder, str]:
+    """What Arrow reads and in which encoding: a UTF-8 file itself, any other recoded."""
+    if codecs.lookup(encoding).name == "utf-8":
+        return path, encoding
+    return _Utf8Recoder(path, encoding), "utf-8"
+
+
+_ROW_TEXT = re.compile(r"(Expected \d+ columns, got \d+):.*", re.DOTALL)
+
+
+def csv_error_reason(error: Exception) -> str:
+    """Arrow's message without the row's text that it appends to a parse error (values are
+    identifiers; see ``tokenizer.errors``)."""
+    return _ROW_TEXT.sub(r"\1", str(error))
 
 
 @dataclass(frozen=True)
@@ -278,6 +346,21 @@ def sniff_dialect(path: Path, encoding: str, delimiter: str | None) -> CsvDialec
     return CsvDialect(best if counts[best] else ",", 0)
 
 
+def _skips_within(skipped: list[tuple[int, str, str]], placed: int, parsed: int
+                  ) -> list[tuple[int, str, str]]:
+    """Take from ``skipped`` the rows skipped within a batch of ``parsed`` rows that follows
+    data row ``placed``; the rest stay pending. Arrow parses blocks ahead, so its invalid-row
+    handler may already have reported rows of the next batches."""
+    skipped.sort()
+    end = placed + parsed
+    taken = 0
+    while taken < len(skipped) and skipped[taken][0] <= end + taken:
+        taken += 1
+    skips = skipped[:taken]
+    del skipped[:taken]
+    return skips
+
+
 def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str | None,
               encoding: str, column_map: dict[str, str]) -> RecordReader:
     with path.open("rb") as probe:
@@ -288,7 +371,9 @@ def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str | N
     dialect = sniff_dialect(path, encoding, delimiter)
     header = _csv_header(path, dialect, encoding, guess)
     source = _resolve_columns(path, header, wanted, column_map)
-    hint = _encoding_hint(guess)
+    text_name = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+    hint = (_encoding_hint(guess) if text_name == "UTF-8"
+            else f"check that the whole file is {encoding} (--encoding)")
     skipped: list[tuple[int, str, str]] = []
 
     def on_invalid_row(row: pacsv.InvalidRow) -> str:
@@ -298,10 +383,12 @@ def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str | N
         return "skip"
 
     def open_reader(column_type: pa.DataType) -> pacsv.CSVStreamingReader:
+        source_file, arrow_encoding = _csv_source(path, encoding)
         return pacsv.open_csv(
-            path,
+            source_file,
             read_options=pacsv.ReadOptions(use_threads=False, block_size=_CSV_BLOCK_BYTES,
-                                           encoding=encoding, skip_rows=dialect.skip_rows),
+                                           encoding=arrow_encoding,
+                                           skip_rows=dialect.skip_rows),
             parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter,
                                              newlines_in_values=True,
                                              invalid_row_handler=on_invalid_row),
@@ -320,11 +407,14 @@ def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str | N
                 batch = reader.read_next_batch()
             except StopIteration:
                 break
-            skips = sorted(skipped)
-            skipped.clear()
+            skips = _skips_within(skipped, placed, batch.num_rows)
             span = batch.num_rows + len(skips)
             numbers = np.arange(placed + 1, placed + 1 + span, dtype=np.int64)
             rows = numbers[~np.isin(numbers, [n for n, _, _ in skips])]
+            if len(rows) != batch.num_rows:
+                raise InputError(f"{path}: cannot number the rows after data row {placed} "
+                                 f"(a row with the wrong number of fields was reported out "
+                                 f"of order)")
             placed += span
             fresh = rows > resume_after
             columns = {c: batch.column(source[c]) for c in wanted}
@@ -332,7 +422,8 @@ def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str | N
                 keep = pa.array(fresh)
                 rows, columns = rows[fresh], {c: a.filter(keep) for c, a in columns.items()}
             if any(_is_binary(a) for a in columns.values()):
-                rows, columns, bad_text = _decode_binary_columns(rows, columns, hint)
+                rows, columns, bad_text = _decode_binary_columns(rows, columns, hint,
+                                                                 text_name)
             else:
                 bad_text = []
             bad = [MalformedRow(n, reason, text) for n, reason, text in skips
@@ -358,12 +449,12 @@ def _open_csv(path: Path, wanted: list[str], chunk_size: int, delimiter: str | N
         except pa.ArrowInvalid as e:
             if "utf8" not in str(e).lower().replace("-", ""):
                 raise InputError(f"{path}: CSV parsing failed after data row {delivered}: "
-                                 f"{e}") from e
+                                 f"{csv_error_reason(e)}") from e
         skipped.clear()
         try:
             yield from batches(open_reader(pa.binary()), 0, delivered)
         except pa.ArrowInvalid as e:
-            raise InputError(f"{path}: CSV parsing failed: {e}") from e
+            raise InputError(f"{path}: CSV parsing failed: {csv_error_reason(e)}") from e
 
     return RecordReader(path, header, None, _rechunk(pieces(), chunk_size, wanted))
 
@@ -372,10 +463,12 @@ def _csv_header(path: Path, dialect: CsvDialect, encoding: str, guess: str | Non
                 ) -> list[str]:
     """Column names from the header row, read on their own."""
     try:
+        source_file, arrow_encoding = _csv_source(path, encoding)
         reader = pacsv.open_csv(
-            path,
+            source_file,
             read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 20,
-                                           encoding=encoding, skip_rows=dialect.skip_rows),
+                                           encoding=arrow_encoding,
+                                           skip_rows=dialect.skip_rows),
             parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter,
                                              newlines_in_values=True,
                                              invalid_row_handler=lambda row: "skip"),
@@ -385,12 +478,24 @@ def _csv_header(path: Path, dialect: CsvDialect, encoding: str, guess: str | Non
         if guess is not None:
             raise InputError(f"{path}: the header row is not valid UTF-8 text; "
                              f"{_encoding_hint(guess)}") from e
-        raise InputError(f"{path}: cannot read the header row as {encoding} CSV: {e}") from e
+        raise InputError(f"{path}: cannot read the header row as {encoding} CSV: "
+                         f"{csv_error_reason(e)}") from e
     try:
         return list(reader.schema.names)
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: the header row is not valid {encoding} text; "
                          f"{_encoding_hint(guess)}") from e
+
+
+def _check_castable(path: Path, header: str, column_type: pa.DataType) -> None:
+    """Refuse, before anything is read, a column whose type has no text form (a list,
+    struct or map): Arrow would fail on the first batch with a bare NotImplemented error."""
+    try:
+        pc.cast(pa.array([], column_type), pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as e:
+        raise InputError(f"{path}: column {header!r} has type {column_type}, which cannot be "
+                         f"read as text; identifiers must be strings, numbers or "
+                         f"dates") from e
 
 
 def _open_parquet(path: Path, wanted: list[str], chunk_size: int,
@@ -401,6 +506,8 @@ def _open_parquet(path: Path, wanted: list[str], chunk_size: int,
         raise InputError(f"{path}: cannot be read as Parquet: {e}") from e
     names = parquet.schema_arrow.names
     source = _resolve_columns(path, names, wanted, column_map)
+    for header in dict.fromkeys(source.values()):
+        _check_castable(path, header, parquet.schema_arrow.field(header).type)
 
     def chunks() -> Iterator[RecordChunk]:
         placed = 0

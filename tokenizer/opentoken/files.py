@@ -27,7 +27,7 @@ from ..fhir import (
     MalformedResource,
     read_patients,
 )
-from ..readers import sniff_dialect
+from ..readers import PARQUET_SUFFIXES, CsvDialect, csv_error_reason, sniff_dialect
 from .engine import RULE_IDS, Counts
 from .rules import ATTRIBUTES
 
@@ -75,27 +75,79 @@ def _read_table(path: Path, encoding: str = "utf-8") -> pa.Table:
     if path.suffix.lower() in (*NDJSON_SUFFIXES, *BUNDLE_SUFFIXES):
         return _read_fhir(path)
     try:
-        if path.suffix.lower() == ".parquet":
+        if path.suffix.lower() in PARQUET_SUFFIXES:
             return pq.read_table(path)
-        # the delimiter (`,` `;` tab `|`, Excel's sep= line) found as `pprl tokenize` finds it
-        dialect = sniff_dialect(path, encoding, None)
-        with path.open("rb") as handle:
-            for _ in range(dialect.skip_rows):
-                handle.readline()
-            first = handle.readline().decode(encoding).removeprefix("\ufeff")
-            header = next(csv.reader([first], delimiter=dialect.delimiter), [])
-        return pacsv.read_csv(
-            path, read_options=pacsv.ReadOptions(skip_rows=dialect.skip_rows,
-                                                 encoding=encoding),
-            parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False,
-                quoted_strings_can_be_null=False))
+        return _read_csv(path, encoding)
     except FileNotFoundError as e:
         raise InputError(f"{path}: no such file") from e
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError, LookupError) as e:
+    except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+        if isinstance(e, pa.ArrowInvalid) and "utf8" not in str(e).lower().replace("-", ""):
+            raise InputError(f"{path}: cannot be read as CSV or Parquet: "
+                             f"{csv_error_reason(e)}") from e
         raise InputError(f"{path}: cannot be read as CSV ({encoding}, header row) or Parquet; "
                          f"text in another encoding needs --encoding (e.g. cp1252)") from e
+    except (OSError, LookupError) as e:
+        raise InputError(f"{path}: cannot be read as CSV ({encoding}, header row) or "
+                         f"Parquet: {e}") from e
+
+
+def _read_csv(path: Path, encoding: str) -> pa.Table:
+    """A CSV as string columns, its delimiter (`,` `;` tab `|`, Excel's sep= line) found as
+    `pprl tokenize` finds it.
+
+    Raises:
+        InputError: a row has the wrong number of fields. OpenToken's output has no place for
+            a row left out, so it is not skipped as `pprl tokenize` skips it.
+    """
+    dialect = sniff_dialect(path, encoding, None)
+    with path.open(encoding=encoding, newline="") as handle:   # text mode: UTF-16 too
+        for _ in range(dialect.skip_rows):
+            handle.readline()
+        first = handle.readline().removeprefix("\ufeff")
+    header = next(csv.reader([first], delimiter=dialect.delimiter), [])
+    ragged: list[pacsv.InvalidRow] = []
+
+    def on_invalid_row(row: pacsv.InvalidRow) -> str:
+        ragged.append(row)
+        return "skip"
+
+    table = pacsv.read_csv(
+        path, read_options=pacsv.ReadOptions(skip_rows=dialect.skip_rows, encoding=encoding),
+        parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter,
+                                         invalid_row_handler=on_invalid_row),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False,
+            quoted_strings_can_be_null=False))
+    if ragged:
+        raise _ragged_error(path, encoding, dialect, len(ragged))
+    return table
+
+
+def _ragged_error(path: Path, encoding: str, dialect: CsvDialect, count: int) -> InputError:
+    """The error naming the first row with the wrong number of fields, found by a serial
+    read (the parallel one numbers no rows); only rare failing runs pay for it."""
+    first: list[pacsv.InvalidRow] = []
+
+    def on_invalid_row(row: pacsv.InvalidRow) -> str:
+        first.append(row)
+        return "skip"
+
+    reader = pacsv.open_csv(
+        path, read_options=pacsv.ReadOptions(use_threads=False, skip_rows=dialect.skip_rows,
+                                             encoding=encoding),
+        parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter,
+                                         invalid_row_handler=on_invalid_row),
+        convert_options=pacsv.ConvertOptions(include_columns=[]))
+    for _ in reader:
+        if first:
+            break
+    row = first[0]
+    number = "?" if row.number is None else row.number - 1 - dialect.skip_rows
+    return InputError(
+        f"{path}: {count:,} row(s) with the wrong number of fields; the first is data row "
+        f"{number}, with {row.actual_columns} fields where the header has "
+        f"{row.expected_columns}; OpenToken's output cannot leave a row out, so fix or remove "
+        f"it (quote a value that holds the delimiter or a line break)")
 
 
 def token_sources(headers: Iterable[str]) -> dict[str, str]:
