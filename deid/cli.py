@@ -20,6 +20,10 @@ from .profile import ProfileOptions
 
 __all__ = ["deid_command", "deid_verify_command"]
 
+# deid-verify's exit code when no identifier was found but a value could not be checked
+# (1 is "identifier found", and also click's for an error; 2 is click's usage error).
+_UNCHECKED = 3
+
 _FLAG_OPTIONS = [
     ("retain_uids", "Retain UIDs option: keep study, series and instance UIDs."),
     ("retain_patient_characteristics",
@@ -151,7 +155,8 @@ def deid_command(in_dir: Path, out_dir: Path, schema_ref: str, secret_file: Path
 def deid_verify_command(original_dir: Path, out_dir: Path, report_path: Path | None,
                         as_json: bool) -> None:
     """Check every element of every file in OUT_DIR against the identifying values of its
-    original in ORIGINAL_DIR; exit 1 if any identifier survived."""
+    original in ORIGINAL_DIR; exit 1 if any identifier survived, else 3 if a value could not
+    be read (so that element was not checked)."""
     from .run import report_path_for
     from .verify import verify_folder
 
@@ -166,3 +171,5 @@ def deid_verify_command(original_dir: Path, out_dir: Path, report_path: Path | N
             click.echo(line)
     if result.leaks:
         raise SystemExit(1)
+    if result.unreadable:
+        raise SystemExit(_UNCHECKED)

@@ -106,8 +106,9 @@ def read_dataset(handle: BinaryIO, path: Path) -> Dataset:
             dataset = read_part10_bytes(data, str(path)) or pydicom.dcmread(io.BytesIO(data))
     except Exception as e:  # pydicom raises many types on damaged input
         raise UnreadableFileError(f"{path}: not readable as DICOM ({type(e).__name__})") from e
-    if "SOPInstanceUID" not in dataset or "SOPClassUID" not in dataset:
-        raise UnreadableFileError(f"{path}: SOPClassUID or SOPInstanceUID is missing")
+    for keyword in ("SOPClassUID", "SOPInstanceUID"):
+        if not str(dataset.get(keyword) or "").strip():
+            raise UnreadableFileError(f"{path}: {keyword} is missing or empty")
     _check_pixels(path, dataset)
     return dataset
 

@@ -48,10 +48,16 @@ def fold(text: str) -> tuple[str, list[int]]:
     return "".join(folded), origin
 
 
+# Between a phrase's words: white space or punctuation, an apostrophe (O'Brien, O\u2019Brien)
+# or nothing (OBrien, as normalisation elsewhere writes it).
+_BETWEEN_WORDS = r"[\s,.\-^'`\u2018\u2019]*"
+
+
 def _words(text: str) -> str:
-    """A folded phrase as a pattern: its words in order, any white space or comma between."""
+    """A folded phrase as a pattern: its words in order, any white space, punctuation or
+    apostrophe between, or none."""
     words = re.findall(r"\w+", fold(text)[0])
-    return r"[\s,.\-^]+".join(re.escape(w) for w in words)
+    return _BETWEEN_WORDS.join(re.escape(w) for w in words)
 
 
 def _bounded(core: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 from pydicom.valuerep import PersonName
 
-__all__ = ["PatientIdentity", "identity_of", "person_columns"]
+__all__ = ["PatientIdentity", "identity_of", "name_parts", "person_columns"]
 
 # The last ZIP-like group of the address (5 digits, ZIP+4 allowed), before a country if any.
 _ZIP = re.compile(r"(?<!\d)(\d{5}(?:-\d{4})?)(?!\d)")
@@ -26,7 +26,8 @@ _ADDRESS_PARTS = re.compile(r"[,^\\]")
 class PatientIdentity:
     """Raw Patient module values (never logged). ``other_ids`` are (issuer, id) pairs from
     OtherPatientIDsSequence and OtherPatientIDs; ``phones`` every PatientTelephoneNumbers
-    value."""
+    value; ``group_names`` the names of PatientName's ideographic and phonetic groups, which
+    cleaning and verification look for and tokenizing does not use."""
 
     patient_id: str
     issuer: str
@@ -38,6 +39,7 @@ class PatientIdentity:
     phones: tuple[str, ...]
     other_ids: tuple[tuple[str, str], ...]
     middle_names: tuple[str, ...] = ()
+    group_names: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -57,6 +59,19 @@ def _text(dataset: Dataset, keyword: str) -> str:
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return "\\".join(str(v) for v in value)
     return str(value).strip()
+
+
+def _group_parts(group: str) -> list[str]:
+    """Family, given and middle names of one component group (``family^given^middle^...``)."""
+    family, given, middle = (group.split("^") + ["", "", ""])[:3]
+    return [p.strip() for p in (family, given, *middle.split()) if p.strip()]
+
+
+def name_parts(name: PersonName) -> tuple[str, ...]:
+    """Family, given and middle names of every component group of ``name``: alphabetic,
+    ideographic and phonetic (``Yamada^Tarou=山田^太郎=やまだ^たろう``, PS3.5 6.2.1.2), as a
+    person may be named in free text in any of them."""
+    return tuple(part for group in name.components for part in _group_parts(group))
 
 
 def identity_of(dataset: Dataset) -> PatientIdentity:
@@ -79,6 +94,7 @@ def identity_of(dataset: Dataset) -> PatientIdentity:
         phones=tuple(p.strip() for p in phones.split("\\") if p.strip()) if phones else (),
         other_ids=others,
         middle_names=tuple(str(name.middle_name or "").split()),
+        group_names=tuple(p for group in name.components[1:] for p in _group_parts(group)),
     )
 
 

@@ -8,10 +8,12 @@ the same bytes; only the CLK, which needs every patient at once, is left to the 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 from .burned_in import burned_in_reason
 from .dicom_files import is_part10, lenient_values, new_file_meta, read_dataset, write_atomic
@@ -34,6 +36,9 @@ from .transform import PatientContext, Transformer
 __all__ = ["FileOutcome", "FileProcessor"]
 
 log = logging.getLogger(__name__)
+
+_UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+_MAX_UID_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,22 @@ def _text(dataset: Dataset, keyword: str) -> str:
     """An element's value as text; empty if absent or emptied (a removed date is None)."""
     value = dataset.get(keyword)
     return "" if value is None else str(value)
+
+
+def _path_name(dataset: Dataset, keyword: str, relative: str) -> str:
+    """A UID of the output as a name in OUT_DIR's tree; "" if it is absent or blank. Under
+    --retain-uids it is the input's own value, which may be anything (``../..``): only a
+    valid UID (digits and dots, at most 64 characters) may name a folder or file.
+
+    Raises:
+        UnreadableFileError: the value is not a valid UID (the file is quarantined).
+    """
+    value = _text(dataset, keyword).strip()
+    if value and (len(value) > _MAX_UID_LENGTH or not _UID.fullmatch(value)):
+        raise UnreadableFileError(f"{relative}: {keyword} {Tag(keyword)} is not a valid UID "
+                                  f"(digits and dots, at most {_MAX_UID_LENGTH} characters), "
+                                  "so it cannot name the output file")
+    return value
 
 
 def _holds(target: Path, data: bytes) -> bool:
@@ -106,7 +127,9 @@ class FileProcessor:
         except UnreadableFileError as e:
             return FileOutcome(relative, "quarantined", str(e).replace(str(source), relative))
         except Exception as e:  # pydicom raises many types on a value it cannot convert
-            log.warning("%s: quarantined", relative, exc_info=True)
+            # Its type only: pydicom's messages and tracebacks show the element's bytes.
+            log.warning("%s: quarantined: an element cannot be read or written (%s)",
+                        relative, type(e).__name__)
             return FileOutcome(relative, "quarantined", f"an element cannot be read or "
                                                         f"written ({type(e).__name__})")
 
@@ -135,8 +158,8 @@ class FileProcessor:
         self.transformer.apply(dataset, patient)
         mark_deidentified(dataset, self.options, pseudonym, pixels_cleaned=rule is not None)
         meta = new_file_meta(dataset, transfer_syntax)
-        study, series = _text(dataset, "StudyInstanceUID"), _text(dataset, "SeriesInstanceUID")
-        sop = str(dataset.SOPInstanceUID)
+        study, series, sop = (_path_name(dataset, keyword, relative) for keyword in (
+            "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
         target = self.out_dir / pseudonym / (study or "no-study") / (series or "no-series")
         target = target / f"{sop}.dcm"
         data = encode_part10(dataset, meta)

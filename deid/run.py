@@ -40,11 +40,13 @@ from .process import FileOutcome, FileProcessor
 from .profile import ProfileOptions
 
 __all__ = ["DeidReport", "deidentify_folder", "report_path_for", "quarantine_dir_for",
-           "MANIFEST_NAME", "ENCODINGS_NAME", "ATTRIBUTES_NAME"]
+           "MANIFEST_NAME", "ENCODINGS_NAME", "ATTRIBUTES_NAME", "REPORT_ERRORS"]
 
 MANIFEST_NAME = "manifest.parquet"
 ENCODINGS_NAME = "encodings.parquet"
 ATTRIBUTES_NAME = "attributes.parquet"
+REPORT_ERRORS = "surrogateescape"
+"""How the report's text is encoded and decoded beside UTF-8 (see ``_write_report``)."""
 _EXPORTED = ("written", "unchanged")
 _processor: FileProcessor | None = None
 
@@ -193,6 +195,9 @@ def _tokenize(outcomes: list[FileOutcome], schema: Schema, secret: bytes,
 
 def _write_report(path: Path, outcomes: list[FileOutcome],
                   clks: dict[tuple[str, str], tuple[bytes, int] | str]) -> None:
+    """UTF-8, except that an input name which is not (Linux names are bytes: a Latin-1
+    system's ``caf\\xe9.dcm``) is written as its own bytes (``surrogateescape``), so that
+    ``deid-verify``, reading it back the same way, finds the file."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["source", "status", "reason", "output"])
@@ -201,8 +206,12 @@ def _write_report(path: Path, outcomes: list[FileOutcome],
         reason = token if isinstance(token, str) else o.reason
         writer.writerow([o.source, o.status, reason, o.output])
     file = AtomicFile(path)
-    file.temp.write_text(text.getvalue(), encoding="utf-8")
-    file.commit()
+    try:
+        file.temp.write_text(text.getvalue(), encoding="utf-8", errors=REPORT_ERRORS)
+        file.commit()
+    except BaseException:
+        file.discard()
+        raise
 
 
 def _remove_stale_temps(out_dir: Path) -> None:

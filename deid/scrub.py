@@ -21,8 +21,10 @@ _ANY_DATE = re.compile(any_date_pattern())
 
 
 def patient_identifiers(identity: PatientIdentity) -> IdentifierSet:
-    """The patient's identifiers as the Patient module gives them."""
-    names = [identity.family_name, identity.given_name, *identity.middle_names]
+    """The patient's identifiers as the Patient module gives them (names of every
+    PatientName group)."""
+    names = [identity.family_name, identity.given_name, *identity.middle_names,
+             *identity.group_names]
     return IdentifierSet.build(
         names=names, ids=[identity.patient_id, *(i for _, i in identity.other_ids)],
         birth_date=identity.birth_date, phones=identity.phones, address=identity.address)

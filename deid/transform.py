@@ -77,6 +77,18 @@ def _dictionary_vr(tag: int) -> str | None:
     return vr if len(vr) == 2 else None
 
 
+def _read_un_sequence_as_sq(dataset: Dataset, tag: BaseTag) -> None:
+    """A known sequence sent with VR UN (by a node that did not know it) would be kept whole,
+    identifiers and UIDs in its items included: mark it SQ so that it is converted and walked
+    like any sequence. PS3.5 6.2.2: its value is items in Implicit VR Little Endian (pydicom's
+    own conversion is skipped for values of 64 KiB or more)."""
+    raw = dataset.get_item(tag)
+    if (isinstance(raw, RawDataElement) and raw.VR == "UN"
+            and _dictionary_vr(tag) == "SQ" and raw.length != 0xFFFFFFFF):
+        dataset[tag] = RawDataElement(raw.tag, "SQ", raw.length, raw.value, raw.value_tell,
+                                      True, True)
+
+
 def _is_sequence(dataset: Dataset, tag: BaseTag) -> bool:
     """Whether an element is a sequence, without converting its value."""
     vr = dataset.get_item(tag).VR
@@ -121,6 +133,7 @@ class Transformer:
                 elif not 0x10 <= tag & 0xFFFF < 0x100:  # not a private creator
                     private_kept |= self._private(dataset, tag, patient, path)
                 continue
+            _read_un_sequence_as_sq(dataset, tag)
             action = self._action_for(tag)
             if action is None or action == "K":
                 # Kept as read: convert (and walk) sequences only, so other kept values are

@@ -9,6 +9,11 @@ digits, the address's street line, city and ZIP each alone, other people's names
 the profile replaces. Values that are not identifiers (a contrast agent, a transfer syntax, a
 device model) are not looked for. Each finding names the element's path and the kind of
 identifier, never the value, once. The score is the share of checks passed.
+
+A value pydicom cannot convert (a US of odd length) cannot be searched: the element is
+skipped and, in an output file, is a failed check of its own ("value unreadable", naming its
+path, tag and VR), so the other elements and files are still checked and the result says
+what was not. It is no identifier found: the CLI tells the two apart by its exit code.
 """
 
 from __future__ import annotations
@@ -20,21 +25,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
 from pydicom.valuerep import PersonName
 
 from .dicom_files import lenient_values
 from .errors import DeidError
 from .identifiers import IdentifierSet, fold
-from .identity import identity_of
+from .identity import identity_of, name_parts
 from .output_folder import SETTINGS_NAME, DeidSettings
 from .profile import ProfileOptions, load_profile
+from .run import REPORT_ERRORS
 
 __all__ = ["Check", "VerifyResult", "verify_folder"]
 
 _PASS = {"text removed", "date shifted", "uid changed", "uid consistent"}
+_UNREADABLE = "value unreadable"
 _ID_KEYWORDS = ("PatientID", "OtherPatientIDs", "MedicalRecordLocator", "AccessionNumber")
 # Numbers, times and binary values hold no text identifier; searching them would only find
 # digits that happen to spell a ZIP or a phone number.
@@ -73,14 +82,23 @@ class VerifyResult:
 
     @property
     def leaks(self) -> int:
-        return sum(not c.passed for checks in self.files.values() for c in checks)
+        """Failed checks that found an identifier."""
+        return sum(not c.passed and c.outcome != _UNREADABLE
+                   for checks in self.files.values() for c in checks)
+
+    @property
+    def unreadable(self) -> int:
+        """Output elements whose value could not be read, so could not be checked."""
+        return sum(c.outcome == _UNREADABLE for checks in self.files.values() for c in checks)
 
     @property
     def score(self) -> float:
-        return 1.0 - self.leaks / self.checks if self.checks else 1.0
+        failed = self.leaks + self.unreadable
+        return 1.0 - failed / self.checks if self.checks else 1.0
 
     def as_dict(self) -> dict[str, object]:
         return {"score": round(self.score, 6), "checks": self.checks, "leaks": self.leaks,
+                "unreadable": self.unreadable,
                 "files": {name: _tally(checks) | {"failed": [
                     str(c) for c in checks if not c.passed]}
                     for name, checks in self.files.items()}}
@@ -91,8 +109,10 @@ class VerifyResult:
             tally = ", ".join(f"{n} {o}" for o, n in sorted(_tally(checks).items()))
             out.append(f"{name}: {tally}")
             out.extend(f"  FAIL {c}" for c in checks if not c.passed)
-        out.append(f"score {self.score:.4f} ({self.checks - self.leaks:,} of {self.checks:,} "
-                   f"checks passed, {self.leaks:,} identifiers left)")
+        unread = f", {self.unreadable:,} values unreadable" if self.unreadable else ""
+        passed = self.checks - self.leaks - self.unreadable
+        out.append(f"score {self.score:.4f} ({passed:,} of {self.checks:,} checks passed, "
+                   f"{self.leaks:,} identifiers left{unread})")
         return out
 
 
@@ -105,15 +125,36 @@ def _tally(checks: list[Check]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class _Element:
+    """``readable`` False: the value could not be converted (``value`` is None, ``vr`` the
+    one it was read with)."""
+
     tags: Tags
     path: str
     vr: str
     value: object
+    readable: bool = True
+
+
+def _unreadable(dataset: Dataset, tag: BaseTag, tags: Tags, path: str) -> _Element:
+    """The element whose value pydicom cannot convert, by its path and tag, without its
+    value (a failed conversion's message shows the bytes)."""
+    try:
+        vr = dataset.get_item(tag).VR or dictionary_VR(tag)
+    except KeyError:
+        vr = "UN"
+    name, number = keyword_for_tag(tag), str(tag).replace(" ", "")
+    shown = f"{path}{name} {number}" if name else f"{path}{number}"
+    return _Element(tags + (int(tag),), shown, vr, None, readable=False)
 
 
 def _elements(dataset: Dataset, tags: Tags = (), path: str = "") -> Iterator[_Element]:
     """Every element, items included, with its tag path and a readable path."""
-    for element in dataset:
+    for tag in dataset.keys():  # noqa: SIM118 (iterating a Dataset converts, and may fail)
+        try:
+            element = dataset[tag]
+        except Exception:  # pydicom raises many types on a value it cannot convert
+            yield _unreadable(dataset, tag, tags, path)
+            continue
         name = element.keyword or str(element.tag).replace(" ", "")
         here, shown = tags + (int(element.tag),), f"{path}{name}"
         if element.VR == "SQ":
@@ -134,12 +175,8 @@ def _strings(value: object) -> list[str]:
 
 
 def _name_parts(value: object) -> list[str]:
-    parts: list[str] = []
-    for text in _strings(value):
-        name = PersonName(text)
-        parts += [str(p) for p in (name.family_name, name.given_name) if p]
-        parts += str(name.middle_name or "").split()
-    return parts
+    """Names of every group (alphabetic, ideographic, phonetic) of each PN value."""
+    return [part for text in _strings(value) for part in name_parts(PersonName(text))]
 
 
 def _identifiers(original: Dataset, options: ProfileOptions
@@ -148,7 +185,8 @@ def _identifiers(original: Dataset, options: ProfileOptions
     survive in date elements; its UIDs that the profile replaces."""
     identity = identity_of(original)
     profile = load_profile()
-    patient_names = [identity.family_name, identity.given_name, *identity.middle_names]
+    patient_names = [identity.family_name, identity.given_name, *identity.middle_names,
+                     *identity.group_names]
     others: list[str] = []
     ids: list[str] = [identity.patient_id, *(i for _, i in identity.other_ids)]
     dates: set[str] = set()
@@ -185,6 +223,9 @@ def _check_pair(original: Dataset, output: Dataset, options: ProfileOptions,
     findings: dict[tuple[str, str], None] = {}  # (path, kind), in order, once each
     found_patterns: set[int] = set()
     for element in meta + list(_elements(output)):
+        if not element.readable:
+            checks.append(Check(_UNREADABLE, element.path, element.vr))
+            continue
         old = before.get(element.tags)
         texts = _strings(element.value)
         skip = {"uid"}
@@ -241,7 +282,7 @@ def verify_folder(original_dir: Path, out_dir: Path, report: Path) -> VerifyResu
     """
     if not report.is_file():
         raise DeidError(f"report {report} not found: run `pprl deid` first or give --report")
-    with report.open(encoding="utf-8", newline="") as handle:
+    with report.open(encoding="utf-8", errors=REPORT_ERRORS, newline="") as handle:
         pairs = [(row["source"], row["output"]) for row in csv.DictReader(handle)
                  if row["status"] in ("written", "unchanged")]
     options = _options_of(out_dir)

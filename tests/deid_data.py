@@ -5,15 +5,20 @@ elements and descriptions."""
 from __future__ import annotations
 
 import shutil
+import struct
 from pathlib import Path
 
 import deid_data
 import pydicom
 from pydicom.data import get_testdata_file
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
 
-__all__ = ["PLANTED", "pydicom_file", "deid_data_files", "write_planted", "build_input_folder"]
+__all__ = ["PLANTED", "pydicom_file", "deid_data_files", "write_planted", "build_input_folder",
+           "write_un_sequence"]
 
 # What the planted patient's EHR row holds, normalised by hand as the README documents.
 PLANTED = {"given_name": "jane", "surname": "doe", "date_of_birth": "1980-02-15", "sex": "f",
@@ -67,6 +72,26 @@ def write_planted(path: Path, *, instance: int, acquisition_date: str) -> None:
     ds.add_new(0x00190010, "LO", "MMCPrivate")
     ds.add_new(0x00191011, "LO", "safe value")
     ds.save_as(path, enforce_file_format=True)
+
+
+def write_un_sequence(path: Path) -> Dataset:
+    """CT_small whose ReferencedSeriesSequence (0008,1115) is encoded with VR UN, as a node
+    that does not know the element sends it (PS3.5 6.2.2: its item in Implicit VR Little
+    Endian), holding the patient's name and the file's own UIDs. Returns the original."""
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    item = Dataset()
+    item.PatientName = ds.PatientName
+    item.SeriesInstanceUID = ds.SeriesInstanceUID
+    item.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+    encoded = DicomBytesIO()
+    encoded.is_little_endian, encoded.is_implicit_VR = True, True
+    write_dataset(encoded, item)
+    body = encoded.getvalue()
+    value = struct.pack("<HHL", 0xFFFE, 0xE000, len(body)) + body
+    tag = pydicom.tag.Tag(0x00081115)
+    ds[tag] = RawDataElement(tag, "UN", len(value), value, 0, False, True)
+    ds.save_as(path, enforce_file_format=True)  # a raw element is written as it is
+    return ds
 
 
 def build_input_folder(root: Path) -> Path:

@@ -4,6 +4,7 @@ re-run completes it, and the tree always agrees with the manifest."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import cli
+from deid.dicom_files import lenient_values
 from deid.errors import DeidError
 from deid.process import FileProcessor
 from deid.profile import ProfileOptions
@@ -314,3 +316,84 @@ def test_the_attributes_hold_study_dates_only_when_they_are_real(site, dates: st
         originals = {pydicom.dcmread(p, stop_before_pixels=True).StudyDate
                      for p in site["in"].iterdir()}
         assert {r["study_date"].strftime("%Y%m%d") for r in rows} == originals
+
+
+def _report(out: Path) -> dict[str, dict[str, str]]:
+    with out.with_name(out.name + ".deid-report.csv").open(encoding="utf-8",
+                                                           newline="") as handle:
+        return {row["source"]: row for row in csv.DictReader(handle)}
+
+
+def _with_value(site: dict[str, Path], name: str, keyword: str, value: str) -> None:
+    """A planted input whose ``keyword`` holds ``value``."""
+    write_planted(site["in"] / name, instance=7, acquisition_date="20200110")
+    ds = pydicom.dcmread(site["in"] / name)
+    with lenient_values():  # values a UI may not hold, on purpose
+        setattr(ds, keyword, value)
+    ds.save_as(site["in"] / name)
+
+
+@pytest.mark.parametrize(("keyword", "value"), [
+    ("StudyInstanceUID", "../../../escaped"), ("SeriesInstanceUID", "../escaped"),
+    ("SOPInstanceUID", "../../../../escaped"), ("SOPInstanceUID", "1." + "2" * 63)])
+def test_a_retained_uid_that_is_no_uid_names_no_output_path(site: dict[str, Path],
+                                                             keyword: str, value: str) -> None:
+    """The reported case: with --retain-uids, a StudyInstanceUID `../../../escaped` put the
+    file outside OUT_DIR."""
+    _with_value(site, "bad_uid.dcm", keyword, value)
+    out = site["root"] / "deep" / "out"  # so that an escaped file stays in the test's folder
+    deid(site, "--retain-uids", out=out)
+    row = _report(out)["bad_uid.dcm"]
+    assert row["status"] == "quarantined" and row["output"] == ""
+    assert keyword in row["reason"] and "not a valid UID" in row["reason"]
+    assert value not in row["reason"]
+    assert not [p for p in site["root"].rglob("*escaped*")]
+    assert (out.with_name("out.quarantine") / "bad_uid.dcm").is_file()
+    assert instances(out) == manifest_files(out)
+    assert len(instances(out)) == 3  # the others are written
+
+
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_sop_instance_uid_is_a_missing_one(site: dict[str, Path], value: str) -> None:
+    """The reported case: two files with an empty SOPInstanceUID were exported as
+    `<series>/.dcm`, the second reported as a duplicate of the first."""
+    for name in ("empty_a.dcm", "empty_b.dcm"):
+        _with_value(site, name, "SOPInstanceUID", value)
+    deid(site)
+    rows = _report(site["out"])
+    for name in ("empty_a.dcm", "empty_b.dcm"):
+        assert rows[name]["status"] == "quarantined", rows[name]
+        assert "SOPInstanceUID is missing or empty" in rows[name]["reason"]
+    assert not [p for p in site["out"].rglob("*.dcm") if p.name == ".dcm"]
+    assert len(instances(site["out"])) == 3
+
+
+def test_an_input_name_that_is_not_utf8_is_reported_as_it_is(site: dict[str, Path]) -> None:
+    """The reported case: a file named b'caf\\xe9.dcm' (a Latin-1 system's name) stopped
+    every run at the report, leaving a temporary file beside OUT_DIR each time."""
+    shutil.copy(os.fsencode(pydicom_file("CT_small.dcm")),
+                os.path.join(os.fsencode(site["in"]), b"caf\xe9.dcm"))
+    for _ in range(2):
+        deid(site)
+    report = site["root"] / "out.deid-report.csv"
+    assert b"\ncaf\xe9.dcm,unchanged," in report.read_bytes()  # the name's own bytes
+    assert not [p for p in site["root"].iterdir() if p.name.endswith(".tmp")]
+    verified = CliRunner().invoke(cli, ["deid-verify", str(site["in"]), str(site["out"])])
+    assert verified.exit_code == 0, verified.output
+
+
+def test_a_report_that_cannot_be_written_leaves_no_temporary_file(
+        site: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    write_text = Path.write_text
+
+    def full_disk(path: Path, *args: object, **kwargs: object) -> int:
+        if "deid-report" not in path.name:
+            return write_text(path, *args, **kwargs)  # type: ignore[arg-type]
+        path.write_bytes(b"source,")  # opened and partly written, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(OSError):
+        deidentify_folder(site["in"], site["out"], load_schema("person"), SECRET, SITE_KEY,
+                          ProfileOptions())
+    assert not [p for p in site["root"].iterdir() if p.name.endswith(".tmp")]

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pydicom
 import pytest
 from click.testing import CliRunner
+from pydicom.dataelem import RawDataElement
 
 from api.cli import cli
 from deid.dicom_files import IMPLEMENTATION_CLASS_UID
@@ -23,6 +24,8 @@ from .deid_data import (
     STUDY_UID,
     build_input_folder,
     deid_data_files,
+    pydicom_file,
+    write_un_sequence,
 )
 
 SECRET = b"project linkage secret"
@@ -260,3 +263,47 @@ def test_every_deid_data_file_passes_verification(tmp_path: Path) -> None:
     deid(in_dir, out, tmp_path, "--allow-burned-in", "--workers", "2")
     assert {r["status"] for r in report(out).values()} == {"unchanged", "duplicate"}
     assert {p: p.read_bytes() for p in out.rglob("*.dcm")} == first
+
+
+def test_a_known_sequence_sent_as_un_is_walked(tmp_path: Path) -> None:
+    """The reported case: ReferencedSeriesSequence encoded with VR UN kept the patient's name
+    and the study's UIDs as they were."""
+    in_dir = tmp_path / "in"
+    in_dir.mkdir()
+    original = write_un_sequence(in_dir / "un.dcm")
+    with (in_dir / "un.dcm").open("rb") as handle:  # the input really holds a UN element
+        assert b"\x08\x00\x15\x11UN" in handle.read()
+    (tmp_path / "secret").write_bytes(SECRET)
+    (tmp_path / "site").write_bytes(SITE_KEY)
+    out = tmp_path / "out"
+    deid(in_dir, out, tmp_path)
+    (written,) = out.rglob("*.dcm")
+    data = written.read_bytes()
+    for value in (original.SOPInstanceUID, original.SeriesInstanceUID, "CompressedSamples"):
+        assert value.encode() not in data, value
+    item = pydicom.dcmread(written).ReferencedSeriesSequence[0]
+    assert item.ReferencedSOPInstanceUID.startswith("2.25.")
+    assert "PatientName" not in item or "CompressedSamples" not in str(item.PatientName)
+    verified = CliRunner().invoke(cli, ["deid-verify", str(in_dir), str(out)])
+    assert verified.exit_code == 0, verified.output
+
+
+def test_a_quarantined_file_is_logged_without_its_values(tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture
+                                                         ) -> None:
+    """The reported case: a Rows (US) of 3 bytes quarantined the file, and the warning
+    carried the traceback, whose message shows the element's bytes."""
+    in_dir = tmp_path / "in"
+    in_dir.mkdir()
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    ds[0x00280010] = RawDataElement(pydicom.tag.Tag(0x00280010), "US", 3, b"DOE", 0, False,
+                                    True)
+    ds.save_as(in_dir / "bad_rows.dcm", enforce_file_format=True)
+    (tmp_path / "secret").write_bytes(SECRET)
+    (tmp_path / "site").write_bytes(SITE_KEY)
+    with caplog.at_level("DEBUG"):
+        deid(in_dir, tmp_path / "out", tmp_path, "--workers", "1")
+    assert report(tmp_path / "out")["bad_rows.dcm"]["status"] == "quarantined"
+    assert "bad_rows.dcm: quarantined" in caplog.text
+    assert "BytesLengthException" in caplog.text
+    assert "DOE" not in caplog.text and "Traceback" not in caplog.text

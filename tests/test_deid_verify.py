@@ -11,6 +11,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from click.testing import CliRunner
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
@@ -148,3 +149,83 @@ def test_kept_dates_are_not_leaks_but_the_birth_date_always_is(exported, tmp_pat
     assert code == 1
     assert [f["failed"] for f in result["files"].values()] == [
         ["text retained (birth date): ImageComments"]]
+
+
+def test_a_value_that_cannot_be_read_is_reported_not_a_crash(tmp_path: Path) -> None:
+    """The reported case: an AcquisitionMatrix (US) of 3 bytes, kept by `pprl deid` as it
+    was, made `deid-verify` die with a traceback showing the bytes. It is a finding naming
+    the element, the other checks still run, and the exit code says "not checked" (3), not
+    "identifier found" (1)."""
+    (tmp_path / "secret").write_bytes(SECRET)
+    (tmp_path / "site").write_bytes(SITE_KEY)
+    in_dir = tmp_path / "in"
+    in_dir.mkdir()
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    ds[0x00181310] = RawDataElement(pydicom.tag.Tag(0x00181310), "US", 3, b"DOE", 0, False,
+                                    True)
+    ds.save_as(in_dir / "odd_length.dcm", enforce_file_format=True)
+    _deid(in_dir, tmp_path / "out", tmp_path)
+    result = CliRunner().invoke(cli, ["deid-verify", str(in_dir), str(tmp_path / "out")])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 3, result.output
+    assert "FAIL value unreadable (US): AcquisitionMatrix (0018,1310)" in result.output
+    assert "DOE" not in result.output and "text removed" in result.output
+    code, as_json = _verify(in_dir, tmp_path / "out")
+    assert code == 3 and as_json["leaks"] == 0 and as_json["unreadable"] == 1
+
+
+def _patient_named(in_dir: Path, name: str, descriptions: dict[str, str]) -> None:
+    """CT_small (UTF-8) of the patient ``name`` whose descriptions name the patient."""
+    in_dir.mkdir()
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName, ds.PatientID = name, "MRN-77"
+    for keyword, text in descriptions.items():
+        setattr(ds, keyword, text)
+    ds.save_as(in_dir / "named.dcm", enforce_file_format=True)
+
+
+def _cleaned_then_planted(tmp_path: Path, descriptions: dict[str, str], planted: str,
+                          hidden: list[str]) -> None:
+    """With --clean-descriptors, no description keeps any of ``hidden`` and verification
+    passes; ``planted`` in ImageComments of the output is then found as the name."""
+    (tmp_path / "secret").write_bytes(SECRET)
+    (tmp_path / "site").write_bytes(SITE_KEY)
+    out = tmp_path / "out"
+    _deid(tmp_path / "in", out, tmp_path, "--clean-descriptors")
+    (output,) = out.rglob("*.dcm")
+    ds = pydicom.dcmread(output)
+    for keyword in descriptions:
+        kept = str(ds.get(keyword, "")).casefold()
+        assert not any(h.casefold() in kept for h in hidden), keyword
+    code, result = _verify(tmp_path / "in", out)
+    assert code == 0 and result["leaks"] == 0, result
+    ds.ImageComments = planted
+    ds.save_as(output)
+    code, result = _verify(tmp_path / "in", out)
+    assert code == 1
+    assert [f["failed"] for f in result["files"].values()] == [
+        ["text retained (name): ImageComments"]]
+
+
+@pytest.mark.parametrize("planted", ["Mrs O'Brien", "seen by O\u2019Brien", "OBRIEN, M"])
+def test_a_name_with_an_apostrophe_is_cleaned_and_found(tmp_path: Path, planted: str) -> None:
+    """The reported case: O'Brien^Mary was left in kept descriptions and not found by
+    verification, written with either apostrophe or without one."""
+    descriptions = {"StudyDescription": "CT head, pt O'Brien",
+                    "SeriesDescription": "for Mary O\u2019Brien",
+                    "ImageComments": "OBrien follow-up"}
+    _patient_named(tmp_path / "in", "O'Brien^Mary", descriptions)
+    _cleaned_then_planted(tmp_path, descriptions, planted, ["brien", "mary"])
+
+
+@pytest.mark.parametrize("planted", ["患者 山田 様", "たろう くん"])
+def test_ideographic_and_phonetic_names_are_cleaned_and_found(tmp_path: Path,
+                                                              planted: str) -> None:
+    """The reported case: of Yamada^Tarou=山田^太郎=やまだ^たろう (PS3.5 6.2.1.2) only the
+    alphabetic group was looked for; descriptions naming the patient in the other two
+    were kept as they were, and verification passed them."""
+    descriptions = {"StudyDescription": "頭部CT 山田 太郎 様",
+                    "SeriesDescription": "やまだ たろう"}
+    _patient_named(tmp_path / "in", "Yamada^Tarou=山田^太郎=やまだ^たろう", descriptions)
+    _cleaned_then_planted(tmp_path, descriptions, planted, ["山田", "太郎", "やまだ", "たろう"])
