@@ -22,6 +22,7 @@ from .errors import Busy, Forbidden, ServiceError
 from .jobs.supervisor import supervised_workers
 from .results_store import ResultStore
 from .routers import audit, cohorts, projects, results, runs, service, tokens, uploads
+from .routers.error_bodies import COMMON_ERRORS
 from .security.audit import record
 from .security.body_limit import BodyLimit
 from .security.headers import SecurityHeaders
@@ -44,11 +45,17 @@ secret.
 stored hashed; tokens can expire and be revoked):
 - *service administrator* (`pprl admin token` on the server): creates projects;
 - *project owner* (the data manager): runs linkage, reads matches, groups and the audit log,
-  makes and revokes tokens;
+  makes and revokes tokens (another owner token too, to rotate its own);
 - *upload token* (one per party): uploads that party's encodings and reads its own results;
 - *reader* (per party): reads that party's record -> entity pseudonym mapping;
 - *researcher* (one per researcher): lists the attribute catalog, counts cohorts (small
-  cells suppressed), requests cohorts and downloads its own approved exports.
+  cells suppressed), requests cohorts and downloads its own approved exports;
+- *auditor* (one per auditor, read-only): reads the audit log and its chain head, every
+  request with its definition and every risk report, and re-runs risk reports.
+
+Errors answer `{"detail": ...}`: a message naming the project, party, run or field and the
+rule (never a token or an identifier), or, for a request the schema refuses, one problem per
+field.
 
 Only `/health` and the docs answer without a token. Failed authentications are limited per
 client and token (429 with Retry-After) and audited.
@@ -133,8 +140,9 @@ def create_app(settings: Settings, worker_processes: int = 0, tls: bool = False)
     app.add_exception_handler(PoolTimeout, _pool_exhausted)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.mount("/docs/assets", StaticFiles(directory=service.DOCS_ASSETS), name="docs-assets")
-    for module in (service, projects, tokens, uploads, runs, results, cohorts, audit):
-        app.include_router(module.router)
+    app.include_router(service.router)  # /health answers without a token
+    for module in (projects, tokens, uploads, runs, results, cohorts, audit):
+        app.include_router(module.router, responses=COMMON_ERRORS)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, tls=tls)
     return app

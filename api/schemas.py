@@ -7,6 +7,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from linker.backends import BACKENDS, available_backends
+from linker.cohorts.representativeness import reference_problem
 from linker.link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD
 from linker.solver_names import DEFAULT_SOLVER, Solver
 
@@ -152,8 +153,18 @@ class CohortQuery(_Strict):
                                description="A finished linkage run; default: the latest.")
     definition: dict[str, Any] = Field(description="A cohort definition (README, Cohorts).")
     reference: dict[str, dict[str, float]] | None = Field(
-        None, description="Shares (or counts) per dimension and category to compare with; "
-                          "default: every linked entity of the run.")
+        None, description="Shares (or counts, 0 or more) per dimension (sex, age_band, "
+                          "race_ethnicity, region) and category to compare with; default: "
+                          "every linked entity of the run, its small groups suppressed.")
+
+    @field_validator("reference")
+    @classmethod
+    def _known_dimensions_and_shares(cls, value: dict[str, dict[str, float]] | None
+                                     ) -> dict[str, dict[str, float]] | None:
+        problem = None if value is None else reference_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class CohortRequestCreate(_Strict):

@@ -23,7 +23,7 @@ from linker.cohorts import (
     select_entities,
 )
 from linker.cohorts.demographics import DIMENSIONS
-from linker.cohorts.offline import count_cohort, members_of_linkage
+from linker.cohorts.offline import count_cohort, members_of_linkage, reference_shares
 from linker.cohorts.representativeness import FLAG_BELOW, _largest_ratio
 from linker.link import link_sets
 from linker.results import write_results
@@ -31,6 +31,7 @@ from synth.cli import synthesize
 from tokenizer.attributes_build import build_attributes, load_attribute_spec
 from tokenizer.attributes_file import read_attributes
 from tokenizer.catalog import load_schema
+from tokenizer.errors import InputError
 from tokenizer.pipeline import tokenize_file
 
 SECRET = b"cohort tests: the project's secret"
@@ -301,6 +302,19 @@ def test_the_default_reference_suppresses_the_projects_small_groups(linked: dict
     given = count_cohort(definition, linked["members"], _tables(linked), min_cell,
                          reference={d: dict(t) for d, t in tallies.items()})
     assert all(r.reference_share is not None for r in given.shares)  # the user's own
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("sex,f,-0.5\nsex,m,1.5\n", "sex.f: a share is a finite number of 0 or more"),
+    ("sex,f,inf\n", "finite number"),
+    ("sex,f,0\nsex,m,0\n", "sum to 0"),
+])
+def test_a_reference_file_with_a_bad_share_is_refused(tmp_path: Path, rows: str,
+                                                     message: str) -> None:
+    path = tmp_path / "reference.csv"
+    path.write_text("dimension,category,share\n" + rows, encoding="utf-8")
+    with pytest.raises(InputError, match=message):
+        reference_shares(path)
 
 
 def test_suppressed_groups_are_flagged_only_when_surely_short(linked: dict) -> None:

@@ -165,6 +165,21 @@ def test_a_bad_definition_is_a_4xx_naming_what_is_wrong(service: Service, cohort
         assert names in answer.json()["detail"]
 
 
+@pytest.mark.parametrize(("reference", "names"), [
+    ({"sex": {"f": -1, "m": 2}}, "sex.f"),  # was 200, a share of -1.0 and a ratio of -0.563
+    ({"shoe_size": {"9": 1}}, "shoe_size"),  # was 200, ignored
+    ({"sex": {"f": 0, "m": 0}}, "sum to 0"),
+])
+def test_a_bad_reference_is_a_422_naming_it(service: Service, cohort_world: dict,
+                                            reference: dict, names: str) -> None:
+    answer = httpx.post(
+        f"{service.url}/projects/{cohort_world['project_id']}/cohorts/count", timeout=60,
+        json={"definition": ONE_PERSON, "reference": reference},
+        headers={"Authorization": f"Bearer {cohort_world['researchers'][0]}"})
+    assert answer.status_code == 422, answer.text
+    assert names in answer.text
+
+
 def _export(service: Service, world: dict, definition: dict, researcher: str) -> dict:
     project_id = world["project_id"]
     with _client(service, researcher) as asking:

@@ -31,16 +31,17 @@ from ..schemas import (
     RiskReportOut,
 )
 from ..services import cohorts
+from .error_bodies import error_response
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["cohorts"])
 
 _Responses = dict[int | str, dict[str, Any]]
-_NOT_READY: _Responses = {409: {"description": (
+_NOT_READY: _Responses = {409: error_response(
     "No finished run or no attributes yet, or the request is not in a state that allows "
-    "this")}}
-_BAD_DEFINITION: _Responses = {422: {"description": (
-    "An unknown party or column, an operator that does not fit the column's type, or an "
-    "empty cohort")}}
+    "this")}
+_BAD_DEFINITION: _Responses = {422: error_response(
+    "An unknown party or column, an operator that does not fit the column's type, a bound "
+    "that is no finite number, or an empty cohort")}
 
 
 @router.get("/cohorts/catalog", response_model=CohortCatalog,
@@ -122,9 +123,9 @@ def download_export(project_id: ProjectId, request_id: RequestId, session: Sessi
 
 @router.get("/requests/{request_id}/relabel",
             summary="The imaging party's relabel table for a ready export (its upload token)",
-            responses={403: {"description": "The party holds no objects with UIDs (its "
-                                            "attributes have no *_uid column)"},
-                       404: {"description": "The party holds none of the cohort"},
+            responses={403: error_response("The party holds no objects with UIDs (its "
+                                           "attributes have no *_uid column)"),
+                       404: error_response("The party holds none of the cohort"),
                        **_NOT_READY})
 def get_relabel(project_id: ProjectId, request_id: RequestId, session: SessionDep,
                 settings: SettingsDep, principal: AnyPartyDep) -> dict[str, Any]:

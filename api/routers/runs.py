@@ -7,14 +7,15 @@ from fastapi import APIRouter
 from ..deps import OwnerDep, ProjectId, RunId, SessionDep
 from ..schemas import RunCreate, RunOut
 from ..services import runs
+from .error_bodies import error_response
 
 router = APIRouter(prefix="/projects/{project_id}/runs", tags=["runs"])
 
 
 @router.post("", status_code=201, response_model=RunOut,
              summary="Start a linkage run on every party's latest upload (owner)",
-             responses={409: {"description": "A party has not uploaded yet, or parties' "
-                                             "uploads were made with different secrets"}})
+             responses={409: error_response("A party has not uploaded yet, or parties' "
+                                            "uploads were made with different secrets")})
 def create_run(project_id: ProjectId, body: RunCreate, session: SessionDep,
                principal: OwnerDep) -> RunOut:
     return runs.create_run(session, principal, project_id, body)

@@ -23,6 +23,7 @@ from ..errors import RequestTimeout, TooLarge, UnsupportedMedia
 from ..schemas import UploadOut
 from ..services import uploads
 from ..settings import Settings
+from .error_bodies import error_response
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["uploads"])
 
@@ -76,14 +77,14 @@ async def _spool(request: Request, settings: Settings) -> uploads.ReceivedBody:
     openapi_extra={"requestBody": {"required": True, "content": {
         media: {"schema": {"type": "string", "format": "binary"}}
         for media in uploads.UPLOAD_TYPES}}},
-    responses={408: {"description": "The body stalled"},
-               409: {"description": "Made with another linkage secret than another "
-                                    "party's upload (key check values differ)"},
-               413: {"description": "Larger than the upload limit or the party's quota"},
-               415: {"description": "Unsupported Content-Type"},
-               422: {"description": "Not an encodings file of this project's schema and "
-                                    "length: a column, type or metadata key is wrong, a "
-                                    "record id repeats, or it holds no record"}})
+    responses={408: error_response("The body stalled"),
+               409: error_response("Made with another linkage secret than another party's "
+                                   "upload (key check values differ)"),
+               413: error_response("Larger than the upload limit or the party's quota"),
+               415: error_response("Unsupported Content-Type"),
+               422: error_response("Not an encodings file of this project's schema and "
+                                   "length: a column, type or metadata key is wrong, a "
+                                   "record id repeats, or it holds no record")})
 async def upload_encodings(project_id: ProjectId, party: PartyLabel, request: Request,
                            settings: SettingsDep, principal: UploaderDep) -> UploadOut:
     """The body is the file itself, streamed: `application/vnd.apache.parquet` (or
@@ -108,12 +109,12 @@ async def upload_encodings(project_id: ProjectId, party: PartyLabel, request: Re
     openapi_extra={"requestBody": {"required": True, "content": {
         media: {"schema": {"type": "string", "format": "binary"}}
         for media, kind in uploads.UPLOAD_TYPES.items() if kind == "parquet"}}},
-    responses={408: {"description": "The body stalled"},
-               413: {"description": "Larger than the upload limit or the party's quota"},
-               415: {"description": "Not Parquet (application/vnd.apache.parquet or "
-                                    "application/octet-stream)"},
-               422: {"description": "Not an attributes file: an undeclared or mistyped "
-                                    "column, or one that holds direct identifiers"}})
+    responses={408: error_response("The body stalled"),
+               413: error_response("Larger than the upload limit or the party's quota"),
+               415: error_response("Not Parquet (application/vnd.apache.parquet or "
+                                   "application/octet-stream)"),
+               422: error_response("Not an attributes file: an undeclared or mistyped "
+                                   "column, or one that holds direct identifiers")})
 async def upload_attributes(project_id: ProjectId, party: PartyLabel, request: Request,
                             settings: SettingsDep, principal: UploaderDep) -> UploadOut:
     """The body is the attributes file (`pprl attributes`, or `pprl deid`'s

@@ -20,7 +20,7 @@ from .counts import CohortCounts, cohort_counts, suppressed_cells
 from .definition import CohortDefinitionError, Definition, parse_definition
 from .demographics import DIMENSIONS, entity_demographics
 from .evaluate import select_entities
-from .representativeness import GroupShare, representativeness
+from .representativeness import GroupShare, reference_problem, representativeness
 
 __all__ = ["CohortReport", "count_cohort", "load_definition", "reference_shares",
            "members_of_linkage"]
@@ -59,7 +59,8 @@ def reference_shares(path: Path) -> dict[str, dict[str, float]]:
     """A reference table (CSV: dimension, category, share) as dimension -> category -> share.
 
     Raises:
-        InputError: missing columns, an unknown dimension, or a share that is not a number.
+        InputError: missing columns, an unknown dimension, a share that is not a number,
+            negative or not finite, or a dimension whose shares sum to 0.
     """
     table = pacsv.read_csv(path).to_pylist()
     shares: dict[str, dict[str, float]] = {}
@@ -72,6 +73,9 @@ def reference_shares(path: Path) -> dict[str, dict[str, float]]:
             shares.setdefault(row["dimension"], {})[str(row["category"])] = float(row["share"])
         except (TypeError, ValueError) as e:
             raise InputError(f"{path}: row {index}: share is not a number") from e
+    problem = reference_problem(shares)
+    if problem:
+        raise InputError(f"{path}: {problem}")
     return shares
 
 

@@ -23,14 +23,16 @@ and would give their counts away.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .counts import Cell, CohortCounts
-from .demographics import UNKNOWN
+from .demographics import DIMENSIONS, UNKNOWN
 
-__all__ = ["GroupShare", "representativeness", "plot_representativeness", "FLAG_BELOW"]
+__all__ = ["GroupShare", "representativeness", "plot_representativeness", "FLAG_BELOW",
+           "reference_problem"]
 
 FLAG_BELOW = 0.8
 
@@ -43,6 +45,22 @@ class GroupShare:
     reference_share: float | None
     ratio: float | None
     under_represented: bool
+
+
+def reference_problem(reference: Mapping[str, Mapping[str, float]]) -> str | None:
+    """What is wrong with a reference (dimension -> category -> share or count), if anything:
+    an unknown dimension, a share that is negative or not finite, or a dimension whose shares
+    sum to nothing (a ratio against it would mean nothing)."""
+    for dimension, shares in reference.items():
+        if dimension not in DIMENSIONS:
+            return f"reference: unknown dimension {dimension!r}; dimensions are {DIMENSIONS}"
+        for category, share in shares.items():
+            if not math.isfinite(share) or share < 0:
+                return (f"reference: {dimension}.{category}: a share is a finite number of 0 "
+                        f"or more")
+        if not sum(shares.values()) > 0:
+            return f"reference: {dimension}: the shares sum to 0"
+    return None
 
 
 def representativeness(counts: CohortCounts,
