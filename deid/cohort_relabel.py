@@ -33,8 +33,9 @@ from tokenizer.encodings_file import INCOMPLETE_MARKER, AtomicFile
 from tokenizer.keys import keyed_uid
 
 from .dates import shift_value
-from .dicom_files import new_file_meta, read_dataset, write_atomic
+from .dicom_files import instance_path, new_file_meta, read_dataset, uid_path_names, write_atomic
 from .errors import DeidError
+from .output_folder import SETTINGS_NAME, DeidSettings
 from .part10_writer import encode_part10
 
 __all__ = ["RELABEL_FORMAT", "Relabel", "RelabelReport", "read_relabel", "relabel_folder",
@@ -199,7 +200,8 @@ def relabel_folder(relabel: Relabel, deid_out: Path, out_dir: Path) -> RelabelRe
     """Write the cohort's instances of ``deid_out`` into ``out_dir``, relabelled.
 
     Raises:
-        DeidError: ``deid_out`` is not a complete ``pprl deid`` output, or ``out_dir`` holds
+        DeidError: ``deid_out`` is not a complete ``pprl deid`` output (or one made with
+            --retain-uids, or a file whose UIDs cannot name a path), or ``out_dir`` holds
             another request's images or files ``pprl cohort dicom`` did not make.
     """
     manifest_path = deid_out / "manifest.parquet"
@@ -210,6 +212,12 @@ def relabel_folder(relabel: Relabel, deid_out: Path, out_dir: Path) -> RelabelRe
     if out_dir.resolve() == deid_out.resolve() or deid_out.resolve() in \
             out_dir.resolve().parents:
         raise DeidError("OUT_DIR must not be the de-identified folder or inside it")
+    settings = DeidSettings.from_file(deid_out / SETTINGS_NAME)
+    if settings is not None and settings.options.get("retain_uids"):
+        raise DeidError(f"{deid_out} was made with --retain-uids: its UIDs are the hospital's "
+                        f"own, which the export's keyed study_uid would not match and every "
+                        f"request would release unchanged; de-identify again without "
+                        f"--retain-uids for cohorts")
     manifest = pq.read_table(manifest_path, columns=["pseudonym", "modality", "file"])
     _prepare(out_dir, relabel)
     rows: list[dict[str, Any]] = []
@@ -222,8 +230,10 @@ def relabel_folder(relabel: Relabel, deid_out: Path, out_dir: Path) -> RelabelRe
         seen.add(site)
         pseudonym, days = relabel.entities[site]
         data, dataset = _relabel_file(deid_out / file, pseudonym, days, relabel.uid_key)
-        study, series = str(dataset.StudyInstanceUID), str(dataset.SeriesInstanceUID)
-        relative = f"{pseudonym}/{study}/{series}/{dataset.SOPInstanceUID}.dcm"
+        study, series, sop = uid_path_names(dataset, file)
+        if not sop:
+            raise DeidError(f"{file}: no SOPInstanceUID (0008,0018): not a `pprl deid` output")
+        relative = instance_path(pseudonym, study, series, sop)
         target = out_dir / relative
         if target.is_file() and target.stat().st_size == len(data) \
                 and target.read_bytes() == data:
@@ -232,7 +242,7 @@ def relabel_folder(relabel: Relabel, deid_out: Path, out_dir: Path) -> RelabelRe
             write_atomic(data, target)
             written += 1
         rows.append({"pseudonym": pseudonym, "study_uid": study, "series_uid": series,
-                     "sop_uid": str(dataset.SOPInstanceUID), "modality": modality,
+                     "sop_uid": sop, "modality": modality,
                      "study_date": str(dataset.get("StudyDate") or ""), "file": relative})
     removed = _prune(out_dir, {r["file"] for r in rows})
     table = pa.Table.from_pylist(rows, schema=pa.schema(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,13 +21,14 @@ from pydicom import config
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import generate_fragments
 from pydicom.pixels.utils import get_expected_length
+from pydicom.tag import Tag
 from pydicom.uid import UID
 
 from .errors import UnreadableFileError
 from .part10_reader import read_part10_bytes
 
-__all__ = ["is_part10", "lenient_values", "read_dataset", "write_atomic",
-           "IMPLEMENTATION_CLASS_UID"]
+__all__ = ["uid_path_names", "instance_path", "is_part10", "lenient_values", "read_dataset",
+           "write_atomic", "IMPLEMENTATION_CLASS_UID"]
 
 # Our own implementation UID, in the 2.25 form, from a fixed name (not from any key).
 IMPLEMENTATION_CLASS_UID = "2.25." + str(
@@ -139,3 +141,35 @@ def write_atomic(data: bytes, target: Path) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+_UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+_MAX_UID_LENGTH = 64
+_UID_PATH_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+
+
+def uid_path_names(dataset: Dataset, relative: str) -> tuple[str, str, str]:
+    """The study, series and SOP instance UIDs that name an output file; "" where absent or
+    blank. Under --retain-uids (or in a folder changed by hand) they may be anything
+    (``../..``): only a valid UID (digits and dots, at most 64 characters) may name a folder
+    or file, so nothing is written outside the output folder.
+
+    Raises:
+        UnreadableFileError: one is not a valid UID (naming the file and the element).
+    """
+    names = []
+    for keyword in _UID_PATH_KEYWORDS:
+        value = dataset.get(keyword)
+        text = "" if value is None else str(value).strip()
+        if text and (len(text) > _MAX_UID_LENGTH or not _UID.fullmatch(text)):
+            raise UnreadableFileError(
+                f"{relative}: {keyword} {Tag(keyword)} is not a valid UID (digits and dots, "
+                f"at most {_MAX_UID_LENGTH} characters), so it cannot name the output file")
+        names.append(text)
+    return names[0], names[1], names[2]
+
+
+def instance_path(pseudonym: str, study: str, series: str, sop: str) -> str:
+    """An instance's place in an output folder: PSEUDONYM/STUDY/SERIES/SOP.dcm, a missing study
+    or series UID as no-study or no-series."""
+    return f"{pseudonym}/{study or 'no-study'}/{series or 'no-series'}/{sop}.dcm"

@@ -8,15 +8,21 @@ the same bytes; only the CLK, which needs every patient at once, is left to the 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom.dataset import Dataset
-from pydicom.tag import Tag
 
 from .burned_in import burned_in_reason
-from .dicom_files import is_part10, lenient_values, new_file_meta, read_dataset, write_atomic
+from .dicom_files import (
+    instance_path,
+    is_part10,
+    lenient_values,
+    new_file_meta,
+    read_dataset,
+    uid_path_names,
+    write_atomic,
+)
 from .errors import UnreadableFileError
 from .identity import identity_of, person_columns
 from .method import mark_deidentified
@@ -37,8 +43,6 @@ __all__ = ["FileOutcome", "FileProcessor"]
 
 log = logging.getLogger(__name__)
 
-_UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
-_MAX_UID_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -70,22 +74,6 @@ def _text(dataset: Dataset, keyword: str) -> str:
     """An element's value as text; empty if absent or emptied (a removed date is None)."""
     value = dataset.get(keyword)
     return "" if value is None else str(value)
-
-
-def _path_name(dataset: Dataset, keyword: str, relative: str) -> str:
-    """A UID of the output as a name in OUT_DIR's tree; "" if it is absent or blank. Under
-    --retain-uids it is the input's own value, which may be anything (``../..``): only a
-    valid UID (digits and dots, at most 64 characters) may name a folder or file.
-
-    Raises:
-        UnreadableFileError: the value is not a valid UID (the file is quarantined).
-    """
-    value = _text(dataset, keyword).strip()
-    if value and (len(value) > _MAX_UID_LENGTH or not _UID.fullmatch(value)):
-        raise UnreadableFileError(f"{relative}: {keyword} {Tag(keyword)} is not a valid UID "
-                                  f"(digits and dots, at most {_MAX_UID_LENGTH} characters), "
-                                  "so it cannot name the output file")
-    return value
 
 
 def _holds(target: Path, data: bytes) -> bool:
@@ -158,10 +146,8 @@ class FileProcessor:
         self.transformer.apply(dataset, patient)
         mark_deidentified(dataset, self.options, pseudonym, pixels_cleaned=rule is not None)
         meta = new_file_meta(dataset, transfer_syntax)
-        study, series, sop = (_path_name(dataset, keyword, relative) for keyword in (
-            "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
-        target = self.out_dir / pseudonym / (study or "no-study") / (series or "no-series")
-        target = target / f"{sop}.dcm"
+        study, series, sop = uid_path_names(dataset, relative)
+        target = self.out_dir / instance_path(pseudonym, study, series, sop)
         data = encode_part10(dataset, meta)
         status = "unchanged" if _holds(target, data) else "written"
         if status == "written":

@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import cli
+from deid.cohort_relabel import COHORT_MANIFEST, Relabel, relabel_folder
 from deid.dicom_files import lenient_values
 from deid.errors import DeidError
 from deid.process import FileProcessor
@@ -397,3 +398,59 @@ def test_a_report_that_cannot_be_written_leaves_no_temporary_file(
         deidentify_folder(site["in"], site["out"], load_schema("person"), SECRET, SITE_KEY,
                           ProfileOptions())
     assert not [p for p in site["root"].iterdir() if p.name.endswith(".tmp")]
+
+
+# --- pprl cohort dicom on such folders -------------------------------------------------------
+
+def _relabel(out: Path) -> Relabel:
+    """A relabel file's content taking every patient of ``out`` into a cohort."""
+    sites = sorted(set(pq.read_table(out / "manifest.parquet")["pseudonym"].to_pylist()))
+    return Relabel("request-1", "imaging", b"the request's uid key".ljust(32, b"."),
+                   {p: (f"cohort-{i}", -30) for i, p in enumerate(sites)})
+
+
+def test_cohort_dicom_relabels_instances_without_a_study_uid(site: dict[str, Path]) -> None:
+    """The reported cases: a `pprl deid` output holding a file without a StudyInstanceUID
+    (under no-study/) crashed `pprl cohort dicom` with an AttributeError, every time; an
+    empty one was written to <pseudonym>//..., listed so, then deleted as no output of the
+    run."""
+    _with_value(site, "empty_study.dcm", "StudyInstanceUID", "")
+    write_planted(site["in"] / "no_study.dcm", instance=8, acquisition_date="20200110")
+    ds = pydicom.dcmread(site["in"] / "no_study.dcm")
+    del ds.StudyInstanceUID
+    ds.save_as(site["in"] / "no_study.dcm")
+    deid(site)
+    out = site["root"] / "cohort"
+    report = relabel_folder(_relabel(site["out"]), site["out"], out)
+    listed = {r["file"] for r in pq.read_table(out / COHORT_MANIFEST).to_pylist()}
+    assert listed == {p.relative_to(out).as_posix() for p in out.rglob("*.dcm")}
+    assert len(listed) == len(instances(site["out"])) == 5
+    assert sum("/no-study/" in f for f in listed) == 2
+    assert report.removed == 0
+
+
+def test_cohort_dicom_writes_nothing_outside_its_folder(site: dict[str, Path]) -> None:
+    """The reported case: a de-identified file whose StudyInstanceUID is `../../../ESCAPED`
+    (written by an older --retain-uids, or changed by hand) was relabelled into a folder
+    outside OUT_DIR."""
+    deid(site)
+    victim = sorted(site["out"].rglob("*.dcm"))[0]
+    ds = pydicom.dcmread(victim)
+    with lenient_values():
+        ds.StudyInstanceUID = "../../../ESCAPED"
+    ds.save_as(victim)
+    out = site["root"] / "deep" / "cohort"
+    with pytest.raises(DeidError, match="StudyInstanceUID .* is not a valid UID") as refused:
+        relabel_folder(_relabel(site["out"]), site["out"], out)
+    assert "ESCAPED" not in str(refused.value)
+    assert not list(site["root"].rglob("*ESCAPED*"))
+
+
+def test_cohort_dicom_refuses_a_folder_made_with_retain_uids(site: dict[str, Path]) -> None:
+    """Under --retain-uids the relabelled images kept the hospital's own UIDs (only 2.25.
+    UIDs are remapped), which the export's keyed study_uid did not match and every request
+    released unchanged."""
+    deid(site, "--retain-uids")
+    with pytest.raises(DeidError, match="--retain-uids"):
+        relabel_folder(_relabel(site["out"]), site["out"], site["root"] / "cohort")
+    assert not (site["root"] / "cohort").exists()
