@@ -146,3 +146,15 @@ def test_bad_specs_name_the_entry(tmp_path: Path, entry: dict, message: str) -> 
     with pytest.raises(InputError, match=message) as refused:
         load_attribute_spec(path)
     assert "columns[0] (x)" in str(refused.value)
+
+
+def test_a_row_without_a_record_id_is_named_by_its_input_row(tmp_path: Path) -> None:
+    """It was reported against the output file ("record_id must be a non-empty string in
+    every row"), which the provider cannot look up."""
+    rows = [dict(ROWS[0]), dict(ROWS[1], id=""), dict(ROWS[2])]
+    extract, spec = _write(tmp_path, rows, SPEC)
+    output = tmp_path / "ehr.attributes.parquet"
+    with pytest.raises(InputError, match=r"extract\.csv: row 2, column id: no record id"):
+        build_attributes(extract, load_attribute_spec(spec), output, id_column="id",
+                         provider="ehr")
+    assert not output.exists()

@@ -27,7 +27,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .attributes_file import COLUMN_ROLES, COLUMN_TYPES, AttributeColumn, write_attributes
 from .errors import InputError
@@ -136,6 +138,16 @@ def _column(values: pa.Array, rows: list[int], column: AttributeColumn, derive: 
     return pa.array([v if v is None or v.strip() else None for v in texts], pa.string())
 
 
+def _check_ids(ids: pa.Array, rows: list[int], id_column: str, input_path: Path) -> None:
+    """Every row needs a record id: name the first without one (input row and column, where
+    the attributes file's own check could only name the output)."""
+    blank = pc.fill_null(pc.equal(ids.cast(pa.string()), ""), True)  # as pprl tokenize
+    if pc.any(blank).as_py():
+        first = int(np.flatnonzero(blank.to_numpy(zero_copy_only=False))[0])
+        raise InputError(f"{input_path}: row {rows[first]}, column {id_column}: no record "
+                         f"id; every row needs one")
+
+
 def build_attributes(input_path: Path, spec: AttributeSpec, output: Path, *,
                      id_column: str, provider: str | None, encoding: str = "utf-8",
                      delimiter: str | None = None, date_order: DateOrder | None = None
@@ -154,6 +166,7 @@ def build_attributes(input_path: Path, spec: AttributeSpec, output: Path, *,
             bad = chunk.malformed[0]
             raise InputError(f"{input_path}: row {bad.row} {bad.reason}")
         rows = chunk.rows.tolist()
+        _check_ids(chunk.columns[id_column], rows, id_column, input_path)
         arrays = {"record_id": chunk.columns[id_column]}
         for column, source, derive in spec.columns:
             arrays[column.name] = _column(chunk.columns[source], rows, column, derive,
