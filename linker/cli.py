@@ -4,6 +4,7 @@ is in ``evaluate_cli``: these two do not import what it needs)."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -23,7 +24,13 @@ from tokenizer.parallel import default_workers
 from .backends import BACKENDS, Backend, BackendUnavailableError, get_backend
 from .blocking import LshBlocking
 from .candidate_memory import run_memory_problem
-from .clkset import ClkSet, LinkageInputError, load_clk_sets
+from .clkset import (
+    ClkSet,
+    LinkageInputError,
+    common_fingerprint,
+    common_length,
+    load_clk_sets,
+)
 from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, link_sets
 from .link_streamed import link_on
 from .results import write_results
@@ -118,10 +125,10 @@ _tokens = click.option(
          "whatever its Dice score (inputs made with `pprl tokenize --with-tokens`).")
 
 _token_value_cap = click.option(
-    "--token-value-cap", type=click.IntRange(min=0), default=DEFAULT_TOKEN_VALUE_CAP,
-    show_default=True, metavar="N",
+    "--token-value-cap", type=click.IntRange(min=0), default=None, metavar="N",
     help="With --tokens: a token value held by more than N records of one party (a "
-         "placeholder name and birth date, say) is not used to make candidates; 0: no cap.")
+         f"placeholder name and birth date, say) is not used to make candidates; 0: no cap "
+         f"[default: {DEFAULT_TOKEN_VALUE_CAP}].")
 
 
 def _make_backend(name: str, workers: int, kernel: str, scheduler: str | None,
@@ -183,14 +190,31 @@ def _estimate_bar() -> Iterator[Callable[[float], None]]:
         bar.close()
 
 
+def _check_output(folder: Path) -> None:
+    """Refuse, before any work, an output folder that cannot be made or written (it failed
+    with a traceback after the whole linkage)."""
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise click.ClickException(f"cannot write the results to {folder}: {existing} is a "
+                                   f"file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise click.ClickException(f"cannot write the results to {folder}: {existing} is "
+                                   f"not writable")
+
+
 def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
          dedup: list[bool] | None, workers: int, kernel: str, blocking: str,
          command: str, tokens: tuple[str, ...] | None, *, solver: str = DEFAULT_SOLVER,
          backend_name: str = "cpu", scheduler: str | None = None,
          shared_dir: Path | None = None,
-         token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP,
+         token_value_cap: int | None = None,
          dedup_thresholds: dict[str, float] | None = None) -> None:
     tokens = tokens or ()  # None when invoked from code (`pprl demo`): callbacks don't run
+    if token_value_cap is not None and not tokens:
+        raise click.UsageError("--token-value-cap needs --tokens: it caps the token values "
+                               "that make candidates")
+    cap = DEFAULT_TOKEN_VALUE_CAP if token_value_cap is None else token_value_cap
+    _check_output(folder)
     backend = _make_backend(backend_name, workers, kernel, scheduler, shared_dir)
     if backend.name == "cpu":
         threading.Thread(target=_warm_up, args=(backend,), name="pprl-warm-up",
@@ -238,7 +262,7 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
         try:
             result = link_on(backend, sets, chosen.threshold, dedup=dedup_flags, blocking=lsh,
                              progress=progress, tokens=tokens,
-                             token_value_cap=token_value_cap, solver=solver,
+                             token_value_cap=cap, solver=solver,
                              dedup_thresholds=chosen.within(sets))
         except LinkageInputError as e:
             raise click.ClickException(str(e)) from e
@@ -248,10 +272,14 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
             **backend.describe(),
             "inputs": [{"file": s.source, "party": s.party, "records": len(s),
                         "deduplicated": d} for s, d in zip(sets, dedup_flags, strict=True)],
-            "l": sets[0].length if sets else None,
-            "schema_fingerprint": sets[0].fingerprint if sets else None,
+            "l": common_length(sets),
+            "schema_fingerprint": common_fingerprint(sets),
             "entities": result.entity_count}
-    write_results(folder, result, info)
+    try:
+        write_results(folder, result, info)
+    except OSError as e:
+        raise click.ClickException(f"cannot write the results to {folder}: "
+                                   f"{e.strerror or type(e).__name__}") from e
     stats = result.stats
     pairs_per_s = stats["pairs_total"] / max(float(stats["seconds"]), 1e-9)
     click.echo(f"{folder}: {stats['links']:,} links, {result.entity_count:,} entities from "
@@ -262,7 +290,7 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
     if tokens:
         click.echo(f"{stats['token_only_pairs']:,} candidate pairs from tokens "
                    f"{','.join(tokens)} alone")
-        _warn_common_tokens(stats["token_values_over_cap"], token_value_cap)
+        _warn_common_tokens(stats["token_values_over_cap"], cap)
 
 
 def _warn_common_tokens(over_cap: dict[str, dict[str, int]], cap: int) -> None:
@@ -300,7 +328,7 @@ def link_command(paths: tuple[Path, ...], threshold: float | str | None, folder:
                  dedup_parties: tuple[str, ...], workers: int, kernel: str, backend: str,
                  scheduler: str | None, shared_dir: Path | None, blocking: str,
                  tokens: tuple[str, ...] | None = None,
-                 token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP,
+                 token_value_cap: int | None = None,
                  solver: str = DEFAULT_SOLVER,
                  dedup_thresholds: dict[str, float] | None = None) -> None:
     """Link the encodings files of two or more providers into entities.
@@ -357,7 +385,7 @@ def link_command(paths: tuple[Path, ...], threshold: float | str | None, folder:
 def dedup_command(path: Path, threshold: float | str | None, folder: Path, workers: int,
                   kernel: str, backend: str, scheduler: str | None, shared_dir: Path | None,
                   blocking: str, tokens: tuple[str, ...] | None = None,
-                  token_value_cap: int = DEFAULT_TOKEN_VALUE_CAP,
+                  token_value_cap: int | None = None,
                   solver: str = DEFAULT_SOLVER) -> None:
     """Find records of the same person within one provider's encodings file."""
     _run((path,), folder, threshold, [True], workers, kernel, blocking, "dedup", tokens,

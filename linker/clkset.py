@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +108,15 @@ def load_clk_sets(paths: Sequence[str | Path]) -> list[ClkSet]:
     _check_compatible(sets)
     check_key_checks([(s.source, s.key_check) for s in sets])
     _check_token_key_checks(sets)
-    return sets
+    length = common_length(sets)
+    return [s if s.length or length is None else _sized(s, length) for s in sets]
+
+
+def _sized(empty: ClkSet, length: int) -> ClkSet:
+    """An empty set of unknown length (an empty clkhash JSON file) given the others' length:
+    it takes part in no link, but the kernels compare lengths."""
+    return replace(empty, length=length,
+                               words=np.zeros((0, length // 64), dtype=np.uint64))
 
 
 def _check_token_key_checks(sets: Sequence[ClkSet]) -> None:
@@ -149,21 +157,33 @@ def check_key_checks(inputs: Sequence[tuple[str, str | None]]) -> None:
                 f"with a line break the others lack")
 
 
+def common_length(sets: Sequence[ClkSet]) -> int | None:
+    """The sets' CLK length in bits: the first that says (an empty clkhash JSON file does
+    not)."""
+    return next((s.length for s in sets if s.length or len(s)), None)
+
+
+def common_fingerprint(sets: Sequence[ClkSet]) -> str | None:
+    """The sets' schema fingerprint: the first that records one (clkhash JSON does not)."""
+    return next((s.fingerprint for s in sets if s.fingerprint), None)
+
+
 def _check_compatible(sets: Sequence[ClkSet]) -> None:
-    if not sets:
-        return
-    first = sets[0]
-    for other in sets[1:]:
-        if other.length != first.length:
+    """Same length and schema, each compared with the first set that says (so a clkhash JSON
+    file, which records no schema, given first no longer let any schema through)."""
+    sized = [s for s in sets if s.length or len(s)]
+    for other in sized[1:]:
+        if other.length != sized[0].length:
             raise LinkageInputError(
-                f"{other.source} has l={other.length} bits but {first.source} has "
-                f"l={first.length}: encodings of different lengths cannot be compared")
-        if (first.fingerprint and other.fingerprint
-                and other.fingerprint != first.fingerprint):
+                f"{other.source} has l={other.length} bits but {sized[0].source} has "
+                f"l={sized[0].length}: encodings of different lengths cannot be compared")
+    marked = [(s.source, s.fingerprint) for s in sets if s.fingerprint]
+    for source, fingerprint in marked[1:]:
+        if fingerprint != marked[0][1]:
             raise LinkageInputError(
-                f"{other.source} was made with schema {other.fingerprint[:16]}... but "
-                f"{first.source} with schema {first.fingerprint[:16]}...: every provider "
-                f"must tokenize with the same schema")
+                f"{source} was made with schema {fingerprint[:16]}... but {marked[0][0]} "
+                f"with schema {marked[0][1][:16]}...: every provider must tokenize with the "
+                f"same schema")
     seen: dict[str, str] = {}
     for clk_set in sets:
         if clk_set.party in seen:

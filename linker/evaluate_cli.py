@@ -67,11 +67,17 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
     for name in (MATCHES, ENTITIES, RUN):
         if not (folder / name).is_file():
             raise click.ClickException(f"{folder} holds no {name}: is it a `pprl link` output?")
+    if plot is not None and not plot.absolute().parent.is_dir():  # before the work
+        raise click.ClickException(f"cannot write the plot {plot}: {plot.parent} is no folder")
     try:
         known = read_truth(truth)
     except TokenizerError as e:
         raise click.ClickException(str(e)) from e
-    run = json.loads((folder / RUN).read_text(encoding="utf-8"))
+    try:
+        run = json.loads((folder / RUN).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise click.ClickException(f"{folder / RUN} cannot be read as JSON "
+                                   f"({type(e).__name__}): is the run complete?") from e
     run_parties = [i["party"] for i in run.get("inputs", [])]
     truth_parties = sorted({party for party, _ in known})
     missing = [p for p in run_parties if p not in truth_parties]
@@ -89,7 +95,11 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
     thresholds = np.round(np.arange(lowest, 1.0 + 1e-9, 0.01), 4)
     curve = threshold_curve(read_matches(folder), quality.actual, known, thresholds)
     plot_path = plot or folder / "quality.png"
-    plot_curve(curve, run["threshold"], plot_path)
+    try:
+        plot_curve(curve, run["threshold"], plot_path)
+    except OSError as e:
+        raise click.ClickException(f"cannot write the plot {plot_path}: "
+                                   f"{e.strerror or type(e).__name__}") from e
     summary = {"threshold": run["threshold"], **({"dedup_thresholds": within} if within else {}),
                "precision": round(quality.precision, 6),
                "recall": round(quality.recall, 6), "f1": round(quality.f1, 6),

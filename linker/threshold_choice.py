@@ -117,6 +117,14 @@ def _estimate_kinds(sets: list[ClkSet], backend: Backend,
     return ThresholdChoice(across.threshold, record, summary, within)
 
 
+def _with_records(sets: Sequence[ClkSet], dedup: Sequence[bool]
+                  ) -> tuple[list[ClkSet], list[bool]]:
+    """The parties that hold records, with their flags: an empty input takes part in no link,
+    and must not change the others' threshold (it made every fit of its pairs fail)."""
+    kept = [i for i, s in enumerate(sets) if len(s)]
+    return [sets[i] for i in kept], [dedup[i] for i in kept]
+
+
 def estimate_threshold(sets: list[ClkSet], dedup: Sequence[bool], backend: Backend,
                        progress: Callable[[float], None] | None = None,
                        max_pairs: int | None = None) -> ThresholdChoice:
@@ -126,6 +134,9 @@ def estimate_threshold(sets: list[ClkSet], dedup: Sequence[bool], backend: Backe
     done. ValueError (``TooManyFloorPairs`` among them): no estimate of this data; the caller
     has checked ``no_estimate_because``."""
     limit = floor_pairs.MAX_FLOOR_PAIRS if max_pairs is None else max_pairs  # at each call
+    sets, dedup = _with_records(sets, dedup)
+    if len(sets) == 1 and not dedup[0]:
+        raise ValueError("only one party holds records, and it is not deduplicated")
     if len(sets) == 1:  # deduplicated: ``no_estimate_because`` refuses it otherwise
         valley = estimate_dedup(sets[0], backend, progress, limit)
         return ThresholdChoice(valley.threshold, valley.choice(), valley.summary())
@@ -147,7 +158,7 @@ def choose_threshold(sets: list[ClkSet], dedup: Sequence[bool], blocked: bool,
     """The threshold a run given none takes: the estimate's (``estimate_threshold``, at most
     ``UNASKED_MAX_FLOOR_PAIRS`` pairs) where one applies and succeeds, else
     ``default_threshold`` with the reason there is no estimate."""
-    why = no_estimate_because(dedup, blocked, tokens)
+    why = no_estimate_because(_with_records(sets, dedup)[1], blocked, tokens)
     if why is None:
         try:
             return estimate_threshold(sets, dedup, backend, progress, UNASKED_MAX_FLOOR_PAIRS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -301,6 +302,64 @@ def test_cli_refuses_mismatched_inputs(tmp_path) -> None:
     assert one.returncode == 2 and "at least two" in one.stderr
 
 
+def test_a_clkhash_json_file_first_lets_no_other_schema_through(tmp_path) -> None:
+    """The reported case: clkhash JSON records no schema, and given first it turned the
+    schema check off for every other input (run.json's schema_fingerprint null)."""
+    a, b = febrl4_sets()
+    plain = tmp_path / "first.json"
+    plain.write_text(json.dumps({"clks": [base64.b64encode(row.tobytes()).decode()
+                                          for row in a.words[:50]]}))
+    fa = write_clk_set(tmp_path / "a.parquet", a)
+    other = write_clk_set(tmp_path / "other.parquet", b, fingerprint="0" * 64)
+    result = pprl("link", str(plain), str(fa), str(other), "-o", str(tmp_path / "o"),
+                  check=False)
+    assert result.returncode == 1 and "same schema" in result.stderr
+    assert "a.parquet" in result.stderr and "other.parquet" in result.stderr
+    pprl("link", str(plain), str(fa), "-o", str(tmp_path / "ok"), "--threshold", "0.9")
+    run = json.loads((tmp_path / "ok" / "run.json").read_text())
+    assert run["schema_fingerprint"] == a.fingerprint and run["l"] == 1024
+    empty = tmp_path / "empty.json"  # refused as of l=0 before
+    empty.write_text('{"clks": []}')
+    linked = pprl("link", str(empty), str(fa), "-o", str(tmp_path / "e"), "--threshold", "0.9")
+    assert "empty.json holds no records" in linked.stderr
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_first(tmp_path) -> None:
+    """The reported case: `-o afile/sub` ran the whole linkage, then failed with a
+    NotADirectoryError traceback."""
+    a, b = febrl4_sets()
+    fa, fb = write_clk_set(tmp_path / "a.parquet", a), write_clk_set(tmp_path / "b.parquet", b)
+    (tmp_path / "afile").write_text("")
+    result = pprl("link", str(fa), str(fb), "-o", str(tmp_path / "afile" / "sub"), check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "afile is a file, not a folder" in result.stderr
+    assert "pairs" not in result.stdout  # refused before linking
+
+
+def test_token_value_cap_without_tokens_is_refused(tmp_path) -> None:
+    """It was accepted and ignored (nothing recorded it)."""
+    a, b = febrl4_sets()
+    fa, fb = write_clk_set(tmp_path / "a.parquet", a), write_clk_set(tmp_path / "b.parquet", b)
+    result = pprl("link", str(fa), str(fb), "-o", str(tmp_path / "o"), "--token-value-cap",
+                  "3", check=False)
+    assert result.returncode == 2 and "--token-value-cap needs --tokens" in result.stderr
+
+
+def test_evaluate_names_a_bad_plot_path_or_run_file(tmp_path) -> None:
+    """The reported cases: tracebacks (FileNotFoundError, JSONDecodeError)."""
+    fa, fb, truth = febrl4_files(tmp_path)
+    out = tmp_path / "out"
+    pprl("link", str(fa), str(fb), "-o", str(out), "--threshold", "0.9")
+    bad_plot = pprl("evaluate", str(out), "--truth", str(truth), "--plot",
+                    str(tmp_path / "nodir" / "q.png"), check=False)
+    assert bad_plot.returncode == 1 and "Traceback" not in bad_plot.stderr
+    assert "nodir is no folder" in bad_plot.stderr
+    (out / "run.json").write_text((out / "run.json").read_text()[:100])
+    cut = pprl("evaluate", str(out), "--truth", str(truth), check=False)
+    assert cut.returncode == 1 and "Traceback" not in cut.stderr
+    assert "run.json cannot be read as JSON" in cut.stderr
+
+
 @pytest.mark.parametrize("command", ["link", "dedup", "evaluate"])
 def test_linker_commands_have_help(command: str) -> None:
     assert f"Usage: pprl {command}" in pprl(command, "--help").stdout
@@ -337,6 +396,23 @@ def test_empty_inputs_warn_and_all_empty_fails(tmp_path) -> None:
     assert not (tmp_path / "none").exists()
     alone = pprl("dedup", str(fe), "-o", str(tmp_path / "dedup"), check=False)
     assert alone.returncode == 1 and "nothing to dedup" in alone.stderr
+
+
+def test_an_empty_input_leaves_the_estimated_threshold_as_it_was(tmp_path) -> None:
+    """The reported case: an empty party "takes part in no link", yet its pairs made the
+    estimate fail (too few records with two candidates) and the run took the default."""
+    a, b = febrl4_sets()
+    fa, fb = write_clk_set(tmp_path / "a.parquet", a), write_clk_set(tmp_path / "b.parquet", b)
+    empty = ClkSet.from_arrays(np.zeros((0, 128), np.uint8), [], length=1024, party="empty",
+                               fingerprint=a.fingerprint)
+    fe = write_clk_set(tmp_path / "empty.parquet", empty)
+    runs = []
+    for name, files in (("two", (fa, fb)), ("three", (fe, fa, fb))):
+        pprl("link", *map(str, files), "-o", str(tmp_path / name))
+        runs.append(json.loads((tmp_path / name / "run.json").read_text()))
+    assert runs[1]["threshold_choice"]["method"] == "estimated"
+    assert runs[1]["threshold"] == runs[0]["threshold"]
+    assert runs[1]["threshold_choice"] == runs[0]["threshold_choice"]
 
 
 @pytest.mark.parametrize("kernel", ["scalar", "lanes"])
