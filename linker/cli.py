@@ -34,6 +34,7 @@ from .clkset import (
 from .link import DEFAULT_DEDUP_THRESHOLD, DEFAULT_THRESHOLD, link_sets
 from .link_streamed import link_on
 from .results import write_results
+from .shared_clks import SharedClks
 from .solve import DEFAULT_SOLVER, SOLVERS
 from .threshold_choice import (
     ThresholdChoice,
@@ -287,6 +288,9 @@ def _run(paths: tuple[Path, ...], folder: Path, threshold: float | str | None,
                f"{stats['seconds']} s ({pairs_per_s:.3g} pairs/s; "
                f"{stats['pruned_share']:.1%} skipped by popcount, "
                f"{stats['stopped_halfway_share']:.1%} of the rest stopped halfway)")
+    shared = stats.get("shared_clks")
+    for warning in SharedClks(**shared).warnings() if shared else ():
+        click.echo(f"warning: {warning}", err=True)
     if tokens:
         click.echo(f"{stats['token_only_pairs']:,} candidate pairs from tokens "
                    f"{','.join(tokens)} alone")

@@ -37,6 +37,7 @@ from .link import (
     number_entities,
     party_pairs,
 )
+from .shared_clks import shared_clks
 from .solve import (
     DEFAULT_SOLVER,
     SCORED_BELOW,
@@ -282,15 +283,20 @@ def link_on(backend: Backend, sets: Sequence[ClkSet], threshold: float, *,
             dedup_thresholds: Sequence[float | None] | None = None,
             **options: Any) -> LinkResult:
     """``link_sets`` on ``backend`` (``options``: its other arguments), solved from the
-    backend's candidate files where it writes them and the run allows (``streams``)."""
+    backend's candidate files where it writes them and the run allows (``streams``); its
+    stats also say how many records share a CLK with many others (``shared_clks``)."""
     if streams(backend, sets, dedup, tokens, solver):
         streaming = cast(StreamingBackend, backend)
         if len(sets) == 2 and not any(dedup):
-            return link_two_streamed(sets, threshold, streaming, blocking=blocking,
-                                     progress=progress)
-        return link_groups_streamed(sets, threshold, streaming, dedup=dedup,
-                                    blocking=blocking, progress=progress,
-                                    dedup_thresholds=dedup_thresholds)
-    return link_sets(sets, threshold, dedup=dedup, backend=backend, blocking=blocking,
-                     progress=progress, tokens=tokens, solver=solver,
-                     dedup_thresholds=dedup_thresholds, **options)
+            result = link_two_streamed(sets, threshold, streaming, blocking=blocking,
+                                       progress=progress)
+        else:
+            result = link_groups_streamed(sets, threshold, streaming, dedup=dedup,
+                                          blocking=blocking, progress=progress,
+                                          dedup_thresholds=dedup_thresholds)
+    else:
+        result = link_sets(sets, threshold, dedup=dedup, backend=backend, blocking=blocking,
+                           progress=progress, tokens=tokens, solver=solver,
+                           dedup_thresholds=dedup_thresholds, **options)
+    result.stats["shared_clks"] = shared_clks(sets).as_dict()
+    return result

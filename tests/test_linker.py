@@ -415,6 +415,40 @@ def test_an_empty_input_leaves_the_estimated_threshold_as_it_was(tmp_path) -> No
     assert runs[1]["threshold_choice"] == runs[0]["threshold_choice"]
 
 
+def test_placeholder_and_blank_records_are_reported(tmp_path) -> None:
+    """Records holding only a sex (an unknown patient, say) get one CLK whoever they are and
+    linked at Dice 1.0 without a word; a row with every field blank was counted among the
+    encodings though its CLK links with nothing. Both are now said (results unchanged)."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"a linkage secret of the test, 32b")
+    header = "record_id,given_name,surname,date_of_birth,sex,address,zip,phone\n"
+    people = {"ehr": [f"e{i},ann{i},lee{i},19{50 + i}-01-02,f,{i} elm st,62704,"
+                      for i in range(20)],
+              "claims": [f"c{i},ann{i},lee{i},19{50 + i}-01-02,f,{i} elm st,62704,"
+                         for i in range(20)]}
+    people["ehr"] += [f"u{i},,,,f,,," for i in range(8)] + [",,,,,,,".replace(",", "b0,", 1)]
+    people["claims"] += [f"v{i},,,,f,,," for i in range(5)]
+    files = {}
+    for party, rows in people.items():
+        source = tmp_path / f"{party}.csv"
+        source.write_text(header + "\n".join(rows) + "\n")
+        files[party] = tmp_path / f"{party}.clks.parquet"
+        made = pprl("tokenize", str(source), "--schema", "person", "--secret-file",
+                    str(secret), "--id-column", "record_id", "--provider", party, "-o",
+                    str(files[party]))
+        blank = "1 record(s) hold no identifier" in made.stderr
+        assert blank == (party == "ehr"), made.stderr
+    linked = pprl("link", str(files["ehr"]), str(files["claims"]), "-o", str(tmp_path / "o"),
+                  "--threshold", "0.8")
+    assert "1 CLK value(s) are each held by more than 10 records (13 records" in linked.stderr
+    assert "1 record(s) have an empty CLK" in linked.stderr
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert run["shared_clks"] == {"most": 10, "values": 1, "records": 13, "empty": 1}
+    swapped = pprl("link", str(files["claims"]), str(files["ehr"]), "-o", str(tmp_path / "q"),
+                 "--threshold", "0.8")  # the same in any order
+    assert swapped.stderr.count("held by more than 10 records") == 1
+
+
 @pytest.mark.parametrize("kernel", ["scalar", "lanes"])
 def test_pair_counts_and_progress_add_up(kernel: str) -> None:
     """The statistics `pprl link` reports (run.json) and the progress it shows: every pair

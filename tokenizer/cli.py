@@ -146,6 +146,7 @@ def tokenize_command(input_path: Path, schema_ref: str, secret_file: Path | None
             "output": str(report.output), "records_read": report.records_read,
             "records_written": report.records_written, "rejected": report.rejected,
             "rejects_file": str(report.rejects_path) if report.rejects_path else None,
+            "empty_clks": report.empty_clks,
             "seconds": round(report.seconds, 4),
             "records_per_second": round(report.records_per_second),
             "schema_fingerprint": schema.fingerprint}))
@@ -153,6 +154,9 @@ def tokenize_command(input_path: Path, schema_ref: str, secret_file: Path | None
     click.echo(f"{report.output}: {report.records_written:,} encodings from "
                f"{report.records_read:,} records in {report.seconds:.1f} s "
                f"({report.records_per_second:,.0f} records/s)")
+    if report.empty_clks:
+        click.echo(f"warning: {report.empty_clks:,} record(s) hold no identifier (every field "
+                   f"blank): their CLKs have no bit set and link with nothing", err=True)
     if report.rejected:
         click.echo(f"{report.rejected:,} invalid rows skipped, each with its reason, in "
                    f"{report.rejects_path}. That file holds identifiers: keep it at the site.",

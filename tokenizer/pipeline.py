@@ -60,6 +60,9 @@ class TokenizeReport:
     seconds: float
     reject_reasons: tuple[tuple[str, int], ...] = ()
     """The most frequent reasons rows were rejected, with their counts."""
+    empty_clks: int = 0
+    """Records written whose CLK has no bit set: every field blank, so they link with
+    nothing (kept, as clkhash keeps them, but said)."""
 
     @property
     def records_per_second(self) -> float:
@@ -183,7 +186,9 @@ class _TokenInput:
 def _write_chunk(writer: EncodingsWriter, rejects: _RejectsWriter, chunk: RecordChunk,
                  encoded: EncodedChunk, id_column: str | None,
                  normalizer_rejects: Rejected, written_ids: _RecordIds | None,
-                 token_input: _TokenInput | None) -> None:
+                 token_input: _TokenInput | None) -> int:
+    """Writes the chunk's valid rows and its rejects; returns how many CLKs written have no
+    bit set (rows with every field blank)."""
     reasons = {r.index: (";".join(r.fields), r.describe()) for r in encoded.rejects}
     valid = encoded.valid.copy()
     for index, problems in normalizer_rejects.items():
@@ -208,6 +213,7 @@ def _write_chunk(writer: EncodingsWriter, rejects: _RejectsWriter, chunk: Record
     if written_ids is not None:
         written_ids.add(kept_ids, chunk.rows[valid & id_ok])
     _write_rejects(rejects, chunk, reasons)
+    return int(np.count_nonzero(encoded.popcounts[keep] == 0))
 
 
 class _Bar(Protocol):
@@ -309,6 +315,7 @@ def tokenize_file(
     show = sys.stderr.isatty() if progress is None else progress
     bar: _Bar = _progress_bar(reader.total_rows, input_path.name) if show else _NoBar()
     read = 0
+    empty = [0]  # CLKs with no bit set, counted on the writing thread
     chunks: deque[RecordChunk] = deque()
     written_ids = _RecordIds() if id_column else None
 
@@ -318,8 +325,8 @@ def tokenize_file(
             yield {c: chunk.columns[c] for c in required}
 
     def write(chunk: RecordChunk, encoded: EncodedChunk, normalizer_rejects: Rejected) -> None:
-        _write_chunk(writer, rejects, chunk, encoded, id_column, normalizer_rejects,
-                     written_ids, token_input)
+        empty[0] += _write_chunk(writer, rejects, chunk, encoded, id_column,
+                                 normalizer_rejects, written_ids, token_input)
         bar.update(len(chunk) + len(chunk.malformed))
 
     try:
@@ -352,5 +359,5 @@ def tokenize_file(
     writer.commit()
     rejects_file = rejects.finish()
     return TokenizeReport(input_path, output_path, read, writer.count, rejects.count,
-                          rejects_file, time.perf_counter() - started, top)
+                          rejects_file, time.perf_counter() - started, top, empty[0])
 

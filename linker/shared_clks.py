@@ -1,0 +1,76 @@
+"""CLKs that many records share, and CLKs with no bit set.
+
+Records whose identifiers are placeholders or nearly absent (an unknown patient registered as
+``UNKNOWN^TRAUMA`` with a default birth date, a row holding only a sex) get the same CLK
+whoever they are, and link with each other at Dice 1.0: one entity of strangers, and cohorts
+counted with it. The same person's records across a few providers, with a few duplicates,
+share a CLK too (at most 4 records on the synthetic population), so only values held by more
+than ``MOST_SHARING`` records are reported. A CLK with no bit set (every field blank) links
+with nothing. Both are reported, not changed: which records a site should not encode is the
+site's to decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .clkset import ClkSet
+
+__all__ = ["MOST_SHARING", "SharedClks", "shared_clks"]
+
+MOST_SHARING = 10
+# Odd multipliers (from a fixed seed) that fold a row of words into one 64-bit value: equal
+# rows give equal values; unequal rows collide with negligible chance, and only a count
+# shown in a warning would be off.
+_MULTIPLIERS = np.random.default_rng(20261204).integers(
+    1, 2**63, size=64, dtype=np.uint64) | np.uint64(1)
+
+
+@dataclass(frozen=True)
+class SharedClks:
+    values: int  # CLK values held by more than ``most`` records (none empty)
+    records: int  # records holding them
+    empty: int  # records whose CLK has no bit set
+    most: int = MOST_SHARING
+
+    def as_dict(self) -> dict[str, int]:
+        return {"most": self.most, "values": self.values, "records": self.records,
+                "empty": self.empty}
+
+    def warnings(self) -> list[str]:
+        """What a data manager should look at, if anything."""
+        found = []
+        if self.values:
+            found.append(
+                f"{self.values:,} CLK value(s) are each held by more than {self.most} records "
+                f"({self.records:,} records in all): records this alike are usually "
+                f"placeholders or nearly empty (an unknown patient, only a sex or a birth "
+                f"date) and link with each other at Dice 1.0 whoever they are; ask the "
+                f"providers to check them")
+        if self.empty:
+            found.append(f"{self.empty:,} record(s) have an empty CLK (no identifier): they "
+                         f"link with nothing")
+        return found
+
+
+def _row_hashes(words: np.ndarray) -> np.ndarray:
+    """One 64-bit value per row (wrapping products summed), equal for equal rows."""
+    out = np.zeros(len(words), dtype=np.uint64)
+    for column in range(words.shape[1]):
+        out += words[:, column] * _MULTIPLIERS[column % len(_MULTIPLIERS)]
+    return out
+
+
+def shared_clks(sets: Sequence[ClkSet], most: int = MOST_SHARING) -> SharedClks:
+    """How many CLK values more than ``most`` records share, over all ``sets``."""
+    empty = sum(int(np.count_nonzero(s.popcounts == 0)) for s in sets)
+    filled = [s.words[s.popcounts > 0] for s in sets if len(s)]
+    if not filled:
+        return SharedClks(0, 0, empty, most)
+    _, counts = np.unique(np.concatenate([_row_hashes(w) for w in filled]),
+                          return_counts=True)
+    crowded = counts[counts > most]
+    return SharedClks(len(crowded), int(crowded.sum()), empty, most)
