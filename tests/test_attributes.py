@@ -8,11 +8,19 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tokenizer.attributes_build import build_attributes, load_attribute_spec
-from tokenizer.attributes_file import AttributeColumn, read_attributes, write_attributes
+from tokenizer.attributes_file import (
+    AttributeColumn,
+    check_attributes_upload,
+    read_attributes,
+    write_attributes,
+)
+from tokenizer.encodings_check import EncodingsLimits
 from tokenizer.errors import InputError
 
 from .test_cli import pprl
@@ -158,3 +166,34 @@ def test_a_row_without_a_record_id_is_named_by_its_input_row(tmp_path: Path) -> 
         build_attributes(extract, load_attribute_spec(spec), output, id_column="id",
                          provider="ehr")
     assert not output.exists()
+
+
+def test_an_upload_whose_text_decodes_past_the_limit_is_refused(tmp_path: Path) -> None:
+    """The reported case: a 46 KB attributes file of one 100 KB code repeated 20,000 times
+    passed the upload checks (each column chunk's size counts the dictionary once) and took
+    the service to 4 GB decoding it. Here 20 KB x 2,000 rows (40 MB) against a 1 MiB limit."""
+    rows = 2000
+    table = pa.table({"record_id": [f"r{i}" for i in range(rows)],
+                      "diagnosis": ["C" + "1" * 20_000] * rows})
+    path = tmp_path / "bomb.attributes.parquet"
+    write_attributes(path, table, (AttributeColumn("diagnosis", "code", "payload"),), "ehr")
+    assert path.stat().st_size < 100_000
+    limits = EncodingsLimits(max_column_chunk_bytes=1 << 20)
+    with pytest.raises(InputError, match="column diagnosis decodes to more than 1,048,576"):
+        check_attributes_upload(path, "upload", limits)
+    small = tmp_path / "small.attributes.parquet"
+    write_attributes(small, table.slice(0, 40), (AttributeColumn("diagnosis", "code",
+                                                                 "payload"),), "ehr")
+    assert check_attributes_upload(small, "upload", limits).table.num_rows == 40
+    # as the report made it: the column declared a dictionary in the file's Arrow schema
+    declared = pq.read_schema(path).metadata
+    hostile = tmp_path / "hostile.parquet"
+    pq.write_table(pa.table({
+        "record_id": table["record_id"],
+        "diagnosis": pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int32)),
+                                                    pa.array(["C" + "1" * 20_000]))},
+    ).replace_schema_metadata(declared), hostile)
+    assert pq.read_schema(hostile).field("diagnosis").type.id == pa.dictionary(
+        pa.int32(), pa.string()).id
+    with pytest.raises(InputError, match="column diagnosis decodes to more than"):
+        check_attributes_upload(hostile, "upload", limits)

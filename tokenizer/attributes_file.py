@@ -161,4 +161,37 @@ def check_attributes_upload(path: Path, name: str, limits: EncodingsLimits) -> A
         InputError: naming ``name``, the column and the rule.
     """
     check_bounds(path, name, limits)
+    _check_decoded_text(path, name, limits.max_column_chunk_bytes)
     return read_attributes(path, name)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    """Strings or bytes, also as a dictionary (the type a writer may declare for them)."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                or pa.types.is_binary(kind) or pa.types.is_large_binary(kind))
+
+
+def _check_decoded_text(path: Path, name: str, most: int) -> None:
+    """Refuse a text column that would decode to more than ``most`` bytes, counted one batch
+    at a time on its dictionary (never expanded): a 46 KB file of one 100 KB code repeated
+    20,000 times decoded to 2 GB, its column chunks' sizes counting the dictionary once."""
+    try:
+        text = [f.name for f in pq.read_schema(path) if _is_text(f.type)]
+        parquet = pq.ParquetFile(path, read_dictionary=text)
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"{name}: cannot be read as Parquet ({type(e).__name__})") from e
+    decoded = dict.fromkeys(text, 0)
+    try:
+        for batch in parquet.iter_batches(batch_size=65536, columns=text):
+            for column in text:
+                values = batch.column(column)
+                lengths = (pc.take(pc.binary_length(values.dictionary), values.indices)
+                           if pa.types.is_dictionary(values.type) else pc.binary_length(values))
+                decoded[column] += pc.sum(lengths).as_py() or 0
+                if decoded[column] > most:
+                    raise InputError(f"{name}: column {column} decodes to more than {most:,} "
+                                     f"bytes, more than one upload may hold")
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"{name}: cannot be read as Parquet ({type(e).__name__})") from e
