@@ -87,16 +87,24 @@ def _refuse(session: Session, limiter: FailureLimiter, keys: tuple[str, ...], re
     return Unauthorized(reason)
 
 
-def _authenticate(session: Session, limiter: FailureLimiter, last_used: LastUsed,
-                  token: str, client: str) -> Principal:
-    # The limit comes first: a refusal, malformed token included, costs an audit commit.
-    parts = split_token(token)
-    keys = (f"ip:{client}",) if parts is None else (f"ip:{client}", f"token:{parts[0]}")
+def _limited(limiter: FailureLimiter, keys: tuple[str, ...]) -> None:
+    """429 once an address or a token id has used up its failures: the refusal is then
+    neither audited nor counted (a flood costs no commits)."""
     wait = limiter.retry_after(*keys)
     if wait is not None:
         raise TooMany("too many failed authentications; try again later",
                       headers={"Retry-After": str(wait)})
+
+
+def _authenticate(session: Session, limiter: FailureLimiter, last_used: LastUsed,
+                  token: str, client: str) -> Principal:
+    # A valid token is let through whatever others failed: token ids are no secret (the
+    # audit log names them) and behind a proxy every client shares its address, so checking
+    # the limit first let anyone lock out the owner or everyone. Only refusals are limited.
+    parts = split_token(token)
+    keys = (f"ip:{client}",) if parts is None else (f"ip:{client}", f"token:{parts[0]}")
     if parts is None:
+        _limited(limiter, keys)
         raise _refuse(session, limiter, keys, "malformed API token", None, None, client)
     token_id, secret = parts
     row: AdminToken | ProjectToken | None = session.get(AdminToken, token_id)
@@ -104,11 +112,13 @@ def _authenticate(session: Session, limiter: FailureLimiter, last_used: LastUsed
         row = session.get(ProjectToken, token_id)
     project_id = row.project_id if isinstance(row, ProjectToken) else None
     if row is None or not secret_matches(secret, row.secret_hash):
+        _limited(limiter, keys)
         raise _refuse(session, limiter, keys, "invalid API token", token_id, project_id,
                       client)
     now = time.time()
     unusable = unusable_reason(row.revoked_at, row.expires_at, now)
     if unusable is not None:
+        _limited(limiter, keys)
         raise _refuse(session, limiter, keys, unusable, token_id, project_id, client)
     if row.last_used_at is None or row.last_used_at < now - _LAST_USED_EVERY_SECONDS:
         last_used.note(type(row), token_id, now)

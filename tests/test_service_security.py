@@ -141,8 +141,9 @@ def limited(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 def test_failed_authentications_are_limited_and_audited(limited: Service) -> None:
     """The reported case: 300 wrong secrets in 2.9 s, none audited. And the audit's: a
     malformed token skipped the limit, so anyone could cause an audit commit per request
-    without end; now a limited client is refused before its token is read, and a fresh one
-    (another loopback address) gets as many tries with malformed tokens as with others."""
+    without end; now a limited client's refusals are neither audited nor counted, and a
+    fresh one (another loopback address) gets as many tries with malformed tokens as with
+    others. A valid token is never refused for failures."""
     with Client(limited.url, limited.admin_token) as admin:
         created = admin.create_project("limited", "person", ["a", "b"])
     project_id = created["project"]["id"]
@@ -153,11 +154,12 @@ def test_failed_authentications_are_limited_and_audited(limited: Service) -> Non
     answer = httpx.get(f"{limited.url}/projects/{project_id}", timeout=30,
                        headers={"Authorization": f"Bearer {wrong}"})
     assert 1 <= int(answer.headers["retry-after"]) <= 61
+    # The security review's case: token ids are no secret (the audit log names them) and
+    # behind a proxy all clients share an address, so the limit checked first let anyone
+    # lock out the owner, or everyone. Now the right token is let through, from this
+    # address and for this token id both over their limits.
     with Client(limited.url, created["owner_token"]) as owner:
-        # the same client with the right token is limited too, for this window
-        with pytest.raises(ServiceError) as limited_out:
-            owner.audit(project_id)
-        assert limited_out.value.status == 429
+        assert owner.audit(project_id)
     log = limited.pprl("admin", "tokens", "--data-dir", str(limited.data_dir)).stdout
     assert log  # the server console is never limited
     from sqlalchemy import create_engine, text
