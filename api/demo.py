@@ -45,11 +45,9 @@ def demo_command(folder: Path, people: int) -> None:
     provider, link them, measure the quality, and count a cohort across imaging and EHR."""
     from api.client.cohort_cli import count_command
     from deid.cli import deid_command
-    from deid.run import report_path_for
     from linker.cli import link_command
     from linker.evaluate_cli import evaluate_command
     from synth.cli import synth_command
-    from synth.dicom import truth_after_deid
     from tokenizer.cli import attributes_command, describe_command, tokenize_command
     from tokenizer.parallel import default_workers
 
@@ -91,15 +89,10 @@ def demo_command(folder: Path, people: int) -> None:
     _step(f"pprl link {' '.join(map(str, outputs))} --dedup all -o {linked}")
     ctx.invoke(link_command, paths=tuple(outputs), threshold=None, folder=linked,
                dedup_parties=("all",), workers=default_workers(), blocking="none")
-    truth = folder / "truth-linked.csv"  # the imaging records as the linkage names them
-    import pyarrow.csv as pacsv
-
-    pacsv.write_csv(truth_after_deid(folder / "truth.csv", deid_out,
-                                     report_path_for(deid_out)),
-                    truth)
-    _step(f"pprl evaluate {linked} --truth {truth} --estimate")
+    truth = folder / "truth.csv"  # its imaging records traced to deid's pseudonyms
+    _step(f"pprl evaluate {linked} --truth {truth} --deid-out {deid_out} --estimate")
     ctx.invoke(evaluate_command, folder=linked, truth=truth, plot=None, estimate=True,
-               as_json=False)
+               deid_out=deid_out, as_json=False)
     definition = Path(str(resources.files("linker.cohorts") / "examples" / _DEFINITION))
     chart = folder / "cohort-representativeness.png"
     parties = " ".join(f"--attributes {p}={a}" for p, a in attributes.items())

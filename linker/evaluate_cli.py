@@ -49,6 +49,42 @@ def _estimated_beside_truth(choice: dict[str, object], entities: pa.Table,
             "one_to_one_links": reachable}
 
 
+def _truth_after_deid(truth: Path, deid_out: Path) -> dict[tuple[str, str], str]:
+    """The truth with the imaging records named as the linkage names them."""
+    from deid.run import report_path_for
+    from synth.dicom import truth_after_deid
+
+    report = report_path_for(deid_out)
+    for needed in (deid_out / "manifest.parquet", report):
+        if not needed.is_file():
+            raise click.ClickException(f"--deid-out {deid_out}: no {needed.name}; give the "
+                                       f"OUT_DIR of a finished `pprl deid` run")
+    table = truth_after_deid(truth, deid_out, report)
+    return dict(zip(zip(table["party"].to_pylist(), table["record_id"].to_pylist(),
+                        strict=True), table["true_id"].to_pylist(), strict=True))
+
+
+def _check_truth_names_records(entities: pa.Table, known: dict[tuple[str, str], str],
+                               truth: Path) -> None:
+    """Refuse a truth that names none of a party's records (every one of its links would
+    count as false: after `pprl deid` the imaging records are named by pseudonyms); warn where
+    it misses some (they count as records of no one else)."""
+    parties, records = entities["party"].to_pylist(), entities["record_id"].to_pylist()
+    held: dict[str, list[int]] = {}
+    for party, record in zip(parties, records, strict=True):
+        held.setdefault(party, [0, 0])[(party, record) in known] += 1
+    for party, (missing, found) in sorted(held.items()):
+        if not found:
+            raise click.ClickException(
+                f"{truth} names none of party {party}'s {missing:,} records: is it the truth "
+                f"of these record ids? (After `pprl deid`, the imaging records are named by "
+                f"the pseudonyms it gave: for `pprl synth --dicom` data give --deid-out.)")
+        if missing:
+            click.echo(f"warning: {truth} names {found:,} of party {party}'s "
+                       f"{missing + found:,} records; the other {missing:,} count as records "
+                       f"of no one else", err=True)
+
+
 @click.command("evaluate")
 @click.argument("folder", metavar="OUTDIR", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--truth", required=True, type=click.Path(path_type=Path),
@@ -60,9 +96,14 @@ def _estimated_beside_truth(choice: dict[str, object], entities: pa.Table,
                    "(a run made with --threshold auto, or none), beside the truth on the "
                    "estimate's basis: the links a 1:1 linkage can make (with --dedup: the "
                    "pairs across parties).")
+@click.option("--deid-out", type=click.Path(path_type=Path, file_okay=False), metavar="OUT_DIR",
+              help="The imaging party of `pprl synth --dicom` data went through `pprl deid` "
+                   "into OUT_DIR: its records are named by the pseudonyms deid gave, so the "
+                   "truth's imaging record ids are traced to them through OUT_DIR's manifest "
+                   "and report (as `pprl demo` does).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: bool,
-                     as_json: bool) -> None:
+                     deid_out: Path | None, as_json: bool) -> None:
     """Precision, recall and F1 of a linkage run against ground truth."""
     for name in (MATCHES, ENTITIES, RUN):
         if not (folder / name).is_file():
@@ -70,7 +111,7 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
     if plot is not None and not plot.absolute().parent.is_dir():  # before the work
         raise click.ClickException(f"cannot write the plot {plot}: {plot.parent} is no folder")
     try:
-        known = read_truth(truth)
+        known = read_truth(truth) if deid_out is None else _truth_after_deid(truth, deid_out)
     except TokenizerError as e:
         raise click.ClickException(str(e)) from e
     try:
@@ -88,6 +129,7 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
             f"{run_parties}; give the truth of this run (its party column holds the provider "
             f"labels `pprl link` shows)")
     entities = read_entities(folder)
+    _check_truth_names_records(entities, known, truth)
     quality = evaluate_entities(entities, known)
     within = run.get("dedup_thresholds") or {}
     # The curve: one threshold for every pair, from the run's lowest.

@@ -370,6 +370,10 @@ def test_suppressed_groups_are_flagged_only_when_surely_short(linked: dict) -> N
     ({"within": [{"after": {"party": "ehr", "column": "diagnosis"},
                   "then": {"party": "imaging", "column": "study_date"}, "days": [0, 9]}]},
      "is not a date"),
+    # the new user's case: deid without --dates full writes no study_date; say what there is
+    ({"within": [{"after": {"party": "ehr", "column": "study_date"},
+                  "then": {"party": "imaging", "column": "study_date"}, "days": [0, 9]}]},
+     r"no column 'study_date' of party 'ehr'; its date columns are \['encounter_date'\]"),
     ({"colour": "red"}, "unknown keys"),
 ])
 def test_bad_definitions_name_what_is_wrong(linked: dict, change: dict, message: str) -> None:

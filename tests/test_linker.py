@@ -381,6 +381,30 @@ def test_evaluate_refuses_a_truth_file_of_other_parties(tmp_path) -> None:
     assert "['a', 'b']" in result.stderr and "['left', 'right']" in result.stderr
 
 
+def test_evaluate_refuses_a_truth_that_names_none_of_a_partys_records(tmp_path) -> None:
+    """The new user's case: after `pprl deid` the imaging records are named by pseudonyms,
+    which the synthetic truth does not know; evaluate printed precision 0.45 without a word.
+    A truth missing only some records of a party is warned about."""
+    a, b = febrl4_sets()
+    fa, fb = write_clk_set(tmp_path / "a.parquet", a), write_clk_set(tmp_path / "b.parquet", b)
+    out = tmp_path / "out"
+    pprl("link", str(fa), str(fb), "-o", str(out), "--threshold", "0.9")
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text("party,record_id,true_id\n" + "".join(
+        f"{s.party},{'x-' + r if s.party == 'b' else r},{febrl_person(r)}\n"
+        for s in (a, b) for r in s.record_ids))
+    refused = pprl("evaluate", str(out), "--truth", str(renamed), check=False)
+    assert refused.returncode == 1 and "precision" not in refused.stdout
+    assert "names none of party b's 5,000 records" in refused.stderr
+    assert "--deid-out" in refused.stderr
+    partial = tmp_path / "partial.csv"
+    partial.write_text("party,record_id,true_id\n" + "".join(
+        f"{s.party},{r},{febrl_person(r)}\n" for s in (a, b) for r in s.record_ids[:4000]))
+    warned = pprl("evaluate", str(out), "--truth", str(partial))
+    assert "names 4,000 of party a's 5,000 records" in warned.stderr
+    assert "precision" in warned.stdout
+
+
 def test_empty_inputs_warn_and_all_empty_fails(tmp_path) -> None:
     """The reported case: linking 0-record files exited 0 silently."""
     a, _ = febrl4_sets()

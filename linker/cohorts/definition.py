@@ -177,7 +177,11 @@ def _end(raw: Any, columns: Mapping[str, Mapping[str, AttributeColumn]], where: 
         raise _fail(f"{where}: name a party and a date column")
     party, column = raw["party"], raw["column"]
     if party not in columns or column not in columns[party]:
-        raise _fail(f"{where}: no column {column!r} of party {party!r}")
+        dates = sorted(c for c, d in columns.get(party, {}).items() if d.type == "date")
+        hint = (f"; its date columns are {dates}" if dates else
+                "; it has no date column (a `pprl deid` OUT_DIR holds study_date only with "
+                "--dates full)" if party in columns else "")
+        raise _fail(f"{where}: no column {column!r} of party {party!r}{hint}")
     if columns[party][column].type != "date":
         raise _fail(f"{where}: column {column!r} of party {party!r} is not a date")
     return party, column
