@@ -96,7 +96,8 @@ def deid_command(in_dir: Path, out_dir: Path, schema_ref: str, secret_file: Path
 
     Writes OUT_DIR/encodings.parquet (one row per patient: the site pseudonym and its CLK,
     uploaded like any provider's), OUT_DIR/manifest.parquet (pseudonym, CLK, remapped UIDs,
-    modality, shifted study date per instance) and OUT_DIR/deid-settings.json (the options
+    modality, shifted study date per instance), OUT_DIR/attributes.parquet (the studies, for
+    cohorts; study_date only with --dates full) and OUT_DIR/deid-settings.json (the options
     and key check values that made it). The Patient module is normalised as `pprl tokenize`
     normalises rows given the same --normalize/--no-normalize choice. Non-DICOM files are
     skipped; corrupt ones quarantined; both reported. An interrupted run leaves OUT_DIR

@@ -252,6 +252,9 @@ def relabel_folder(relabel: Relabel, deid_out: Path, out_dir: Path) -> RelabelRe
     pq.write_table(table, target_manifest.temp)
     target_manifest.commit()
     (out_dir / INCOMPLETE_MARKER).unlink()
+    # Entities are the request's pseudonyms: one may hold several of the site's records.
+    imaged = {relabel.entities[site][0] for site in seen}
+    everyone = {pseudonym for pseudonym, _ in relabel.entities.values()}
     return RelabelReport(len(rows), written, unchanged, len({r["study_uid"] for r in rows}),
-                         len(seen), len(relabel.entities) - len(seen), removed,
+                         len(imaged), len(everyone - imaged), removed,
                          out_dir / COHORT_MANIFEST)

@@ -454,3 +454,15 @@ def test_cohort_dicom_refuses_a_folder_made_with_retain_uids(site: dict[str, Pat
     with pytest.raises(DeidError, match="--retain-uids"):
         relabel_folder(_relabel(site["out"]), site["out"], site["root"] / "cohort")
     assert not (site["root"] / "cohort").exists()
+
+
+def test_cohort_dicom_counts_the_requests_entities(site: dict[str, Path]) -> None:
+    """The new user's case: an entity holding two of the site's records was counted twice
+    ("22 entities" where the export held 21)."""
+    deid(site)
+    relabel = _relabel(site["out"])
+    assert len(relabel.entities) >= 2
+    one = Relabel(relabel.request_id, relabel.party, relabel.uid_key,
+                  {site_id: ("cohort-0", -30) for site_id in relabel.entities})
+    report = relabel_folder(one, site["out"], site["root"] / "cohort")
+    assert (report.entities, report.entities_without_images) == (1, 0)

@@ -40,6 +40,28 @@ def test_keygen_writes_a_256_bit_key_readable_by_its_owner_only(tmp_path) -> Non
     assert other.read_text(encoding="ascii") != text
 
 
+def test_keygen_makes_an_opentoken_encryption_key_that_encrypts(tmp_path) -> None:
+    """The new user's case: `pprl tokens --encryption-key-file` takes OpenToken's
+    32-character key, which `pprl keygen` (64 hex digits) could not make."""
+    key = tmp_path / "tokens.key"
+    made = invoke("keygen", str(key), "--opentoken-encryption")
+    assert made.exit_code == 0 and "32-character encryption key" in made.output
+    assert re.fullmatch(r"[A-Za-z0-9_-]{32}", key.read_text(encoding="ascii"))
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    hashing = tmp_path / "hashing.secret"
+    invoke("keygen", str(hashing))
+    people = tmp_path / "people.csv"
+    people.write_text("RecordId,FirstName,LastName,BirthDate,Sex,PostalCode,"
+                      "SocialSecurityNumber\nr1,Jane,Doe,1980-02-15,F,62704,\n")
+    out = tmp_path / "tokens.csv"
+    done = invoke("tokens", str(people), "-o", str(out), "--hashing-secret-file", str(hashing),
+                  "--encryption-key-file", str(key))
+    assert done.exit_code == 0, done.output
+    wrong = invoke("tokens", str(people), "-o", str(tmp_path / "t2.csv"),
+                   "--hashing-secret-file", str(hashing), "--encryption-key-file", str(hashing))
+    assert wrong.exit_code != 0 and "pprl keygen --opentoken-encryption" in wrong.output
+
+
 def test_keygen_never_overwrites(tmp_path) -> None:
     target = tmp_path / "linkage.secret"
     target.write_bytes(b"an existing secret, precious")

@@ -122,6 +122,9 @@ def test_each_restricted_zip3_is_a_finding(zip3: str) -> None:
 
 def test_zip3_of_a_large_area_is_allowed_and_a_full_zip_is_not() -> None:
     assert safe_harbor_findings(pa.table({"zip": ["021", "100"], "zip_3": [945, 606]})) == []
+    # generalised by --target-k (first digit, then *): coarser still, was "a full ZIP code"
+    assert safe_harbor_findings(pa.table({"zip3": ["6", "*", "021", None]})) == []
+    assert kinds(pa.table({"zip3": ["6", "036"]})) == {"zip3": {"geographic_subdivisions"}}
     assert kinds(pa.table({"zip": ["02134", "10001"]})) == {"zip": {"geographic_subdivisions"}}
     assert kinds(pa.table({"zip3": ["02134", "10001"]})) == {"zip3": {"geographic_subdivisions"}}
 

@@ -257,17 +257,22 @@ def schemas_command(name: str | None) -> None:
 
 @click.command("keygen")
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False))
-def keygen_command(path: Path) -> None:
+@click.option("--opentoken-encryption", is_flag=True,
+              help="Write an encryption key for `pprl tokens --encryption-key-file` instead: "
+                   "32 characters, as OpenToken's keys are (192 random bits).")
+def keygen_command(path: Path, opentoken_encryption: bool) -> None:
     """Write a new random 256-bit key to FILE (64 hex digits, no line break, mode 0600).
 
     Use it for a project's linkage secret (made once, then passed to every provider out of
-    band) and for each site's own key. An existing file is never overwritten.
+    band), for each site's own key and for a hashing secret of tokens. An existing file is
+    never overwritten.
     """
     try:
-        write_new_key(path)
+        write_new_key(path, opentoken_encryption)
     except TokenizerError as e:
         raise _fail(e) from e
-    click.echo(f"{path}: new 256-bit key, readable by you only")
+    kind = "32-character encryption key" if opentoken_encryption else "256-bit key"
+    click.echo(f"{path}: new {kind}, readable by you only")
 
 
 @click.command("attributes")

@@ -132,9 +132,10 @@ def keyed_day_offset(digest: bytes) -> int:
     return -(MIN_SHIFT_DAYS + int.from_bytes(digest[:8], "big") % span)
 
 
-def write_new_key(path: str | Path) -> None:
+def write_new_key(path: str | Path, opentoken_encryption: bool = False) -> None:
     """Write a new random key (64 hex digits, no line break) readable by its owner only;
-    never overwrite an existing file.
+    never overwrite an existing file. ``opentoken_encryption``: instead, the 32 characters an
+    OpenToken encryption key is (URL-safe base64 of 24 random bytes: 192 bits).
 
     Raises:
         SecretError: the file exists or cannot be created.
@@ -148,7 +149,8 @@ def write_new_key(path: str | Path) -> None:
     except OSError as e:
         raise SecretError(f"{path} cannot be created: {e.strerror}") from e
     with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(random_source.token_hex(KEYGEN_BYTES))
+        handle.write(random_source.token_urlsafe(24) if opentoken_encryption
+                     else random_source.token_hex(KEYGEN_BYTES))
     os.chmod(path, 0o600)  # whatever the umask
 
 

@@ -69,8 +69,7 @@ def generalised(dataset: Path, table: pa.Table, quasi_identifiers: Sequence[str]
               help="A column to protect (diagnosis, finding); repeat for each.")
 @click.option("--population-size", type=click.IntRange(min=1), metavar="N",
               help="People in the population the table was drawn from (journalist and "
-                   "marketer risk, population uniqueness); default: the table is the "
-                   "population.")
+                   "marketer risk, population uniqueness, which are null without it).")
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.2,
               show_default=True, metavar="R",
               help="A record is at risk when its re-identification probability exceeds R.")

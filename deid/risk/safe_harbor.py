@@ -260,12 +260,13 @@ def _shape_findings(name: str, values: pa.Array) -> list[Finding]:
 
 def _zip3_codes(column: pa.ChunkedArray) -> list[str] | None:
     """The distinct values as three-digit ZIP codes (integers zero-padded, as a CSV reader
-    turns 036 into 36), or None if any is not one."""
+    turns 036 into 36), or None if any is not one. Coarser values, as `pprl risk --target-k`
+    generalises ZIP3 (its first digit, or ``*``), are no ZIP codes and left out."""
     values = pc.unique(column.drop_null()).to_pylist()
     if pa.types.is_integer(column.type):
         return [f"{v:03d}" for v in values] if all(0 <= v < 1000 for v in values) else None
-    codes = [str(v).strip() for v in values]
-    return codes if all(re.fullmatch(r"\d{3}", c) for c in codes if c) else None
+    codes = [c for c in (str(v).strip() for v in values) if c and not re.fullmatch(r"\d|\*", c)]
+    return codes if all(re.fullmatch(r"\d{3}", c) for c in codes) else None
 
 
 _AGE_TEXT = re.compile(r"(?P<op>>=?|≥)?\s*(?P<n>\d+(\.\d+)?)\s*(?P<unit>[dwmy]|years?)?\s*"

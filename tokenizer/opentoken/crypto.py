@@ -46,7 +46,8 @@ def encryption_key(secret: bytes) -> bytes:
         raise SecretError("the encryption key is not UTF-8 text") from e
     if len(text) != KEY_CHARS:
         raise SecretError(f"the encryption key must be {KEY_CHARS} characters, as OpenToken's "
-                          f"(it has {len(text)}; a trailing line break counts)")
+                          f"(it has {len(text)}; a trailing line break counts); make one with "
+                          f"`pprl keygen --opentoken-encryption FILE`")
     try:
         return text.encode("latin-1")
     except UnicodeEncodeError as e:
