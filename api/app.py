@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from tokenizer.encodings_file import tool_version
 
 from .db import make_engine, migrate, session_factory
-from .errors import Busy, Forbidden, ServiceError
+from .errors import Busy, Forbidden, ServiceError, TooMany
 from .jobs.supervisor import supervised_workers
+from .models import Project
 from .results_store import ResultStore
 from .routers import audit, cohorts, projects, results, runs, service, tokens, uploads
 from .routers.error_bodies import COMMON_ERRORS
@@ -65,21 +66,36 @@ client and token (429 with Retry-After) and audited.
 def _domain_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ServiceError)
     if isinstance(error, Forbidden) and error.actor is not None:
-        _audit_refusal(request, error)
+        limiter: FailureLimiter = request.app.state.auth_limiter
+        key = f"refused:{error.actor}"
+        wait = limiter.retry_after(key)
+        if wait is not None:  # a token refused again and again: neither answered nor audited
+            error = TooMany("too many refused requests; try again later",
+                            headers={"Retry-After": str(wait)})
+        else:
+            limiter.failed(key)
+            _audit_refusal(request, error)
     return JSONResponse({"detail": error.message}, status_code=error.status,
                         headers=error.headers)
 
 
 def _audit_refusal(request: Request, error: Forbidden) -> None:
-    """A 403 in the audit log of the project asked for (the operation, never the token);
-    401s are audited where authentication fails."""
+    """A 403 in the audit log (the operation, never the token): of the project asked for
+    where the token belongs to it; else of the token's own project, naming the project asked
+    for, so that no token fills another project's log (which refuses deletion), and never a
+    chain for a project that does not exist. 401s are audited where authentication fails."""
     route = request.scope.get("route")
     operation = f"{request.method} {getattr(route, 'path', request.url.path)}"
     factory: sessionmaker[Session] = request.app.state.sessions
+    asked = error.project_id
     with factory() as session:
+        chain = asked if error.own_project in (None, asked) else error.own_project
+        if chain is not None and session.get(Project, chain) is None:
+            chain = None
+        elsewhere = {"asked_project": asked} if asked != chain else {}
         record(session, actor=error.actor or "", role=error.role or "",
-               action="access.refused", project_id=error.project_id, operation=operation,
-               reason=error.message)
+               action="access.refused", project_id=chain, operation=operation,
+               reason=error.message, **elsewhere)
         session.commit()
 
 

@@ -147,7 +147,7 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 def refused(principal: Principal, project_id: str | None, message: str) -> Forbidden:
     """A 403 that names who was refused, for the audit log (``app._audit_refusal``)."""
     return Forbidden(message, actor=principal.token_id, role=principal.role,
-                     project_id=project_id)
+                     project_id=project_id, own_project=principal.project_id)
 
 
 def _role(principal: Principal, roles: tuple[str, ...], project_id: str | None,

@@ -29,14 +29,16 @@ class Unauthorized(ServiceError):
 
 
 class Forbidden(ServiceError):
-    """``actor``, ``role``, ``project_id``: who was refused, for the audit log."""
+    """``actor``, ``role``, ``project_id``: who was refused, for the audit log;
+    ``own_project``: the project the actor's token belongs to (None: an administrator's)."""
 
     status = 403
 
     def __init__(self, message: str, *, actor: str | None = None, role: str | None = None,
-                 project_id: str | None = None) -> None:
+                 project_id: str | None = None, own_project: str | None = None) -> None:
         super().__init__(message)
         self.actor, self.role, self.project_id = actor, role, project_id
+        self.own_project = own_project
 
 
 class NotFound(ServiceError):

@@ -109,6 +109,17 @@ def admin_group() -> None:
     """Service administration, on the server machine."""
 
 
+def _existing_service(data_dir: Path) -> Settings:
+    """The settings of the service whose data is in ``data_dir``; refused where there is none
+    (a wrong --data-dir listed nothing, and made an empty service folder there)."""
+    settings = Settings.from_env(data_dir)
+    if not settings.key_path.is_file():
+        raise click.ClickException(f"{data_dir} holds no service data (no {settings.key_path.name}"
+                                   f"): give the --data-dir (or PPRL_DATA_DIR) that `pprl serve` "
+                                   f"uses")
+    return settings
+
+
 @admin_group.command("token")
 @_data_dir
 @click.option("--label", default="", help="Who the token is for (kept in the audit log).")
@@ -128,7 +139,7 @@ def admin_tokens_command(data_dir: Path, as_json: bool) -> None:
     """List the administrator tokens (id, label, created, last used, expiry; never a secret)."""
     from .admin import list_admin_tokens
 
-    listed = list_admin_tokens(Settings.from_env(data_dir))
+    listed = list_admin_tokens(_existing_service(data_dir))
     if as_json:
         click.echo(json.dumps([t.model_dump() for t in listed], indent=2))
         return
@@ -147,7 +158,7 @@ def admin_revoke_command(data_dir: Path, token_id: str) -> None:
     from .errors import ServiceError
 
     try:
-        revoke_admin_token(Settings.from_env(data_dir), token_id)
+        revoke_admin_token(_existing_service(data_dir), token_id)
     except ServiceError as e:
         raise click.ClickException(e.message) from e
     click.echo(f"administrator token {token_id} revoked")
@@ -160,4 +171,4 @@ def admin_prune_command(data_dir: Path) -> None:
     run (their records stay, for the audit log)."""
     from .admin import prune_all
 
-    click.echo(f"{prune_all(Settings.from_env(data_dir))} upload(s) pruned")
+    click.echo(f"{prune_all(_existing_service(data_dir))} upload(s) pruned")

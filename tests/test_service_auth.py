@@ -216,3 +216,8 @@ def test_docs_describe_the_error_bodies_clients_get(service: Service, world: dic
         ErrorBody.model_validate(answer.json())
     assert isinstance(rule.json()["detail"], str)
     assert isinstance(schema.json()["detail"], list)
+    # the client shows a list of problems as "where: rule", not a Python list
+    shown = service.pprl("run", world["project_id"], "--threshold", "auto", "--blocking",
+                         token=world["tokens"]["owner"], check=False)
+    assert shown.returncode == 1 and "HTTP 422: body: " in shown.stderr, shown.stderr
+    assert "[{" not in shown.stderr

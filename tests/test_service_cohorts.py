@@ -507,6 +507,11 @@ def test_the_release_gate_holds_a_risky_export_until_it_is_generalised(
             assert report["report"]["quasi_identifiers"] == ["sex", "age_band",
                                                              "race_ethnicity", "region"]
             assert held["entities"] > 0  # the owner sees what the gate may withhold
+            refused = service.pprl("cohort", "download", project_id, request_id, "-o",
+                                   str(Path("/nonexistent.zip")), token=researcher,
+                                   check=False)
+            assert "held: its export does not meet the project's risk policy" in \
+                refused.stderr  # not "once it is approved": it was
             with _client(service, researcher) as asking:
                 # ... the researcher not even the count, in the request or in the list
                 assert asking.cohort_request(project_id, request_id)["entities"] is None

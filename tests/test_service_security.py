@@ -122,6 +122,12 @@ def test_admin_tokens_are_listed_and_revoked_from_cli_and_api(service: Service) 
     listed = service.pprl("admin", "tokens", "--data-dir", str(service.data_dir)).stdout
     spare_id = spare.split("_")[1]
     assert spare_id in listed and "spare" in listed and spare.split("_", 2)[2] not in listed
+    # a data folder that is not the service's: it listed nothing and made an empty service
+    elsewhere = service.data_dir.parent / "not-the-service"
+    for command in (("tokens",), ("revoke", spare_id), ("prune",)):
+        wrong = service.pprl("admin", *command, "--data-dir", str(elsewhere), check=False)
+        assert wrong.returncode == 1 and "holds no service data" in wrong.stderr, command
+    assert not elsewhere.exists()
     with Client(service.url, service.admin_token) as admin:
         ids = [t["id"] for t in admin._call("GET", "/admin/tokens")]
         assert spare_id in ids
@@ -384,3 +390,37 @@ def test_request_bodies_other_than_uploads_are_capped(service: Service, world: d
     assert streamed.status_code == 413, streamed.text
     with Client(service.url, world["created"]["owner_token"]) as owner:  # still answering
         assert owner.project(world["project_id"])["id"] == world["project_id"]
+
+
+def test_refusals_fill_no_other_projects_log_and_are_limited(limited: Service) -> None:
+    """The security review's case: any token could write access.refused events into another
+    project's audit log (which refuses deletion) without limit, and one chain for every
+    project id made up. Now a token's refusals elsewhere go to its own project's log, naming
+    the project asked for, a made-up id makes no chain, and past the limit (5 here) they are
+    429s, neither answered with a 403 nor audited."""
+    from sqlalchemy import create_engine, text
+
+    with Client(limited.url, limited.admin_token) as admin:
+        victim = admin.create_project("victim", "person", ["a", "b"])
+        other = admin.create_project("other", "person", ["a", "b"])
+    victim_id, other_id = victim["project"]["id"], other["project"]["id"]
+    intruder = other["owner_token"]
+    engine = create_engine(limited.env["PPRL_DATABASE_URL"])
+
+    def count(sql: str, **params: str) -> int:
+        with engine.connect() as connection:
+            return int(connection.execute(text(sql), params).scalar_one())
+
+    heads = count("SELECT count(*) FROM audit_heads")
+    codes = [_status(limited, intruder, victim_id) for _ in range(3)]
+    codes += [_status(limited, intruder, f"prj_{i:016x}") for i in range(4)]
+    assert codes == [403] * 5 + [429] * 2
+    refused = "SELECT count(*) FROM audit_events WHERE action = 'access.refused' AND "
+    assert count(refused + "project_id = :p", p=victim_id) == 0
+    assert count(refused + "project_id = :p", p=other_id) == 5
+    assert count("SELECT count(*) FROM audit_heads") == heads
+    engine.dispose()
+    with Client(limited.url, intruder) as owner:  # the token itself still works
+        events = [e for e in owner.audit(other_id) if e["action"] == "access.refused"]
+    assert {e["detail"]["asked_project"] for e in events} == {
+        victim_id, "prj_0000000000000000", "prj_0000000000000001"}

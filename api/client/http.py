@@ -33,10 +33,22 @@ class ServiceError(Exception):
 
 
 def _detail(response: httpx.Response) -> str:
+    """The error's message; a list of field problems (a request the schema refuses) as
+    "where: rule" lines joined, not a Python list."""
     try:
-        return str(response.json().get("detail", response.text))
-    except ValueError:
+        detail = response.json().get("detail", response.text)
+    except (ValueError, AttributeError):
         return response.text
+    if isinstance(detail, list):
+        return "; ".join(_problem(p) for p in detail)
+    return str(detail)
+
+
+def _problem(problem: object) -> str:
+    if not isinstance(problem, dict):
+        return str(problem)
+    where = ".".join(str(part) for part in problem.get("loc", ()))
+    return f"{where}: {problem.get('msg', '')}" if where else str(problem.get("msg", ""))
 
 
 class Client:

@@ -326,6 +326,10 @@ def _ready(session: Session, principal: Principal, project_id: str, request_id: 
            ) -> CohortRequest:
     request = _request(session, principal, project_id, request_id)
     state = _state(session, request)[0]
+    if state == "held":
+        raise Conflict(f"request {request_id} is held: its export does not meet the project's "
+                       f"risk policy (see its risk report); the owner generalises it "
+                       f"(`pprl cohort generalise`) or rejects it")
     if state != "ready":
         raise Conflict(f"request {request_id} is {state}; its export can be fetched once it "
                        f"is approved and ready")
