@@ -50,8 +50,9 @@ def mark_deidentified(dataset: Dataset, options: ProfileOptions, pseudonym: str,
     codes = [_BASIC] + [_OPTION_CODES[name] for name in options.selected]
     if pixels_cleaned:
         codes.append(_CLEAN_PIXEL_DATA)
-    # One short value (LO, 64 characters at most); the options are in the code sequence.
-    dataset.DeidentificationMethod = "PPRL-IMAGING PS3.15 TABLE E.1-1 " + " ".join(
-        value for value, _ in codes)[:32]
+    # LO values of 64 characters at most, as many as needed (VM 1-n): the method, then each
+    # code (one value cut at 64 characters lost codes in the middle of one).
+    dataset.DeidentificationMethod = ["PPRL-IMAGING PS3.15 TABLE E.1-1",
+                                      *(value for value, _ in codes)]
     dataset.DeidentificationMethodCodeSequence = Sequence([_code(*c) for c in codes])
     dataset.LongitudinalTemporalInformationModified = _TEMPORAL[options.dates]

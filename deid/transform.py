@@ -25,11 +25,13 @@ from .profile import Profile, ProfileOptions, load_profile
 from .scrub import Scrubber
 from .site_keys import SiteKeys
 
-__all__ = ["PatientContext", "Transformer"]
+__all__ = ["DUMMY_DATE", "PatientContext", "Transformer"]
 
 _TEXT_VRS = {"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "UR"}
 _BINARY_NUMBER_VRS = {"US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT"}
-_DUMMY_TEXT = {"DA": "19000101", "DT": "19000101000000", "TM": "000000", "AS": "000D",
+_BITMAP_VRS = {"OB", "OW", "OF", "OD", "OL", "OV"}
+DUMMY_DATE = "19000101"  # D's dummy date; also a common placeholder for an unknown one
+_DUMMY_TEXT = {"DA": DUMMY_DATE, "DT": "19000101000000", "TM": "000000", "AS": "000D",
                "DS": "0", "IS": "0"}
 _DUMMY = "ANONYMIZED"
 _HASHABLE_VRS = (_TEXT_VRS - {"PN"}) | {"UI"}
@@ -122,8 +124,11 @@ class Transformer:
             action = rule.action(self.options) if rule is not None else None
         return action
 
-    def _walk(self, dataset: Dataset, patient: PatientContext, path: tuple[PathStep, ...]
-              ) -> None:
+    def _walk(self, dataset: Dataset, patient: PatientContext, path: tuple[PathStep, ...],
+              cleaning: bool = False) -> None:
+        """Each element by its row of the profile; ``cleaning``: inside a sequence whose
+        action is C, where an element without a row of its own (an SR TextValue, an
+        annotation's UnformattedTextValue) is cleaned, not kept as it is."""
         remove_private = self.private_action == "X"
         private_kept = False
         for tag in list(dataset.keys()):
@@ -135,6 +140,8 @@ class Transformer:
                 continue
             _read_un_sequence_as_sq(dataset, tag)
             action = self._action_for(tag)
+            if action is None and cleaning:
+                action = "C"
             if action is None or action == "K":
                 # Kept as read: convert (and walk) sequences only, so other kept values are
                 # written back from their raw bytes.
@@ -152,9 +159,9 @@ class Transformer:
             self._drop_unused_creators(dataset, private_kept)
 
     def _items(self, element: DataElement, patient: PatientContext,
-               path: tuple[PathStep, ...]) -> None:
+               path: tuple[PathStep, ...], cleaning: bool = False) -> None:
         for item in element.value or []:
-            self._walk(item, patient, path)
+            self._walk(item, patient, path, cleaning)
 
     def _act(self, dataset: Dataset, element: DataElement, action: str,
              patient: PatientContext, path: tuple[PathStep, ...]) -> None:
@@ -164,12 +171,21 @@ class Transformer:
             del dataset[element.tag]
         elif action == "Z":
             element.value = Sequence([]) if vr == "SQ" else None
+        elif vr == "SQ" and action == "D":
+            # A dummy: one empty item. Walking the items kept what has no row of its own
+            # (an SR report's text, an annotation's text) as it was.
+            element.value = Sequence([Dataset()])
         elif vr == "SQ":
-            self._items(element, patient, path + (public_step(int(element.tag)),))
+            self._items(element, patient, path + (public_step(int(element.tag)),),
+                        cleaning=action == "C")
         elif vr == "UI" and action in ("U", "U*", "D", "C"):
             _map_values(element, self.keys.uid)
         elif action == "D":
             element.value = self._dummy(vr)
+        elif action == "C" and vr in _BITMAP_VRS and int(element.tag) >> 24 == 0x60:
+            # Overlay Data under Clean Graphics: no text to clean in a bitmap, which may show
+            # rendered text: removed. (Other C on bytes, timestamps, stay as they are.)
+            del dataset[element.tag]
         elif action == "C":
             self._clean(element, patient)
 
@@ -235,8 +251,11 @@ class Transformer:
             _map_values(element, (self.keys.uid if vr == "UI" else
                                   lambda v: self.keys.hashed_value(v, 16)))
             return True
-        if disposition == "o" and vr in ("DA", "DT", "TM"):
-            _map_values(element, lambda v: shift_value(vr, v, patient.day_offset))
+        if disposition == "o" and vr in ("DA", "DT", "TM") and self.options.dates != "remove":
+            # as the public dates: shifted, or kept with --dates full (a shifted copy beside
+            # the true date gave the patient's day offset away); removed with --dates remove
+            if self.options.dates == "modified":
+                _map_values(element, lambda v: shift_value(vr, v, patient.day_offset))
             return True
         del dataset[tag]
         return False

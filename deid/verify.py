@@ -39,6 +39,7 @@ from .identity import identity_of, name_parts
 from .output_folder import SETTINGS_NAME, DeidSettings
 from .profile import ProfileOptions, load_profile
 from .run import REPORT_ERRORS
+from .transform import DUMMY_DATE
 
 __all__ = ["Check", "VerifyResult", "verify_folder"]
 
@@ -205,9 +206,11 @@ def _identifiers(original: Dataset, options: ProfileOptions
         elif keyword in _ID_KEYWORDS:
             ids += texts
     dates.discard(identity.birth_date[:8])
+    dates.discard(DUMMY_DATE)  # the profile's own dummy (D) for a date identifies no one
+    birth_date = "" if identity.birth_date[:8] == DUMMY_DATE else identity.birth_date
     kept_dates = options.dates == "full"
     identifiers = IdentifierSet.build(
-        names=patient_names, ids=ids, birth_date=identity.birth_date,
+        names=patient_names, ids=ids, birth_date=birth_date,
         dates=() if kept_dates else sorted(dates), phones=identity.phones,
         address=identity.address, other_names=others, uids=uids)
     return identifiers, set() if kept_dates else dates, uids

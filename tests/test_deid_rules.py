@@ -134,7 +134,9 @@ def _outcome_problem(row: dict[str, str], action: str, before: pydicom.DataEleme
                      after: pydicom.DataElement | None) -> str | None:
     """Why the output element does not show ``action``, or None."""
     vr = before.VR
-    if action == "X" or (vr == "UN" and action not in ("K", "Z")):
+    overlay = action == "C" and vr in ("OB", "OW") and before.tag >> 24 == 0x60
+    if action == "X" or (vr == "UN" and action not in ("K", "Z")) or overlay:
+        # (C on an overlay's bitmap, which may show rendered text, removes it)
         return None if after is None else "still present"
     if after is None:
         return "removed"
@@ -143,7 +145,9 @@ def _outcome_problem(row: dict[str, str], action: str, before: pydicom.DataEleme
         return None if new in (None, "", b"") or (vr == "SQ" and len(new) == 0) else "not empty"
     if action == "K" or (action == "C" and vr in ("TM", "DS", "IS", "AS", "US", "OB")):
         return None if new == old else "changed"
-    if vr == "SQ":  # C, D, U* on a sequence: kept, its items walked by their own rules
+    if vr == "SQ" and action == "D":  # a dummy: one empty item, the content gone
+        return None if len(new) == 1 and len(new[0]) == 0 else "content kept"
+    if vr == "SQ":  # C, U* on a sequence: kept, its items walked by their own rules
         return None if len(new) == len(old) else "items lost"
     if vr == "UI":  # U, U*, D, C: remapped
         return None if str(new).startswith("2.25.") and new != old else "not remapped"

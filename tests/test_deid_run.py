@@ -94,6 +94,7 @@ def test_identity_replaced_and_method_recorded(run: dict[str, Path]) -> None:
     assert ds.PatientIdentityRemoved == "YES"
     codes = {item.CodeValue for item in ds.DeidentificationMethodCodeSequence}
     assert codes == {"113100", "113107", "113111"}  # basic, modified dates, safe private
+    assert sorted(ds.DeidentificationMethod[1:]) == sorted(codes)  # every code, whole
     assert ds.file_meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
     assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
     assert "OtherPatientIDsSequence" not in ds and "PatientAddress" not in ds
@@ -307,3 +308,92 @@ def test_a_quarantined_file_is_logged_without_its_values(tmp_path: Path,
     assert "bad_rows.dcm: quarantined" in caplog.text
     assert "BytesLengthException" in caplog.text
     assert "DOE" not in caplog.text and "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize(("options", "kept"), [((), False),
+                                               (("--clean-structured-content",), True)])
+def test_a_report_narrative_is_dummied_unless_cleaned(tmp_path: Path, options: tuple[str, ...],
+                                                      kept: bool) -> None:
+    """The differential review's case: ContentSequence is D in the basic profile, but its items
+    were walked and their TextValues (no row of their own) kept as they were: the report's
+    narrative, the patient's name in it, left the site. D now leaves one empty item; under
+    Clean Structured Content (C) the items stay and their text is cleaned of the patient."""
+    in_dir = tmp_path / "in"
+    in_dir.mkdir()
+    ds = pydicom.dcmread(pydicom_file("test-SR.dcm"))
+    ds.PatientID = "SR-0001"
+    texts = [e for e in ds.iterall() if e.keyword == "TextValue"]
+    texts[-1].value = "Findings discussed with patient S R Test on 2004-01-19."
+    ds.save_as(in_dir / "sr.dcm")
+    (tmp_path / "secret").write_bytes(SECRET)
+    (tmp_path / "site").write_bytes(SITE_KEY)
+    deid(in_dir, tmp_path / "out", tmp_path, *options)
+    (written,) = (tmp_path / "out").rglob("*.dcm")
+    out = pydicom.dcmread(written)
+    narrative = [str(e.value) for e in out.iterall() if e.keyword == "TextValue"]
+    if not kept:
+        assert len(out.ContentSequence) == 1 and len(out.ContentSequence[0]) == 0
+        assert narrative == []
+    else:
+        assert len(narrative) == len(texts)
+        assert "Findings discussed with patient" in narrative[-1]
+        assert "S R Test" not in narrative[-1] and "Test" not in narrative[-1].split()
+    verified = CliRunner().invoke(cli, ["deid-verify", str(in_dir), str(tmp_path / "out")])
+    # (test-SR.dcm's patient is Test^S R and its title's coding scheme designator TEST:
+    # verify's known false finding on a code, not a narrative)
+    assert "TextValue" not in verified.output, verified.output
+
+
+@pytest.mark.parametrize("dates", ["modified", "full", "remove"])
+def test_a_private_date_follows_the_dates_option(tmp_path: Path, dates: str) -> None:
+    """The differential review's case: a private date TCIA marks "o" (offset) was shifted
+    under every --dates: kept beside the true StudyDate with --dates full, it gave the
+    patient's day offset away; with --dates remove it stayed (shifted) while every public
+    date went."""
+    in_dir = tmp_path / "in"
+    in_dir.mkdir()
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    ds.private_block(0x0009, "GEMS_PETD_01", create=True).add_new(0x05, "DT",
+                                                                   "20040119072730")
+    ds.save_as(in_dir / "petd.dcm")
+    (tmp_path / "secret").write_bytes(SECRET)
+    (tmp_path / "site").write_bytes(SITE_KEY)
+    deid(in_dir, tmp_path / "out", tmp_path, "--retain-safe-private", "--dates", dates)
+    (written,) = (tmp_path / "out").rglob("*.dcm")
+    out = pydicom.dcmread(written)
+    try:
+        value = out.private_block(0x0009, "GEMS_PETD_01")[0x05].value
+    except KeyError:  # no such creator, or no such element in its block
+        value = None
+    if dates == "remove":
+        assert value is None
+    elif dates == "full":
+        assert value == "20040119072730" and out.StudyDate == ds.StudyDate
+    else:
+        assert value is not None and value != "20040119072730"
+        assert value[:8] != ds.StudyDate and out.StudyDate != ds.StudyDate
+
+
+
+def test_clean_graphics_leaves_no_overlay_bitmap(tmp_path: Path) -> None:
+    """The differential review's case: Overlay Data is X in the basic profile and C under
+    Clean Graphics, but C did nothing to a bitmap, which may hold rendered text: the overlay
+    left unchanged. Now removed; and with every option the method lists every code whole (it
+    was cut at 64 characters in the middle of one)."""
+    in_dir = tmp_path / "in"
+    in_dir.mkdir()
+    ds = pydicom.dcmread(pydicom_file("examples_overlay.dcm"))
+    ds.PatientID = "OV-0001"
+    ds.save_as(in_dir / "overlay.dcm")
+    assert (0x6000, 0x3000) in ds
+    (tmp_path / "secret").write_bytes(SECRET)
+    (tmp_path / "site").write_bytes(SITE_KEY)
+    deid(in_dir, tmp_path / "out", tmp_path, "--clean-graphics", "--clean-descriptors",
+         "--clean-structured-content", "--retain-device-identity",
+         "--retain-institution-identity", "--retain-patient-characteristics",
+         "--retain-safe-private", "--retain-uids", "--allow-burned-in")
+    (written,) = (tmp_path / "out").rglob("*.dcm")
+    out = pydicom.dcmread(written)
+    assert (0x6000, 0x3000) not in out
+    codes = [item.CodeValue for item in out.DeidentificationMethodCodeSequence]
+    assert len(codes) >= 8 and list(out.DeidentificationMethod)[1:] == codes

@@ -229,3 +229,20 @@ def test_ideographic_and_phonetic_names_are_cleaned_and_found(tmp_path: Path,
                     "SeriesDescription": "やまだ たろう"}
     _patient_named(tmp_path / "in", "Yamada^Tarou=山田^太郎=やまだ^たろう", descriptions)
     _cleaned_then_planted(tmp_path, descriptions, planted, ["山田", "太郎", "やまだ", "たろう"])
+
+
+def test_a_placeholder_birth_date_is_not_the_dummy_date_found(tmp_path: Path) -> None:
+    """The differential review's case: a birth date of 19000101 (a common placeholder for an
+    unknown one) is also the date D writes for a date it removes, so every file of such a
+    patient failed verify with "text retained (birth date)" on a date correctly replaced."""
+    in_dir = tmp_path / "in"
+    in_dir.mkdir()
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    ds.PatientBirthDate = "19000101"
+    ds.ContentDate = "20220930"
+    ds.save_as(in_dir / "ct.dcm")
+    (tmp_path / "secret").write_bytes(SECRET)
+    (tmp_path / "site").write_bytes(SITE_KEY)
+    _deid(in_dir, tmp_path / "out", tmp_path, "--dates", "remove")
+    code, report = _verify(in_dir, tmp_path / "out")
+    assert code == 0, report
