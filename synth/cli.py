@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from tokenizer.encodings_file import AtomicFile
 
-from .dicom import write_imaging_dicom
+from .dicom import truth_after_deid, write_imaging_dicom
 from .population import PopulationConfig, make_population
 from .providers import DEFAULT_PROVIDERS, ProviderSpec, make_provider
 
@@ -88,3 +88,32 @@ def synth_command(folder: Path, people: int, seed: int, with_dicom: bool = False
                                                     folder / "dicom", instances=instances)
     listed = ", ".join(f"{name} {count:,}" for name, count in counts.items())
     click.echo(f"{folder}: {listed} records in {time.perf_counter() - started:.1f} s")
+
+
+@click.command("synth-truth")
+@click.argument("truth", metavar="TRUTH_CSV", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("deid_out", metavar="DEID_OUT", type=click.Path(file_okay=False,
+                                                                path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The truth CSV to write.")
+def synth_truth_command(truth: Path, deid_out: Path, output: Path) -> None:
+    """The truth of `pprl synth --dicom` data whose imaging went through `pprl deid` into
+    DEID_OUT: the imaging records named as the linkage names them, by the pseudonyms deid
+    gave (traced from each exported file to its record), for `pprl evaluate`."""
+    from deid.run import report_path_for
+
+    report = report_path_for(deid_out)
+    for needed in (truth, deid_out / "manifest.parquet", report):
+        if not needed.is_file():
+            raise click.ClickException(f"no {needed}: give `pprl synth`'s truth.csv and the "
+                                       f"OUT_DIR of a finished `pprl deid` run")
+    table = truth_after_deid(truth, deid_out, report)
+    target = AtomicFile(output)
+    try:
+        pacsv.write_csv(table, target.temp)
+    except BaseException:
+        target.discard()
+        raise
+    target.commit()
+    click.echo(f"{output}: {table.num_rows:,} records, the imaging party's by their "
+               f"pseudonyms")

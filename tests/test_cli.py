@@ -17,9 +17,9 @@ from .golden import case
 
 GOLDEN = case("febrl4b_with_invalid_rows")
 COMMANDS = ["tokenize", "attributes", "describe", "schemas", "keygen", "demo", "link",
-            "dedup", "evaluate", "synth", "deid", "deid-verify", "serve", "worker", "admin",
-            "project", "upload", "run", "status", "results", "cohort", "audit", "risk",
-            "tokens"]
+            "dedup", "evaluate", "synth", "synth-truth", "deid", "deid-verify", "serve",
+            "worker", "admin", "project", "upload", "run", "status", "results", "cohort",
+            "audit", "risk", "tokens"]
 SUBCOMMANDS = {"admin": ["prune", "revoke", "token", "tokens"], "audit": ["show", "verify"],
                "project": ["create", "policy", "reader-token", "revoke", "show", "token",
                            "tokens"],

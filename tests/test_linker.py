@@ -396,7 +396,7 @@ def test_evaluate_refuses_a_truth_that_names_none_of_a_partys_records(tmp_path) 
     refused = pprl("evaluate", str(out), "--truth", str(renamed), check=False)
     assert refused.returncode == 1 and "precision" not in refused.stdout
     assert "names none of party b's 5,000 records" in refused.stderr
-    assert "--deid-out" in refused.stderr
+    assert "pprl synth-truth" in refused.stderr
     partial = tmp_path / "partial.csv"
     partial.write_text("party,record_id,true_id\n" + "".join(
         f"{s.party},{r},{febrl_person(r)}\n" for s in (a, b) for r in s.record_ids[:4000]))
