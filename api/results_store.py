@@ -93,20 +93,37 @@ def _party_ranges(parties: pa.Table) -> dict[str, list[int]]:
 
 def write_run_results(folder: Path, result: LinkResult, info: dict[str, Any],
                       service_key: bytes, project_id: str, attempt: int,
-                      on_staged: Callable[[], None] | None = None) -> None:
+                      on_staged: Callable[[], None] | None = None,
+                      before_publish: Callable[[], None] | None = None) -> None:
     """Write everything beside ``folder`` and rename it into place; what an earlier attempt
     that died left (a staging folder, or a folder whose end was never recorded) is replaced:
-    same inputs, same results. ``on_staged`` is called once the linker's files are staged,
-    before the pseudonyms and indexes are written."""
+    same inputs, same results. Only earlier attempts' staging is removed (a frozen worker
+    that resumed removed its successor's as it was written), and this attempt's own if
+    writing fails. ``on_staged`` is called once the linker's files are staged, before the
+    pseudonyms and indexes are written; ``before_publish`` (which raises to stop) right
+    before the folder is replaced."""
     for stale in folder.parent.glob(f".{folder.name}.attempt*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        if _attempt_of(stale) < attempt:
+            shutil.rmtree(stale, ignore_errors=True)
     staging = folder.with_name(f".{folder.name}.attempt{attempt}")
-    write_results(staging, result, info)
-    if on_staged is not None:
-        on_staged()
-    _write_indexed(staging, _party_entities(result, service_key, project_id))
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
+    try:
+        write_results(staging, result, info)
+        if on_staged is not None:
+            on_staged()
+        _write_indexed(staging, _party_entities(result, service_key, project_id))
+        if before_publish is not None:
+            before_publish()
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _attempt_of(staging: Path) -> int:
+    """The attempt a staging folder (``.RUN.attemptN``) belongs to; 0 if unreadable."""
+    number = staging.name.rsplit(".attempt", 1)[-1]
+    return int(number) if number.isdigit() else 0
 
 
 def _write_indexed(folder: Path, parties: pa.Table) -> None:

@@ -8,8 +8,10 @@ in it are readable by the service's user only, whatever the umask.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import time
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -132,6 +134,7 @@ class Settings(BaseSettings):
         for folder in (self.data_dir, self.uploads_dir, self.runs_dir, self.exports_dir,
                        self.temp_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale(self.temp_dir)
         for root, folders, files in os.walk(self.data_dir):
             os.chmod(root, 0o700)
             for name in folders:
@@ -152,3 +155,16 @@ class Settings(BaseSettings):
         if len(key) < 16:
             raise ValueError(f"service key file {self.key_path} holds fewer than 16 bytes")
         return key
+
+
+STALE_SECONDS = 86_400.0  # far longer than any upload may stall (its body times out first)
+
+
+def _remove_stale(folder: Path) -> None:
+    """Spooled uploads a killed process left (up to the upload limit each): removed at the
+    next start once a day old, so that no upload still being received is touched."""
+    cutoff = time.time() - STALE_SECONDS
+    for entry in folder.iterdir():
+        with contextlib.suppress(OSError):
+            if entry.is_file() and entry.stat().st_mtime < cutoff:
+                entry.unlink()

@@ -117,3 +117,71 @@ def test_a_run_written_before_the_indexes_is_paged_alike(service: Service,
         assert len(owner.groups(project_id, run_id, min_size=2)) > 0
     assert all(pq.read_table(folder / p).equals(table) for p, table in today.items())
     assert not list(folder.glob(".*.tmp"))
+
+
+def test_run_results_spare_a_later_attempts_staging_and_clean_their_own(tmp_path: Path
+                                                                       ) -> None:
+    """The jobs review's cases: a worker frozen past its lease (attempt 1) resumed and removed
+    every `.RUN.attempt*` folder, its successor's (attempt 2) as it was being written, and the
+    run failed for good; a cancelled or failed write left its staging for ever. Now only
+    earlier attempts' staging is removed, an attempt that no longer holds the job publishes
+    nothing, and a failed write leaves no staging."""
+    from api.jobs.kinds import JobStopped
+    from api.results_store import write_run_results
+    from linker.clkset import ClkSet
+    from linker.link import link_sets
+
+    rng = np.random.default_rng(3)
+    clks = rng.integers(0, 256, size=(20, 128), dtype=np.uint8)
+    result = link_sets([ClkSet.from_arrays(clks, party="a"),
+                        ClkSet.from_arrays(clks, party="b")], 0.9)
+    folder = tmp_path / "runs" / "1"
+    folder.parent.mkdir()
+    successor = folder.with_name(".1.attempt2")
+    successor.mkdir()
+    (successor / "matches.parquet").write_bytes(b"being written")
+
+    def lost() -> None:
+        raise JobStopped
+
+    with pytest.raises(JobStopped):
+        write_run_results(folder, result, {}, b"k" * 32, "prj", 1, before_publish=lost)
+    assert (successor / "matches.parquet").read_bytes() == b"being written"
+    assert not folder.exists() and not folder.with_name(".1.attempt1").exists()
+    write_run_results(folder, result, {}, b"k" * 32, "prj", 3)
+    assert not successor.exists()  # an earlier attempt's: replaced
+    assert (folder / "matches.parquet").is_file()
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["1"]
+
+
+def test_a_start_removes_spooled_uploads_a_killed_service_left(tmp_path: Path) -> None:
+    """The jobs review's case: `pprl serve` killed while receiving an upload left its spooled
+    body (up to the upload limit) in tmp/ for ever. The next start removes those a day old,
+    never one that may still be being received."""
+    import os
+    import time
+
+    from api.settings import STALE_SECONDS, Settings
+
+    settings = Settings.from_env(tmp_path / "data")
+    settings.prepare()
+    stale, fresh = settings.temp_dir / "upload-stale", settings.temp_dir / "upload-fresh"
+    for spooled in (stale, fresh):
+        spooled.write_bytes(b"x" * 1024)
+    old = time.time() - STALE_SECONDS - 60
+    os.utime(stale, (old, old))
+    settings.prepare()
+    assert not stale.exists() and fresh.exists()
+
+
+def test_a_full_disk_fails_a_job_saying_so() -> None:
+    """The jobs review's case: a run that hit a full disk (or a read-only results folder)
+    failed as "an unexpected error", the cause only in the service log."""
+    import errno
+
+    from api.jobs.worker import _os_error
+
+    full = _os_error(OSError(errno.ENOSPC, "No space left on device"), "linkage", 7)
+    assert "the disk is full" in full and "free space" in full
+    assert "read-only" in _os_error(OSError(errno.EROFS, "Read-only"), "cohort_export", 7)
+    assert "unexpected error" in _os_error(OSError(errno.EBADF, "Bad file"), "linkage", 7)

@@ -110,6 +110,50 @@ def test_cancel_stops_queued_and_running_runs(bare_service: Service,
     assert not (bare_service.data_dir / "runs" / project_id / str(running)).exists()
 
 
+def test_a_run_claimed_while_it_is_cancelled_is_not_marked_cancelled_and_run(
+        bare_service: Service, big_files: dict[str, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The jobs review's case (PostgreSQL, 4 of 60 runs): cancel read the run as queued, a
+    worker claimed it, and cancel then wrote "cancelled" over the claim; the worker ran it to
+    the end. The claim is made here between cancel's read and its write: the run stays the
+    worker's, asked to stop (its next progress report ends it)."""
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.orm import sessionmaker
+
+    from api.deps import Principal
+    from api.jobs.queue import claim_job
+    from api.models import Job
+    from api.services import runs
+
+    project_id, owner_token = _project(bare_service, big_files, dedup=False)
+    with Client(bare_service.url, owner_token) as owner:
+        run_id = owner.start_run(project_id, THRESHOLD)["id"]
+    engine = create_engine(bare_service.env["PPRL_DATABASE_URL"])
+    sessions = sessionmaker(engine)
+    read = runs.run_or_404
+
+    def read_then_claimed(session, project, run):  # type: ignore[no-untyped-def]
+        job = read(session, project, run)
+        assert job.state == "queued"
+        claimed = claim_job(sessions, "racing-worker", 30.0)
+        assert claimed is not None and claimed.job_id == job.id
+        return job
+
+    monkeypatch.setattr(runs, "run_or_404", read_then_claimed)
+    try:
+        with sessions() as session:
+            shown = runs.cancel_run(session, Principal(owner_token.split("_")[1], "owner",
+                                                       project_id), project_id, run_id)
+        with sessions() as session:
+            job = session.scalars(select(Job).where(Job.id == shown.id)).one()
+            assert (job.state, job.cancel_requested, job.attempt) == ("running", True, 1)
+        assert shown.state == "running"
+    finally:
+        with sessions.begin() as session:  # leave no running job to the next tests
+            session.get(Job, shown.id).state = "cancelled"  # type: ignore[union-attr]
+        engine.dispose()
+
+
 def test_concurrent_workers_execute_each_run_once(bare_service: Service,
                                                   provider_files: dict[str, Path]) -> None:
     project_id, owner_token = _project(bare_service, provider_files, dedup=False)

@@ -60,7 +60,9 @@ def execute_cohort_export(context: JobContext) -> dict[str, Any]:
     control.report("exporting", 0.3)
     keys = RequestKeys(settings.service_key(), request.id)
     folder = export_folder(settings, job.project_id, request.id)
-    staging = folder.with_name(f".{folder.name}.staging")
+    # Each attempt stages apart: a worker frozen past its lease that resumes must not remove
+    # what its successor is writing.
+    staging = folder.with_name(f".{folder.name}.attempt{context.claim.attempt}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         demographics = entity_demographics(entities, inputs.members, inputs.attributes,
@@ -89,7 +91,7 @@ def execute_cohort_export(context: JobContext) -> dict[str, Any]:
             None if generalised is None else generalised.table)
         if generalised is not None:
             document["generalisation"] = generalised.as_dict()
-        control.check()
+        context.ensure_held()
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
     finally:

@@ -70,6 +70,16 @@ class JobContext:
     claim: Claim
     control: JobControl
 
+    def ensure_held(self) -> None:
+        """Stop (JobStopped) unless this attempt still holds the job, asked of the database:
+        before a step that replaces files another attempt may be writing."""
+        from .queue import still_holds
+
+        self.control.check()
+        if not still_holds(self.sessions, self.claim):
+            self.control.lost.set()
+            raise JobStopped
+
 
 Executor = Callable[[JobContext], dict[str, Any]]
 _EXECUTORS: dict[str, Executor] = {}

@@ -152,7 +152,8 @@ def execute_linkage(context: JobContext) -> dict[str, Any]:
             "entities": result.entity_count}
     folder = run_folder(context.settings.runs_dir, project.id, job.id)
     write_run_results(folder, result, info, context.settings.service_key(), project.id,
-                      claim.attempt, on_staged=lambda: control.report("indexing", 0.95))
+                      claim.attempt, on_staged=lambda: control.report("indexing", 0.95),
+                      before_publish=context.ensure_held)
     return {**result.stats, "entities": result.entity_count,
             "records": sum(len(s) for s in sets),
             **(chosen.recorded() if chosen.record["method"] != "given" else {})}

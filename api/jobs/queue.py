@@ -82,6 +82,16 @@ def claim_job(sessions: sessionmaker[Session], worker: str, lease_seconds: float
                 return Claim(row.id, row.kind, row.attempt + 1, worker)
 
 
+def still_holds(sessions: sessionmaker[Session], claim: Claim) -> bool:
+    """Whether this attempt still holds its job: asked of the database right before a worker
+    replaces files, since a worker frozen past its lease (a paused VM) resumes before its
+    heartbeat can tell it that another attempt took over."""
+    with sessions() as session:
+        return session.scalar(select(Job.id).where(
+            Job.id == claim.job_id, Job.attempt == claim.attempt,
+            Job.state == "running")) is not None
+
+
 def heartbeat(sessions: sessionmaker[Session], claim: Claim, lease_seconds: float,
               stage: str, progress: float) -> tuple[bool, bool]:
     """Extend the lease and report progress: (still ours, cancel requested)."""

@@ -9,6 +9,7 @@ worker takes the next one.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -29,7 +30,31 @@ from .queue import Claim, claim_job, finish_job, heartbeat, worker_alive, worker
 __all__ = ["run_worker", "execute_job", "worker_process_main"]
 
 log = logging.getLogger(__name__)
+# Storage errors a data manager can act on, said as such (not "an unexpected error").
+_STORAGE_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "a disk quota is used up",
+                   errno.EROFS: "the file system is read-only",
+                   errno.EACCES: "permission denied"}
 
+
+
+def _unexpected(kind: str, job_id: int) -> str:
+    """The owner's message for an error nobody foresaw; the traceback goes to the log only."""
+    reference = uuid.uuid4().hex[:8]
+    log.exception("job %s: unexpected error, reference %s", job_id, reference)
+    return (f"an unexpected error stopped this {kind} job (reference {reference} in the "
+            f"service log); it is not retried")
+
+
+def _os_error(error: OSError, kind: str, job_id: int) -> str:
+    """A full disk, a read-only folder or denied permissions said as such, since the data
+    manager can act on them; any other OSError as unexpected."""
+    if error.errno not in _STORAGE_ERRORS:
+        return _unexpected(kind, job_id)
+    message = (f"the service's storage refused this {kind} job's files "
+               f"({_STORAGE_ERRORS[error.errno]}); free space or fix the data folder's "
+               f"permissions, then start it again")
+    log.error("job %s: %s", job_id, message, exc_info=error)
+    return message
 
 def _beat(sessions: sessionmaker[Session], claim: Claim, lease: float, control: JobControl
           ) -> None:
@@ -65,12 +90,10 @@ def execute_job(settings: Settings, sessions: sessionmaker[Session], claim: Clai
     except JobInputError as e:
         state, error = "failed", str(e)
         log.warning("job %s failed: %s", claim.job_id, error)
+    except OSError as e:
+        state, error = "failed", _os_error(e, claim.kind, claim.job_id)
     except Exception:
-        reference = uuid.uuid4().hex[:8]
-        state = "failed"
-        error = (f"an unexpected error stopped this {claim.kind} job (reference {reference} in "
-                 f"the service log); it is not retried")
-        log.exception("job %s: unexpected error, reference %s", claim.job_id, reference)
+        state, error = "failed", _unexpected(claim.kind, claim.job_id)
     finally:
         control.done.set()
         beat.join()

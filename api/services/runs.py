@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pyarrow.parquet as pq
 from pyarrow import ArrowException
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from linker.threshold_choice import no_estimate_because
@@ -135,10 +135,13 @@ def cancel_run(session: Session, principal: Principal, project_id: str, run_id: 
     report. Cancelling a finished run changes nothing."""
     job = run_or_404(session, project_id, run_id)
     if job.state in ACTIVE_STATES:
-        job.cancel_requested = True
-        if job.state == "queued":
-            job.state, job.stage, job.finished_at = "cancelled", "cancelled", time.time()
+        # Guarded updates, not the row as read: a worker may claim the run between the read
+        # and the write, and "cancelled" written over its claim let it run to the end.
+        session.execute(update(Job).where(Job.id == job.id).values(cancel_requested=True))
+        session.execute(update(Job).where(Job.id == job.id, Job.state == "queued").values(
+            state="cancelled", stage="cancelled", finished_at=time.time()))
         record(session, actor=principal.token_id, role=principal.role, action="run.cancel",
                project_id=project_id, run_id=run_id)
         session.commit()
+        session.refresh(job)
     return run_out(job)
