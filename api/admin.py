@@ -3,6 +3,7 @@ the service): administrator tokens, pruning old uploads."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -11,11 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .db import make_engine, migrate, session_factory
-from .models import Party
+from .models import Party, Upload
 from .schemas import TokenOut
 from .services import tokens
 from .services.uploads import prune_uploads
-from .settings import Settings
+from .settings import STALE_SECONDS, Settings
 
 __all__ = ["create_admin_token", "list_admin_tokens", "revoke_admin_token", "prune_all"]
 
@@ -56,9 +57,20 @@ def revoke_admin_token(settings: Settings, token_id: str) -> TokenOut:
 
 
 def prune_all(settings: Settings) -> int:
-    """Prune every party's uploads that are neither its latest nor used by a run."""
+    """Prune every party's uploads that are neither its latest nor used by a run, and the
+    files no upload records: a process killed between keeping an upload's file and
+    committing its row left one (a day old at least, so that none still being recorded is
+    touched)."""
     def prune(session: Session) -> int:
         pairs = session.execute(select(Party.project_id, Party.label)).all()
-        return sum(prune_uploads(session, project_id, label, actor=_CONSOLE, role="admin")
-                   for project_id, label in pairs)
+        pruned = sum(prune_uploads(session, project_id, label, actor=_CONSOLE, role="admin")
+                     for project_id, label in pairs)
+        recorded = set(session.scalars(select(Upload.path)))
+        cutoff = time.time() - STALE_SECONDS
+        for stored in settings.uploads_dir.rglob("*"):
+            if (stored.is_file() and str(stored) not in recorded
+                    and stored.stat().st_mtime < cutoff):
+                stored.unlink()
+                pruned += 1
+        return pruned
     return _with_session(settings, prune)

@@ -3,6 +3,8 @@ within its quota, and result pages are slices of the run's files."""
 
 from __future__ import annotations
 
+import os
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from api.client import Client, ServiceError
+from api.settings import STALE_SECONDS
 from tests.service_harness import (
     PARTIES,
     Service,
@@ -64,8 +67,18 @@ def test_a_partys_uploads_stay_within_its_quota_and_admin_prune_frees_them(
             ehr.upload(project_id, "ehr", provider_files["ehr"])
         assert refused.value.status == 413 and "storage quota" in refused.value.message
         assert len(_stored(keeper, project_id, "ehr")) == 2
+        # as a `pprl serve` killed between keeping a file and committing its row leaves it,
+        # a day old, and one that may still be being recorded
+        orphan, recent = (keeper.data_dir / "uploads" / project_id / "ehr" / f"{n}.parquet"
+                          for n in ("orphan", "recent"))
+        for stored in (orphan, recent):
+            stored.write_bytes(b"an upload nobody recorded")
+        old = time.time() - STALE_SECONDS - 60
+        os.utime(orphan, (old, old))
         pruned = keeper.pprl("admin", "prune", "--data-dir", str(keeper.data_dir)).stdout
-        assert "1 upload(s) pruned" in pruned
+        assert "2 upload(s) pruned" in pruned
+        assert not orphan.exists() and recent.exists()
+        recent.unlink()
         assert len(_stored(keeper, project_id, "ehr")) == 1
         ehr.upload(project_id, "ehr", provider_files["ehr"])  # room again
 
@@ -158,10 +171,7 @@ def test_a_start_removes_spooled_uploads_a_killed_service_left(tmp_path: Path) -
     """The jobs review's case: `pprl serve` killed while receiving an upload left its spooled
     body (up to the upload limit) in tmp/ for ever. The next start removes those a day old,
     never one that may still be being received."""
-    import os
-    import time
-
-    from api.settings import STALE_SECONDS, Settings
+    from api.settings import Settings
 
     settings = Settings.from_env(tmp_path / "data")
     settings.prepare()
