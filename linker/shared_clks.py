@@ -22,9 +22,8 @@ from .clkset import ClkSet
 __all__ = ["MOST_SHARING", "SharedClks", "shared_clks"]
 
 MOST_SHARING = 10
-# Odd multipliers (from a fixed seed) that fold a row of words into one 64-bit value: equal
-# rows give equal values; unequal rows collide with negligible chance, and only a count
-# shown in a warning would be off.
+# Odd multipliers (from a fixed seed) of a row hash that finds the candidates fast; equal rows
+# hash alike, and the rows of each crowded hash are then compared exactly.
 _MULTIPLIERS = np.random.default_rng(20261204).integers(
     1, 2**63, size=64, dtype=np.uint64) | np.uint64(1)
 
@@ -57,20 +56,42 @@ class SharedClks:
 
 
 def _row_hashes(words: np.ndarray) -> np.ndarray:
-    """One 64-bit value per row (wrapping products summed), equal for equal rows."""
+    """One 64-bit value per row, equal for equal rows: each word XORed in, multiplied and its
+    high bits folded down (a sum of products alone let the top bits of two words cancel)."""
     out = np.zeros(len(words), dtype=np.uint64)
     for column in range(words.shape[1]):
-        out += words[:, column] * _MULTIPLIERS[column % len(_MULTIPLIERS)]
+        out ^= words[:, column]
+        out *= _MULTIPLIERS[column % len(_MULTIPLIERS)]
+        out ^= out >> np.uint64(31)
     return out
 
 
+def _exact_groups(rows: np.ndarray, most: int) -> tuple[int, int]:
+    """(distinct rows held more than ``most`` times, records holding them) among ``rows``."""
+    as_bytes = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1] * 8)))
+    _, counts = np.unique(as_bytes.ravel(), return_counts=True)
+    crowded = counts[counts > most]
+    return len(crowded), int(crowded.sum())
+
+
 def shared_clks(sets: Sequence[ClkSet], most: int = MOST_SHARING) -> SharedClks:
-    """How many CLK values more than ``most`` records share, over all ``sets``."""
+    """How many CLK values more than ``most`` records share, over all ``sets``: candidates by
+    hash, counted exactly."""
     empty = sum(int(np.count_nonzero(s.popcounts == 0)) for s in sets)
     filled = [s.words[s.popcounts > 0] for s in sets if len(s)]
     if not filled:
         return SharedClks(0, 0, empty, most)
-    _, counts = np.unique(np.concatenate([_row_hashes(w) for w in filled]),
-                          return_counts=True)
-    crowded = counts[counts > most]
-    return SharedClks(len(crowded), int(crowded.sum()), empty, most)
+    hashes = np.concatenate([_row_hashes(w) for w in filled])
+    order = np.argsort(hashes)
+    ranked = hashes[order]
+    starts = np.flatnonzero(np.concatenate([[True], ranked[1:] != ranked[:-1]]))
+    counts = np.diff(np.append(starts, len(ranked)))
+    crowded = np.flatnonzero(counts > most)
+    values = records = 0
+    if len(crowded):
+        words = np.concatenate(filled)
+        for group in crowded.tolist():
+            start = starts[group]
+            found = _exact_groups(words[order[start:start + counts[group]]], most)
+            values, records = values + found[0], records + found[1]
+    return SharedClks(values, records, empty, most)

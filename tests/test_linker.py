@@ -473,6 +473,24 @@ def test_placeholder_and_blank_records_are_reported(tmp_path) -> None:
     assert swapped.stderr.count("held by more than 10 records") == 1
 
 
+def test_shared_clks_are_counted_exactly() -> None:
+    """The diff review's case: a row hash that summed word x odd multiplier let the top bits
+    of two words cancel, so 12 different CLKs counted as one value shared 12 times."""
+    from linker.clkset import pack_words
+    from linker.shared_clks import shared_clks
+
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 256, size=128, dtype=np.uint8)
+    words = pack_words(np.tile(base, (12, 1))).copy()
+    for i in range(12):  # each row differs from the base in the top bit of two words
+        for word in (i % 16, (i + 1) % 16):
+            words[i, word] ^= np.uint64(1) << np.uint64(63)
+    different = ClkSet.from_arrays(words.view(np.uint8))
+    assert (shared_clks([different]).values, shared_clks([different]).records) == (0, 0)
+    same = ClkSet.from_arrays(np.concatenate([np.tile(base, (11, 1)), words.view(np.uint8)]))
+    assert (shared_clks([same]).values, shared_clks([same]).records) == (1, 11)
+
+
 @pytest.mark.parametrize("kernel", ["scalar", "lanes"])
 def test_pair_counts_and_progress_add_up(kernel: str) -> None:
     """The statistics `pprl link` reports (run.json) and the progress it shows: every pair

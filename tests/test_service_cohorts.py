@@ -187,10 +187,16 @@ def _export(service: Service, world: dict, definition: dict, researcher: str) ->
         assert request["state"] == "pending"
         with pytest.raises(Exception, match="409"):
             asking.download_export(project_id, request["id"], Path("/nonexistent.zip"))
+    # what a worker killed mid-export left (attempts of each export job count from 1):
+    # removed once the export is published (it stayed for good, outside every quota)
+    stale = service.data_dir / "exports" / project_id / f".{request['id']}.attempt2"
+    (stale / "tables").mkdir(parents=True)
+    (stale / "tables" / "entities.parquet").write_bytes(b"half written")
     with _client(service, world["owner"]) as owner:
         owner.decide(project_id, request["id"], approve=True)
         ready = owner.wait_request(project_id, request["id"], timeout=120)
     assert ready["state"] == "ready", ready
+    assert not stale.exists()
     return {"request": ready,
             "tables": _download(service, project_id, request["id"], researcher)}
 

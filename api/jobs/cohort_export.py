@@ -94,6 +94,11 @@ def execute_cohort_export(context: JobContext) -> dict[str, Any]:
         context.ensure_held()
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
+        # What killed attempts left, of this job or of an earlier export of the request
+        # (whose attempts counted from 1 again): this attempt holds the job, so no other
+        # writes there.
+        for stale in folder.parent.glob(f".{folder.name}.attempt*"):
+            shutil.rmtree(stale, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     with context.sessions() as session:
