@@ -115,8 +115,8 @@ def load_clk_sets(paths: Sequence[str | Path]) -> list[ClkSet]:
 def _sized(empty: ClkSet, length: int) -> ClkSet:
     """An empty set of unknown length (an empty clkhash JSON file) given the others' length:
     it takes part in no link, but the kernels compare lengths."""
-    return replace(empty, length=length,
-                               words=np.zeros((0, length // 64), dtype=np.uint64))
+    return replace(empty, length=length,  # as pack_words packs them: whole words, padded
+                   words=np.zeros((0, -(-length // 64)), dtype=np.uint64))
 
 
 def _check_token_key_checks(sets: Sequence[ClkSet]) -> None:

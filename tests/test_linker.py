@@ -17,7 +17,7 @@ import pytest
 from linker.backends import candidate_pairs
 from linker.backends.cpu import CpuBackend
 from linker.blocking import LshBlocking, blocked_pairs, blocking_quality
-from linker.clkset import ClkSet
+from linker.clkset import ClkSet, load_clk_sets
 from linker.evaluate import evaluate_entities
 from linker.link import DEFAULT_THRESHOLD, link_sets
 from linker.results import write_results
@@ -322,6 +322,9 @@ def test_a_clkhash_json_file_first_lets_no_other_schema_through(tmp_path) -> Non
     empty.write_text('{"clks": []}')
     linked = pprl("link", str(empty), str(fa), "-o", str(tmp_path / "e"), "--threshold", "0.9")
     assert "empty.json holds no records" in linked.stderr
+    odd = write_clk_set(tmp_path / "odd.parquet", a, length=1000)  # not whole 64-bit words
+    sized = load_clk_sets([empty, odd])
+    assert sized[0].length == 1000 and sized[0].words.shape == (0, sized[1].words.shape[1])
 
 
 def test_an_output_folder_that_cannot_be_written_is_refused_first(tmp_path) -> None:
