@@ -318,6 +318,33 @@ def test_the_imaging_site_relabels_its_images_to_match_the_export(
     assert refused.returncode != 0 and request_id in refused.stderr
 
 
+def test_a_retried_export_job_keeps_one_risk_report(service: Service, cohort_world: dict,
+                                                    two_exports: list[dict]) -> None:
+    """The jobs review's case: a worker killed after keeping the export's risk report but
+    before ending the job left the retry to keep a second one (same figures, two
+    risk.report events). The retry's report is the one kept."""
+    from sqlalchemy import create_engine, func, select
+    from sqlalchemy.orm import Session
+
+    from api.models import RiskReport
+    from api.schemas import RiskPolicy
+    from api.services.release import store_report
+
+    request = two_exports[0]["request"]
+    engine = create_engine(service.env["PPRL_DATABASE_URL"])
+    try:
+        with Session(engine) as session:
+            first = session.get_one(RiskReport, request["risk_report_id"])
+            again = store_report(session, cohort_world["project_id"], first.job_id,
+                                 request["id"], RiskPolicy(), {}, [], "a retry")
+            session.commit()
+            assert again.id == first.id
+            assert session.scalar(select(func.count()).select_from(RiskReport).where(
+                RiskReport.request_id == request["id"])) == 1
+    finally:
+        engine.dispose()
+
+
 def test_a_researcher_sees_only_their_own_requests(service: Service, cohort_world: dict,
                                                    two_exports: list[dict]) -> None:
     project_id = cohort_world["project_id"]

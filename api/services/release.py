@@ -109,7 +109,12 @@ def kept(rows: pa.Table, entities: pa.Table) -> pa.Table:
 def store_report(session: Session, project_id: str, job_id: int, request_id: str,
                  policy: RiskPolicy, document: dict[str, Any], reasons: list[str], actor: str
                  ) -> RiskReport:
-    """Keep the report and audit its verdict (in the caller's transaction)."""
+    """Keep the report and audit its verdict (in the caller's transaction). A job keeps one:
+    its retry after a worker was killed between keeping the report and ending the job (the
+    same export, the same figures) gets the report kept, not a second one."""
+    kept = session.scalars(select(RiskReport).where(RiskReport.job_id == job_id)).first()
+    if kept is not None:
+        return kept
     report = RiskReport(project_id=project_id, request_id=request_id, job_id=job_id,
                         policy_json=policy.model_dump_json(), passed=not reasons,
                         reasons_json=json.dumps(reasons), created_at=time.time(),
