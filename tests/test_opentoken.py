@@ -335,6 +335,15 @@ def test_encoding_option_reads_a_cp1252_csv(tmp_path: Path) -> None:
                                                   "--hashing-secret-file",
                                                   str(tmp_path / "hashing")])
     assert refused.exit_code == 1 and "--encoding" in refused.output
+    # given cp1252, a byte cp1252 leaves undefined (0x81) was met with "text in another
+    # encoding needs --encoding", the encoding the user had given
+    (tmp_path / "bad.csv").write_bytes(text.encode("cp1252") + b"r3,Ann\x81,Lee,1990-01-01,F,"
+                                                                  b"10115\n")
+    bad = CliRunner().invoke(tokens_command, [str(tmp_path / "bad.csv"), "-o",
+                                              str(tmp_path / "y.csv"), "--hashing-secret-file",
+                                              str(tmp_path / "hashing"), "--encoding", "cp1252"])
+    assert bad.exit_code == 1 and "holds bytes that are not cp1252 text" in bad.output
+    assert "needs --encoding" not in bad.output and "Ann" not in bad.output
 
 
 def _patient(number: int, given: str, family: str, birth: str, gender: str, zip_code: str

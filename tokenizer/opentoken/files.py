@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -84,6 +85,9 @@ def _read_table(path: Path, encoding: str = "utf-8") -> pa.Table:
         if isinstance(e, pa.ArrowInvalid) and "utf8" not in str(e).lower().replace("-", ""):
             raise InputError(f"{path}: cannot be read as CSV or Parquet: "
                              f"{csv_error_reason(e)}") from e
+        if codecs.lookup(encoding).name != "utf-8":  # the encoding was given: not a hint
+            raise InputError(f"{path}: holds bytes that are not {encoding} text; check that "
+                             f"the whole file is {encoding} (--encoding)") from e
         raise InputError(f"{path}: cannot be read as CSV ({encoding}, header row) or Parquet; "
                          f"text in another encoding needs --encoding (e.g. cp1252)") from e
     except (OSError, LookupError) as e:
