@@ -78,20 +78,22 @@ def shared_clks(sets: Sequence[ClkSet], most: int = MOST_SHARING) -> SharedClks:
     """How many CLK values more than ``most`` records share, over all ``sets``: candidates by
     hash, counted exactly."""
     empty = sum(int(np.count_nonzero(s.popcounts == 0)) for s in sets)
-    filled = [s.words[s.popcounts > 0] for s in sets if len(s)]
-    if not filled:
-        return SharedClks(0, 0, empty, most)
-    hashes = np.concatenate([_row_hashes(w) for w in filled])
+    # Rows are hashed where they lie (no copy of every CLK); (set, row) of the filled ones.
+    filled = [(i, np.flatnonzero(s.popcounts > 0)) for i, s in enumerate(sets)]
+    hashes = np.concatenate([np.zeros(0, np.uint64),
+                             *(_row_hashes(sets[i].words)[rows] for i, rows in filled)])
+    owners = np.concatenate([np.zeros(0, np.int64),
+                             *(np.full(len(rows), i) for i, rows in filled)])
+    positions = np.concatenate([np.zeros(0, np.int64), *(rows for _, rows in filled)])
     order = np.argsort(hashes)
     ranked = hashes[order]
     starts = np.flatnonzero(np.concatenate([[True], ranked[1:] != ranked[:-1]]))
     counts = np.diff(np.append(starts, len(ranked)))
-    crowded = np.flatnonzero(counts > most)
     values = records = 0
-    if len(crowded):
-        words = np.concatenate(filled)
-        for group in crowded.tolist():
-            start = starts[group]
-            found = _exact_groups(words[order[start:start + counts[group]]], most)
-            values, records = values + found[0], records + found[1]
+    for group in np.flatnonzero(counts > most).tolist():
+        members = order[starts[group]:starts[group] + counts[group]]
+        found = _exact_groups(np.concatenate([
+            sets[i].words[positions[members][owners[members] == i]]
+            for i in np.unique(owners[members]).tolist()]), most)
+        values, records = values + found[0], records + found[1]
     return SharedClks(values, records, empty, most)

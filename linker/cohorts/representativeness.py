@@ -140,9 +140,8 @@ def _largest_ratio(category: str, cells: list[Cell], counts: CohortCounts,
     hidden = sum(c.suppressed for c in cells)
     hidden_sum = counts.entities - sum(n for n, _ in shown)
     most = hidden_sum - (hidden - 1)
-    if not shown:  # the whole breakdown hidden: any cell may be the large one
-        return most / counts.entities / reference_share
-    # the complement was the smallest shown cell (ties: the first category)
+    # the complement was the smallest shown cell (ties: the first category); a breakdown
+    # with every cell hidden lists none (counts.py), so some cell is shown here
     smallest, first = min(shown)
     most = min(most, smallest if category < first else smallest - 1)
     if most >= max(k, hidden_sum - (k - 1)):  # it may be the complement
